@@ -1,0 +1,239 @@
+"""Job specifications: a job is data (source, frequency, horizon, models, labour standard), validated here.
+
+Bundled jobs live in ``data/jobs/<name>.yaml``; paths inside a job are relative to the project root unless absolute.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+DEFAULT_JOB = "m5-monthly"
+LEVELS = ("total", "region", "warehouse", "sku")
+Frequency = Literal["day", "week", "month", "quarter"]
+
+
+def project_root() -> Path:
+    """The folder holding data/, sql/ and prefect.yaml (override with FORECASTING_HOME)."""
+    env = os.environ.get("FORECASTING_HOME")
+    return Path(env).resolve() if env else Path(__file__).resolve().parent.parent
+
+
+class JobConfigError(ValueError):
+    """A job file or spec that does not validate; the message names the file and the fields at fault."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TableSource(Strict):
+    """One input table: a parquet or CSV file (or glob), or a table inside a DuckDB database file."""
+
+    path: str
+    format: Literal["parquet", "csv", "duckdb"] = "parquet"
+    table: str | None = None
+    columns: dict[str, str] = Field(default_factory=dict, description="logical name -> column in the file")
+
+    @model_validator(mode="after")
+    def _check(self) -> TableSource:
+        if self.format == "duckdb" and not self.table:
+            raise ValueError("a duckdb source needs `table`")
+        if self.table is not None and not IDENTIFIER.match(self.table):
+            raise ValueError(f"table name {self.table!r} is not a plain identifier")
+        for logical, column in self.columns.items():
+            if not column or "\x00" in column:
+                raise ValueError(f"column for {logical!r} is empty")
+        return self
+
+    def resolved_path(self) -> Path:
+        path = Path(self.path)
+        return path if path.is_absolute() else project_root() / path
+
+
+class SourceSpec(Strict):
+    """Where the sales history comes from, and which days it covers (to tell complete periods from partial ones)."""
+
+    sales: TableSource
+    prices: TableSource | None = None
+    calendar: TableSource | None = None
+    observed_from: date | None = Field(None, description="first day the sales data covers; default: earliest date")
+    observed_to: date | None = Field(None, description="last day the sales data covers; default: latest date")
+
+    @field_validator("sales")
+    @classmethod
+    def _sales_columns(cls, value: TableSource) -> TableSource:
+        missing = {"sku", "warehouse", "region", "date", "quantity"} - set(value.columns)
+        if missing:
+            raise ValueError(f"sales.columns must map {sorted(missing)}")
+        return value
+
+    @model_validator(mode="after")
+    def _prices_need_calendar(self) -> SourceSpec:
+        if self.prices is not None:
+            need = {"sku", "warehouse", "week", "price"} - set(self.prices.columns)
+            if need:
+                raise ValueError(f"prices.columns must map {sorted(need)}")
+            if self.calendar is None or {"date", "week"} - set(self.calendar.columns):
+                raise ValueError("prices keyed by week need a calendar with columns date and week")
+        if self.observed_from and self.observed_to and self.observed_from > self.observed_to:
+            raise ValueError("observed_from is after observed_to")
+        return self
+
+
+class LightGBMSpec(Strict):
+    n_estimators: int = Field(200, ge=1, le=5000)
+    learning_rate: float = Field(0.05, gt=0, le=1)
+    num_leaves: int = Field(63, ge=2, le=4096)
+    objective: Literal["tweedie", "poisson", "regression", "l1"] = "tweedie"
+    lags: list[int] = Field(default_factory=lambda: [1, 2, 3, 6, 12])
+    rolling_windows: list[int] = Field(default_factory=lambda: [3, 6, 12])
+
+    @field_validator("lags", "rolling_windows")
+    @classmethod
+    def _positive(cls, value: list[int]) -> list[int]:
+        if not value or any(v < 1 for v in value):
+            raise ValueError("must be a non-empty list of positive integers")
+        return sorted(set(value))
+
+
+class ModelSpec(Strict):
+    """Which models run where. Local statistical models are cheap on the few aggregate series, costly per SKU."""
+
+    aggregate_models: list[Literal["AutoETS", "AutoTheta", "SeasonalNaive", "Naive", "LightGBM"]] = Field(
+        default_factory=lambda: ["AutoETS", "AutoTheta", "SeasonalNaive", "LightGBM"]
+    )
+    sku_models: list[Literal["SeasonalNaive", "Naive", "CrostonSBA", "TSB", "IMAPA", "LightGBM"]] = Field(
+        default_factory=lambda: ["SeasonalNaive", "CrostonSBA", "LightGBM"]
+    )
+    primary: dict[Literal["total", "region", "warehouse", "sku"], str] = Field(
+        default_factory=lambda: {"total": "AutoETS", "region": "AutoETS", "warehouse": "AutoETS", "sku": "LightGBM"}
+    )
+    intermittent_model: str = "CrostonSBA"
+    intermittent_adi: float = Field(1.32, gt=1.0, description="SKUs whose average demand interval exceeds this")
+    lightgbm: LightGBMSpec = Field(default_factory=LightGBMSpec)
+    conformal_windows: int = Field(2, ge=2, le=10)
+
+    @model_validator(mode="after")
+    def _primary_is_run(self) -> ModelSpec:
+        for level in LEVELS:
+            model = self.primary.get(level)
+            pool = self.sku_models if level == "sku" else self.aggregate_models
+            if model is None:
+                raise ValueError(f"primary model for level {level!r} is missing")
+            if model not in pool:
+                raise ValueError(f"primary model {model!r} for {level!r} is not in the models run there")
+        if self.intermittent_model not in self.sku_models:
+            raise ValueError(f"intermittent_model {self.intermittent_model!r} is not in sku_models")
+        return self
+
+
+class ReconcileSpec(Strict):
+    methods: list[Literal["BottomUp", "MinTrace"]] = Field(default_factory=lambda: ["BottomUp", "MinTrace"])
+    mintrace_method: Literal["ols", "wls_struct"] = "wls_struct"
+    nonnegative: bool = True
+    num_samples: int = Field(200, ge=20, le=2000, description="bootstrap sample paths for reconciled intervals")
+    publish: Literal["BottomUp", "MinTrace"] = "MinTrace"
+
+    @model_validator(mode="after")
+    def _publish_is_run(self) -> ReconcileSpec:
+        if self.publish not in self.methods:
+            raise ValueError(f"publish method {self.publish!r} is not in methods")
+        return self
+
+
+class LabourStandard(Strict):
+    """A first, single-process labour standard; the per-process model is a separate issue."""
+
+    minutes_per_unit: float = Field(gt=0, le=600)
+    pfd_allowance: float = Field(0.15, ge=0, le=1, description="personal, fatigue and delay allowance")
+    productive_hours_per_fte: float = Field(gt=0, le=744, description="productive hours one FTE works per period")
+    shrinkage: float = Field(0.12, ge=0, lt=1, description="absence, leave, training")
+
+
+class JobSpec(Strict):
+    name: str
+    description: str = ""
+    freq: Frequency
+    horizon: int = Field(ge=1, le=366)
+    season_length: int = Field(ge=1, le=366)
+    source: SourceSpec
+    incomplete_periods: Literal["drop", "prorate"] = "drop"
+    zero_fill_gaps: bool = False
+    min_history: int = Field(24, ge=2)
+    levels: list[int] = Field(default_factory=lambda: [60, 80, 90, 95])
+    models: ModelSpec = Field(default_factory=ModelSpec)
+    reconciliation: ReconcileSpec = Field(default_factory=ReconcileSpec)
+    staffing: LabourStandard
+    sku_filter: list[str] | None = Field(None, description="only these SKUs (a slice for tests and ad hoc runs)")
+    warehouse_filter: list[str] | None = None
+    seed: int = 0
+    n_jobs: int = Field(2, ge=1, le=256)
+    output_root: str = "data/outputs"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not JOB_NAME.match(value):
+            raise ValueError("job name may hold letters, digits, '.', '_' and '-' only")
+        return value
+
+    @field_validator("levels")
+    @classmethod
+    def _levels(cls, value: list[int]) -> list[int]:
+        if any(not 0 < v < 100 for v in value):
+            raise ValueError("interval levels must be between 0 and 100")
+        required = {80, 95}
+        return sorted(set(value) | required)
+
+    def output_dir(self) -> Path:
+        path = Path(self.output_root)
+        return (path if path.is_absolute() else project_root() / path) / self.name
+
+
+def jobs_dir() -> Path:
+    return project_root() / "data" / "jobs"
+
+
+def available_jobs() -> list[str]:
+    return sorted(p.stem for p in jobs_dir().glob("*.yaml"))
+
+
+def load_job(name_or_path: str | Path | None = None, **overrides: object) -> JobSpec:
+    """Read a bundled job by name, or a YAML file by path, and validate it (overrides win)."""
+    name_or_path = name_or_path or DEFAULT_JOB
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        if not JOB_NAME.match(str(name_or_path)):
+            raise JobConfigError(f"job name {str(name_or_path)!r} is not valid")
+        path = jobs_dir() / f"{name_or_path}.yaml"
+        if not path.exists():
+            raise JobConfigError(f"unknown job {str(name_or_path)!r}; bundled jobs: {', '.join(available_jobs())}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise JobConfigError(f"{path}: cannot read job file: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise JobConfigError(f"{path}: a job file must be a mapping")
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    return parse_job(raw, origin=str(path))
+
+
+def parse_job(raw: dict | JobSpec, origin: str = "job spec") -> JobSpec:
+    if isinstance(raw, JobSpec):
+        return raw
+    try:
+        return JobSpec.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
+        )
+        raise JobConfigError(f"{origin}: invalid job: {problems}") from exc

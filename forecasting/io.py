@@ -1,0 +1,163 @@
+"""Reading through DuckDB: the job's sources become views, the queries in sql/ turn them into history and prices.
+
+User values (paths, dates, filters) are always bound as parameters. Column and table names cannot be bound, so they
+are checked against the source's real columns / catalog first and then quoted as identifiers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from forecasting.config import JobSpec, TableSource, project_root
+
+
+class SourceError(ValueError):
+    """A source that cannot be read as configured: missing file, unknown table or column."""
+
+
+def sql_text(name: str) -> str:
+    return (project_root() / "sql" / f"{name}.sql").read_text()
+
+
+def quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True)
+class Relation:
+    """How to select from one configured source: a FROM clause and the variables it reads."""
+
+    label: str
+    from_clause: str
+
+
+def _relation(con: duckdb.DuckDBPyConnection, source: TableSource, variable: str) -> Relation:
+    path = source.resolved_path()
+    label = str(path) if source.format != "duckdb" else f"{path}:{source.table}"
+    if source.format == "duckdb":
+        tables = {
+            row[0]
+            for row in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_name = ?", [source.table]
+            ).fetchall()
+        }
+        if source.table not in tables:
+            raise SourceError(f"{label}: table {source.table!r} not found in the database")
+        return Relation(label, quote_identifier(source.table or ""))
+    if "*" not in str(path) and not path.exists():
+        raise SourceError(f"{label}: file not found")
+    con.execute(f"SET VARIABLE {variable} = ?", [str(path)])
+    reader = "read_parquet" if source.format == "parquet" else "read_csv"
+    return Relation(label, f"{reader}(getvariable('{variable}'))")
+
+
+def _columns(con: duckdb.DuckDBPyConnection, relation: Relation) -> dict[str, str]:
+    try:
+        rows = con.execute(f"DESCRIBE SELECT * FROM {relation.from_clause}").fetchall()
+    except duckdb.Error as exc:
+        raise SourceError(f"{relation.label}: cannot read: {exc}") from exc
+    return {row[0]: row[1] for row in rows}
+
+
+def _define_view(
+    con: duckdb.DuckDBPyConnection, view: str, source: TableSource, variable: str, wanted: dict[str, str]
+) -> Relation:
+    """Create a temp view `view` with the logical column names in `wanted` (logical -> alias in the view)."""
+    relation = _relation(con, source, variable)
+    present = _columns(con, relation)
+    missing = [f"{logical} -> {source.columns[logical]!r}" for logical in wanted if source.columns[logical] not in present]
+    if missing:
+        raise SourceError(
+            f"{relation.label}: column(s) not in the file: {', '.join(missing)}; "
+            f"the file has: {', '.join(present)}"
+        )
+    select = ", ".join(
+        f"{quote_identifier(source.columns[logical])} AS {alias}" for logical, alias in wanted.items()
+    )
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {select} FROM {relation.from_clause}")
+    return relation
+
+
+def connect_sources(job: JobSpec) -> tuple[duckdb.DuckDBPyConnection, dict[str, str]]:
+    """A DuckDB connection with views raw_sales, raw_prices, raw_calendar; returns it and each view's file label."""
+    sales = job.source.sales
+    if sales.format == "duckdb":
+        db_path = sales.resolved_path()
+        if not db_path.exists():
+            raise SourceError(f"{db_path}: DuckDB database file not found")
+        con = duckdb.connect(str(db_path), read_only=True)
+    else:
+        con = duckdb.connect()
+    labels: dict[str, str] = {}
+    sales_cols = {"sku": "sku", "warehouse": "warehouse", "region": "region", "date": "ds_raw", "quantity": "quantity"}
+    labels["raw_sales"] = _define_view(con, "raw_sales", sales, "sales_path", sales_cols).label
+    if job.source.prices is not None and job.source.calendar is not None:
+        price_cols = {"sku": "sku", "warehouse": "warehouse", "week": "week", "price": "price"}
+        labels["raw_prices"] = _define_view(con, "raw_prices", job.source.prices, "prices_path", price_cols).label
+        calendar_cols = {"date": "day_raw", "week": "week"}
+        labels["raw_calendar"] = _define_view(
+            con, "raw_calendar", job.source.calendar, "calendar_path", calendar_cols
+        ).label
+    return con, labels
+
+
+def fetch_polars(con: duckdb.DuckDBPyConnection, query: str, params: dict | list | None = None) -> pl.DataFrame:
+    return con.execute(query, params or {}).pl()
+
+
+def _filters(job: JobSpec) -> dict[str, list[str]]:
+    return {"sku_filter": list(job.sku_filter or []), "warehouse_filter": list(job.warehouse_filter or [])}
+
+
+def observed_range(con: duckdb.DuckDBPyConnection, job: JobSpec) -> tuple[date, date]:
+    """The days the sales source covers: from the job when it says, else the first and last date in the data."""
+    first, last = con.execute("SELECT min(CAST(ds_raw AS DATE)), max(CAST(ds_raw AS DATE)) FROM raw_sales").fetchone()
+    return job.source.observed_from or first, job.source.observed_to or last
+
+
+def read_history(con: duckdb.DuckDBPyConnection, job: JobSpec, as_of: date) -> pl.DataFrame:
+    """sku x warehouse x period sales with coverage columns (days_observed, days_in_period, cut_by_as_of)."""
+    observed_from, observed_to = observed_range(con, job)
+    params = {
+        "period": job.freq,
+        "as_of": as_of,
+        "observed_from": observed_from,
+        "observed_to": observed_to,
+        **_filters(job),
+    }
+    return fetch_polars(con, sql_text("sales_history"), params)
+
+
+def read_prices(con: duckdb.DuckDBPyConnection, job: JobSpec) -> pl.DataFrame | None:
+    if job.source.prices is None:
+        return None
+    return fetch_polars(con, sql_text("prices"), {"period": job.freq, **_filters(job)})
+
+
+def file_sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def input_hashes(job: JobSpec) -> dict[str, str]:
+    sources = [job.source.sales, job.source.prices, job.source.calendar]
+    hashes = {}
+    for source in sources:
+        if source is None:
+            continue
+        path = source.resolved_path()
+        for file in sorted(path.parent.glob(path.name)) if "*" in path.name else [path]:
+            hashes[str(file.relative_to(project_root()) if file.is_relative_to(project_root()) else file)] = (
+                file_sha256(file)
+            )
+    return hashes

@@ -1,0 +1,135 @@
+"""Data-quality gate: every problem in the input is found before anything is fitted, and reported in one error
+that names the file, the column and example rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import duckdb
+import polars as pl
+
+from forecasting.config import JobSpec
+
+EXAMPLES = 5
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    column: str
+    what: str
+    count: int
+    examples: list[tuple]
+
+    def render(self) -> str:
+        rows = "; ".join(str(row) for row in self.examples)
+        return f"- {self.file} [column {self.column}]: {self.what} ({self.count} rows), e.g. {rows}"
+
+
+class DataQualityError(ValueError):
+    """The input failed the gate. Nothing has been fitted or written."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("input failed the data-quality gate:\n" + "\n".join(p.render() for p in problems))
+
+
+def _check(
+    con: duckdb.DuckDBPyConnection, file: str, column: str, what: str, where: str, params: dict | None = None
+) -> Problem | None:
+    """Count and sample raw_sales rows matching `where` (a fixed clause written in this module, never user text)."""
+    count = con.execute(f"SELECT count(*) FROM raw_sales WHERE {where}", params or {}).fetchone()[0]
+    if not count:
+        return None
+    examples = con.execute(
+        f"SELECT sku, warehouse, region, ds_raw, quantity FROM raw_sales WHERE {where} LIMIT {EXAMPLES}", params or {}
+    ).fetchall()
+    return Problem(file, column, what, count, examples)
+
+
+def check_raw(con: duckdb.DuckDBPyConnection, job: JobSpec, file: str) -> None:
+    """Checks on the raw rows: emptiness, types, nulls, negatives, duplicates, hierarchy consistency."""
+    cols = job.source.sales.columns
+    total = con.execute("SELECT count(*) FROM raw_sales").fetchone()[0]
+    if total == 0:
+        raise DataQualityError([Problem(file, "*", "the file has no rows", 0, [])])
+    problems: list[Problem] = []
+    for logical in ("sku", "warehouse", "region", "date", "quantity"):
+        alias = "ds_raw" if logical == "date" else logical
+        problems.append(_check(con, file, cols[logical], "null values", f"{alias} IS NULL"))
+    problems.append(
+        _check(
+            con, file, cols["quantity"], "values that are not numbers",
+            "quantity IS NOT NULL AND TRY_CAST(quantity AS DOUBLE) IS NULL",
+        )
+    )
+    problems.append(
+        _check(
+            con, file, cols["date"], "values that are not dates",
+            "ds_raw IS NOT NULL AND TRY_CAST(ds_raw AS DATE) IS NULL",
+        )
+    )
+    if any(problems):
+        raise DataQualityError([p for p in problems if p])
+    problems.append(_check(con, file, cols["quantity"], "negative sales", "CAST(quantity AS DOUBLE) < 0"))
+    duplicate = (
+        "(sku, warehouse, CAST(ds_raw AS DATE)) IN (SELECT (sku, warehouse, CAST(ds_raw AS DATE)) FROM raw_sales "
+        "GROUP BY ALL HAVING count(*) > 1)"
+    )
+    problems.append(
+        _check(con, file, f"{cols['sku']}, {cols['warehouse']}, {cols['date']}", "duplicate keys", duplicate)
+    )
+    split = "warehouse IN (SELECT warehouse FROM raw_sales GROUP BY warehouse HAVING count(DISTINCT region) > 1)"
+    problems.append(_check(con, file, cols["region"], "warehouse assigned to more than one region", split))
+    for logical, wanted in (("warehouse", job.warehouse_filter), ("sku", job.sku_filter)):
+        if wanted:
+            known = {
+                row[0]
+                for row in con.execute(
+                    f"SELECT DISTINCT {logical} FROM raw_sales WHERE list_contains(CAST(? AS VARCHAR[]), {logical})",
+                    [list(wanted)],
+                ).fetchall()
+            }
+            unknown = sorted(set(wanted) - known)
+            if unknown:
+                problems.append(
+                    Problem(file, cols[logical], f"{logical} filter names values not in the data", len(unknown),
+                            [(u,) for u in unknown[:EXAMPLES]])
+                )
+    found = [p for p in problems if p]
+    if found:
+        raise DataQualityError(found)
+
+
+def check_history(history: pl.DataFrame, job: JobSpec, file: str, last_period: date) -> pl.DataFrame:
+    """Checks on the per-period history: gaps (zero-filled only when the job says so) and too-short series."""
+    cols = job.source.sales.columns
+    if history.is_empty():
+        raise DataQualityError([Problem(file, cols["date"], "no complete period on or before the as-of date", 0, [])])
+    spans = history.group_by("sku", "warehouse", "region").agg(pl.col("ds").min().alias("first"))
+    grid = _period_grid(history["ds"].min(), last_period, job)
+    expected = spans.join(grid, how="cross").filter(pl.col("ds") >= pl.col("first"))
+    gaps = expected.join(history.select("sku", "warehouse", "ds"), on=["sku", "warehouse", "ds"], how="anti")
+    if gaps.height:
+        if not job.zero_fill_gaps:
+            raise DataQualityError(
+                [Problem(file, cols["date"], "missing periods between a series' first period and the last complete period "
+                         f"{last_period} (set zero_fill_gaps: true to count them as 0 sales)", gaps.height,
+                         [tuple(r) for r in gaps.select("sku", "warehouse", "ds").head(EXAMPLES).rows()])]
+            )
+        fill = gaps.select("sku", "warehouse", "region", "ds").with_columns(pl.lit(0.0).alias("y"))
+        history = pl.concat([history, fill], how="diagonal_relaxed").sort("warehouse", "sku", "ds")
+    lengths = history.group_by("sku", "warehouse").agg(pl.len().alias("n"))
+    short = lengths.filter(pl.col("n") < job.min_history)
+    if short.height:
+        raise DataQualityError(
+            [Problem(file, cols["date"], f"series shorter than min_history={job.min_history} complete periods",
+                     short.height, [tuple(r) for r in short.head(EXAMPLES).rows()])]
+        )
+    return history
+
+
+def _period_grid(first: date, last: date, job: JobSpec) -> pl.DataFrame:
+    interval = {"day": "1d", "week": "1w", "month": "1mo", "quarter": "3mo"}[job.freq]
+    return pl.DataFrame({"ds": pl.date_range(first, last, interval, eager=True)})
