@@ -140,7 +140,6 @@ class ReconcileSpec(Strict):
     methods: list[Literal["BottomUp", "MinTrace"]] = Field(default_factory=lambda: ["BottomUp", "MinTrace"])
     mintrace_method: Literal["ols", "wls_struct"] = "wls_struct"
     nonnegative: bool = True
-    num_samples: int = Field(200, ge=20, le=2000, description="bootstrap sample paths for reconciled intervals")
     publish: Literal["BottomUp", "MinTrace"] = "MinTrace"
 
     @model_validator(mode="after")

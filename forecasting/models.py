@@ -1,0 +1,192 @@
+"""Base forecasts at every level: statsforecast local models and mlforecast LightGBM, with prediction intervals.
+
+Cost drives placement (DESIGN.md): full AutoETS / AutoTheta on the few aggregate series; at SKU level a global
+LightGBM (lags, rolling means, calendar, price), seasonal naive and an intermittent-demand model. Every model returns
+Nixtla wide frames: unique_id, ds, <model>, <model>-lo-<L>, <model>-hi-<L>, plus in-sample fitted values that the
+bootstrap interval reconciliation needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import lightgbm as lgb
+import polars as pl
+from mlforecast import MLForecast
+from mlforecast.lag_transforms import RollingMean
+from mlforecast.target_transforms import LocalStandardScaler
+from mlforecast.utils import PredictionIntervals
+from statsforecast import StatsForecast
+from statsforecast.models import (
+    IMAPA,
+    TSB,
+    AutoETS,
+    AutoTheta,
+    CrostonSBA,
+    Naive,
+    SeasonalNaive,
+)
+from statsforecast.utils import ConformalIntervals
+
+from forecasting.config import JobSpec
+
+POLARS_FREQ = {"day": "1d", "week": "1w", "month": "1mo", "quarter": "3mo"}
+BASE = "Base"  # the per-level (and per-SKU for intermittent series) choice of model, which is reconciled
+
+
+def _conformal(job: JobSpec) -> ConformalIntervals:
+    return ConformalIntervals(h=job.horizon, n_windows=job.models.conformal_windows)
+
+
+# Registry of local statistical models: name -> builder. Models without native intervals get conformal ones.
+STAT_MODELS: dict[str, Callable[[JobSpec], object]] = {
+    "AutoETS": lambda job: AutoETS(season_length=job.season_length, alias="AutoETS"),
+    "AutoTheta": lambda job: AutoTheta(season_length=job.season_length, alias="AutoTheta"),
+    "SeasonalNaive": lambda job: SeasonalNaive(season_length=job.season_length, alias="SeasonalNaive"),
+    "Naive": lambda job: Naive(alias="Naive"),
+    "CrostonSBA": lambda job: CrostonSBA(prediction_intervals=_conformal(job), alias="CrostonSBA"),
+    "TSB": lambda job: TSB(alpha_d=0.2, alpha_p=0.2, prediction_intervals=_conformal(job), alias="TSB"),
+    "IMAPA": lambda job: IMAPA(prediction_intervals=_conformal(job), alias="IMAPA"),
+}
+ML_MODELS = {"LightGBM"}
+
+
+@dataclass
+class LevelForecast:
+    forecasts: pl.DataFrame  # unique_id, ds, model columns with intervals
+    fitted: pl.DataFrame  # unique_id, ds, y, model columns (in-sample)
+    models: list[str]
+
+
+def statistical_forecast(
+    Y_df: pl.DataFrame, job: JobSpec, model_names: list[str], n_jobs: int | None = None
+) -> LevelForecast:
+    models = [STAT_MODELS[name](job) for name in model_names]
+    sf = StatsForecast(models=models, freq=POLARS_FREQ[job.freq], n_jobs=n_jobs or job.n_jobs)
+    forecasts = sf.forecast(df=Y_df, h=job.horizon, level=job.levels, fitted=True)
+    fitted = sf.forecast_fitted_values().select("unique_id", "ds", "y", *model_names)
+    return LevelForecast(forecasts, fitted, model_names)
+
+
+def _lightgbm(job: JobSpec, objective: str, n_estimators: int, min_child_samples: int) -> lgb.LGBMRegressor:
+    spec = job.models.lightgbm
+    return lgb.LGBMRegressor(
+        objective=objective,
+        n_estimators=n_estimators,
+        learning_rate=spec.learning_rate,
+        num_leaves=spec.num_leaves,
+        min_child_samples=min_child_samples,
+        subsample=1.0,
+        colsample_bytree=1.0,
+        random_state=job.seed,
+        deterministic=True,
+        force_row_wise=True,
+        n_jobs=job.n_jobs,
+        verbosity=-1,
+    )
+
+
+def lightgbm_forecast(
+    Y_df: pl.DataFrame, job: JobSpec, exog: pl.DataFrame | None = None, aggregate: bool = False
+) -> LevelForecast:
+    """One global LightGBM over the given series. `exog` holds dynamic features (price) for history and horizon.
+
+    Aggregate series have few rows and very different scales: they share one model on standardised targets.
+    """
+    spec = job.models.lightgbm
+    max_lag = max(spec.lags)
+    if aggregate:
+        model = _lightgbm(job, "regression", min(spec.n_estimators, 200), 5)
+        target_transforms = [LocalStandardScaler()]
+    else:
+        model = _lightgbm(job, spec.objective, spec.n_estimators, 20)
+        target_transforms = None
+    fcst = MLForecast(
+        models={"LightGBM": model},
+        freq=POLARS_FREQ[job.freq],
+        lags=spec.lags,
+        lag_transforms={1: [RollingMean(window_size=w) for w in spec.rolling_windows]},
+        date_features=_date_features(job),
+        target_transforms=target_transforms,
+        num_threads=1,
+    )
+    train = Y_df.select("unique_id", "ds", "y")
+    if exog is not None:
+        train = train.join(exog, on=["unique_id", "ds"], how="left")
+    intervals = PredictionIntervals(n_windows=job.models.conformal_windows, h=job.horizon)
+    n_periods = Y_df.group_by("unique_id").len()["len"].min()
+    if n_periods <= max_lag + job.horizon * job.models.conformal_windows:
+        raise ValueError(f"series too short for LightGBM: {n_periods} periods, need > {max_lag} lags + calibration")
+    fcst.fit(train, static_features=[], fitted=True, prediction_intervals=intervals)
+    X_df = None
+    if exog is not None:
+        X_df = fcst.make_future_dataframe(job.horizon).join(exog, on=["unique_id", "ds"], how="left")
+    forecasts = fcst.predict(h=job.horizon, level=job.levels, X_df=X_df)
+    fitted = fcst.forecast_fitted_values().select("unique_id", "ds", "y", "LightGBM")
+    return LevelForecast(forecasts, fitted, ["LightGBM"])
+
+
+def _date_features(job: JobSpec) -> list[str]:
+    return {"day": ["dayofweek", "month", "day"], "week": ["month", "week"], "month": ["month"], "quarter": ["quarter"]}[
+        job.freq
+    ]
+
+
+def price_features(prices: pl.DataFrame, members: pl.DataFrame) -> pl.DataFrame:
+    """Price, its change on the previous period and its ratio to the series' 12-period mean, keyed by unique_id."""
+    keyed = members.filter(pl.col("level") == "sku").select("unique_id", "sku", "warehouse")
+    return (
+        prices.join(keyed, on=["sku", "warehouse"], how="inner")
+        .sort("unique_id", "ds")
+        .with_columns(pl.col("price").forward_fill().over("unique_id"))
+        .with_columns(
+            (pl.col("price") / pl.col("price").shift(1).over("unique_id")).alias("price_change"),
+            (pl.col("price") / pl.col("price").rolling_mean(12, min_samples=1).over("unique_id")).alias(
+                "price_ratio"
+            ),
+        )
+        .select("unique_id", "ds", "price", "price_change", "price_ratio")
+    )
+
+
+def intermittent_ids(Y_df: pl.DataFrame, threshold: float) -> set[str]:
+    """SKUs whose average demand interval (periods per non-zero period, after the first sale) exceeds `threshold`."""
+    started = Y_df.filter((pl.col("y") > 0).cum_max().over("unique_id"))
+    adi = started.group_by("unique_id").agg((pl.len() / (pl.col("y") > 0).sum()).alias("adi"))
+    return set(adi.filter(pl.col("adi") > threshold)["unique_id"].to_list())
+
+
+def combine(groups: list[list[LevelForecast]]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Side by side within a group of series (same series, several models), stacked across groups (each group may
+    run different models; a model a group does not run stays null there)."""
+    forecasts, fitted = [], []
+    for parts in groups:
+        fc, fit = parts[0].forecasts, parts[0].fitted
+        for part in parts[1:]:
+            fc = fc.join(part.forecasts, on=["unique_id", "ds"], how="full", coalesce=True)
+            fit = fit.join(part.fitted.drop("y"), on=["unique_id", "ds"], how="full", coalesce=True)
+        forecasts.append(fc)
+        fitted.append(fit)
+    return (
+        pl.concat(forecasts, how="diagonal_relaxed").sort("unique_id", "ds"),
+        pl.concat(fitted, how="diagonal_relaxed").sort("unique_id", "ds"),
+    )
+
+
+def select_base(
+    frame: pl.DataFrame, choice: pl.DataFrame, levels: list[int], with_intervals: bool = True
+) -> pl.DataFrame:
+    """Add the Base column (and its intervals): per series, the chosen model's values. `choice`: unique_id, model."""
+    frame = frame.join(choice, on="unique_id", how="left")
+    names = choice["model"].unique().to_list()
+    suffixes = [""]
+    if with_intervals:
+        suffixes += [f"-{side}-{lv}" for lv in levels for side in ("lo", "hi")]
+    exprs = []
+    for suffix in suffixes:
+        expr = pl.lit(None, dtype=pl.Float64)
+        for name in names:
+            expr = pl.when(pl.col("model") == name).then(pl.col(f"{name}{suffix}")).otherwise(expr)
+        exprs.append(expr.alias(f"{BASE}{suffix}"))
+    return frame.with_columns(exprs).drop("model")

@@ -1,0 +1,76 @@
+"""Reconciliation through hierarchicalforecast: BottomUp (baseline) and MinTrace (non-negative), intervals included.
+
+Why conformal intervals (hierarchicalforecast's split-conformal sampler, Principato et al. 2024): the library's
+normality sampler builds dense n x n covariances (7 GB per horizon step at 30,504 series) and its bootstrap and permbu
+samplers refuse non-negative MinTrace. The conformal sampler reconciles the in-sample fits with the same P and takes
+per-series quantiles of the signed errors: linear in the number of series, sparse-aware, non-negative compatible.
+Caveat (the library's own): in-sample errors are smaller than out-of-sample ones, so intervals tend to be narrow;
+the backtests measure actual coverage.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+from hierarchicalforecast.core import HierarchicalReconciliation
+from hierarchicalforecast.methods import BottomUp, BottomUpSparse, MinTrace, MinTraceSparse
+
+from forecasting.config import JobSpec
+from forecasting.hierarchy import Hierarchy
+from forecasting.models import BASE
+
+
+def reconcilers(job: JobSpec, sparse: bool) -> list:
+    spec = job.reconciliation
+    chosen = []
+    for method in spec.methods:
+        if method == "BottomUp":
+            chosen.append(BottomUpSparse() if sparse else BottomUp())
+        else:
+            cls = MinTraceSparse if sparse else MinTrace
+            chosen.append(cls(method=spec.mintrace_method, nonnegative=spec.nonnegative, num_threads=job.n_jobs))
+    return chosen
+
+
+def method_label(reconciler: object) -> str:
+    """Stable output name per method, identical for the dense and the sparse class."""
+    name = type(reconciler).__name__.removesuffix("Sparse")
+    return f"{name}_{reconciler.method}" if hasattr(reconciler, "method") and name == "MinTrace" else name
+
+
+def reconcile(
+    hierarchy: Hierarchy, base: pl.DataFrame, fitted: pl.DataFrame, job: JobSpec, sparse: bool = True
+) -> pl.DataFrame:
+    """Reconcile the Base column. Returns long rows: unique_id, ds, method, mean, lo-<L>/hi-<L>.
+
+    `fitted` holds in-sample y and Base for every series: the calibration set of the conformal interval sampler.
+    """
+    methods = reconcilers(job, sparse)
+    S = hierarchy.S if sparse else hierarchy.S.to_frame() if hasattr(hierarchy.S, "to_frame") else hierarchy.S
+    engine = HierarchicalReconciliation(reconcilers=methods)
+    insample = fitted.select("unique_id", "ds", "y", BASE).drop_nulls()
+    wide = engine.reconcile(
+        Y_hat_df=base.select("unique_id", "ds", pl.col(BASE).clip(lower_bound=0.0)),
+        S_df=S,
+        tags={level: np.asarray(ids) for level, ids in hierarchy.tags.items()},
+        Y_df=insample,
+        level=job.levels,
+        intervals_method="conformal",
+        seed=job.seed,
+    )
+    mean_columns = [c for c in wide.columns if c.startswith(f"{BASE}/") and "-lo-" not in c and "-hi-" not in c]
+    frames = []
+    for reconciler, column in zip(methods, mean_columns, strict=True):
+        label = method_label(reconciler)
+        rename = {column: "mean"} | {
+            f"{column}-{side}-{lv}": f"{side}_{lv}" for lv in job.levels for side in ("lo", "hi")
+        }
+        part = wide.select("unique_id", "ds", *rename).rename(rename).with_columns(pl.lit(label).alias("method"))
+        frames.append(part)
+    out = pl.concat(frames)
+    if job.reconciliation.nonnegative:
+        # Means are non-negative by construction (non-negative MinTrace; BottomUp of clipped base forecasts), so
+        # clipping them changes nothing; sampled interval bounds can dip below zero and demand cannot.
+        bounds = [f"{side}_{lv}" for lv in job.levels for side in ("lo", "hi")]
+        out = out.with_columns([pl.col(c).clip(lower_bound=0.0) for c in bounds])
+    return out
