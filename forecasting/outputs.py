@@ -1,0 +1,86 @@
+"""Atomic run folders: a run is staged in a hidden folder, the manifest is written last, and only then does the
+`<as-of>` link (and the `latest` link) switch to it with an atomic rename. Readers never see half a run."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+
+from forecasting.config import JobSpec
+
+RUNS = ".runs"
+LATEST = "latest"
+MANIFEST = "manifest.json"
+
+
+def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    frame.write_parquet(tmp, compression="zstd", statistics=True)
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def write_json_atomic(payload: dict, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    with open(tmp, "w") as handle:
+        json.dump(payload, handle, indent=2, sort_keys=True, default=str)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _point_link(link: Path, target: str) -> None:
+    """Make `link` a symlink to `target`, replacing any old link in one atomic rename."""
+    tmp = link.with_name(f".{link.name}.{uuid.uuid4().hex}.lnk")
+    os.symlink(target, tmp)
+    os.replace(tmp, link)
+
+
+def publish_run(job: JobSpec, as_of: date, tables: dict[str, pl.DataFrame], manifest: dict) -> Path:
+    """Write every table, then the manifest, then switch `<as-of>` and `latest` to the new run. Returns `<as-of>`."""
+    job_dir = job.output_dir()
+    runs = job_dir / RUNS
+    runs.mkdir(parents=True, exist_ok=True)
+    run_id = f"{as_of.isoformat()}-{uuid.uuid4().hex[:12]}"
+    staging = runs / f".staging-{run_id}"
+    staging.mkdir()
+    try:
+        for name, frame in tables.items():
+            write_parquet_atomic(frame, staging / f"{name}.parquet")
+        write_json_atomic(manifest | {"run_id": run_id}, staging / MANIFEST)
+        final = runs / run_id
+        os.replace(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    as_of_link = job_dir / as_of.isoformat()
+    previous = os.readlink(as_of_link) if as_of_link.is_symlink() else None
+    _point_link(as_of_link, f"{RUNS}/{run_id}")
+    latest = job_dir / LATEST
+    if not latest.is_symlink() or os.readlink(latest) <= as_of.isoformat():
+        # `latest` is the newest as-of date published; a backfill of an older date does not move it back.
+        _point_link(latest, as_of.isoformat())
+    if previous and previous != f"{RUNS}/{run_id}":
+        shutil.rmtree(job_dir / previous, ignore_errors=True)
+    return as_of_link
+
+
+def run_dir(job: JobSpec, as_of: str | None = None) -> Path:
+    """The folder of one published run (default: the latest). Raises FileNotFoundError if there is none."""
+    job_dir = job.output_dir()
+    link = job_dir / (as_of or LATEST)
+    if not (link / MANIFEST).exists():
+        which = f"run {as_of}" if as_of else "latest run"
+        raise FileNotFoundError(f"no published {which} for job {job.name!r} under {job_dir}")
+    return link.resolve()
+
+
+def read_manifest(path: Path) -> dict:
+    return json.loads((path / MANIFEST).read_text())

@@ -1,0 +1,267 @@
+"""The nightly job as stage functions. The CLI and the Prefect flow call exactly these, in this order:
+load -> validate -> aggregate -> base_forecasts -> reconcile -> staff -> write."""
+
+from __future__ import annotations
+
+import platform
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from forecasting import hierarchy as hier
+from forecasting import io, models, outputs, quality
+from forecasting import reconcile as rec
+from forecasting.config import JobSpec
+from forecasting.staffing import staffing_plan
+
+PACKAGES = ["duckdb", "polars", "statsforecast", "mlforecast", "hierarchicalforecast", "lightgbm", "prefect", "numpy"]
+
+
+@dataclass
+class Loaded:
+    history: pl.DataFrame  # per period, before the incomplete-period policy
+    prices: pl.DataFrame | None
+    source_label: str
+    as_of: date
+
+
+@dataclass
+class Validated:
+    history: pl.DataFrame  # sku, warehouse, region, ds, y: complete periods, checked
+    periods: hier.PeriodReport
+
+
+@dataclass
+class BaseForecasts:
+    forecasts: pl.DataFrame  # wide: unique_id, ds, every model (+ intervals), Base
+    fitted: pl.DataFrame  # wide in-sample: unique_id, ds, y, every model, Base
+    choice: pl.DataFrame  # unique_id, model (the model behind Base)
+
+
+@dataclass
+class StageTimer:
+    """Seconds and peak RSS per stage (peak of this process and of its worker processes)."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def measure(self, stage: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        result = fn(*args, **kwargs)
+        self.record(stage, time.perf_counter() - start)
+        return result
+
+    def record(self, stage: str, seconds: float) -> None:
+        self.rows.append({"stage": stage, "seconds": round(seconds, 2), **peak_rss_mb()})
+
+
+def peak_rss_mb() -> dict[str, float]:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"peak_rss_mb": round(own, 1), "peak_rss_children_mb": round(children, 1)}
+
+
+def default_as_of(job: JobSpec) -> date:
+    """The last day the source covers: a no-argument run forecasts the periods after the newest complete one."""
+    con, _ = io.connect_sources(job)
+    try:
+        return io.observed_range(con, job)[1]
+    finally:
+        con.close()
+
+
+def load(job: JobSpec, as_of: date | None = None) -> Loaded:
+    con, labels = io.connect_sources(job)
+    try:
+        as_of = as_of or io.observed_range(con, job)[1]
+        quality.check_raw(con, job, labels["raw_sales"])
+        history = io.read_history(con, job, as_of)
+        prices = io.read_prices(con, job)
+    finally:
+        con.close()
+    return Loaded(history=history, prices=prices, source_label=labels["raw_sales"], as_of=as_of)
+
+
+def validate(loaded: Loaded, job: JobSpec) -> Validated:
+    complete, periods = hier.complete_periods(loaded.history, job)
+    checked = quality.check_history(complete, job, loaded.source_label, periods.kept_to)
+    return Validated(history=checked, periods=periods)
+
+
+def aggregate(validated: Validated, sparse: bool = True) -> hier.Hierarchy:
+    return hier.build_hierarchy(validated.history, sparse=sparse)
+
+
+def base_forecasts(hierarchy: hier.Hierarchy, prices: pl.DataFrame | None, job: JobSpec) -> BaseForecasts:
+    """Aggregate levels: local statistical models (+ one LightGBM across them); SKUs: global LightGBM with price,
+    seasonal naive and an intermittent-demand model. Base = per level primary model, intermittent SKUs excepted."""
+    spec = job.models
+    aggregate_ids = [i for level in ("total", "region", "warehouse") for i in hierarchy.ids(level)]
+    is_aggregate = pl.col("unique_id").is_in(aggregate_ids)
+    Y_agg = hierarchy.Y_df.filter(is_aggregate)
+    Y_sku = hierarchy.Y_df.filter(~is_aggregate)
+
+    def run_group(Y: pl.DataFrame, names: list[str], aggregate: bool) -> list[models.LevelForecast]:
+        parts = []
+        stat_names = [n for n in names if n in models.STAT_MODELS]
+        if stat_names:
+            parts.append(models.statistical_forecast(Y, job, stat_names))
+        if "LightGBM" in names:
+            exog = None
+            if not aggregate and prices is not None:
+                exog = models.price_features(prices, hierarchy.members)
+            parts.append(models.lightgbm_forecast(Y, job, exog=exog, aggregate=aggregate))
+        return parts
+
+    groups = [run_group(Y_agg, spec.aggregate_models, True), run_group(Y_sku, spec.sku_models, False)]
+    forecasts, fitted = models.combine(groups)
+    intermittent = models.intermittent_ids(Y_sku, spec.intermittent_adi)
+    choice = hierarchy.members.select(
+        "unique_id",
+        pl.when(pl.col("unique_id").is_in(list(intermittent)))
+        .then(pl.lit(spec.intermittent_model))
+        .otherwise(pl.col("level").replace_strict(dict(spec.primary)))
+        .alias("model"),
+    )
+    forecasts = models.select_base(forecasts, choice, job.levels)
+    fitted = models.select_base(fitted, choice, job.levels, with_intervals=False)
+    return BaseForecasts(forecasts=forecasts, fitted=fitted, choice=choice)
+
+
+def reconcile(hierarchy: hier.Hierarchy, base: BaseForecasts, job: JobSpec, sparse: bool = True) -> pl.DataFrame:
+    reconciled = rec.reconcile(hierarchy, base.forecasts, base.fitted, job, sparse=sparse)
+    return (
+        hier.level_of(hierarchy.members, reconciled)
+        .join(base.choice, on="unique_id", how="left")
+        .with_columns((pl.col("method") == publish_label(job)).alias("published"))
+        .select(
+            "unique_id", "level", "region", "warehouse", "sku", "ds", "model", "method", "published", "mean",
+            *_interval_columns(job),
+        )
+        .sort("level", "unique_id", "method", "ds")
+    )
+
+
+def publish_label(job: JobSpec) -> str:
+    spec = job.reconciliation
+    return "BottomUp" if spec.publish == "BottomUp" else f"MinTrace_{spec.mintrace_method}"
+
+
+def _interval_columns(job: JobSpec) -> list[str]:
+    return [f"{side}_{lv}" for lv in job.levels for side in ("lo", "hi")]
+
+
+def staff(reconciled: pl.DataFrame, job: JobSpec) -> pl.DataFrame:
+    warehouse = reconciled.filter(pl.col("published") & (pl.col("level") == "warehouse"))
+    return staffing_plan(warehouse, job.staffing)
+
+
+def base_long(hierarchy: hier.Hierarchy, base: BaseForecasts, job: JobSpec) -> pl.DataFrame:
+    """Wide Nixtla frame -> one row per series x period x model, for planners' SQL."""
+    names = [c for c in base.forecasts.columns if c not in ("unique_id", "ds") and "-lo-" not in c and "-hi-" not in c]
+    frames = []
+    for name in names:
+        rename = {name: "mean"} | {f"{name}-{side}-{lv}": f"{side}_{lv}" for lv in job.levels for side in ("lo", "hi")}
+        part = (
+            base.forecasts.select("unique_id", "ds", *rename)
+            .rename(rename)
+            .filter(pl.col("mean").is_not_null())
+            .with_columns(pl.lit(name).alias("model"))
+        )
+        frames.append(part)
+    out = hier.level_of(hierarchy.members, pl.concat(frames))
+    return out.select(
+        "unique_id", "level", "region", "warehouse", "sku", "ds", "model", "mean", *_interval_columns(job)
+    ).sort("level", "unique_id", "model", "ds")
+
+
+def write(
+    job: JobSpec,
+    as_of: date,
+    tables: dict[str, pl.DataFrame],
+    timings: list[dict[str, Any]],
+    summary: dict[str, Any],
+) -> Path:
+    manifest = {
+        "job": job.name,
+        "as_of": as_of.isoformat(),
+        "created_at": datetime.now(timezone.utc).isoformat(),
+        "config": job.model_dump(mode="json"),
+        "inputs_sha256": io.input_hashes(job),
+        "versions": {"python": platform.python_version()} | {p: _version(p) for p in PACKAGES},
+        "timings": timings,
+        "summary": summary,
+        "tables": {name: frame.height for name, frame in tables.items()},
+    }
+    return outputs.publish_run(job, as_of, tables, manifest)
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def summarize(hierarchy: hier.Hierarchy, validated: Validated, base: BaseForecasts, job: JobSpec) -> dict[str, Any]:
+    series = {level: len(hierarchy.ids(level)) for level in hierarchy.tags}
+    models_by_level = (
+        hierarchy.members.join(base.choice, on="unique_id")
+        .group_by("level", "model")
+        .len()
+        .sort("level", "model")
+        .rows()
+    )
+    return {
+        "series_per_level": series,
+        "history": f"{validated.periods.kept_from} .. {validated.periods.kept_to}",
+        "dropped_periods": validated.periods.dropped,
+        "prorated_periods": validated.periods.prorated,
+        "base_model_per_level": [{"level": lv, "model": m, "series": n} for lv, m, n in models_by_level],
+        "models_run": [c for c in base.forecasts.columns if c not in ("unique_id", "ds") and "-" not in c],
+        "reconciliation": job.reconciliation.methods,
+        "published_method": publish_label(job),
+        "horizon": job.horizon,
+        "freq": job.freq,
+    }
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    as_of: date
+    summary: dict[str, Any]
+    timings: list[dict[str, Any]]
+    seconds: float
+
+
+def run_job(job: JobSpec, as_of: date | None = None) -> RunResult:
+    """The whole nightly job in one process (the CLI path). The flow runs the same stages as tasks."""
+    timer = StageTimer()
+    start = time.perf_counter()
+    loaded = timer.measure("load", load, job, as_of)
+    validated = timer.measure("validate", validate, loaded, job)
+    hierarchy = timer.measure("aggregate", aggregate, validated)
+    base = timer.measure("base_forecasts", base_forecasts, hierarchy, loaded.prices, job)
+    reconciled = timer.measure("reconcile", reconcile, hierarchy, base, job)
+    staffing = timer.measure("staff", staff, reconciled, job)
+    tables = timer.measure("prepare outputs", output_tables, hierarchy, base, reconciled, staffing, job)
+    summary = summarize(hierarchy, validated, base, job) | {"seconds_before_write": round(time.perf_counter() - start, 1)}
+    path = timer.measure("write", write, job, loaded.as_of, tables, list(timer.rows), summary)
+    return RunResult(path, loaded.as_of, summary, timer.rows, time.perf_counter() - start)
+
+
+def output_tables(
+    hierarchy: hier.Hierarchy, base: BaseForecasts, reconciled: pl.DataFrame, staffing: pl.DataFrame, job: JobSpec
+) -> dict[str, pl.DataFrame]:
+    return {
+        "base_forecasts": base_long(hierarchy, base, job),
+        "reconciled_forecasts": reconciled,
+        "staffing": staffing,
+    }
