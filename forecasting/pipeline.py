@@ -79,8 +79,8 @@ def default_as_of(job: JobSpec) -> date:
 def load(job: JobSpec, as_of: date | None = None) -> Loaded:
     con, labels = io.connect_sources(job)
     try:
-        as_of = as_of or io.observed_range(con, job)[1]
         quality.check_raw(con, job, labels["raw_sales"])
+        as_of = as_of or io.observed_range(con, job)[1]
         history = io.read_history(con, job, as_of)
         prices = io.read_prices(con, job)
     finally:

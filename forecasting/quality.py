@@ -23,8 +23,14 @@ class Problem:
     examples: list[tuple]
 
     def render(self) -> str:
-        rows = "; ".join(str(row) for row in self.examples)
+        rows = "; ".join("(" + ", ".join(_show(v) for v in row) + ")" for row in self.examples)
         return f"- {self.file} [column {self.column}]: {self.what} ({self.count} rows), e.g. {rows}"
+
+
+def _show(value: object) -> str:
+    if isinstance(value, date):
+        return value.isoformat()
+    return repr(value) if isinstance(value, str) else str(value)
 
 
 class DataQualityError(ValueError):

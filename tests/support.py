@@ -1,0 +1,32 @@
+"""Test helpers: slices of the real M5 data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from forecasting.config import JobSpec, load_job, project_root
+
+M5_MONTHLY = project_root() / "data" / "m5" / "m5_monthly_sales.parquet"
+
+
+def first_items(store: str, n: int) -> list[str]:
+    rows = duckdb.execute(
+        "SELECT DISTINCT item_id FROM read_parquet(?) WHERE store_id = ? ORDER BY item_id LIMIT ?",
+        [str(M5_MONTHLY), store, n],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def slice_job(tmp: Path, stores: tuple[str, ...] = ("CA_1", "TX_1"), n_items: int = 40, **update) -> JobSpec:
+    """The bundled m5-monthly job on a few real stores and items, writing under `tmp`."""
+    job = load_job("m5-monthly")
+    items = first_items(stores[0], n_items)
+    data = job.model_dump() | {
+        "warehouse_filter": list(stores),
+        "sku_filter": items,
+        "output_root": str(tmp / "outputs"),
+    }
+    data.update(update)
+    return JobSpec.model_validate(data)
