@@ -53,11 +53,14 @@ def run(
     typer.echo(f"job {spec.name}: as of {result.as_of}, {summary['freq']}ly, horizon {summary['horizon']}")
     typer.echo(f"history used: {summary['history']}; dropped partial periods: {', '.join(summary['dropped_periods'])}")
     typer.echo("series per level: " + ", ".join(f"{k} {v}" for k, v in summary["series_per_level"].items()))
-    typer.echo("base model per level: " + ", ".join(
-        f"{row['level']}={row['model']} ({row['series']})" for row in summary["base_model_per_level"]
-    ))
-    typer.echo(f"models run: {', '.join(summary['models_run'])}; reconciled with {', '.join(summary['reconciliation'])}"
-               f", published {summary['published_method']}")
+    typer.echo(
+        "base model per level: "
+        + ", ".join(f"{row['level']}={row['model']} ({row['series']})" for row in summary["base_model_per_level"])
+    )
+    typer.echo(
+        f"models run: {', '.join(summary['models_run'])}; reconciled with {', '.join(summary['reconciliation'])}"
+        f", published {summary['published_method']}"
+    )
     typer.echo(f"{'stage':<16}{'seconds':>9}{'peak RSS MB':>13}")
     for row in result.timings:
         typer.echo(f"{row['stage']:<16}{row['seconds']:>9.1f}{row['peak_rss_mb']:>13.0f}")

@@ -70,15 +70,14 @@ def _define_view(
     """Create a temp view `view` with the logical column names in `wanted` (logical -> alias in the view)."""
     relation = _relation(con, source, variable)
     present = _columns(con, relation)
-    missing = [f"{logical} -> {source.columns[logical]!r}" for logical in wanted if source.columns[logical] not in present]
+    missing = [
+        f"{logical} -> {source.columns[logical]!r}" for logical in wanted if source.columns[logical] not in present
+    ]
     if missing:
         raise SourceError(
-            f"{relation.label}: column(s) not in the file: {', '.join(missing)}; "
-            f"the file has: {', '.join(present)}"
+            f"{relation.label}: column(s) not in the file: {', '.join(missing)}; the file has: {', '.join(present)}"
         )
-    select = ", ".join(
-        f"{quote_identifier(source.columns[logical])} AS {alias}" for logical, alias in wanted.items()
-    )
+    select = ", ".join(f"{quote_identifier(source.columns[logical])} AS {alias}" for logical, alias in wanted.items())
     con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {select} FROM {relation.from_clause}")
     return relation
 

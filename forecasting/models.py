@@ -128,9 +128,12 @@ def lightgbm_forecast(
 
 
 def _date_features(job: JobSpec) -> list[str]:
-    return {"day": ["dayofweek", "month", "day"], "week": ["month", "week"], "month": ["month"], "quarter": ["quarter"]}[
-        job.freq
-    ]
+    return {
+        "day": ["dayofweek", "month", "day"],
+        "week": ["month", "week"],
+        "month": ["month"],
+        "quarter": ["quarter"],
+    }[job.freq]
 
 
 def price_features(prices: pl.DataFrame, members: pl.DataFrame) -> pl.DataFrame:
@@ -142,9 +145,7 @@ def price_features(prices: pl.DataFrame, members: pl.DataFrame) -> pl.DataFrame:
         .with_columns(pl.col("price").forward_fill().over("unique_id"))
         .with_columns(
             (pl.col("price") / pl.col("price").shift(1).over("unique_id")).alias("price_change"),
-            (pl.col("price") / pl.col("price").rolling_mean(12, min_samples=1).over("unique_id")).alias(
-                "price_ratio"
-            ),
+            (pl.col("price") / pl.col("price").rolling_mean(12, min_samples=1).over("unique_id")).alias("price_ratio"),
         )
         .select("unique_id", "ds", "price", "price_change", "price_ratio")
     )

@@ -8,7 +8,7 @@ import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -141,7 +141,16 @@ def reconcile(hierarchy: hier.Hierarchy, base: BaseForecasts, job: JobSpec, spar
         .join(base.choice, on="unique_id", how="left")
         .with_columns((pl.col("method") == publish_label(job)).alias("published"))
         .select(
-            "unique_id", "level", "region", "warehouse", "sku", "ds", "model", "method", "published", "mean",
+            "unique_id",
+            "level",
+            "region",
+            "warehouse",
+            "sku",
+            "ds",
+            "model",
+            "method",
+            "published",
+            "mean",
             *_interval_columns(job),
         )
         .sort("level", "unique_id", "method", "ds")
@@ -191,7 +200,7 @@ def write(
     manifest = {
         "job": job.name,
         "as_of": as_of.isoformat(),
-        "created_at": datetime.now(timezone.utc).isoformat(),
+        "created_at": datetime.now(UTC).isoformat(),
         "config": job.model_dump(mode="json"),
         "inputs_sha256": io.input_hashes(job),
         "versions": {"python": platform.python_version()} | {p: _version(p) for p in PACKAGES},
@@ -252,7 +261,9 @@ def run_job(job: JobSpec, as_of: date | None = None) -> RunResult:
     reconciled = timer.measure("reconcile", reconcile, hierarchy, base, job)
     staffing = timer.measure("staff", staff, reconciled, job)
     tables = timer.measure("prepare outputs", output_tables, hierarchy, base, reconciled, staffing, job)
-    summary = summarize(hierarchy, validated, base, job) | {"seconds_before_write": round(time.perf_counter() - start, 1)}
+    summary = summarize(hierarchy, validated, base, job) | {
+        "seconds_before_write": round(time.perf_counter() - start, 1)
+    }
     path = timer.measure("write", write, job, loaded.as_of, tables, list(timer.rows), summary)
     return RunResult(path, loaded.as_of, summary, timer.rows, time.perf_counter() - start)
 

@@ -66,13 +66,19 @@ def check_raw(con: duckdb.DuckDBPyConnection, job: JobSpec, file: str) -> None:
         problems.append(_check(con, file, cols[logical], "null values", f"{alias} IS NULL"))
     problems.append(
         _check(
-            con, file, cols["quantity"], "values that are not numbers",
+            con,
+            file,
+            cols["quantity"],
+            "values that are not numbers",
             "quantity IS NOT NULL AND TRY_CAST(quantity AS DOUBLE) IS NULL",
         )
     )
     problems.append(
         _check(
-            con, file, cols["date"], "values that are not dates",
+            con,
+            file,
+            cols["date"],
+            "values that are not dates",
             "ds_raw IS NOT NULL AND TRY_CAST(ds_raw AS DATE) IS NULL",
         )
     )
@@ -100,8 +106,13 @@ def check_raw(con: duckdb.DuckDBPyConnection, job: JobSpec, file: str) -> None:
             unknown = sorted(set(wanted) - known)
             if unknown:
                 problems.append(
-                    Problem(file, cols[logical], f"{logical} filter names values not in the data", len(unknown),
-                            [(u,) for u in unknown[:EXAMPLES]])
+                    Problem(
+                        file,
+                        cols[logical],
+                        f"{logical} filter names values not in the data",
+                        len(unknown),
+                        [(u,) for u in unknown[:EXAMPLES]],
+                    )
                 )
     found = [p for p in problems if p]
     if found:
@@ -120,9 +131,16 @@ def check_history(history: pl.DataFrame, job: JobSpec, file: str, last_period: d
     if gaps.height:
         if not job.zero_fill_gaps:
             raise DataQualityError(
-                [Problem(file, cols["date"], "missing periods between a series' first period and the last complete period "
-                         f"{last_period} (set zero_fill_gaps: true to count them as 0 sales)", gaps.height,
-                         [tuple(r) for r in gaps.select("sku", "warehouse", "ds").head(EXAMPLES).rows()])]
+                [
+                    Problem(
+                        file,
+                        cols["date"],
+                        "missing periods between a series' first period and the last complete period "
+                        f"{last_period} (set zero_fill_gaps: true to count them as 0 sales)",
+                        gaps.height,
+                        [tuple(r) for r in gaps.select("sku", "warehouse", "ds").head(EXAMPLES).rows()],
+                    )
+                ]
             )
         fill = gaps.select("sku", "warehouse", "region", "ds").with_columns(pl.lit(0.0).alias("y"))
         history = pl.concat([history, fill], how="diagonal_relaxed").sort("warehouse", "sku", "ds")
@@ -130,8 +148,15 @@ def check_history(history: pl.DataFrame, job: JobSpec, file: str, last_period: d
     short = lengths.filter(pl.col("n") < job.min_history)
     if short.height:
         raise DataQualityError(
-            [Problem(file, cols["date"], f"series shorter than min_history={job.min_history} complete periods",
-                     short.height, [tuple(r) for r in short.head(EXAMPLES).rows()])]
+            [
+                Problem(
+                    file,
+                    cols["date"],
+                    f"series shorter than min_history={job.min_history} complete periods",
+                    short.height,
+                    [tuple(r) for r in short.head(EXAMPLES).rows()],
+                )
+            ]
         )
     return history
 

@@ -30,3 +30,21 @@ def slice_job(tmp: Path, stores: tuple[str, ...] = ("CA_1", "TX_1"), n_items: in
     }
     data.update(update)
     return JobSpec.model_validate(data)
+
+
+def assert_coherent(reconciled, atol: float = 1e-6) -> None:
+    """Children sum to their parent at every level, horizon step and method, to `atol` units."""
+    import numpy as np
+    import polars as pl
+
+    pairs = [("sku", "warehouse", ["warehouse"]), ("warehouse", "region", ["region"]), ("region", "total", [])]
+    for child, parent, keys in pairs:
+        sums = (
+            reconciled.filter(pl.col("level") == child)
+            .group_by(["method", "ds", *keys])
+            .agg(pl.col("mean").sum().alias("children"))
+        )
+        parents = reconciled.filter(pl.col("level") == parent).select("method", "ds", *keys, "mean")
+        joined = parents.join(sums, on=["method", "ds", *keys], how="full", coalesce=True)
+        assert joined.height == parents.height, f"{parent} rows without {child} children"
+        np.testing.assert_allclose(joined["mean"].to_numpy(), joined["children"].to_numpy(), rtol=0, atol=atol)

@@ -87,8 +87,14 @@ def test_null_region_and_unparseable_dates_reported_together(clean_rows, tmp_pat
         pl.when(pl.int_range(pl.len()) == 7).then(None).otherwise(pl.col("state_id")).alias("state_id"),
     )
     job = job_on(rows, tmp_path, fmt="csv")
-    assert_rejected(job, DataQualityError, "sales.csv", "[column state_id]: null values (1 rows)",
-                    "[column month]: values that are not dates (1 rows)", "2016-13-45")
+    assert_rejected(
+        job,
+        DataQualityError,
+        "sales.csv",
+        "[column state_id]: null values (1 rows)",
+        "[column month]: values that are not dates (1 rows)",
+        "2016-13-45",
+    )
 
 
 def test_gap_is_an_error_unless_zero_fill(clean_rows, tmp_path):

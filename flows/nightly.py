@@ -1,0 +1,157 @@
+"""The nightly forecast as a Prefect 3 flow: one task per stage of :mod:`forecasting.pipeline`, in its order
+load -> validate -> aggregate -> base_forecasts -> reconcile -> staff -> write.
+
+The tasks are thin: each calls one library function and nothing else, so the flow and the CLI (``run_job``) run
+the same code. Stages hand large dataframes to one another in memory, so no task computes a cache key (the default
+policy would hash its inputs) and no result is persisted. Only the I/O stages (load, write) are retried; a job or
+data-quality error is not, since a retry would fail the same way.
+
+Run the default job locally with ``python flows/nightly.py``; the nightly deployment is defined in prefect.yaml.
+"""
+
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NONE
+from prefect.client.schemas.objects import State, TaskRun
+from prefect.tasks import Task
+
+from forecasting import hierarchy as hier
+from forecasting import pipeline
+from forecasting.config import DEFAULT_JOB, JobConfigError, JobSpec, load_job, parse_job
+from forecasting.quality import DataQualityError
+
+IN_MEMORY = {"cache_policy": NONE, "persist_result": False}
+
+
+def retry_io_errors(task: Task[..., Any], task_run: TaskRun, state: State) -> bool:
+    """Retry a failed I/O stage unless the job or the data is at fault (those fail the same way every time)."""
+    try:
+        state.result()
+    except (JobConfigError, DataQualityError):
+        return False
+    except Exception:
+        return True
+    return True
+
+
+RETRY_IO = {"retries": 2, "retry_delay_seconds": 5, "retry_condition_fn": retry_io_errors}
+
+
+@task(name="load", **RETRY_IO, **IN_MEMORY)
+def load_task(job: JobSpec, as_of: date | None) -> pipeline.Loaded:
+    return pipeline.load(job, as_of)
+
+
+@task(name="validate", **IN_MEMORY)
+def validate_task(loaded: pipeline.Loaded, job: JobSpec) -> pipeline.Validated:
+    return pipeline.validate(loaded, job)
+
+
+@task(name="aggregate", **IN_MEMORY)
+def aggregate_task(validated: pipeline.Validated) -> hier.Hierarchy:
+    return pipeline.aggregate(validated)
+
+
+@task(name="base_forecasts", **IN_MEMORY)
+def base_forecasts_task(hierarchy: hier.Hierarchy, loaded: pipeline.Loaded, job: JobSpec) -> pipeline.BaseForecasts:
+    return pipeline.base_forecasts(hierarchy, loaded.prices, job)
+
+
+@task(name="reconcile", **IN_MEMORY)
+def reconcile_task(hierarchy: hier.Hierarchy, base: pipeline.BaseForecasts, job: JobSpec) -> pl.DataFrame:
+    return pipeline.reconcile(hierarchy, base, job)
+
+
+@task(name="staff", **IN_MEMORY)
+def staff_task(reconciled: pl.DataFrame, job: JobSpec) -> pl.DataFrame:
+    return pipeline.staff(reconciled, job)
+
+
+@task(name="write", **RETRY_IO, **IN_MEMORY)
+def write_task(
+    hierarchy: hier.Hierarchy,
+    base: pipeline.BaseForecasts,
+    reconciled: pl.DataFrame,
+    staffing: pl.DataFrame,
+    job: JobSpec,
+    as_of: date,
+    timings: list[dict[str, Any]],
+    summary: dict[str, Any],
+) -> Path:
+    """Output tables, then the atomic publish (manifest last). Safe to retry: a failed publish leaves nothing."""
+    timer = pipeline.StageTimer(rows=list(timings))
+    tables = timer.measure("prepare outputs", pipeline.output_tables, hierarchy, base, reconciled, staffing, job)
+    return pipeline.write(job, as_of, tables, timer.rows, summary)
+
+
+def describe(result: Any) -> str:
+    """The size of a stage's output, for the log."""
+    if isinstance(result, pipeline.Loaded):
+        prices = result.prices.height if result.prices is not None else 0
+        return f"{result.history.height:,} history rows, {prices:,} price rows, as of {result.as_of}"
+    if isinstance(result, pipeline.Validated):
+        periods = result.periods
+        return f"{result.history.height:,} rows in complete periods {periods.kept_from} .. {periods.kept_to}"
+    if isinstance(result, hier.Hierarchy):
+        levels = ", ".join(f"{level} {len(ids):,}" for level, ids in result.tags.items())
+        return f"{result.members.height:,} series ({levels})"
+    if isinstance(result, pipeline.BaseForecasts):
+        return f"{result.forecasts.height:,} rows for {result.forecasts['unique_id'].n_unique():,} series"
+    if isinstance(result, pl.DataFrame):
+        return f"{result.height:,} rows"
+    return f"published {result}"
+
+
+def resolve_job(job: str | dict[str, Any] | JobSpec) -> JobSpec:
+    """A bundled job name (or a job file path), or a full job spec as a dict or a JobSpec."""
+    return load_job(job) if isinstance(job, str) else parse_job(job, origin="flow parameter `job`")
+
+
+@flow(name="nightly-forecast", persist_result=False)
+def nightly_forecast(job: str | JobSpec = DEFAULT_JOB, as_of: date | None = None) -> dict[str, Any]:
+    """Forecast every level of the job's hierarchy, reconcile, plan staffing and publish one run folder.
+
+    ``job``: a bundled job name (data/jobs/<name>.yaml) or a full job spec; ``as_of``: the last day of data to use
+    (default: the last day the source covers). Returns the published run folder, the as-of date and the summary.
+    """
+    spec = resolve_job(job)
+    logger = get_run_logger()
+    logger.info("job %s, as of %s", spec.name, as_of or "the newest data")
+    timer = pipeline.StageTimer()
+    start = time.perf_counter()
+
+    def stage(name: str, task_fn: Task[..., Any], *args: Any) -> Any:
+        result = timer.measure(name, task_fn, *args)
+        row = timer.rows[-1]
+        logger.info(
+            "%s: %s | %.2f s | peak RSS %.1f MB, workers %.1f MB",
+            name,
+            describe(result),
+            row["seconds"],
+            row["peak_rss_mb"],
+            row["peak_rss_children_mb"],
+        )
+        return result
+
+    loaded = stage("load", load_task, spec, as_of)
+    validated = stage("validate", validate_task, loaded, spec)
+    hierarchy = stage("aggregate", aggregate_task, validated)
+    base = stage("base_forecasts", base_forecasts_task, hierarchy, loaded, spec)
+    reconciled = stage("reconcile", reconcile_task, hierarchy, base, spec)
+    staffing = stage("staff", staff_task, reconciled, spec)
+
+    summary = pipeline.summarize(hierarchy, validated, base, spec) | {
+        "seconds_before_write": round(time.perf_counter() - start, 1)
+    }
+    timings = list(timer.rows)
+    run_dir = stage("write", write_task, hierarchy, base, reconciled, staffing, spec, loaded.as_of, timings, summary)
+    return {"job": spec.name, "run_dir": str(run_dir), "as_of": loaded.as_of.isoformat(), "summary": summary}
+
+
+if __name__ == "__main__":
+    nightly_forecast()

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import duckdb
+from support import slice_job
+from typer.testing import CliRunner
+
+from forecasting.cli import app
+
+runner = CliRunner()
+
+
+def _job_file(tmp_path, **update) -> str:
+    import yaml
+
+    job = slice_job(tmp_path, **update)
+    path = tmp_path / "slice-job.yaml"
+    path.write_text(yaml.safe_dump(job.model_dump(mode="json")))
+    return str(path)
+
+
+def test_run_then_query(tmp_path):
+    job_file = _job_file(tmp_path, n_items=30)
+    result = runner.invoke(app, ["run", "--job", job_file, "--as-of", "2016-03-31"])
+    assert result.exit_code == 0, result.output
+    assert "series per level: total 1, region 2, warehouse 2, sku 60" in result.output
+    assert "outputs:" in result.output
+    query = "SELECT warehouse, count(*) AS n FROM reconciled_forecasts WHERE warehouse = 'CA_1' GROUP BY 1"
+    result = runner.invoke(app, ["query", "--job", job_file, "--format", "json", query])
+    assert result.exit_code == 0, result.output
+    # 30 SKUs + the warehouse itself, 3 months, 2 methods; as of 2016-03-31 March is complete, so Apr-Jun
+    assert json.loads(result.output) == [{"warehouse": "CA_1", "n": (30 + 1) * 3 * 2}]
+    result = runner.invoke(app, ["query", "--job", job_file, "--format", "csv", "SELECT min(ds) FROM forecasts"])
+    assert result.output.strip().splitlines()[-1] == "2016-04-01"
+
+
+def test_run_rejects_bad_input_with_one_message_and_exit_2(tmp_path):
+    rows = duckdb.execute(
+        "SELECT * REPLACE (CASE WHEN month = DATE '2013-03-01' THEN -1 ELSE sales END AS sales) "
+        "FROM read_parquet('data/m5/m5_monthly_sales.parquet') WHERE store_id = 'CA_1' AND item_id < 'FOODS_1_004'"
+    ).pl()
+    rows.write_parquet(tmp_path / "bad.parquet")
+    import yaml
+
+    job = yaml.safe_load(open(_job_file(tmp_path)))
+    job["source"]["sales"]["path"] = str(tmp_path / "bad.parquet")
+    job["warehouse_filter"] = job["sku_filter"] = None
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(job))
+    result = runner.invoke(app, ["run", "--job", str(tmp_path / "bad.yaml")])
+    assert result.exit_code == 2
+    assert "negative sales" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_bad_as_of_and_unknown_job(tmp_path):
+    assert "not a date" in runner.invoke(app, ["run", "--as-of", "yesterday"]).output
+    assert "unknown job" in runner.invoke(app, ["run", "--job", "nope"]).output
+
+
+def test_console_script_is_installed():
+    result = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "forecasting"), "jobs"], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "m5-monthly" in result.stdout

@@ -1,0 +1,86 @@
+"""Contract tests: every registered model gives a full, ordered set of forecasts and intervals (sktime style)."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+from support import slice_job
+
+from forecasting import models
+from forecasting.pipeline import aggregate, base_forecasts, load, validate
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    job = slice_job(tmp_path_factory.mktemp("models"))
+    loaded = load(job)
+    hierarchy = aggregate(validate(loaded, job))
+    return job, loaded, hierarchy
+
+
+def _check_contract(result: models.LevelForecast, Y: pl.DataFrame, job) -> None:
+    n_series = Y["unique_id"].n_unique()
+    fc = result.forecasts
+    assert fc.height == n_series * job.horizon
+    assert fc.group_by("unique_id").len()["len"].to_list() == [job.horizon] * n_series
+    last = Y["ds"].max()
+    assert fc["ds"].min() > last
+    for name in result.models:
+        assert fc[name].null_count() == 0
+        for lv in job.levels:
+            lo, hi = fc[f"{name}-lo-{lv}"], fc[f"{name}-hi-{lv}"]
+            assert lo.null_count() == 0 and hi.null_count() == 0
+            assert (lo <= fc[name] + 1e-9).all() and (fc[name] <= hi + 1e-9).all()
+        wider = (fc[f"{name}-lo-95"] <= fc[f"{name}-lo-80"] + 1e-9) & (
+            fc[f"{name}-hi-80"] <= fc[f"{name}-hi-95"] + 1e-9
+        )
+        assert wider.all()
+        assert {"unique_id", "ds", "y", name} <= set(result.fitted.columns)
+
+
+@pytest.mark.parametrize("name", sorted(models.STAT_MODELS))
+def test_statistical_model_contract(prepared, name):
+    job, _, hierarchy = prepared
+    Y = hierarchy.Y_df.filter(pl.col("unique_id").is_in(hierarchy.ids("sku")[:12] + hierarchy.ids("warehouse")))
+    result = models.statistical_forecast(Y, job, [name], n_jobs=1)
+    _check_contract(result, Y, job)
+
+
+def test_lightgbm_contract_with_price(prepared):
+    job, loaded, hierarchy = prepared
+    Y = hierarchy.Y_df.filter(pl.col("unique_id").is_in(hierarchy.ids("sku")))
+    exog = models.price_features(loaded.prices, hierarchy.members)
+    assert {"price", "price_change", "price_ratio"} <= set(exog.columns)
+    result = models.lightgbm_forecast(Y, job, exog=exog)
+    _check_contract(result, Y, job)
+
+
+def test_lightgbm_contract_across_aggregates(prepared):
+    job, _, hierarchy = prepared
+    ids = [i for level in ("total", "region", "warehouse") for i in hierarchy.ids(level)]
+    Y = hierarchy.Y_df.filter(pl.col("unique_id").is_in(ids))
+    _check_contract(models.lightgbm_forecast(Y, job, aggregate=True), Y, job)
+
+
+def test_base_is_the_primary_model_per_level_and_intermittent_model_for_sparse_skus(prepared):
+    job, loaded, hierarchy = prepared
+    base = base_forecasts(hierarchy, loaded.prices, job)
+    choice = dict(base.choice.iter_rows())
+    assert choice["total"] == job.models.primary["total"]
+    assert choice["total/CA/CA_1"] == job.models.primary["warehouse"]
+    sku_choices = {choice[i] for i in hierarchy.ids("sku")}
+    assert sku_choices <= {job.models.primary["sku"], job.models.intermittent_model}
+    joined = base.forecasts.join(base.choice, on="unique_id")
+    for model in sku_choices | {"AutoETS"}:
+        rows = joined.filter(pl.col("model") == model)
+        assert (rows["Base"] == rows[model]).all()
+
+
+def test_intermittent_classification():
+    Y = pl.DataFrame(
+        {
+            "unique_id": ["smooth"] * 6 + ["lumpy"] * 6,
+            "y": [3.0, 4, 2, 5, 3, 4] + [0.0, 0, 5, 0, 0, 7],
+        }
+    )
+    assert models.intermittent_ids(Y, 1.32) == {"lumpy"}  # leading zeros before launch do not count
