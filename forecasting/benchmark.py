@@ -1,0 +1,87 @@
+"""Benchmark of the nightly job (a script, not a test): `python -m forecasting.benchmark [--job NAME]`.
+
+Prints stage, seconds and peak RSS, where RSS is sampled every 0.1 s over this process *and* its worker processes
+(statsforecast's n_jobs pool), summed, so the figure is what the machine must hold at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import threading
+import time
+import warnings
+
+import psutil
+
+from forecasting.config import load_job
+from forecasting.pipeline import run_job
+
+
+class TreeRSS:
+    """Samples the summed RSS of this process and its descendants in a background thread."""
+
+    def __init__(self, interval: float = 0.1):
+        self.interval = interval
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        me = psutil.Process(os.getpid())
+        while not self._stop.is_set():
+            total = 0
+            for proc in [me, *me.children(recursive=True)]:
+                try:
+                    total += proc.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.samples.append((time.perf_counter(), total))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> TreeRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def peak_mb(self, start: float, end: float) -> float:
+        inside = [rss for t, rss in self.samples if start <= t <= end]
+        return max(inside, default=0) / 2**20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--job", default=None)
+    parser.add_argument("--as-of", default=None)
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    job = load_job(args.job)
+    from datetime import date
+
+    as_of = date.fromisoformat(args.as_of) if args.as_of else None
+    with TreeRSS() as sampler:
+        start = time.perf_counter()
+        result = run_job(job, as_of)
+        end = time.perf_counter()
+    print(
+        f"job {job.name}, as of {result.as_of}; {platform.processor() or platform.machine()}, "
+        f"{psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB; n_jobs={job.n_jobs}"
+    )
+    print(f"series per level: {result.summary['series_per_level']}")
+    print(f"| {'stage':<16} | {'seconds':>8} | {'peak RSS (MB, process tree)':>28} |")
+    print(f"|{'-' * 18}|{'-' * 10}|{'-' * 30}|")
+    cursor = start
+    for row in result.timings:
+        stage_end = cursor + row["seconds"]
+        print(f"| {row['stage']:<16} | {row['seconds']:>8.1f} | {sampler.peak_mb(cursor, stage_end):>28.0f} |")
+        cursor = stage_end
+    print(f"| {'total':<16} | {end - start:>8.1f} | {sampler.peak_mb(start, end):>28.0f} |")
+    print(f"outputs: {result.run_dir}")
+
+
+if __name__ == "__main__":
+    main()
