@@ -7,6 +7,7 @@ import pytest
 from support import slice_job
 
 from forecasting import models
+from forecasting.config import JobSpec
 from forecasting.pipeline import aggregate, base_forecasts, load, validate
 
 
@@ -64,12 +65,17 @@ def test_lightgbm_contract_across_aggregates(prepared):
 
 def test_base_is_the_primary_model_per_level_and_intermittent_model_for_sparse_skus(prepared):
     job, loaded, hierarchy = prepared
+    data = job.model_dump()
+    data["models"]["intermittent_model"] = "CrostonSBA"
+    job = JobSpec.model_validate(data)
     base = base_forecasts(hierarchy, loaded.prices, job)
     choice = dict(base.choice.iter_rows())
     assert choice["total"] == job.models.primary["total"]
     assert choice["total/CA/CA_1"] == job.models.primary["warehouse"]
     sku_choices = {choice[i] for i in hierarchy.ids("sku")}
-    assert sku_choices <= {job.models.primary["sku"], job.models.intermittent_model}
+    assert sku_choices == {job.models.primary["sku"], "CrostonSBA"}
+    sparse = models.intermittent_ids(hierarchy.Y_df.filter(pl.col("unique_id").is_in(hierarchy.ids("sku"))), 1.32)
+    assert {i for i in hierarchy.ids("sku") if choice[i] == "CrostonSBA"} == sparse
     joined = base.forecasts.join(base.choice, on="unique_id")
     for model in sku_choices | {"AutoETS"}:
         rows = joined.filter(pl.col("model") == model)
