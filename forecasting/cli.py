@@ -50,7 +50,8 @@ def run(
         _fail(str(exc))
         return
     summary = result.summary
-    typer.echo(f"job {spec.name}: as of {result.as_of}, {summary['freq']}ly, horizon {summary['horizon']}")
+    cadence = {"day": "daily", "week": "weekly", "month": "monthly", "quarter": "quarterly"}[summary["freq"]]
+    typer.echo(f"job {spec.name}: as of {result.as_of}, {cadence}, horizon {summary['horizon']}")
     typer.echo(f"history used: {summary['history']}; dropped partial periods: {', '.join(summary['dropped_periods'])}")
     typer.echo("series per level: " + ", ".join(f"{k} {v}" for k, v in summary["series_per_level"].items()))
     typer.echo(

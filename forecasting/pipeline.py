@@ -18,7 +18,7 @@ import polars as pl
 from forecasting import hierarchy as hier
 from forecasting import io, models, outputs, quality
 from forecasting import reconcile as rec
-from forecasting.config import JobSpec
+from forecasting.config import LEVELS, JobSpec
 from forecasting.staffing import staffing_plan
 
 PACKAGES = ["duckdb", "polars", "statsforecast", "mlforecast", "hierarchicalforecast", "lightgbm", "prefect", "numpy"]
@@ -224,7 +224,7 @@ def summarize(hierarchy: hier.Hierarchy, validated: Validated, base: BaseForecas
         hierarchy.members.join(base.choice, on="unique_id")
         .group_by("level", "model")
         .len()
-        .sort("level", "model")
+        .sort(pl.col("level").replace_strict({lv: i for i, lv in enumerate(LEVELS)}), "model")
         .rows()
     )
     return {
