@@ -37,6 +37,7 @@ def job_on(rows: pl.DataFrame, tmp_path: Path, fmt: str = "parquet", **update) -
     data["output_root"] = str(tmp_path / "outputs")
     data["models"]["sku_models"] = ["SeasonalNaive", "CrostonSBA"]
     data["models"]["primary"]["sku"] = "SeasonalNaive"
+    data["models"]["intermittent_model"] = "CrostonSBA"
     data.update(update)
     return JobSpec.model_validate(data)
 
