@@ -69,7 +69,9 @@ def statistical_forecast(
     return LevelForecast(forecasts, fitted, model_names)
 
 
-def _lightgbm(job: JobSpec, objective: str, n_estimators: int, min_child_samples: int) -> lgb.LGBMRegressor:
+def _lightgbm(
+    job: JobSpec, objective: str, n_estimators: int, min_child_samples: int, threads: int
+) -> lgb.LGBMRegressor:
     spec = job.models.lightgbm
     return lgb.LGBMRegressor(
         objective=objective,
@@ -82,7 +84,7 @@ def _lightgbm(job: JobSpec, objective: str, n_estimators: int, min_child_samples
         random_state=job.seed,
         deterministic=True,
         force_row_wise=True,
-        n_jobs=job.n_jobs,
+        n_jobs=threads,
         verbosity=-1,
     )
 
@@ -97,10 +99,11 @@ def lightgbm_forecast(
     spec = job.models.lightgbm
     max_lag = max(spec.lags)
     if aggregate:
-        model = _lightgbm(job, "regression", min(spec.n_estimators, 200), 5)
+        # A few hundred rows: extra OpenMP threads only add barrier waits (minutes when the cores are shared).
+        model = _lightgbm(job, "regression", min(spec.n_estimators, 200), 5, threads=1)
         target_transforms = [LocalStandardScaler()]
     else:
-        model = _lightgbm(job, spec.objective, spec.n_estimators, 20)
+        model = _lightgbm(job, spec.objective, spec.n_estimators, 20, threads=job.n_jobs)
         target_transforms = None
     fcst = MLForecast(
         models={"LightGBM": model},
