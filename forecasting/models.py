@@ -96,6 +96,21 @@ def lightgbm_forecast(
 
     Aggregate series have few rows and very different scales: they share one model on standardised targets.
     """
+    fcst, train, intervals = lightgbm_setup(Y_df, job, exog, aggregate)
+    fcst.fit(train, static_features=[], fitted=True, prediction_intervals=intervals)
+    X_df = None
+    if exog is not None:
+        X_df = fcst.make_future_dataframe(job.horizon).join(exog, on=["unique_id", "ds"], how="left")
+    forecasts = fcst.predict(h=job.horizon, level=job.levels, X_df=X_df)
+    fitted = fcst.forecast_fitted_values().select("unique_id", "ds", "y", "LightGBM")
+    return LevelForecast(forecasts, fitted, ["LightGBM"])
+
+
+def lightgbm_setup(
+    Y_df: pl.DataFrame, job: JobSpec, exog: pl.DataFrame | None, aggregate: bool
+) -> tuple[MLForecast, pl.DataFrame, PredictionIntervals]:
+    """The unfitted MLForecast, its training frame (with exogenous columns) and conformal settings; shared by the
+    nightly forecast and the backtests so both fit the same model."""
     spec = job.models.lightgbm
     max_lag = max(spec.lags)
     if aggregate:
@@ -121,13 +136,7 @@ def lightgbm_forecast(
     n_periods = Y_df.group_by("unique_id").len()["len"].min()
     if n_periods <= max_lag + job.horizon * job.models.conformal_windows:
         raise ValueError(f"series too short for LightGBM: {n_periods} periods, need > {max_lag} lags + calibration")
-    fcst.fit(train, static_features=[], fitted=True, prediction_intervals=intervals)
-    X_df = None
-    if exog is not None:
-        X_df = fcst.make_future_dataframe(job.horizon).join(exog, on=["unique_id", "ds"], how="left")
-    forecasts = fcst.predict(h=job.horizon, level=job.levels, X_df=X_df)
-    fitted = fcst.forecast_fitted_values().select("unique_id", "ds", "y", "LightGBM")
-    return LevelForecast(forecasts, fitted, ["LightGBM"])
+    return fcst, train, intervals
 
 
 def _date_features(job: JobSpec) -> list[str]:

@@ -102,10 +102,7 @@ def base_forecasts(hierarchy: hier.Hierarchy, prices: pl.DataFrame | None, job: 
     """Aggregate levels: local statistical models (+ one LightGBM across them); SKUs: global LightGBM with price,
     seasonal naive and an intermittent-demand model. Base = per level primary model, intermittent SKUs excepted."""
     spec = job.models
-    aggregate_ids = [i for level in ("total", "region", "warehouse") for i in hierarchy.ids(level)]
-    is_aggregate = pl.col("unique_id").is_in(aggregate_ids)
-    Y_agg = hierarchy.Y_df.filter(is_aggregate)
-    Y_sku = hierarchy.Y_df.filter(~is_aggregate)
+    Y_agg, Y_sku = split_levels(hierarchy)
 
     def run_group(Y: pl.DataFrame, names: list[str], aggregate: bool) -> list[models.LevelForecast]:
         parts = []
@@ -121,17 +118,29 @@ def base_forecasts(hierarchy: hier.Hierarchy, prices: pl.DataFrame | None, job: 
 
     groups = [run_group(Y_agg, spec.aggregate_models, True), run_group(Y_sku, spec.sku_models, False)]
     forecasts, fitted = models.combine(groups)
-    intermittent = models.intermittent_ids(Y_sku, spec.intermittent_adi)
-    choice = hierarchy.members.select(
+    choice = choose_base(hierarchy, job)
+    forecasts = models.select_base(forecasts, choice, job.levels)
+    fitted = models.select_base(fitted, choice, job.levels, with_intervals=False)
+    return BaseForecasts(forecasts=forecasts, fitted=fitted, choice=choice)
+
+
+def split_levels(hierarchy: hier.Hierarchy) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(aggregate series, SKU series) of the hierarchy's Y_df."""
+    is_sku = pl.col("unique_id").is_in(hierarchy.ids("sku"))
+    return hierarchy.Y_df.filter(~is_sku), hierarchy.Y_df.filter(is_sku)
+
+
+def choose_base(hierarchy: hier.Hierarchy, job: JobSpec) -> pl.DataFrame:
+    """unique_id -> model behind Base: the level's primary model, or the intermittent model for sparse SKUs."""
+    spec = job.models
+    intermittent = models.intermittent_ids(split_levels(hierarchy)[1], spec.intermittent_adi)
+    return hierarchy.members.select(
         "unique_id",
         pl.when(pl.col("unique_id").is_in(list(intermittent)))
         .then(pl.lit(spec.intermittent_model))
         .otherwise(pl.col("level").replace_strict(dict(spec.primary)))
         .alias("model"),
     )
-    forecasts = models.select_base(forecasts, choice, job.levels)
-    fitted = models.select_base(fitted, choice, job.levels, with_intervals=False)
-    return BaseForecasts(forecasts=forecasts, fitted=fitted, choice=choice)
 
 
 def reconcile(hierarchy: hier.Hierarchy, base: BaseForecasts, job: JobSpec, sparse: bool = True) -> pl.DataFrame:
