@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import warnings
 from datetime import date
 
+import polars as pl
 import typer
 
 from forecasting.config import DEFAULT_JOB, JobConfigError, available_jobs, load_job
@@ -99,6 +101,37 @@ def query(
         typer.echo(json.dumps(relation.to_df().to_dict(orient="records"), default=str, indent=1))
     else:
         relation.show(max_rows=100, max_width=200)
+
+
+@app.command()
+def backtest(
+    job: str = JOB_OPTION,
+    windows: int = typer.Option(3, "--windows", "-n", help="number of rolling origins"),
+    step: int = typer.Option(None, "--step", help="periods between origins (default: the horizon)"),
+    horizon: int = typer.Option(None, "--horizon", help="periods ahead (default: the job's horizon)"),
+    as_of: str = typer.Option(None, "--as-of", help="last day of data (default: last day the source covers)"),
+) -> None:
+    """Rolling-origin backtest with the libraries' cross-validation; every window reconciled; metrics per level."""
+    from forecasting.backtest import backtest_job
+
+    as_of_date = _parse_date(as_of, "--as-of")
+    warnings.filterwarnings("ignore")
+    start = time.perf_counter()
+
+    def progress(message: str) -> None:
+        typer.echo(f"[{time.perf_counter() - start:7.1f} s] {message}", err=True)
+
+    try:
+        spec = load_job(job)
+        folder, result = backtest_job(spec, as_of_date, windows, step, horizon, progress)
+    except (JobConfigError, DataQualityError, SourceError, ValueError) as exc:
+        _fail(str(exc))
+        return
+    metrics = result.metrics.with_columns(pl.col(pl.Float64).round(3))
+    with pl.Config(tbl_rows=100, tbl_cols=20, tbl_hide_dataframe_shape=True, tbl_width_chars=200):
+        typer.echo(metrics)
+    typer.echo(f"backtest outputs: {folder}")
+    typer.echo(f"try: forecasting query --job {spec.name} \"SELECT * FROM backtest_metrics WHERE level = 'warehouse'\"")
 
 
 @app.command()

@@ -43,9 +43,13 @@ def _point_link(link: Path, target: str) -> None:
     os.replace(tmp, link)
 
 
-def publish_run(job: JobSpec, as_of: date, tables: dict[str, pl.DataFrame], manifest: dict) -> Path:
-    """Write every table, then the manifest, then switch `<as-of>` and `latest` to the new run. Returns `<as-of>`."""
-    job_dir = job.output_dir()
+def publish_run(
+    job: JobSpec, as_of: date, tables: dict[str, pl.DataFrame], manifest: dict, subdir: str | None = None
+) -> Path:
+    """Write every table, then the manifest, then switch `<as-of>` and `latest` to the new run. Returns `<as-of>`.
+
+    `subdir` keeps another kind of run (backtests) in its own folder with its own `latest`."""
+    job_dir = job.output_dir() / subdir if subdir else job.output_dir()
     runs = job_dir / RUNS
     runs.mkdir(parents=True, exist_ok=True)
     run_id = f"{as_of.isoformat()}-{uuid.uuid4().hex[:12]}"
@@ -72,9 +76,9 @@ def publish_run(job: JobSpec, as_of: date, tables: dict[str, pl.DataFrame], mani
     return as_of_link
 
 
-def run_dir(job: JobSpec, as_of: str | None = None) -> Path:
+def run_dir(job: JobSpec, as_of: str | None = None, subdir: str | None = None) -> Path:
     """The folder of one published run (default: the latest). Raises FileNotFoundError if there is none."""
-    job_dir = job.output_dir()
+    job_dir = job.output_dir() / subdir if subdir else job.output_dir()
     link = job_dir / (as_of or LATEST)
     if not (link / MANIFEST).exists():
         which = f"run {as_of}" if as_of else "latest run"

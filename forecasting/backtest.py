@@ -1,0 +1,235 @@
+"""Rolling-origin backtests with the libraries' own cross-validation, every window reconciled.
+
+statsforecast and mlforecast `cross_validation` give each window's forecasts and (with fitted=True) each window's
+in-sample fits; the Base column is chosen per series as in the nightly run, and every window is reconciled with the
+same hierarchicalforecast methods, so the backtest scores exactly what the nightly job would have published.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from functools import partial
+from pathlib import Path
+
+import polars as pl
+from statsforecast import StatsForecast
+from utilsforecast.evaluation import evaluate
+from utilsforecast.losses import bias, mae, rmse, rmsse
+
+from forecasting import hierarchy as hier
+from forecasting import models, outputs
+from forecasting import reconcile as rec
+from forecasting.config import JobSpec
+from forecasting.pipeline import choose_base, publish_label, split_levels
+
+PANDAS_FREQ = {"day": "D", "week": "W-MON", "month": "MS", "quarter": "QS"}
+KEYS = ["unique_id", "ds", "cutoff"]
+
+
+@dataclass
+class Backtest:
+    base: pl.DataFrame  # long: unique_id, level, region, warehouse, sku, cutoff, ds, y, model, mean, lo/hi
+    reconciled: pl.DataFrame  # long: ... , method, published, mean, lo/hi, y
+    metrics: pl.DataFrame  # level, kind (base | reconciled), model, mae, rmse, rmsse, bias, coverage_80/95, n
+
+
+def _statistical_cv(
+    Y: pl.DataFrame, job: JobSpec, names: list[str], n_windows: int, step: int
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    # Pandas at the boundary: statsforecast 2.1's cross_validation_fitted_values fails on polars input.
+    sf = StatsForecast(
+        models=[models.STAT_MODELS[n](job) for n in names], freq=PANDAS_FREQ[job.freq], n_jobs=job.n_jobs
+    )
+    cv = sf.cross_validation(
+        h=job.horizon, df=Y.to_pandas(), n_windows=n_windows, step_size=step, level=job.levels, fitted=True
+    )
+    fitted = sf.cross_validation_fitted_values()
+    return _dates(pl.from_pandas(cv)), _dates(pl.from_pandas(fitted)).select(*KEYS, "y", *names)
+
+
+def _dates(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.with_columns(pl.col(c).cast(pl.Date) for c in ("ds", "cutoff") if c in frame.columns)
+
+
+def _lightgbm_cv(
+    Y: pl.DataFrame, job: JobSpec, exog: pl.DataFrame | None, aggregate: bool, n_windows: int, step: int
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    fcst, train, intervals = models.lightgbm_setup(Y, job, exog, aggregate)
+    cv = fcst.cross_validation(
+        train,
+        n_windows=n_windows,
+        h=job.horizon,
+        step_size=step,
+        static_features=[],
+        prediction_intervals=intervals,
+        level=job.levels,
+        fitted=True,
+    )
+    cutoffs = sorted(cv["cutoff"].unique().to_list())
+    fold_to_cutoff = pl.DataFrame({"fold": list(range(len(cutoffs))), "cutoff": cutoffs}).cast({"fold": pl.Int32})
+    fitted = fcst.cross_validation_fitted_values().cast({"fold": pl.Int32}).join(fold_to_cutoff, on="fold")
+    return _dates(cv.drop("y")), _dates(fitted).select(*KEYS, "y", "LightGBM")
+
+
+def _group_cv(
+    Y: pl.DataFrame, job: JobSpec, names: list[str], exog: pl.DataFrame | None, aggregate: bool, windows: int, step: int
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    stat = [n for n in names if n in models.STAT_MODELS]
+    parts = []
+    if stat:
+        parts.append(_statistical_cv(Y, job, stat, windows, step))
+    if "LightGBM" in names:
+        parts.append(_lightgbm_cv(Y, job, exog, aggregate, windows, step))
+    forecasts, fitted = parts[0]
+    for fc, fit in parts[1:]:
+        forecasts = forecasts.join(fc.drop("y", strict=False), on=KEYS, how="full", coalesce=True)
+        fitted = fitted.join(fit.drop("y"), on=KEYS, how="full", coalesce=True)
+    return forecasts, fitted
+
+
+def run_backtest(
+    hierarchy: hier.Hierarchy,
+    prices: pl.DataFrame | None,
+    job: JobSpec,
+    windows: int,
+    step: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Backtest:
+    """`windows` rolling origins, `step` periods apart (default: the horizon), each forecasting `job.horizon` ahead."""
+    step = step or job.horizon
+    say = progress or (lambda message: None)
+    Y_agg, Y_sku = split_levels(hierarchy)
+    say(f"cross-validating {Y_agg['unique_id'].n_unique()} aggregate series ({', '.join(job.models.aggregate_models)})")
+    agg = _group_cv(Y_agg, job, job.models.aggregate_models, None, True, windows, step)
+    say(f"cross-validating {Y_sku['unique_id'].n_unique()} SKU series ({', '.join(job.models.sku_models)})")
+    exog = models.price_features(prices, hierarchy.members) if prices is not None else None
+    sku = _group_cv(Y_sku, job, job.models.sku_models, exog, False, windows, step)
+    forecasts = pl.concat([agg[0], sku[0]], how="diagonal_relaxed")
+    fitted = pl.concat([agg[1], sku[1]], how="diagonal_relaxed")
+    choice = choose_base(hierarchy, job)
+    forecasts = models.select_base(forecasts, choice, job.levels)
+    fitted = models.select_base(fitted, choice, job.levels, with_intervals=False)
+    actuals = forecasts.select(*KEYS, "y")
+
+    reconciled = []
+    cutoffs = sorted(forecasts["cutoff"].unique().to_list())
+    for i, cutoff in enumerate(cutoffs, 1):
+        say(f"reconciling window {i}/{len(cutoffs)} (cutoff {cutoff})")
+        window_fc = forecasts.filter(pl.col("cutoff") == cutoff)
+        window_fit = fitted.filter(pl.col("cutoff") == cutoff).drop("cutoff")
+        part = rec.reconcile(hierarchy, window_fc, window_fit, job)
+        reconciled.append(part.with_columns(pl.lit(cutoff).alias("cutoff")))
+    published = publish_label(job)
+    reconciled_long = (
+        hier.level_of(hierarchy.members, pl.concat(reconciled))
+        .join(actuals, on=KEYS, how="left")
+        .with_columns((pl.col("method") == published).alias("published"))
+    )
+    base_long = hier.level_of(hierarchy.members, _long(forecasts, job)).join(actuals, on=KEYS, how="left")
+    train = hierarchy.Y_df
+    metrics = pl.concat(
+        [
+            score(base_long, "model", train, job, "base"),
+            score(reconciled_long, "method", train, job, "reconciled"),
+        ]
+    )
+    return Backtest(base=base_long, reconciled=reconciled_long, metrics=metrics)
+
+
+def _long(wide: pl.DataFrame, job: JobSpec) -> pl.DataFrame:
+    names = [c for c in wide.columns if c not in (*KEYS, "y") and "-lo-" not in c and "-hi-" not in c]
+    frames = []
+    for name in names:
+        rename = {name: "mean"} | {f"{name}-{side}-{lv}": f"{side}_{lv}" for lv in job.levels for side in ("lo", "hi")}
+        frames.append(
+            wide.select("unique_id", "ds", "cutoff", *rename)
+            .rename(rename)
+            .filter(pl.col("mean").is_not_null())
+            .with_columns(pl.lit(name).alias("model"))
+        )
+    return pl.concat(frames)
+
+
+def score(long: pl.DataFrame, by: str, train: pl.DataFrame, job: JobSpec, kind: str) -> pl.DataFrame:
+    """Per level and model: MAE, RMSE, RMSSE (scaled by the in-sample one-step naive error of the history before each
+    cutoff, utilsforecast's definition), bias (mean error / mean actual), interval coverage. Means over series."""
+    rows = []
+    for cutoff in sorted(long["cutoff"].unique().to_list()):
+        window = long.filter(pl.col("cutoff") == cutoff)
+        wide = window.pivot(on=by, index=["unique_id", "ds", "y"], values="mean")
+        names = [c for c in wide.columns if c not in ("unique_id", "ds", "y")]
+        history = train.filter(pl.col("ds") <= cutoff)
+        per_series = evaluate(
+            wide,
+            metrics=[mae, rmse, partial(rmsse, seasonality=1), bias],
+            models=names,
+            train_df=history,
+        )
+        melted = per_series.unpivot(index=["unique_id", "metric"], variable_name=by, value_name="value")
+        rows.append(melted.with_columns(pl.lit(cutoff).alias("cutoff")))
+    per_series = pl.concat(rows).pivot(on="metric", index=["unique_id", by, "cutoff"], values="value")
+    coverage = long.group_by("unique_id", by, "cutoff").agg(
+        pl.col("y").mean().alias("mean_y"),
+        *[
+            ((pl.col("y") >= pl.col(f"lo_{lv}")) & (pl.col("y") <= pl.col(f"hi_{lv}"))).mean().alias(f"coverage_{lv}")
+            for lv in (80, 95)
+        ],
+    )
+    levels = long.select("unique_id", "level").unique()
+    joined = per_series.join(coverage, on=["unique_id", by, "cutoff"]).join(levels, on="unique_id")
+    return (
+        joined.group_by("level", by)
+        .agg(
+            pl.col("mae").mean(),
+            pl.col("rmse").mean(),
+            pl.col("rmsse").filter(pl.col("rmsse").is_finite()).mean(),
+            (pl.col("bias").sum() / pl.col("mean_y").sum()).alias("bias"),
+            pl.col("coverage_80").mean(),
+            pl.col("coverage_95").mean(),
+            pl.col("unique_id").n_unique().alias("series"),
+            pl.col("cutoff").n_unique().alias("windows"),
+        )
+        .with_columns(pl.lit(kind).alias("kind"))
+        .rename({by: "model"})
+        .select(
+            "level", "kind", "model", "mae", "rmse", "rmsse", "bias", "coverage_80", "coverage_95", "series", "windows"
+        )
+        .sort("level", "kind", "model")
+    )
+
+
+BACKTESTS = "backtests"
+
+
+def backtest_job(
+    job: JobSpec,
+    as_of: date | None = None,
+    windows: int = 3,
+    step: int | None = None,
+    horizon: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[Path, Backtest]:
+    """Load, validate and aggregate as the nightly run does, backtest, and publish atomically under
+    data/outputs/<job>/backtests/<as-of>/ (with its own `latest`)."""
+    from forecasting import pipeline
+
+    if windows < 1:
+        raise ValueError("--windows must be at least 1")
+    if horizon is not None:
+        job = job.model_copy(update={"horizon": horizon})
+    loaded = pipeline.load(job, as_of)
+    hierarchy = pipeline.aggregate(pipeline.validate(loaded, job))
+    result = run_backtest(hierarchy, loaded.prices, job, windows, step, progress)
+    tables = {"backtest_base": result.base, "backtest_reconciled": result.reconciled, "metrics": result.metrics}
+    manifest = {
+        "job": job.name,
+        "as_of": loaded.as_of.isoformat(),
+        "windows": windows,
+        "step": step or job.horizon,
+        "horizon": job.horizon,
+        "cutoffs": [str(c) for c in sorted(result.reconciled["cutoff"].unique().to_list())],
+        "config": job.model_dump(mode="json"),
+    }
+    return outputs.publish_run(job, loaded.as_of, tables, manifest, subdir=BACKTESTS), result
