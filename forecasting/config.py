@@ -141,6 +141,11 @@ class ReconcileSpec(Strict):
     mintrace_method: Literal["ols", "wls_struct"] = "wls_struct"
     nonnegative: bool = True
     publish: Literal["BottomUp", "MinTrace"] = "MinTrace"
+    calibration: Literal["insample", "backtest"] = Field(
+        "insample",
+        description="errors the reconciled intervals are calibrated on: in-sample fits, or the out-of-sample errors "
+        "of the job's latest backtest (falls back to in-sample when there is none covering every series)",
+    )
 
     @model_validator(mode="after")
     def _publish_is_run(self) -> ReconcileSpec:

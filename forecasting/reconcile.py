@@ -43,7 +43,8 @@ def reconcile(
 ) -> pl.DataFrame:
     """Reconcile the Base column. Returns long rows: unique_id, ds, method, mean, lo-<L>/hi-<L>.
 
-    `fitted` holds in-sample y and Base for every series: the calibration set of the conformal interval sampler.
+    `fitted` holds y and Base for every series (in-sample fits or backtest forecasts): the calibration set of the
+    conformal interval sampler.
     """
     methods = reconcilers(job, sparse)
     S = hierarchy.S if sparse else hierarchy.S.to_frame() if hasattr(hierarchy.S, "to_frame") else hierarchy.S

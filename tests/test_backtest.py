@@ -73,3 +73,33 @@ def test_cli_backtest_then_query(tmp_path):
     answer = runner.invoke(app, ["query", "--job", str(path), "--format", "csv", query])
     assert answer.output.strip().splitlines()[-1] == "2,2016-03-01"
     assert "must be at least 1" in runner.invoke(app, ["backtest", "--job", str(path), "--windows", "0"]).output
+
+
+def test_nightly_run_can_calibrate_intervals_on_the_backtest(backtest):
+    from forecasting.config import JobSpec
+    from forecasting.pipeline import run_job
+
+    job, folder, _ = backtest
+    insample = run_job(job)
+    a = pl.read_parquet(insample.run_dir / "reconciled_forecasts.parquet")  # read now: the rerun replaces the run
+    data = job.model_dump()
+    data["reconciliation"]["calibration"] = "backtest"
+    calibrated = run_job(JobSpec.model_validate(data))
+    assert insample.summary["interval_calibration"] == "in-sample fits"
+    assert calibrated.summary["interval_calibration"].startswith(
+        f"out-of-sample errors of backtest {folder.resolve().name}"
+    )
+    b = pl.read_parquet(calibrated.run_dir / "reconciled_forecasts.parquet")
+    assert a["mean"].equals(b["mean"])  # same point forecasts, other interval widths
+    assert not a["hi_80"].equals(b["hi_80"])
+    assert_coherent(b)
+
+
+def test_backtest_calibration_falls_back_without_a_backtest(tmp_path):
+    from forecasting.config import JobSpec
+    from forecasting.pipeline import run_job
+
+    data = slice_job(tmp_path, n_items=10).model_dump()
+    data["reconciliation"]["calibration"] = "backtest"
+    result = run_job(JobSpec.model_validate(data))
+    assert result.summary["interval_calibration"] == "in-sample fits (no backtest published for this job)"
