@@ -118,6 +118,11 @@ class ModelSpec(Strict):
         default_factory=lambda: {"total": "AutoETS", "region": "AutoETS", "warehouse": "AutoETS", "sku": "LightGBM"}
     )
     intermittent_model: str = "CrostonSBA"
+    choose_from_backtest: bool = Field(
+        False,
+        description="per level, use the base model with the lowest RMSSE in the job's latest backtest instead of "
+        "`primary` (the job file's choice stays when there is no backtest)",
+    )
     intermittent_adi: float = Field(1.32, gt=1.0, description="SKUs whose average demand interval exceeds this")
     lightgbm: LightGBMSpec = Field(default_factory=LightGBMSpec)
     conformal_windows: int = Field(2, ge=2, le=10)

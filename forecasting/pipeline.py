@@ -118,7 +118,7 @@ def base_forecasts(hierarchy: hier.Hierarchy, prices: pl.DataFrame | None, job: 
 
     groups = [run_group(Y_agg, spec.aggregate_models, True), run_group(Y_sku, spec.sku_models, False)]
     forecasts, fitted = models.combine(groups)
-    choice = choose_base(hierarchy, job)
+    choice = choose_base(hierarchy, job, primary_models(job)[0])
     forecasts = models.select_base(forecasts, choice, job.levels)
     fitted = models.select_base(fitted, choice, job.levels, with_intervals=False)
     return BaseForecasts(forecasts=forecasts, fitted=fitted, choice=choice)
@@ -130,15 +130,37 @@ def split_levels(hierarchy: hier.Hierarchy) -> tuple[pl.DataFrame, pl.DataFrame]
     return hierarchy.Y_df.filter(~is_sku), hierarchy.Y_df.filter(is_sku)
 
 
-def choose_base(hierarchy: hier.Hierarchy, job: JobSpec) -> pl.DataFrame:
+def primary_models(job: JobSpec) -> tuple[dict[str, str], str]:
+    """The model behind Base per level, and why: the job file's `primary`, or with `choose_from_backtest` the base
+    model with the lowest mean RMSSE at that level in the job's latest backtest (among the models run there)."""
+    primary = dict(job.models.primary)
+    if not job.models.choose_from_backtest:
+        return primary, "job file"
+    try:
+        folder = outputs.run_dir(job, None, subdir="backtests")
+    except FileNotFoundError:
+        return primary, "job file (no backtest published for this job)"
+    metrics = pl.read_parquet(folder / "metrics.parquet").filter(
+        (pl.col("kind") == "base") & (pl.col("model") != models.BASE) & pl.col("rmsse").is_finite()
+    )
+    for level in LEVELS:
+        allowed = job.models.sku_models if level == "sku" else job.models.aggregate_models
+        best = metrics.filter((pl.col("level") == level) & pl.col("model").is_in(list(allowed))).sort("rmsse", "model")
+        if best.height:
+            primary[level] = best["model"][0]
+    return primary, f"lowest RMSSE per level in backtest {folder.name}"
+
+
+def choose_base(hierarchy: hier.Hierarchy, job: JobSpec, primary: dict[str, str] | None = None) -> pl.DataFrame:
     """unique_id -> model behind Base: the level's primary model, or the intermittent model for sparse SKUs."""
     spec = job.models
+    primary = primary or dict(spec.primary)
     intermittent = models.intermittent_ids(split_levels(hierarchy)[1], spec.intermittent_adi)
     return hierarchy.members.select(
         "unique_id",
         pl.when(pl.col("unique_id").is_in(list(intermittent)))
         .then(pl.lit(spec.intermittent_model))
-        .otherwise(pl.col("level").replace_strict(dict(spec.primary)))
+        .otherwise(pl.col("level").replace_strict(primary))
         .alias("model"),
     )
 
@@ -276,6 +298,7 @@ def summarize(hierarchy: hier.Hierarchy, validated: Validated, base: BaseForecas
         "reconciliation": job.reconciliation.methods,
         "published_method": publish_label(job),
         "interval_calibration": calibration_set(hierarchy, base, job)[1],
+        "model_choice": primary_models(job)[1],
         "horizon": job.horizon,
         "freq": job.freq,
     }

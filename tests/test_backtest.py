@@ -103,3 +103,24 @@ def test_backtest_calibration_falls_back_without_a_backtest(tmp_path):
     data["reconciliation"]["calibration"] = "backtest"
     result = run_job(JobSpec.model_validate(data))
     assert result.summary["interval_calibration"] == "in-sample fits (no backtest published for this job)"
+
+
+def test_nightly_run_chooses_models_from_the_backtest(backtest):
+    from forecasting.config import JobSpec
+    from forecasting.pipeline import primary_models, run_job
+
+    job, folder, result = backtest
+    data = job.model_dump()
+    data["models"]["choose_from_backtest"] = True
+    chooser = JobSpec.model_validate(data)
+    primary, why = primary_models(chooser)
+    assert why == f"lowest RMSSE per level in backtest {folder.resolve().name}"
+    base = result.metrics.filter((pl.col("kind") == "base") & (pl.col("model") != "Base"))
+    for level, model in primary.items():
+        best = base.filter(pl.col("level") == level).sort("rmsse")["model"][0]
+        assert model == best, level
+    run = run_job(chooser)
+    assert run.summary["model_choice"] == why
+    per_level = {row["level"]: row["model"] for row in run.summary["base_model_per_level"] if row["level"] != "sku"}
+    assert per_level == {level: primary[level] for level in ("total", "region", "warehouse")}
+    assert primary_models(job)[1] == "job file"
