@@ -127,7 +127,9 @@ def run_backtest(
         .join(actuals, on=KEYS, how="left")
         .with_columns((pl.col("method") == published).alias("published"))
     )
-    base_long = hier.level_of(hierarchy.members, _long(forecasts, job)).join(actuals, on=KEYS, how="left")
+    base_long = hier.level_of(hierarchy.members, models.wide_to_long(forecasts, job.levels, KEYS)).join(
+        actuals, on=KEYS, how="left"
+    )
     train = hierarchy.Y_df
     metrics = pl.concat(
         [
@@ -136,20 +138,6 @@ def run_backtest(
         ]
     )
     return Backtest(base=base_long, reconciled=reconciled_long, metrics=metrics)
-
-
-def _long(wide: pl.DataFrame, job: JobSpec) -> pl.DataFrame:
-    names = [c for c in wide.columns if c not in (*KEYS, "y") and "-lo-" not in c and "-hi-" not in c]
-    frames = []
-    for name in names:
-        rename = {name: "mean"} | {f"{name}-{side}-{lv}": f"{side}_{lv}" for lv in job.levels for side in ("lo", "hi")}
-        frames.append(
-            wide.select("unique_id", "ds", "cutoff", *rename)
-            .rename(rename)
-            .filter(pl.col("mean").is_not_null())
-            .with_columns(pl.lit(name).alias("model"))
-        )
-    return pl.concat(frames)
 
 
 def score(long: pl.DataFrame, by: str, train: pl.DataFrame, job: JobSpec, kind: str) -> pl.DataFrame:

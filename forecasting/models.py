@@ -203,3 +203,19 @@ def select_base(
             expr = pl.when(pl.col("model") == name).then(pl.col(f"{name}{suffix}")).otherwise(expr)
         exprs.append(expr.alias(f"{BASE}{suffix}"))
     return frame.with_columns(exprs).drop("model")
+
+
+def wide_to_long(wide: pl.DataFrame, levels: list[int], keys: list[str]) -> pl.DataFrame:
+    """Nixtla wide frame (<model>, <model>-lo-<L>, ...) -> one row per key x model: mean, lo_<L>, hi_<L>.
+    Rows where a model did not run (null mean) are dropped."""
+    names = [c for c in wide.columns if c not in (*keys, "y") and "-lo-" not in c and "-hi-" not in c]
+    frames = []
+    for name in names:
+        rename = {name: "mean"} | {f"{name}-{side}-{lv}": f"{side}_{lv}" for lv in levels for side in ("lo", "hi")}
+        frames.append(
+            wide.select(*keys, *rename)
+            .rename(rename)
+            .filter(pl.col("mean").is_not_null())
+            .with_columns(pl.lit(name).alias("model"))
+        )
+    return pl.concat(frames)

@@ -234,18 +234,7 @@ def staff(reconciled: pl.DataFrame, job: JobSpec) -> pl.DataFrame:
 
 def base_long(hierarchy: hier.Hierarchy, base: BaseForecasts, job: JobSpec) -> pl.DataFrame:
     """Wide Nixtla frame -> one row per series x period x model, for planners' SQL."""
-    names = [c for c in base.forecasts.columns if c not in ("unique_id", "ds") and "-lo-" not in c and "-hi-" not in c]
-    frames = []
-    for name in names:
-        rename = {name: "mean"} | {f"{name}-{side}-{lv}": f"{side}_{lv}" for lv in job.levels for side in ("lo", "hi")}
-        part = (
-            base.forecasts.select("unique_id", "ds", *rename)
-            .rename(rename)
-            .filter(pl.col("mean").is_not_null())
-            .with_columns(pl.lit(name).alias("model"))
-        )
-        frames.append(part)
-    out = hier.level_of(hierarchy.members, pl.concat(frames))
+    out = hier.level_of(hierarchy.members, models.wide_to_long(base.forecasts, job.levels, ["unique_id", "ds"]))
     return out.select(
         "unique_id", "level", "region", "warehouse", "sku", "ds", "model", "mean", *_interval_columns(job)
     ).sort("level", "unique_id", "model", "ds")

@@ -123,4 +123,5 @@ def test_nightly_run_chooses_models_from_the_backtest(backtest):
     assert run.summary["model_choice"] == why
     per_level = {row["level"]: row["model"] for row in run.summary["base_model_per_level"] if row["level"] != "sku"}
     assert per_level == {level: primary[level] for level in ("total", "region", "warehouse")}
-    assert primary_models(job)[1] == "job file"
+    data["models"]["choose_from_backtest"] = False
+    assert primary_models(JobSpec.model_validate(data)) == (dict(job.models.primary), "job file")
