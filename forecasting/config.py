@@ -19,6 +19,7 @@ JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 DEFAULT_JOB = "m5-monthly"
 LEVELS = ("total", "region", "warehouse", "sku")
 Frequency = Literal["day", "week", "month", "quarter"]
+POLARS_FREQ = {"day": "1d", "week": "1w", "month": "1mo", "quarter": "3mo"}
 
 
 def project_root() -> Path:

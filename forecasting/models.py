@@ -29,9 +29,8 @@ from statsforecast.models import (
 )
 from statsforecast.utils import ConformalIntervals
 
-from forecasting.config import JobSpec
+from forecasting.config import POLARS_FREQ, JobSpec
 
-POLARS_FREQ = {"day": "1d", "week": "1w", "month": "1mo", "quarter": "3mo"}
 BASE = "Base"  # the per-level (and per-SKU for intermittent series) choice of model, which is reconciled
 
 

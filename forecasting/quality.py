@@ -8,8 +8,9 @@ from datetime import date
 
 import duckdb
 import polars as pl
+from utilsforecast.preprocessing import fill_gaps
 
-from forecasting.config import JobSpec
+from forecasting.config import POLARS_FREQ, JobSpec
 
 EXAMPLES = 5
 
@@ -124,10 +125,13 @@ def check_history(history: pl.DataFrame, job: JobSpec, file: str, last_period: d
     cols = job.source.sales.columns
     if history.is_empty():
         raise DataQualityError([Problem(file, cols["date"], "no complete period on or before the as-of date", 0, [])])
-    spans = history.group_by("sku", "warehouse", "region").agg(pl.col("ds").min().alias("first"))
-    grid = _period_grid(history["ds"].min(), last_period, job)
-    expected = spans.join(grid, how="cross").filter(pl.col("ds") >= pl.col("first"))
-    gaps = expected.join(history.select("sku", "warehouse", "ds"), on=["sku", "warehouse", "ds"], how="anti")
+    # utilsforecast's fill_gaps adds every missing period from each series' first one to the last complete period.
+    keyed = history.with_columns(pl.concat_str("warehouse", "sku", separator="/").alias("series_key"))
+    full = fill_gaps(
+        keyed.select("series_key", "ds", "y"), freq=POLARS_FREQ[job.freq], end=last_period, id_col="series_key"
+    )
+    regions = keyed.select("series_key", "sku", "warehouse", "region").unique()
+    gaps = full.filter(pl.col("y").is_null()).join(regions, on="series_key").sort("series_key", "ds")
     if gaps.height:
         if not job.zero_fill_gaps:
             raise DataQualityError(
@@ -142,7 +146,7 @@ def check_history(history: pl.DataFrame, job: JobSpec, file: str, last_period: d
                     )
                 ]
             )
-        fill = gaps.select("sku", "warehouse", "region", "ds").with_columns(pl.lit(0.0).alias("y"))
+        fill = gaps.select("sku", "warehouse", "region", "ds", pl.lit(0.0).alias("y"))
         history = pl.concat([history, fill], how="diagonal_relaxed").sort("warehouse", "sku", "ds")
     lengths = history.group_by("sku", "warehouse").agg(pl.len().alias("n"))
     short = lengths.filter(pl.col("n") < job.min_history)
@@ -159,8 +163,3 @@ def check_history(history: pl.DataFrame, job: JobSpec, file: str, last_period: d
             ]
         )
     return history
-
-
-def _period_grid(first: date, last: date, job: JobSpec) -> pl.DataFrame:
-    interval = {"day": "1d", "week": "1w", "month": "1mo", "quarter": "3mo"}[job.freq]
-    return pl.DataFrame({"ds": pl.date_range(first, last, interval, eager=True)})
