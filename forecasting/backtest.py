@@ -22,7 +22,7 @@ from forecasting import hierarchy as hier
 from forecasting import models, outputs
 from forecasting import reconcile as rec
 from forecasting.config import JobSpec
-from forecasting.pipeline import choose_base, publish_label, split_levels
+from forecasting.pipeline import choose_base, split_levels
 
 PANDAS_FREQ = {"day": "D", "week": "W-MON", "month": "MS", "quarter": "QS"}
 KEYS = ["unique_id", "ds", "cutoff"]
@@ -121,7 +121,7 @@ def run_backtest(
         window_fit = fitted.filter(pl.col("cutoff") == cutoff).drop("cutoff")
         part = rec.reconcile(hierarchy, window_fc, window_fit, job)
         reconciled.append(part.with_columns(pl.lit(cutoff).alias("cutoff")))
-    published = publish_label(job)
+    published = rec.publish_label(job)
     reconciled_long = (
         hier.level_of(hierarchy.members, pl.concat(reconciled))
         .join(actuals, on=KEYS, how="left")

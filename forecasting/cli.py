@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 import warnings
 from datetime import date
@@ -96,9 +95,9 @@ def query(
     if relation is None:
         return
     if output_format == "csv":
-        relation.to_df().to_csv(sys.stdout, index=False)
+        typer.echo(relation.pl().write_csv(), nl=False)
     elif output_format == "json":
-        typer.echo(json.dumps(relation.to_df().to_dict(orient="records"), default=str, indent=1))
+        typer.echo(json.dumps(relation.pl().to_dicts(), default=str, indent=1))
     else:
         relation.show(max_rows=100, max_width=200)
 

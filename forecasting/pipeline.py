@@ -21,6 +21,8 @@ from forecasting import reconcile as rec
 from forecasting.config import LEVELS, JobSpec
 from forecasting.staffing import staffing_plan
 
+# Leading columns of every output table: which series, where in the hierarchy, which period.
+SERIES_COLUMNS = ["unique_id", "level", "region", "warehouse", "sku", "ds"]
 PACKAGES = ["duckdb", "polars", "statsforecast", "mlforecast", "hierarchicalforecast", "lightgbm", "prefect", "numpy"]
 
 
@@ -43,6 +45,9 @@ class BaseForecasts:
     forecasts: pl.DataFrame  # wide: unique_id, ds, every model (+ intervals), Base
     fitted: pl.DataFrame  # wide in-sample: unique_id, ds, y, every model, Base
     choice: pl.DataFrame  # unique_id, model (the model behind Base)
+    choice_source: str  # why those models: the job file or a backtest
+    calibration: pl.DataFrame  # unique_id, ds, y, Base: errors the reconciled intervals are calibrated on
+    calibration_source: str
 
 
 @dataclass
@@ -65,15 +70,6 @@ def peak_rss_mb() -> dict[str, float]:
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {"peak_rss_mb": round(own, 1), "peak_rss_children_mb": round(children, 1)}
-
-
-def default_as_of(job: JobSpec) -> date:
-    """The last day the source covers: a no-argument run forecasts the periods after the newest complete one."""
-    con, _ = io.connect_sources(job)
-    try:
-        return io.observed_range(con, job)[1]
-    finally:
-        con.close()
 
 
 def load(job: JobSpec, as_of: date | None = None) -> Loaded:
@@ -118,10 +114,12 @@ def base_forecasts(hierarchy: hier.Hierarchy, prices: pl.DataFrame | None, job: 
 
     groups = [run_group(Y_agg, spec.aggregate_models, True), run_group(Y_sku, spec.sku_models, False)]
     forecasts, fitted = models.combine(groups)
-    choice = choose_base(hierarchy, job, primary_models(job)[0])
+    primary, choice_source = primary_models(job)
+    choice = choose_base(hierarchy, job, primary)
     forecasts = models.select_base(forecasts, choice, job.levels)
     fitted = models.select_base(fitted, choice, job.levels, with_intervals=False)
-    return BaseForecasts(forecasts=forecasts, fitted=fitted, choice=choice)
+    calibration, calibration_source = calibration_set(hierarchy, fitted, job)
+    return BaseForecasts(forecasts, fitted, choice, choice_source, calibration, calibration_source)
 
 
 def split_levels(hierarchy: hier.Hierarchy) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -165,7 +163,7 @@ def choose_base(hierarchy: hier.Hierarchy, job: JobSpec, primary: dict[str, str]
     )
 
 
-def calibration_set(hierarchy: hier.Hierarchy, base: BaseForecasts, job: JobSpec) -> tuple[pl.DataFrame, str]:
+def calibration_set(hierarchy: hier.Hierarchy, fitted: pl.DataFrame, job: JobSpec) -> tuple[pl.DataFrame, str]:
     """(unique_id, ds, y, Base) errors to calibrate reconciled intervals on, and where they come from.
 
     In-sample fits understate forecast errors (the backtests measured 54 % coverage for a nominal 80 % warehouse
@@ -175,7 +173,7 @@ def calibration_set(hierarchy: hier.Hierarchy, base: BaseForecasts, job: JobSpec
         try:
             folder = outputs.run_dir(job, None, subdir="backtests")
         except FileNotFoundError:
-            return base.fitted, "in-sample fits (no backtest published for this job)"
+            return fitted, "in-sample fits (no backtest published for this job)"
         last = hierarchy.Y_df["ds"].max()
         errors = (
             pl.read_parquet(
@@ -190,37 +188,19 @@ def calibration_set(hierarchy: hier.Hierarchy, base: BaseForecasts, job: JobSpec
         points = errors.group_by("unique_id").len()["len"].min() if covered else 0
         if covered and points >= 2:
             return errors, f"out-of-sample errors of backtest {folder.name} ({points} periods per series)"
-        return base.fitted, f"in-sample fits (backtest {folder.name} does not cover every series)"
-    return base.fitted, "in-sample fits"
+        return fitted, f"in-sample fits (backtest {folder.name} does not cover every series)"
+    return fitted, "in-sample fits"
 
 
 def reconcile(hierarchy: hier.Hierarchy, base: BaseForecasts, job: JobSpec, sparse: bool = True) -> pl.DataFrame:
-    calibration, _ = calibration_set(hierarchy, base, job)
-    reconciled = rec.reconcile(hierarchy, base.forecasts, calibration, job, sparse=sparse)
+    reconciled = rec.reconcile(hierarchy, base.forecasts, base.calibration, job, sparse=sparse)
     return (
         hier.level_of(hierarchy.members, reconciled)
         .join(base.choice, on="unique_id", how="left")
-        .with_columns((pl.col("method") == publish_label(job)).alias("published"))
-        .select(
-            "unique_id",
-            "level",
-            "region",
-            "warehouse",
-            "sku",
-            "ds",
-            "model",
-            "method",
-            "published",
-            "mean",
-            *_interval_columns(job),
-        )
+        .with_columns((pl.col("method") == rec.publish_label(job)).alias("published"))
+        .select(*SERIES_COLUMNS, "model", "method", "published", "mean", *_interval_columns(job))
         .sort("level", "unique_id", "method", "ds")
     )
-
-
-def publish_label(job: JobSpec) -> str:
-    spec = job.reconciliation
-    return "BottomUp" if spec.publish == "BottomUp" else f"MinTrace_{spec.mintrace_method}"
 
 
 def _interval_columns(job: JobSpec) -> list[str]:
@@ -235,9 +215,9 @@ def staff(reconciled: pl.DataFrame, job: JobSpec) -> pl.DataFrame:
 def base_long(hierarchy: hier.Hierarchy, base: BaseForecasts, job: JobSpec) -> pl.DataFrame:
     """Wide Nixtla frame -> one row per series x period x model, for planners' SQL."""
     out = hier.level_of(hierarchy.members, models.wide_to_long(base.forecasts, job.levels, ["unique_id", "ds"]))
-    return out.select(
-        "unique_id", "level", "region", "warehouse", "sku", "ds", "model", "mean", *_interval_columns(job)
-    ).sort("level", "unique_id", "model", "ds")
+    return out.select(*SERIES_COLUMNS, "model", "mean", *_interval_columns(job)).sort(
+        "level", "unique_id", "model", "ds"
+    )
 
 
 def write(
@@ -285,9 +265,9 @@ def summarize(hierarchy: hier.Hierarchy, validated: Validated, base: BaseForecas
         "base_model_per_level": [{"level": lv, "model": m, "series": n} for lv, m, n in models_by_level],
         "models_run": [c for c in base.forecasts.columns if c not in ("unique_id", "ds") and "-" not in c],
         "reconciliation": job.reconciliation.methods,
-        "published_method": publish_label(job),
-        "interval_calibration": calibration_set(hierarchy, base, job)[1],
-        "model_choice": primary_models(job)[1],
+        "published_method": rec.publish_label(job),
+        "interval_calibration": base.calibration_source,
+        "model_choice": base.choice_source,
         "horizon": job.horizon,
         "freq": job.freq,
     }

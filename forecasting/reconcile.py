@@ -32,6 +32,12 @@ def reconcilers(job: JobSpec, sparse: bool) -> list:
     return chosen
 
 
+def publish_label(job: JobSpec) -> str:
+    """The method label of the published reconciliation, as `method_label` names it in the output."""
+    spec = job.reconciliation
+    return "BottomUp" if spec.publish == "BottomUp" else f"MinTrace_{spec.mintrace_method}"
+
+
 def method_label(reconciler: object) -> str:
     """Stable output name per method, identical for the dense and the sparse class."""
     name = type(reconciler).__name__.removesuffix("Sparse")
@@ -47,12 +53,11 @@ def reconcile(
     conformal interval sampler.
     """
     methods = reconcilers(job, sparse)
-    S = hierarchy.S if sparse else hierarchy.S.to_frame() if hasattr(hierarchy.S, "to_frame") else hierarchy.S
     engine = HierarchicalReconciliation(reconcilers=methods)
     insample = fitted.select("unique_id", "ds", "y", BASE).drop_nulls()
     wide = engine.reconcile(
         Y_hat_df=base.select("unique_id", "ds", pl.col(BASE).clip(lower_bound=0.0)),
-        S_df=S,
+        S_df=hierarchy.S,  # sparse SMatrix or dense S_df, as aggregate() built it
         tags={level: np.asarray(ids) for level, ids in hierarchy.tags.items()},
         Y_df=insample,
         level=job.levels,
