@@ -16,7 +16,7 @@ from pathlib import Path
 import polars as pl
 from statsforecast import StatsForecast
 from utilsforecast.evaluation import evaluate
-from utilsforecast.losses import bias, mae, rmse, rmsse
+from utilsforecast.losses import bias, coverage, mae, rmse, rmsse
 
 from forecasting import hierarchy as hier
 from forecasting import models, outputs
@@ -140,33 +140,42 @@ def run_backtest(
     return Backtest(base=base_long, reconciled=reconciled_long, metrics=metrics)
 
 
+def _nixtla_wide(window: pl.DataFrame, by: str) -> pl.DataFrame:
+    """Long rows of one window -> unique_id, ds, y, <model>, <model>-lo-80 ... as utilsforecast's metrics expect."""
+    wide = window.select("unique_id", "ds", "y").unique()
+    for name in sorted(window[by].unique().to_list()):
+        rename = {"mean": name} | {f"{side}_{lv}": f"{name}-{side}-{lv}" for lv in (80, 95) for side in ("lo", "hi")}
+        part = window.filter(pl.col(by) == name).select("unique_id", "ds", *rename).rename(rename)
+        wide = wide.join(part, on=["unique_id", "ds"], how="left")
+    return wide
+
+
 def score(long: pl.DataFrame, by: str, train: pl.DataFrame, job: JobSpec, kind: str) -> pl.DataFrame:
     """Per level and model: MAE, RMSE, RMSSE (scaled by the in-sample one-step naive error of the history before each
     cutoff, utilsforecast's definition), bias (mean error / mean actual), interval coverage. Means over series."""
     rows = []
     for cutoff in sorted(long["cutoff"].unique().to_list()):
         window = long.filter(pl.col("cutoff") == cutoff)
-        wide = window.pivot(on=by, index=["unique_id", "ds", "y"], values="mean")
-        names = [c for c in wide.columns if c not in ("unique_id", "ds", "y")]
+        wide = _nixtla_wide(window, by)
+        names = sorted(window[by].unique().to_list())
         history = train.filter(pl.col("ds") <= cutoff)
         per_series = evaluate(
             wide,
-            metrics=[mae, rmse, partial(rmsse, seasonality=1), bias],
+            metrics=[mae, rmse, partial(rmsse, seasonality=1), bias, coverage],
             models=names,
             train_df=history,
+            level=[80, 95],
         )
         melted = per_series.unpivot(index=["unique_id", "metric"], variable_name=by, value_name="value")
         rows.append(melted.with_columns(pl.lit(cutoff).alias("cutoff")))
-    per_series = pl.concat(rows).pivot(on="metric", index=["unique_id", by, "cutoff"], values="value")
-    coverage = long.group_by("unique_id", by, "cutoff").agg(
-        pl.col("y").mean().alias("mean_y"),
-        *[
-            ((pl.col("y") >= pl.col(f"lo_{lv}")) & (pl.col("y") <= pl.col(f"hi_{lv}"))).mean().alias(f"coverage_{lv}")
-            for lv in (80, 95)
-        ],
+    per_series = (
+        pl.concat(rows)
+        .pivot(on="metric", index=["unique_id", by, "cutoff"], values="value")
+        .rename({"coverage_level80": "coverage_80", "coverage_level95": "coverage_95"})
     )
+    mean_y = long.group_by("unique_id", by, "cutoff").agg(pl.col("y").mean().alias("mean_y"))
     levels = long.select("unique_id", "level").unique()
-    joined = per_series.join(coverage, on=["unique_id", by, "cutoff"]).join(levels, on="unique_id")
+    joined = per_series.join(mean_y, on=["unique_id", by, "cutoff"]).join(levels, on="unique_id")
     return (
         joined.group_by("level", by)
         .agg(
