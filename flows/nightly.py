@@ -53,8 +53,8 @@ def validate_task(loaded: pipeline.Loaded, job: JobSpec) -> pipeline.Validated:
 
 
 @task(name="aggregate", **IN_MEMORY)
-def aggregate_task(validated: pipeline.Validated) -> hier.Hierarchy:
-    return pipeline.aggregate(validated)
+def aggregate_task(validated: pipeline.Validated, job: JobSpec) -> hier.Hierarchy:
+    return pipeline.aggregate(validated, job)
 
 
 @task(name="base_forecasts", **IN_MEMORY)
@@ -140,7 +140,7 @@ def nightly_forecast(job: str | JobSpec = DEFAULT_JOB, as_of: date | None = None
 
     loaded = stage("load", load_task, spec, as_of)
     validated = stage("validate", validate_task, loaded, spec)
-    hierarchy = stage("aggregate", aggregate_task, validated)
+    hierarchy = stage("aggregate", aggregate_task, validated, spec)
     base = stage("base_forecasts", base_forecasts_task, hierarchy, loaded, spec)
     reconciled = stage("reconcile", reconcile_task, hierarchy, base, spec)
     staffing = stage("staff", staff_task, reconciled, spec)

@@ -100,14 +100,20 @@ def run_backtest(
     """`windows` rolling origins, `step` periods apart (default: the horizon), each forecasting `job.horizon` ahead."""
     step = step or job.horizon
     say = progress or (lambda message: None)
-    Y_agg, Y_sku = split_levels(hierarchy)
-    say(f"cross-validating {Y_agg['unique_id'].n_unique()} aggregate series ({', '.join(job.models.aggregate_models)})")
-    agg = _group_cv(Y_agg, job, job.models.aggregate_models, None, True, windows, step)
-    say(f"cross-validating {Y_sku['unique_id'].n_unique()} SKU series ({', '.join(job.models.sku_models)})")
-    exog = models.price_features(prices, hierarchy.members) if prices is not None else None
-    sku = _group_cv(Y_sku, job, job.models.sku_models, exog, False, windows, step)
-    forecasts = pl.concat([agg[0], sku[0]], how="diagonal_relaxed")
-    fitted = pl.concat([agg[1], sku[1]], how="diagonal_relaxed")
+    Y_agg, Y_bottom = split_levels(hierarchy)
+    groups = []
+    if Y_agg.height:
+        names = job.models.aggregate_models
+        say(f"cross-validating {Y_agg['unique_id'].n_unique()} aggregate series ({', '.join(names)})")
+        groups.append(_group_cv(Y_agg, job, names, None, True, windows, step))
+    names = job.models.bottom_models
+    say(f"cross-validating {Y_bottom['unique_id'].n_unique()} {hierarchy.bottom} series ({', '.join(names)})")
+    exog = None
+    if prices is not None:
+        exog = models.price_features(prices, hierarchy.members.filter(pl.col("level") == hierarchy.bottom))
+    groups.append(_group_cv(Y_bottom, job, names, exog, False, windows, step))
+    forecasts = pl.concat([g[0] for g in groups], how="diagonal_relaxed")
+    fitted = pl.concat([g[1] for g in groups], how="diagonal_relaxed")
     choice = choose_base(hierarchy, job)
     forecasts = models.select_base(forecasts, choice, job.levels)
     fitted = models.select_base(fitted, choice, job.levels, with_intervals=False)
@@ -217,7 +223,7 @@ def backtest_job(
     if horizon is not None:
         job = job.model_copy(update={"horizon": horizon})
     loaded = pipeline.load(job, as_of)
-    hierarchy = pipeline.aggregate(pipeline.validate(loaded, job))
+    hierarchy = pipeline.aggregate(pipeline.validate(loaded, job), job)
     result = run_backtest(hierarchy, loaded.prices, job, windows, step, progress)
     tables = {"backtest_base": result.base, "backtest_reconciled": result.reconciled, "metrics": result.metrics}
     manifest = {

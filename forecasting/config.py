@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 DEFAULT_JOB = "m5-monthly"
-LEVELS = ("total", "region", "warehouse", "sku")
 Frequency = Literal["day", "week", "month", "quarter"]
 POLARS_FREQ = {"day": "1d", "week": "1w", "month": "1mo", "quarter": "3mo"}
 
@@ -72,17 +71,17 @@ class SourceSpec(Strict):
     @field_validator("sales")
     @classmethod
     def _sales_columns(cls, value: TableSource) -> TableSource:
-        missing = {"sku", "warehouse", "region", "date", "quantity"} - set(value.columns)
+        missing = {"date", "quantity"} - set(value.columns)
         if missing:
-            raise ValueError(f"sales.columns must map {sorted(missing)}")
+            raise ValueError(f"sales.columns must map {sorted(missing)} (and every hierarchy key)")
         return value
 
     @model_validator(mode="after")
     def _prices_need_calendar(self) -> SourceSpec:
         if self.prices is not None:
-            need = {"sku", "warehouse", "week", "price"} - set(self.prices.columns)
+            need = {"week", "price"} - set(self.prices.columns)
             if need:
-                raise ValueError(f"prices.columns must map {sorted(need)}")
+                raise ValueError(f"prices.columns must map {sorted(need)} (and the keys prices are set by)")
             if self.calendar is None or {"date", "week"} - set(self.calendar.columns):
                 raise ValueError("prices keyed by week need a calendar with columns date and week")
         if self.observed_from and self.observed_to and self.observed_from > self.observed_to:
@@ -106,40 +105,113 @@ class LightGBMSpec(Strict):
         return sorted(set(value))
 
 
+class HierarchySpec(Strict):
+    """Which key columns identify a bottom series and which aggregation levels exist.
+
+    `columns` are the key columns of a bottom series; each level lists the ones it groups by (total: none). A strict
+    tree (total -> region -> warehouse -> sku) and a grouped structure (Australian tourism: (State / Region) x
+    Purpose) are both written this way. `nested` names child -> parent keys that must be consistent in the data
+    (a warehouse sits in one region)."""
+
+    columns: list[str] = Field(
+        default_factory=lambda: ["region", "warehouse", "sku"], description="key columns of a bottom series"
+    )
+    levels: dict[str, list[str]] = Field(
+        default_factory=lambda: {
+            "total": [],
+            "region": ["region"],
+            "warehouse": ["region", "warehouse"],
+            "sku": ["region", "warehouse", "sku"],
+        }
+    )
+    nested: dict[str, str] = Field(default_factory=lambda: {"warehouse": "region"})
+
+    @field_validator("levels")
+    @classmethod
+    def _top_to_bottom(cls, value: dict[str, list[str]], info: ValidationInfo) -> dict[str, list[str]]:
+        """Mapping order means nothing in YAML: order levels by how many keys they group by, and each level's keys
+        as in `columns` (so ids read total/CA/CA_1/FOODS_1_001 whatever order the file uses)."""
+        keys = info.data.get("columns") or []
+        position = {k: i for i, k in enumerate(keys)}
+        ordered = sorted(value.items(), key=lambda item: len(item[1]))
+        return {name: sorted(cols, key=lambda c: position.get(c, len(keys))) for name, cols in ordered}
+
+    @model_validator(mode="after")
+    def _check(self) -> HierarchySpec:
+        reserved = {"unique_id", "level", "ds", "y", "total", "date", "quantity", "week", "price"}
+        for key in self.columns:
+            if not IDENTIFIER.match(key) or key in reserved:
+                raise ValueError(f"hierarchy key {key!r} must be a plain identifier other than {sorted(reserved)}")
+        if len(set(self.columns)) != len(self.columns):
+            raise ValueError("hierarchy keys repeat")
+        if not self.levels:
+            raise ValueError("hierarchy needs at least one level")
+        seen: list[frozenset[str]] = []
+        for name, columns in self.levels.items():
+            if not JOB_NAME.match(name):
+                raise ValueError(f"level name {name!r} may hold letters, digits, '.', '_' and '-' only")
+            unknown = set(columns) - set(self.columns)
+            if unknown:
+                raise ValueError(f"level {name!r} uses {sorted(unknown)}, which are not hierarchy keys")
+            if frozenset(columns) in seen:
+                raise ValueError(f"level {name!r} groups by the same keys as another level")
+            seen.append(frozenset(columns))
+        if list(self.levels.values())[-1] != self.columns:
+            raise ValueError("one level must group by all keys (the bottom series)")
+        for child, parent in self.nested.items():
+            if child not in self.columns or parent not in self.columns:
+                raise ValueError(f"nested {child!r} -> {parent!r}: both must be hierarchy keys")
+        return self
+
+    @property
+    def bottom(self) -> str:
+        return list(self.levels)[-1]
+
+    @property
+    def identity(self) -> list[str]:
+        """The keys that identify a bottom series: parents implied by `nested` are left out (sku, warehouse)."""
+        implied = {parent for child, parent in self.nested.items() if child in self.columns}
+        return [k for k in self.columns if k not in implied]
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.levels)
+
+
 class ModelSpec(Strict):
     """Which models run where. Local statistical models are cheap on the few aggregate series, costly per SKU."""
 
-    aggregate_models: list[Literal["AutoETS", "AutoTheta", "SeasonalNaive", "Naive", "LightGBM"]] = Field(
+    aggregate_models: list[Literal["AutoETS", "AutoTheta", "AutoARIMA", "SeasonalNaive", "Naive", "LightGBM"]] = Field(
         default_factory=lambda: ["AutoETS", "AutoTheta", "SeasonalNaive", "LightGBM"]
     )
-    sku_models: list[Literal["SeasonalNaive", "Naive", "CrostonSBA", "TSB", "IMAPA", "LightGBM"]] = Field(
-        default_factory=lambda: ["SeasonalNaive", "CrostonSBA", "LightGBM"]
+    bottom_models: list[
+        Literal["AutoETS", "AutoTheta", "AutoARIMA", "SeasonalNaive", "Naive", "CrostonSBA", "TSB", "IMAPA", "LightGBM"]
+    ] = Field(default_factory=lambda: ["SeasonalNaive", "CrostonSBA", "LightGBM"])
+    primary: dict[str, str] = Field(
+        default_factory=lambda: {"total": "AutoETS", "region": "AutoETS", "warehouse": "AutoETS", "sku": "LightGBM"},
+        description="level name -> the model behind Base there",
     )
-    primary: dict[Literal["total", "region", "warehouse", "sku"], str] = Field(
-        default_factory=lambda: {"total": "AutoETS", "region": "AutoETS", "warehouse": "AutoETS", "sku": "LightGBM"}
+    intermittent_model: str | None = Field(
+        "CrostonSBA", description="model for bottom series whose average demand interval exceeds intermittent_adi"
     )
-    intermittent_model: str = "CrostonSBA"
     choose_from_backtest: bool = Field(
         False,
         description="per level, use the base model with the lowest RMSSE in the job's latest backtest instead of "
         "`primary` (the job file's choice stays when there is no backtest)",
     )
-    intermittent_adi: float = Field(1.32, gt=1.0, description="SKUs whose average demand interval exceeds this")
+    intermittent_adi: float = Field(1.32, gt=1.0, description="average demand interval above which a series is sparse")
     lightgbm: LightGBMSpec = Field(default_factory=LightGBMSpec)
     conformal_windows: int = Field(2, ge=2, le=10)
 
     @model_validator(mode="after")
-    def _primary_is_run(self) -> ModelSpec:
-        for level in LEVELS:
-            model = self.primary.get(level)
-            pool = self.sku_models if level == "sku" else self.aggregate_models
-            if model is None:
-                raise ValueError(f"primary model for level {level!r} is missing")
-            if model not in pool:
-                raise ValueError(f"primary model {model!r} for {level!r} is not in the models run there")
-        if self.intermittent_model not in self.sku_models:
-            raise ValueError(f"intermittent_model {self.intermittent_model!r} is not in sku_models")
+    def _intermittent_is_run(self) -> ModelSpec:
+        if self.intermittent_model is not None and self.intermittent_model not in self.bottom_models:
+            raise ValueError(f"intermittent_model {self.intermittent_model!r} is not in bottom_models")
         return self
+
+    def pool(self, level: str, bottom: str) -> list[str]:
+        """The models run at `level`."""
+        return list(self.bottom_models if level == bottom else self.aggregate_models)
 
 
 class ReconcileSpec(Strict):
@@ -182,9 +254,13 @@ class JobSpec(Strict):
     levels: list[int] = Field(default_factory=lambda: [60, 80, 90, 95])
     models: ModelSpec = Field(default_factory=ModelSpec)
     reconciliation: ReconcileSpec = Field(default_factory=ReconcileSpec)
-    staffing: LabourStandard
-    sku_filter: list[str] | None = Field(None, description="only these SKUs (a slice for tests and ad hoc runs)")
-    warehouse_filter: list[str] | None = None
+    hierarchy: HierarchySpec = Field(default_factory=HierarchySpec)
+    staffing: LabourStandard | None = Field(None, description="labour standard for the `warehouse` level, if any")
+    filters: dict[str, list[str]] = Field(
+        default_factory=dict, description="hierarchy key -> only these values (a slice for tests and ad hoc runs)"
+    )
+    sku_filter: list[str] | None = Field(None, description="shorthand for filters: {sku: [...]}")
+    warehouse_filter: list[str] | None = Field(None, description="shorthand for filters: {warehouse: [...]}")
     seed: int = 0
     n_jobs: int = Field(2, ge=1, le=256)
     output_root: str = "data/outputs"
@@ -203,6 +279,39 @@ class JobSpec(Strict):
             raise ValueError("interval levels must be between 0 and 100")
         required = {80, 95}
         return sorted(set(value) | required)
+
+    @model_validator(mode="after")
+    def _fits_hierarchy(self) -> JobSpec:
+        keys = self.hierarchy.columns
+        missing = [k for k in keys if k not in self.source.sales.columns]
+        if missing:
+            raise ValueError(f"source.sales.columns must map the hierarchy keys {missing}")
+        if self.source.prices is not None:
+            price_keys = set(self.source.prices.columns) - {"week", "price"}
+            if not price_keys or price_keys - set(keys):
+                raise ValueError(f"source.prices.columns: keys other than week and price must be hierarchy keys {keys}")
+        for key in self.key_filters():
+            if key not in keys:
+                raise ValueError(f"filter on {key!r}, which is not a hierarchy key {keys}")
+        for level, model in self.models.primary.items():
+            if level not in self.hierarchy.levels:
+                raise ValueError(f"models.primary names level {level!r}, which the hierarchy does not have")
+            if model not in self.models.pool(level, self.hierarchy.bottom):
+                raise ValueError(f"primary model {model!r} for {level!r} is not in the models run there")
+        absent = [lv for lv in self.hierarchy.levels if lv not in self.models.primary]
+        if absent:
+            raise ValueError(f"models.primary has no model for level(s) {absent}")
+        if self.staffing is not None and "warehouse" not in self.hierarchy.levels:
+            raise ValueError("staffing needs a hierarchy level named 'warehouse'")
+        return self
+
+    def key_filters(self) -> dict[str, list[str]]:
+        """Every filter, the shorthands included: hierarchy key -> values."""
+        merged = dict(self.filters)
+        for key, values in (("sku", self.sku_filter), ("warehouse", self.warehouse_filter)):
+            if values:
+                merged[key] = list(values)
+        return merged
 
     def output_dir(self) -> Path:
         path = Path(self.output_root)

@@ -1,4 +1,6 @@
-"""Hierarchy: complete periods only, then total -> region -> warehouse -> SKU through hierarchicalforecast.aggregate."""
+"""Hierarchy: complete periods only, then every level of the job's hierarchy through hierarchicalforecast.aggregate.
+
+The default is the tree total -> region -> warehouse -> SKU; a job may declare a grouped structure instead."""
 
 from __future__ import annotations
 
@@ -8,15 +10,9 @@ from datetime import date
 import polars as pl
 from hierarchicalforecast.utils import aggregate
 
-from forecasting.config import LEVELS, JobSpec
+from forecasting.config import HierarchySpec, JobSpec
 
-# Level name -> columns that identify a series at that level (aggregate() joins them with "/" into unique_id).
-LEVEL_COLUMNS: dict[str, list[str]] = {
-    "total": ["total"],
-    "region": ["total", "region"],
-    "warehouse": ["total", "region", "warehouse"],
-    "sku": ["total", "region", "warehouse", "sku"],
-}
+TOTAL = "total"  # constant column every level starts with: aggregate() joins a level's columns with "/" into its ids
 
 
 @dataclass
@@ -26,10 +22,15 @@ class Hierarchy:
     Y_df: pl.DataFrame  # unique_id, ds, y
     S: object  # hierarchicalforecast SMatrix (sparse) or dense S_df
     tags: dict[str, object]  # level name -> unique_ids
-    members: pl.DataFrame  # unique_id, level, region, warehouse, sku (null above its level)
+    members: pl.DataFrame  # unique_id, level, then every key column (null where the level does not group by it)
+    spec: HierarchySpec
 
     def ids(self, level: str) -> list[str]:
         return list(self.tags[level])
+
+    @property
+    def bottom(self) -> str:
+        return self.spec.bottom
 
 
 @dataclass(frozen=True)
@@ -65,37 +66,43 @@ def complete_periods(history: pl.DataFrame, job: JobSpec) -> tuple[pl.DataFrame,
         .otherwise(pl.col("y"))
         .alias("y")
     )
-    out = out.select("sku", "warehouse", "region", "ds", "y")
+    out = out.select(*job.hierarchy.columns, "ds", "y")
     if out.is_empty():
         return out, PeriodReport(history["ds"].min(), history["ds"].min(), dropped, prorated)
     return out, PeriodReport(out["ds"].min(), out["ds"].max(), dropped, prorated)
 
 
-def build_hierarchy(history: pl.DataFrame, sparse: bool = True) -> Hierarchy:
-    """Aggregate bottom series to every level. Sparse S keeps memory linear in the number of SKUs."""
-    bottom = history.with_columns(pl.lit("total").alias("total")).select(
-        "total", "region", "warehouse", "sku", "ds", "y"
-    )
-    spec = [LEVEL_COLUMNS[level] for level in LEVELS]
-    Y_df, S, raw_tags = aggregate(bottom, spec, sparse_s=sparse)
-    tags = {level: raw_tags["/".join(LEVEL_COLUMNS[level])] for level in LEVELS}
-    return Hierarchy(Y_df=Y_df, S=S, tags=tags, members=_members(tags))
+def build_hierarchy(history: pl.DataFrame, spec: HierarchySpec, sparse: bool = True) -> Hierarchy:
+    """Aggregate bottom series to every level. Sparse S keeps memory linear in the number of bottom series."""
+    bottom = history.with_columns(pl.lit(TOTAL).alias(TOTAL)).select(TOTAL, *spec.columns, "ds", "y")
+    columns = {level: [TOTAL, *keys] for level, keys in spec.levels.items()}
+    Y_df, S, raw_tags = aggregate(bottom, list(columns.values()), sparse_s=sparse)
+    tags = {level: raw_tags["/".join(cols)] for level, cols in columns.items()}
+    return Hierarchy(Y_df=Y_df, S=S, tags=tags, members=_members(bottom, columns, tags, spec), spec=spec)
 
 
-def _members(tags: dict[str, object]) -> pl.DataFrame:
+def _members(
+    bottom: pl.DataFrame, columns: dict[str, list[str]], tags: dict[str, object], spec: HierarchySpec
+) -> pl.DataFrame:
+    """unique_id -> level and key values, built from the data with aggregate()'s own id rule (columns joined by
+    "/"), so a key value that itself holds "/" cannot be split wrongly."""
     frames = []
-    for level in LEVELS:
-        ids = pl.Series("unique_id", list(tags[level]), dtype=pl.String)
-        parts = ids.str.split("/")
-        cols = LEVEL_COLUMNS[level]
-        frame = pl.DataFrame({"unique_id": ids, "level": [level] * len(ids)})
-        for name in ("region", "warehouse", "sku"):
-            value = parts.list.get(cols.index(name)) if name in cols else pl.Series([None] * len(ids), dtype=pl.String)
-            frame = frame.with_columns(value.alias(name))
-        frames.append(frame)
-    return pl.concat(frames)
+    for level, cols in columns.items():
+        keys = [c for c in cols if c != TOTAL]
+        frame = (
+            bottom.select(cols)
+            .unique()
+            .with_columns(pl.concat_str(cols, separator="/").alias("unique_id"), pl.lit(level).alias("level"))
+        )
+        frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(k) for k in spec.columns if k not in keys)
+        frames.append(frame.select("unique_id", "level", *spec.columns).sort("unique_id"))
+    members = pl.concat(frames)
+    expected = sum(len(tags[level]) for level in columns)
+    if members.height != expected or members["unique_id"].n_unique() != expected:
+        raise ValueError("hierarchy ids are ambiguous: a key value contains '/' that collides with another series")
+    return members
 
 
 def level_of(members: pl.DataFrame, frame: pl.DataFrame) -> pl.DataFrame:
-    """Attach level, region, warehouse and sku to any frame keyed by unique_id."""
+    """Attach the level and the key columns to any frame keyed by unique_id."""
     return frame.join(members, on="unique_id", how="left")

@@ -65,9 +65,18 @@ def _columns(con: duckdb.DuckDBPyConnection, relation: Relation) -> dict[str, st
 
 
 def _define_view(
-    con: duckdb.DuckDBPyConnection, view: str, source: TableSource, variable: str, wanted: dict[str, str]
+    con: duckdb.DuckDBPyConnection,
+    view: str,
+    source: TableSource,
+    variable: str,
+    wanted: dict[str, str],
+    filters: dict[str, list[str]] | None = None,
+    text: tuple[str, ...] = (),
 ) -> Relation:
-    """Create a temp view `view` with the logical column names in `wanted` (logical -> alias in the view)."""
+    """Create a temp view `view` with the logical column names in `wanted` (logical -> alias in the view), keeping
+    only rows whose `filters` columns (aliases) hold one of the given values (bound through variables; the view
+    `<view>_unfiltered` keeps every row, for the data-quality gate). Columns in
+    `text` (hierarchy keys) are cast to VARCHAR: they become parts of series ids."""
     relation = _relation(con, source, variable)
     present = _columns(con, relation)
     missing = [
@@ -77,8 +86,19 @@ def _define_view(
         raise SourceError(
             f"{relation.label}: column(s) not in the file: {', '.join(missing)}; the file has: {', '.join(present)}"
         )
-    select = ", ".join(f"{quote_identifier(source.columns[logical])} AS {alias}" for logical, alias in wanted.items())
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {select} FROM {relation.from_clause}")
+    parts = []
+    for logical, alias in wanted.items():
+        column = quote_identifier(source.columns[logical])
+        name = quote_identifier(alias)
+        parts.append(f"CAST({column} AS VARCHAR) AS {name}" if logical in text else f"{column} AS {name}")
+    select = ", ".join(parts)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {view}_unfiltered AS SELECT {select} FROM {relation.from_clause}")
+    conditions = []
+    for i, (alias, values) in enumerate(sorted((filters or {}).items())):
+        con.execute(f"SET VARIABLE {view}_filter_{i} = ?", [list(values)])
+        conditions.append(f"list_contains(getvariable('{view}_filter_{i}'), {quote_identifier(alias)})")
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {view}_unfiltered{where}")
     return relation
 
 
@@ -93,11 +113,17 @@ def connect_sources(job: JobSpec) -> tuple[duckdb.DuckDBPyConnection, dict[str, 
     else:
         con = duckdb.connect()
     labels: dict[str, str] = {}
-    sales_cols = {"sku": "sku", "warehouse": "warehouse", "region": "region", "date": "ds_raw", "quantity": "quantity"}
-    labels["raw_sales"] = _define_view(con, "raw_sales", sales, "sales_path", sales_cols).label
+    keys = job.hierarchy.columns
+    filters = job.key_filters()
+    sales_cols = {k: k for k in keys} | {"date": "ds_raw", "quantity": "quantity"}
+    labels["raw_sales"] = _define_view(con, "raw_sales", sales, "sales_path", sales_cols, filters, tuple(keys)).label
     if job.source.prices is not None and job.source.calendar is not None:
-        price_cols = {"sku": "sku", "warehouse": "warehouse", "week": "week", "price": "price"}
-        labels["raw_prices"] = _define_view(con, "raw_prices", job.source.prices, "prices_path", price_cols).label
+        prices = job.source.prices
+        price_cols = {k: k for k in keys if k in prices.columns} | {"week": "week", "price": "price"}
+        price_filters = {k: v for k, v in filters.items() if k in prices.columns}
+        labels["raw_prices"] = _define_view(
+            con, "raw_prices", prices, "prices_path", price_cols, price_filters, tuple(keys)
+        ).label
         calendar_cols = {"date": "day_raw", "week": "week"}
         labels["raw_calendar"] = _define_view(
             con, "raw_calendar", job.source.calendar, "calendar_path", calendar_cols
@@ -109,10 +135,6 @@ def fetch_polars(con: duckdb.DuckDBPyConnection, query: str, params: dict | list
     return con.execute(query, params or {}).pl()
 
 
-def _filters(job: JobSpec) -> dict[str, list[str]]:
-    return {"sku_filter": list(job.sku_filter or []), "warehouse_filter": list(job.warehouse_filter or [])}
-
-
 def observed_range(con: duckdb.DuckDBPyConnection, job: JobSpec) -> tuple[date, date]:
     """The days the sales source covers: from the job when it says, else the first and last date in the data."""
     first, last = con.execute("SELECT min(CAST(ds_raw AS DATE)), max(CAST(ds_raw AS DATE)) FROM raw_sales").fetchone()
@@ -120,14 +142,14 @@ def observed_range(con: duckdb.DuckDBPyConnection, job: JobSpec) -> tuple[date, 
 
 
 def read_history(con: duckdb.DuckDBPyConnection, job: JobSpec, as_of: date) -> pl.DataFrame:
-    """sku x warehouse x period sales with coverage columns (days_observed, days_in_period, cut_by_as_of)."""
+    """Bottom series x period sales (the hierarchy keys, ds, y) with coverage columns (days_observed,
+    days_in_period, cut_by_as_of)."""
     observed_from, observed_to = observed_range(con, job)
     params = {
         "period": job.freq,
         "as_of": as_of,
         "observed_from": observed_from,
         "observed_to": observed_to,
-        **_filters(job),
     }
     return fetch_polars(con, sql_text("sales_history"), params)
 
@@ -135,7 +157,7 @@ def read_history(con: duckdb.DuckDBPyConnection, job: JobSpec, as_of: date) -> p
 def read_prices(con: duckdb.DuckDBPyConnection, job: JobSpec) -> pl.DataFrame | None:
     if job.source.prices is None:
         return None
-    return fetch_polars(con, sql_text("prices"), {"period": job.freq, **_filters(job)})
+    return fetch_polars(con, sql_text("prices"), {"period": job.freq})
 
 
 def file_sha256(path: Path) -> str:

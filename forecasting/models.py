@@ -21,6 +21,7 @@ from statsforecast import StatsForecast
 from statsforecast.models import (
     IMAPA,
     TSB,
+    AutoARIMA,
     AutoETS,
     AutoTheta,
     CrostonSBA,
@@ -42,6 +43,7 @@ def _conformal(job: JobSpec) -> ConformalIntervals:
 STAT_MODELS: dict[str, Callable[[JobSpec], object]] = {
     "AutoETS": lambda job: AutoETS(season_length=job.season_length, alias="AutoETS"),
     "AutoTheta": lambda job: AutoTheta(season_length=job.season_length, alias="AutoTheta"),
+    "AutoARIMA": lambda job: AutoARIMA(season_length=job.season_length, alias="AutoARIMA"),
     "SeasonalNaive": lambda job: SeasonalNaive(season_length=job.season_length, alias="SeasonalNaive"),
     "Naive": lambda job: Naive(alias="Naive"),
     "CrostonSBA": lambda job: CrostonSBA(prediction_intervals=_conformal(job), alias="CrostonSBA"),
@@ -147,11 +149,13 @@ def _date_features(job: JobSpec) -> list[str]:
     }[job.freq]
 
 
-def price_features(prices: pl.DataFrame, members: pl.DataFrame) -> pl.DataFrame:
-    """Price, its change on the previous period and its ratio to the series' 12-period mean, keyed by unique_id."""
-    keyed = members.filter(pl.col("level") == "sku").select("unique_id", "sku", "warehouse")
+def price_features(prices: pl.DataFrame, bottom_members: pl.DataFrame) -> pl.DataFrame:
+    """Price, its change on the previous period and its ratio to the series' 12-period mean, keyed by unique_id.
+    `prices` holds the keys it is set by (e.g. sku, warehouse), ds and price; `bottom_members` the bottom series."""
+    keys = [c for c in prices.columns if c not in ("ds", "price")]
+    keyed = bottom_members.select("unique_id", *keys)
     return (
-        prices.join(keyed, on=["sku", "warehouse"], how="inner")
+        prices.join(keyed, on=keys, how="inner")
         .sort("unique_id", "ds")
         .with_columns(pl.col("price").forward_fill().over("unique_id"))
         .with_columns(

@@ -18,11 +18,9 @@ import polars as pl
 from forecasting import hierarchy as hier
 from forecasting import io, models, outputs, quality
 from forecasting import reconcile as rec
-from forecasting.config import LEVELS, JobSpec
-from forecasting.staffing import staffing_plan
+from forecasting.config import JobSpec
+from forecasting.staffing import empty_plan, staffing_plan
 
-# Leading columns of every output table: which series, where in the hierarchy, which period.
-SERIES_COLUMNS = ["unique_id", "level", "region", "warehouse", "sku", "ds"]
 PACKAGES = ["duckdb", "polars", "statsforecast", "mlforecast", "hierarchicalforecast", "lightgbm", "prefect", "numpy"]
 
 
@@ -36,7 +34,7 @@ class Loaded:
 
 @dataclass
 class Validated:
-    history: pl.DataFrame  # sku, warehouse, region, ds, y: complete periods, checked
+    history: pl.DataFrame  # hierarchy keys, ds, y: complete periods, checked
     periods: hier.PeriodReport
 
 
@@ -90,15 +88,21 @@ def validate(loaded: Loaded, job: JobSpec) -> Validated:
     return Validated(history=checked, periods=periods)
 
 
-def aggregate(validated: Validated, sparse: bool = True) -> hier.Hierarchy:
-    return hier.build_hierarchy(validated.history, sparse=sparse)
+def aggregate(validated: Validated, job: JobSpec, sparse: bool = True) -> hier.Hierarchy:
+    return hier.build_hierarchy(validated.history, job.hierarchy, sparse=sparse)
+
+
+def series_columns(job: JobSpec) -> list[str]:
+    """Leading columns of every output table: which series, where in the hierarchy, which period."""
+    return ["unique_id", "level", *job.hierarchy.columns, "ds"]
 
 
 def base_forecasts(hierarchy: hier.Hierarchy, prices: pl.DataFrame | None, job: JobSpec) -> BaseForecasts:
-    """Aggregate levels: local statistical models (+ one LightGBM across them); SKUs: global LightGBM with price,
-    seasonal naive and an intermittent-demand model. Base = per level primary model, intermittent SKUs excepted."""
+    """Aggregate levels: local statistical models (+ one LightGBM across them); bottom series (SKUs): global
+    LightGBM with price, seasonal naive and an intermittent-demand model. Base = per level primary model,
+    intermittent bottom series excepted."""
     spec = job.models
-    Y_agg, Y_sku = split_levels(hierarchy)
+    Y_agg, Y_bottom = split_levels(hierarchy)
 
     def run_group(Y: pl.DataFrame, names: list[str], aggregate: bool) -> list[models.LevelForecast]:
         parts = []
@@ -108,11 +112,13 @@ def base_forecasts(hierarchy: hier.Hierarchy, prices: pl.DataFrame | None, job: 
         if "LightGBM" in names:
             exog = None
             if not aggregate and prices is not None:
-                exog = models.price_features(prices, hierarchy.members)
+                exog = models.price_features(prices, hierarchy.members.filter(pl.col("level") == hierarchy.bottom))
             parts.append(models.lightgbm_forecast(Y, job, exog=exog, aggregate=aggregate))
         return parts
 
-    groups = [run_group(Y_agg, spec.aggregate_models, True), run_group(Y_sku, spec.sku_models, False)]
+    groups = [run_group(Y_bottom, spec.bottom_models, False)]
+    if Y_agg.height:
+        groups.insert(0, run_group(Y_agg, spec.aggregate_models, True))
     forecasts, fitted = models.combine(groups)
     primary, choice_source = primary_models(job)
     choice = choose_base(hierarchy, job, primary)
@@ -123,9 +129,9 @@ def base_forecasts(hierarchy: hier.Hierarchy, prices: pl.DataFrame | None, job: 
 
 
 def split_levels(hierarchy: hier.Hierarchy) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(aggregate series, SKU series) of the hierarchy's Y_df."""
-    is_sku = pl.col("unique_id").is_in(hierarchy.ids("sku"))
-    return hierarchy.Y_df.filter(~is_sku), hierarchy.Y_df.filter(is_sku)
+    """(aggregate series, bottom series) of the hierarchy's Y_df."""
+    is_bottom = pl.col("unique_id").is_in(hierarchy.ids(hierarchy.bottom))
+    return hierarchy.Y_df.filter(~is_bottom), hierarchy.Y_df.filter(is_bottom)
 
 
 def primary_models(job: JobSpec) -> tuple[dict[str, str], str]:
@@ -141,8 +147,8 @@ def primary_models(job: JobSpec) -> tuple[dict[str, str], str]:
     metrics = pl.read_parquet(folder / "metrics.parquet").filter(
         (pl.col("kind") == "base") & (pl.col("model") != models.BASE) & pl.col("rmsse").is_finite()
     )
-    for level in LEVELS:
-        allowed = job.models.sku_models if level == "sku" else job.models.aggregate_models
+    for level in job.hierarchy.names:
+        allowed = job.models.pool(level, job.hierarchy.bottom)
         best = metrics.filter((pl.col("level") == level) & pl.col("model").is_in(list(allowed))).sort("rmsse", "model")
         if best.height:
             primary[level] = best["model"][0]
@@ -150,10 +156,13 @@ def primary_models(job: JobSpec) -> tuple[dict[str, str], str]:
 
 
 def choose_base(hierarchy: hier.Hierarchy, job: JobSpec, primary: dict[str, str] | None = None) -> pl.DataFrame:
-    """unique_id -> model behind Base: the level's primary model, or the intermittent model for sparse SKUs."""
+    """unique_id -> model behind Base: the level's primary model, or the intermittent model for sparse bottom
+    series."""
     spec = job.models
     primary = primary or dict(spec.primary)
-    intermittent = models.intermittent_ids(split_levels(hierarchy)[1], spec.intermittent_adi)
+    intermittent: set[str] = set()
+    if spec.intermittent_model is not None:
+        intermittent = models.intermittent_ids(split_levels(hierarchy)[1], spec.intermittent_adi)
     return hierarchy.members.select(
         "unique_id",
         pl.when(pl.col("unique_id").is_in(list(intermittent)))
@@ -198,7 +207,7 @@ def reconcile(hierarchy: hier.Hierarchy, base: BaseForecasts, job: JobSpec, spar
         hier.level_of(hierarchy.members, reconciled)
         .join(base.choice, on="unique_id", how="left")
         .with_columns((pl.col("method") == rec.publish_label(job)).alias("published"))
-        .select(*SERIES_COLUMNS, "model", "method", "published", "mean", *_interval_columns(job))
+        .select(*series_columns(job), "model", "method", "published", "mean", *_interval_columns(job))
         .sort("level", "unique_id", "method", "ds")
     )
 
@@ -208,6 +217,10 @@ def _interval_columns(job: JobSpec) -> list[str]:
 
 
 def staff(reconciled: pl.DataFrame, job: JobSpec) -> pl.DataFrame:
+    """Headcount per warehouse from the published reconciled warehouse forecast (empty when the job has no labour
+    standard, e.g. the tourism benchmark)."""
+    if job.staffing is None:
+        return empty_plan()
     warehouse = reconciled.filter(pl.col("published") & (pl.col("level") == "warehouse"))
     return staffing_plan(warehouse, job.staffing)
 
@@ -215,7 +228,7 @@ def staff(reconciled: pl.DataFrame, job: JobSpec) -> pl.DataFrame:
 def base_long(hierarchy: hier.Hierarchy, base: BaseForecasts, job: JobSpec) -> pl.DataFrame:
     """Wide Nixtla frame -> one row per series x period x model, for planners' SQL."""
     out = hier.level_of(hierarchy.members, models.wide_to_long(base.forecasts, job.levels, ["unique_id", "ds"]))
-    return out.select(*SERIES_COLUMNS, "model", "mean", *_interval_columns(job)).sort(
+    return out.select(*series_columns(job), "model", "mean", *_interval_columns(job)).sort(
         "level", "unique_id", "model", "ds"
     )
 
@@ -254,7 +267,7 @@ def summarize(hierarchy: hier.Hierarchy, validated: Validated, base: BaseForecas
         hierarchy.members.join(base.choice, on="unique_id")
         .group_by("level", "model")
         .len()
-        .sort(pl.col("level").replace_strict({lv: i for i, lv in enumerate(LEVELS)}), "model")
+        .sort(pl.col("level").replace_strict({lv: i for i, lv in enumerate(job.hierarchy.names)}), "model")
         .rows()
     )
     return {
@@ -288,7 +301,7 @@ def run_job(job: JobSpec, as_of: date | None = None) -> RunResult:
     start = time.perf_counter()
     loaded = timer.measure("load", load, job, as_of)
     validated = timer.measure("validate", validate, loaded, job)
-    hierarchy = timer.measure("aggregate", aggregate, validated)
+    hierarchy = timer.measure("aggregate", aggregate, validated, job)
     base = timer.measure("base_forecasts", base_forecasts, hierarchy, loaded.prices, job)
     reconciled = timer.measure("reconcile", reconcile, hierarchy, base, job)
     staffing = timer.measure("staff", staff, reconciled, job)

@@ -11,6 +11,7 @@ import polars as pl
 from utilsforecast.preprocessing import fill_gaps
 
 from forecasting.config import POLARS_FREQ, JobSpec
+from forecasting.io import quote_identifier
 
 EXAMPLES = 5
 
@@ -49,9 +50,7 @@ def _check(
     count = con.execute(f"SELECT count(*) FROM raw_sales WHERE {where}", params or {}).fetchone()[0]
     if not count:
         return None
-    examples = con.execute(
-        f"SELECT sku, warehouse, region, ds_raw, quantity FROM raw_sales WHERE {where} LIMIT {EXAMPLES}", params or {}
-    ).fetchall()
+    examples = con.execute(f"SELECT * FROM raw_sales WHERE {where} LIMIT {EXAMPLES}", params or {}).fetchall()
     return Problem(file, column, what, count, examples)
 
 
@@ -61,9 +60,11 @@ def check_raw(con: duckdb.DuckDBPyConnection, job: JobSpec, file: str) -> None:
     total = con.execute("SELECT count(*) FROM raw_sales").fetchone()[0]
     if total == 0:
         raise DataQualityError([Problem(file, "*", "the file has no rows", 0, [])])
+    keys = job.hierarchy.columns
+    quoted = {k: quote_identifier(k) for k in keys}
     problems: list[Problem] = []
-    for logical in ("sku", "warehouse", "region", "date", "quantity"):
-        alias = "ds_raw" if logical == "date" else logical
+    for logical in (*keys, "date", "quantity"):
+        alias = {"date": "ds_raw"}.get(logical, quoted.get(logical, logical))
         problems.append(_check(con, file, cols[logical], "null values", f"{alias} IS NULL"))
     problems.append(
         _check(
@@ -86,35 +87,37 @@ def check_raw(con: duckdb.DuckDBPyConnection, job: JobSpec, file: str) -> None:
     if any(problems):
         raise DataQualityError([p for p in problems if p])
     problems.append(_check(con, file, cols["quantity"], "negative sales", "CAST(quantity AS DOUBLE) < 0"))
-    duplicate = (
-        "(sku, warehouse, CAST(ds_raw AS DATE)) IN (SELECT (sku, warehouse, CAST(ds_raw AS DATE)) FROM raw_sales "
-        "GROUP BY ALL HAVING count(*) > 1)"
-    )
-    problems.append(
-        _check(con, file, f"{cols['sku']}, {cols['warehouse']}, {cols['date']}", "duplicate keys", duplicate)
-    )
-    split = "warehouse IN (SELECT warehouse FROM raw_sales GROUP BY warehouse HAVING count(DISTINCT region) > 1)"
-    problems.append(_check(con, file, cols["region"], "warehouse assigned to more than one region", split))
-    for logical, wanted in (("warehouse", job.warehouse_filter), ("sku", job.sku_filter)):
-        if wanted:
-            known = {
-                row[0]
-                for row in con.execute(
-                    f"SELECT DISTINCT {logical} FROM raw_sales WHERE list_contains(CAST(? AS VARCHAR[]), {logical})",
-                    [list(wanted)],
-                ).fetchall()
-            }
-            unknown = sorted(set(wanted) - known)
-            if unknown:
-                problems.append(
-                    Problem(
-                        file,
-                        cols[logical],
-                        f"{logical} filter names values not in the data",
-                        len(unknown),
-                        [(u,) for u in unknown[:EXAMPLES]],
-                    )
+    identity = job.hierarchy.identity
+    key = ", ".join([*(quoted[k] for k in identity), "CAST(ds_raw AS DATE)"])
+    duplicate = f"({key}) IN (SELECT ({key}) FROM raw_sales GROUP BY ALL HAVING count(*) > 1)"
+    key_columns = ", ".join([*(cols[k] for k in identity), cols["date"]])
+    problems.append(_check(con, file, key_columns, "duplicate keys", duplicate))
+    for child, parent in job.hierarchy.nested.items():
+        split = (
+            f"{quoted[child]} IN (SELECT {quoted[child]} FROM raw_sales GROUP BY ALL "
+            f"HAVING count(DISTINCT {quoted[parent]}) > 1)"
+        )
+        problems.append(_check(con, file, cols[parent], f"{child} assigned to more than one {parent}", split))
+    for logical, wanted in job.key_filters().items():
+        known = {
+            row[0]
+            for row in con.execute(
+                f"SELECT DISTINCT {quoted[logical]} FROM raw_sales_unfiltered "
+                f"WHERE list_contains(CAST(? AS VARCHAR[]), {quoted[logical]})",
+                [list(wanted)],
+            ).fetchall()
+        }
+        unknown = sorted(set(wanted) - known)
+        if unknown:
+            problems.append(
+                Problem(
+                    file,
+                    cols[logical],
+                    f"{logical} filter names values not in the data",
+                    len(unknown),
+                    [(u,) for u in unknown[:EXAMPLES]],
                 )
+            )
     found = [p for p in problems if p]
     if found:
         raise DataQualityError(found)
@@ -126,12 +129,13 @@ def check_history(history: pl.DataFrame, job: JobSpec, file: str, last_period: d
     if history.is_empty():
         raise DataQualityError([Problem(file, cols["date"], "no complete period on or before the as-of date", 0, [])])
     # utilsforecast's fill_gaps adds every missing period from each series' first one to the last complete period.
-    keyed = history.with_columns(pl.concat_str("warehouse", "sku", separator="/").alias("series_key"))
+    keys = job.hierarchy.columns
+    keyed = history.with_columns(pl.concat_str(keys, separator="/").alias("series_key"))
     full = fill_gaps(
         keyed.select("series_key", "ds", "y"), freq=POLARS_FREQ[job.freq], end=last_period, id_col="series_key"
     )
-    regions = keyed.select("series_key", "sku", "warehouse", "region").unique()
-    gaps = full.filter(pl.col("y").is_null()).join(regions, on="series_key").sort("series_key", "ds")
+    key_values = keyed.select("series_key", *keys).unique()
+    gaps = full.filter(pl.col("y").is_null()).join(key_values, on="series_key").sort("series_key", "ds")
     if gaps.height:
         if not job.zero_fill_gaps:
             raise DataQualityError(
@@ -142,13 +146,13 @@ def check_history(history: pl.DataFrame, job: JobSpec, file: str, last_period: d
                         "missing periods between a series' first period and the last complete period "
                         f"{last_period} (set zero_fill_gaps: true to count them as 0 sales)",
                         gaps.height,
-                        [tuple(r) for r in gaps.select("sku", "warehouse", "ds").head(EXAMPLES).rows()],
+                        [tuple(r) for r in gaps.select(*keys, "ds").head(EXAMPLES).rows()],
                     )
                 ]
             )
-        fill = gaps.select("sku", "warehouse", "region", "ds", pl.lit(0.0).alias("y"))
-        history = pl.concat([history, fill], how="diagonal_relaxed").sort("warehouse", "sku", "ds")
-    lengths = history.group_by("sku", "warehouse").agg(pl.len().alias("n"))
+        fill = gaps.select(*keys, "ds", pl.lit(0.0).alias("y"))
+        history = pl.concat([history, fill], how="diagonal_relaxed").sort(*keys, "ds")
+    lengths = history.group_by(keys).agg(pl.len().alias("n")).sort(keys)
     short = lengths.filter(pl.col("n") < job.min_history)
     if short.height:
         raise DataQualityError(

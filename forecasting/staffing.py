@@ -12,6 +12,21 @@ import polars as pl
 from forecasting.config import LabourStandard
 
 QUANTILE_COLUMNS = {"p50": "mean", "p80": "hi_60", "p95": "hi_90"}
+SCHEMA = {
+    "region": pl.String,
+    "warehouse": pl.String,
+    "ds": pl.Date,
+    "quantile": pl.String,
+    "volume": pl.Float64,
+    "labour_hours": pl.Float64,
+    "fte": pl.Float64,
+    "headcount": pl.Int64,
+}
+
+
+def empty_plan() -> pl.DataFrame:
+    """The staffing table of a job without a labour standard: no rows, same columns."""
+    return pl.DataFrame(schema=SCHEMA)
 
 
 def staffing_plan(warehouse_forecast: pl.DataFrame, standard: LabourStandard) -> pl.DataFrame:

@@ -1,18 +1,17 @@
--- Sales history: raw sales rows -> one row per sku x warehouse x period, with how many days of the period the data covers.
--- Reads the view raw_sales(sku, warehouse, region, ds_raw, quantity) that forecasting.io defines over the job's source
--- (parquet, CSV, a DuckDB table or a Postgres table through DuckDB's postgres extension).
+-- Sales history: raw sales rows -> one row per bottom series x period, with how many days of the period the data covers.
+-- Reads the view raw_sales(<hierarchy keys>, ds_raw, quantity) that forecasting.io defines over the job's source
+-- (parquet, CSV, a DuckDB table or a Postgres table through DuckDB's postgres extension), with the job's key filters
+-- already applied as bound values. The keys differ per job (region, warehouse, sku; or State, Region, Purpose), so
+-- they pass through as `* EXCLUDE (...)` and `GROUP BY ALL`.
 -- Parameters (bound, never formatted in): $period ('day' | 'week' | 'month' | 'quarter'), $as_of DATE,
--- $observed_from DATE, $observed_to DATE (the days the source covers), $sku_filter and $warehouse_filter
--- (VARCHAR lists; empty = all).
+-- $observed_from DATE, $observed_to DATE (the days the source covers).
 WITH raw AS (
-    SELECT sku, warehouse, region, CAST(ds_raw AS DATE) AS day, CAST(quantity AS DOUBLE) AS quantity
+    SELECT * EXCLUDE (ds_raw, quantity), CAST(ds_raw AS DATE) AS day, CAST(quantity AS DOUBLE) AS quantity
     FROM raw_sales
     WHERE CAST(ds_raw AS DATE) <= $as_of
-      AND (len(CAST($sku_filter AS VARCHAR[])) = 0 OR list_contains(CAST($sku_filter AS VARCHAR[]), sku))
-      AND (len(CAST($warehouse_filter AS VARCHAR[])) = 0 OR list_contains(CAST($warehouse_filter AS VARCHAR[]), warehouse))
 ),
 periods AS (
-    SELECT sku, warehouse, region, CAST(date_trunc($period, day) AS DATE) AS ds, sum(quantity) AS y
+    SELECT * EXCLUDE (day, quantity), CAST(date_trunc($period, day) AS DATE) AS ds, sum(quantity) AS y
     FROM raw
     GROUP BY ALL
 ),
@@ -35,7 +34,7 @@ coverage AS (
         next_ds - 1 > $as_of AS cut_by_as_of
     FROM bounds
 )
-SELECT p.sku, p.warehouse, p.region, p.ds, p.y, c.days_observed, c.days_in_period, c.cut_by_as_of
+SELECT p.*, c.days_observed, c.days_in_period, c.cut_by_as_of
 FROM periods AS p
 JOIN coverage AS c USING (ds)
-ORDER BY p.warehouse, p.sku, p.ds
+ORDER BY ALL

@@ -33,7 +33,7 @@ def test_windows_cutoffs_and_actuals(backtest):
 
 def test_actuals_are_the_real_history(backtest):
     job, _, result = backtest
-    hierarchy = aggregate(validate(load(job), job))
+    hierarchy = aggregate(validate(load(job), job), job)
     joined = result.reconciled.join(hierarchy.Y_df, on=["unique_id", "ds"], suffix="_hist")
     assert joined.height == result.reconciled.height
     np.testing.assert_array_equal(joined["y"].to_numpy(), joined["y_hist"].to_numpy())

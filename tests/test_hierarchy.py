@@ -35,8 +35,8 @@ def test_prorate_scales_partial_source_months_but_never_the_as_of_month(tmp_path
 
 
 def test_levels_and_sums(validated):
-    _, checked = validated
-    hierarchy = build_hierarchy(checked.history)
+    job, checked = validated
+    hierarchy = build_hierarchy(checked.history, job.hierarchy)
     counts = {level: len(ids) for level, ids in hierarchy.tags.items()}
     assert counts == {"total": 1, "region": 2, "warehouse": 2, "sku": 80}
     y = hierarchy.Y_df
@@ -48,9 +48,9 @@ def test_levels_and_sums(validated):
 
 
 def test_sparse_and_dense_summing_matrices_agree(validated):
-    _, checked = validated
-    sparse = build_hierarchy(checked.history, sparse=True)
-    dense = build_hierarchy(checked.history, sparse=False)
+    job, checked = validated
+    sparse = build_hierarchy(checked.history, job.hierarchy, sparse=True)
+    dense = build_hierarchy(checked.history, job.hierarchy, sparse=False)
     dense_values = dense.S.drop("unique_id").to_numpy()
     np.testing.assert_array_equal(sparse.S.to_dense(), dense_values)
     assert sparse.Y_df.equals(dense.Y_df)

@@ -15,7 +15,7 @@ from forecasting.pipeline import aggregate, base_forecasts, load, validate
 def prepared(tmp_path_factory):
     job = slice_job(tmp_path_factory.mktemp("models"))
     loaded = load(job)
-    hierarchy = aggregate(validate(loaded, job))
+    hierarchy = aggregate(validate(loaded, job), job)
     return job, loaded, hierarchy
 
 

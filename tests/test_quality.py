@@ -35,7 +35,7 @@ def job_on(rows: pl.DataFrame, tmp_path: Path, fmt: str = "parquet", **update) -
     data = load_job("m5-monthly").model_dump()
     data["source"]["sales"] = data["source"]["sales"] | {"path": str(path), "format": fmt}
     data["output_root"] = str(tmp_path / "outputs")
-    data["models"]["sku_models"] = ["SeasonalNaive", "CrostonSBA"]
+    data["models"]["bottom_models"] = ["SeasonalNaive", "CrostonSBA"]
     data["models"]["primary"]["sku"] = "SeasonalNaive"
     data["models"]["intermittent_model"] = "CrostonSBA"
     data.update(update)
@@ -69,7 +69,7 @@ def test_negative_sales(clean_rows, tmp_path):
 def test_duplicate_key(clean_rows, tmp_path):
     rows = pl.concat([clean_rows, clean_rows.filter(pl.col("month") == date(2013, 2, 1)).head(1)])
     job = job_on(rows, tmp_path)
-    assert_rejected(job, DataQualityError, "[column item_id, store_id, month]", "duplicate keys (2 rows)", ITEMS[0])
+    assert_rejected(job, DataQualityError, "[column store_id, item_id, month]", "duplicate keys (2 rows)", ITEMS[0])
 
 
 def test_unknown_column(clean_rows, tmp_path):

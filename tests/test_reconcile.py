@@ -19,7 +19,7 @@ def inputs(tmp_path_factory):
 @pytest.fixture(scope="module")
 def sparse_result(inputs):
     job, loaded, validated = inputs
-    hierarchy = aggregate(validated, sparse=True)
+    hierarchy = aggregate(validated, job, sparse=True)
     base = base_forecasts(hierarchy, loaded.prices, job)
     return hierarchy, base, reconcile(hierarchy, base, job, sparse=True)
 
@@ -49,7 +49,7 @@ def test_bottom_up_keeps_the_sku_base_forecasts(sparse_result):
 def test_dense_and_sparse_reconciliation_agree(sparse_result, inputs):
     job, _, validated = inputs
     _, base, sparse = sparse_result
-    dense_hierarchy = aggregate(validated, sparse=False)
+    dense_hierarchy = aggregate(validated, job, sparse=False)
     dense = reconcile(dense_hierarchy, base, job, sparse=False)
     key = ["unique_id", "ds", "method"]
     joined = sparse.join(dense, on=key, suffix="_dense")
