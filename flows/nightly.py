@@ -59,7 +59,7 @@ def aggregate_task(validated: pipeline.Validated, job: JobSpec) -> hier.Hierarch
 
 @task(name="base_forecasts", **IN_MEMORY)
 def base_forecasts_task(hierarchy: hier.Hierarchy, loaded: pipeline.Loaded, job: JobSpec) -> pipeline.BaseForecasts:
-    return pipeline.base_forecasts(hierarchy, loaded.prices, job)
+    return pipeline.base_forecasts(hierarchy, loaded.prices, job, loaded.calendar)
 
 
 @task(name="reconcile", **IN_MEMORY)

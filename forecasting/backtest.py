@@ -16,10 +16,11 @@ from pathlib import Path
 import polars as pl
 from statsforecast import StatsForecast
 from utilsforecast.evaluation import evaluate
-from utilsforecast.losses import bias, coverage, mae, rmse, rmsse
+from utilsforecast.losses import bias, coverage, mae, mase, rmse
 
+from forecasting import evaluation as ev
+from forecasting import features, models, outputs
 from forecasting import hierarchy as hier
-from forecasting import models, outputs
 from forecasting import reconcile as rec
 from forecasting.config import JobSpec
 from forecasting.pipeline import choose_base, split_levels
@@ -32,7 +33,7 @@ KEYS = ["unique_id", "ds", "cutoff"]
 class Backtest:
     base: pl.DataFrame  # long: unique_id, level, region, warehouse, sku, cutoff, ds, y, model, mean, lo/hi
     reconciled: pl.DataFrame  # long: ... , method, published, mean, lo/hi, y
-    metrics: pl.DataFrame  # level, kind (base | reconciled), model, mae, rmse, rmsse, bias, coverage_80/95, n
+    metrics: pl.DataFrame  # level, kind, model, mae, rmse, rmsse, bias, coverage_80/95, spl, wrmsse, wspl, ...
 
 
 def _statistical_cv(
@@ -96,21 +97,23 @@ def run_backtest(
     windows: int,
     step: int | None = None,
     progress: Callable[[str], None] | None = None,
+    calendar: pl.DataFrame | None = None,
 ) -> Backtest:
     """`windows` rolling origins, `step` periods apart (default: the horizon), each forecasting `job.horizon` ahead."""
     step = step or job.horizon
     say = progress or (lambda message: None)
     Y_agg, Y_bottom = split_levels(hierarchy)
+    bottom_members = hierarchy.members.filter(pl.col("level") == hierarchy.bottom)
     groups = []
     if Y_agg.height:
         names = job.models.aggregate_models
         say(f"cross-validating {Y_agg['unique_id'].n_unique()} aggregate series ({', '.join(names)})")
-        groups.append(_group_cv(Y_agg, job, names, None, True, windows, step))
+        members = hierarchy.members.filter(pl.col("level") != hierarchy.bottom)
+        exog = features.exogenous(members, None, calendar, job, bottom=False)
+        groups.append(_group_cv(Y_agg, job, names, exog, True, windows, step))
     names = job.models.bottom_models
     say(f"cross-validating {Y_bottom['unique_id'].n_unique()} {hierarchy.bottom} series ({', '.join(names)})")
-    exog = None
-    if prices is not None:
-        exog = models.price_features(prices, hierarchy.members.filter(pl.col("level") == hierarchy.bottom))
+    exog = features.exogenous(bottom_members, prices, calendar, job, bottom=True)
     groups.append(_group_cv(Y_bottom, job, names, exog, False, windows, step))
     forecasts = pl.concat([g[0] for g in groups], how="diagonal_relaxed")
     fitted = pl.concat([g[1] for g in groups], how="diagonal_relaxed")
@@ -136,11 +139,12 @@ def run_backtest(
     base_long = hier.level_of(hierarchy.members, models.wide_to_long(forecasts, job.levels, KEYS)).join(
         actuals, on=KEYS, how="left"
     )
-    train = hierarchy.Y_df
+    bottom_prices = features.price_features(prices, bottom_members) if prices is not None else None
+    weigh = partial(window_weights, hierarchy, bottom_prices, job)
     metrics = pl.concat(
         [
-            score(base_long, "model", train, job, "base"),
-            score(reconciled_long, "method", train, job, "reconciled"),
+            score(base_long, "model", hierarchy.Y_df, weigh, "base", job.season_length),
+            score(reconciled_long, "method", hierarchy.Y_df, weigh, "reconciled", job.season_length),
         ]
     )
     return Backtest(base=base_long, reconciled=reconciled_long, metrics=metrics)
@@ -156,10 +160,31 @@ def _nixtla_wide(window: pl.DataFrame, by: str) -> pl.DataFrame:
     return wide
 
 
-def score(long: pl.DataFrame, by: str, train: pl.DataFrame, job: JobSpec, kind: str) -> pl.DataFrame:
-    """Per level and model: MAE, RMSE, RMSSE (scaled by the in-sample one-step naive error of the history before each
-    cutoff, utilsforecast's definition), bias (mean error / mean actual), interval coverage. Means over series."""
-    rows = []
+def window_weights(
+    hierarchy: hier.Hierarchy, prices: pl.DataFrame | None, job: JobSpec, history: pl.DataFrame
+) -> pl.DataFrame:
+    """WRMSSE weights for one window: the organizers' official weights when the job names the file, else the sales
+    of the last `horizon` periods before the cutoff (dollar sales with prices, units without), as M5 weighed."""
+    if job.official_weights is not None:
+        return ev.m5_official_weights(job.official_weights_path())
+    bottom = history.filter(pl.col("unique_id").is_in(hierarchy.ids(hierarchy.bottom)))
+    return ev.sales_weights(bottom, hierarchy.S, hierarchy.members, job.horizon, prices)
+
+
+def score(
+    long: pl.DataFrame,
+    by: str,
+    train: pl.DataFrame,
+    weigh: Callable[[pl.DataFrame], pl.DataFrame],
+    kind: str,
+    season_length: int = 1,
+) -> pl.DataFrame:
+    """Per level and model, over series and windows: MAE, RMSE, RMSSE (M5's: scaled by the one-step naive error of
+    the history before the cutoff from the series' first non-zero value), MASE (scaled by the seasonal naive error
+    at lag `season_length`, fpp3's), bias (sum of errors / sum of actuals),
+    80/95 % coverage, scaled pinball loss over the 2.5/10/50/90/97.5 % quantiles, and the weighted WRMSSE and WSPL
+    per level (weights from `weigh(history)`), averaged over windows."""
+    rows, weighted = [], []
     for cutoff in sorted(long["cutoff"].unique().to_list()):
         window = long.filter(pl.col("cutoff") == cutoff)
         wide = _nixtla_wide(window, by)
@@ -167,13 +192,23 @@ def score(long: pl.DataFrame, by: str, train: pl.DataFrame, job: JobSpec, kind: 
         history = train.filter(pl.col("ds") <= cutoff)
         per_series = evaluate(
             wide,
-            metrics=[mae, rmse, partial(rmsse, seasonality=1), bias, coverage],
+            metrics=[mae, rmse, partial(mase, seasonality=season_length), bias, coverage],
             models=names,
             train_df=history,
             level=[80, 95],
         )
         melted = per_series.unpivot(index=["unique_id", "metric"], variable_name=by, value_name="value")
-        rows.append(melted.with_columns(pl.lit(cutoff).alias("cutoff")))
+        actuals = wide.select("unique_id", "ds", "y")
+        scale = ev.m5_rmsse_scale(history)
+        m5 = ev.rmsse_per_series(wide, actuals, scale, names).join(
+            _spl(wide, actuals, history, names), on=["unique_id", "model"]
+        )
+        m5_long = m5.unpivot(index=["unique_id", "model"], variable_name="metric", value_name="value").rename(
+            {"model": by}
+        )
+        rows.append(pl.concat([melted, m5_long.select(melted.columns)]).with_columns(pl.lit(cutoff).alias("cutoff")))
+        weights = weigh(history)
+        weighted.append(ev.wrmsse(m5, weights).join(ev.wspl(m5, weights), on=["level", "model"]))
     per_series = (
         pl.concat(rows)
         .pivot(on="metric", index=["unique_id", by, "cutoff"], values="value")
@@ -182,25 +217,41 @@ def score(long: pl.DataFrame, by: str, train: pl.DataFrame, job: JobSpec, kind: 
     mean_y = long.group_by("unique_id", by, "cutoff").agg(pl.col("y").mean().alias("mean_y"))
     levels = long.select("unique_id", "level").unique()
     joined = per_series.join(mean_y, on=["unique_id", by, "cutoff"]).join(levels, on="unique_id")
-    return (
+    per_level = (
         joined.group_by("level", by)
         .agg(
             pl.col("mae").mean(),
             pl.col("rmse").mean(),
             pl.col("rmsse").filter(pl.col("rmsse").is_finite()).mean(),
+            pl.col("mase").filter(pl.col("mase").is_finite()).mean(),
             (pl.col("bias").sum() / pl.col("mean_y").sum()).alias("bias"),
             pl.col("coverage_80").mean(),
             pl.col("coverage_95").mean(),
+            pl.col("spl").filter(pl.col("spl").is_finite()).mean(),
             pl.col("unique_id").n_unique().alias("series"),
             pl.col("cutoff").n_unique().alias("windows"),
         )
-        .with_columns(pl.lit(kind).alias("kind"))
         .rename({by: "model"})
-        .select(
-            "level", "kind", "model", "mae", "rmse", "rmsse", "bias", "coverage_80", "coverage_95", "series", "windows"
-        )
+    )
+    weighted_mean = pl.concat(weighted).group_by("level", "model").agg(pl.col("wrmsse").mean(), pl.col("wspl").mean())
+    return (
+        per_level.join(weighted_mean, on=["level", "model"], how="left")
+        .with_columns(pl.lit(kind).alias("kind"))
+        .select(*METRIC_COLUMNS)
         .sort("level", "kind", "model")
     )
+
+
+METRIC_COLUMNS = [
+    "level", "kind", "model", "mae", "rmse", "rmsse", "wrmsse", "mase", "bias",
+    "coverage_80", "coverage_95", "spl", "wspl", "series", "windows",
+]  # fmt: skip
+
+
+def _spl(wide: pl.DataFrame, actuals: pl.DataFrame, history: pl.DataFrame, names: list[str]) -> pl.DataFrame:
+    """Scaled pinball loss per series over the quantiles the 80/95 % intervals and the point forecast give."""
+    quantiles, taus = ev.intervals_to_quantiles(wide, names, [80, 95])
+    return ev.scaled_pinball_loss(quantiles, actuals, ev.m5_spl_scale(history), taus, models=names)
 
 
 BACKTESTS = "backtests"
@@ -224,7 +275,7 @@ def backtest_job(
         job = job.model_copy(update={"horizon": horizon})
     loaded = pipeline.load(job, as_of)
     hierarchy = pipeline.aggregate(pipeline.validate(loaded, job), job)
-    result = run_backtest(hierarchy, loaded.prices, job, windows, step, progress)
+    result = run_backtest(hierarchy, loaded.prices, job, windows, step, progress, loaded.calendar)
     tables = {"backtest_base": result.base, "backtest_reconciled": result.reconciled, "metrics": result.metrics}
     manifest = {
         "job": job.name,

@@ -59,12 +59,33 @@ class TableSource(Strict):
         return path if path.is_absolute() else project_root() / path
 
 
+class KeyedFlag(Strict):
+    """A 0/1 calendar flag that differs per value of a hierarchy key (M5 SNAP days: one column per state)."""
+
+    key: str
+    columns: dict[str, str] = Field(description="key value -> calendar column, e.g. CA: snap_CA")
+
+
+class CalendarFeatures(Strict):
+    """Calendar columns known ahead (events, SNAP days) that LightGBM uses as features, counted per period (days
+    with the event in a month; 0/1 per day)."""
+
+    events: list[str] = Field(default_factory=list, description="columns naming events or event types")
+    flags: list[str] = Field(default_factory=list, description="0/1 columns used as they are")
+    keyed_flags: dict[str, KeyedFlag] = Field(default_factory=dict, description="feature name -> per-key columns")
+
+    def columns(self) -> list[str]:
+        keyed = [c for flag in self.keyed_flags.values() for c in flag.columns.values()]
+        return [*self.events, *self.flags, *keyed]
+
+
 class SourceSpec(Strict):
     """Where the sales history comes from, and which days it covers (to tell complete periods from partial ones)."""
 
     sales: TableSource
     prices: TableSource | None = None
     calendar: TableSource | None = None
+    calendar_features: CalendarFeatures | None = None
     observed_from: date | None = Field(None, description="first day the sales data covers; default: earliest date")
     observed_to: date | None = Field(None, description="last day the sales data covers; default: latest date")
 
@@ -84,6 +105,8 @@ class SourceSpec(Strict):
                 raise ValueError(f"prices.columns must map {sorted(need)} (and the keys prices are set by)")
             if self.calendar is None or {"date", "week"} - set(self.calendar.columns):
                 raise ValueError("prices keyed by week need a calendar with columns date and week")
+        if self.calendar_features is not None and (self.calendar is None or "date" not in self.calendar.columns):
+            raise ValueError("calendar_features need a calendar with a date column")
         if self.observed_from and self.observed_to and self.observed_from > self.observed_to:
             raise ValueError("observed_from is after observed_to")
         return self
@@ -199,6 +222,9 @@ class ModelSpec(Strict):
         description="per level, use the base model with the lowest RMSSE in the job's latest backtest instead of "
         "`primary` (the job file's choice stays when there is no backtest)",
     )
+    choice_metric: Literal["rmsse", "wrmsse", "mase"] = Field(
+        "rmsse", description="backtest metric the per-level choice minimises (mean over series and windows)"
+    )
     intermittent_adi: float = Field(1.32, gt=1.0, description="average demand interval above which a series is sparse")
     lightgbm: LightGBMSpec = Field(default_factory=LightGBMSpec)
     conformal_windows: int = Field(2, ge=2, le=10)
@@ -214,20 +240,39 @@ class ModelSpec(Strict):
         return list(self.bottom_models if level == bottom else self.aggregate_models)
 
 
+ReconcileMethod = Literal[
+    "BottomUp", "MinTrace", "MinTrace_ols", "MinTrace_wls_struct", "MinTrace_wls_var", "MinTrace_mint_shrink"
+]
+
+
 class ReconcileSpec(Strict):
-    methods: list[Literal["BottomUp", "MinTrace"]] = Field(default_factory=lambda: ["BottomUp", "MinTrace"])
-    mintrace_method: Literal["ols", "wls_struct"] = "wls_struct"
+    """Reconciliation methods; `MinTrace` means MinTrace with `mintrace_method`, `MinTrace_<m>` names one outright
+    (several MinTrace variants can run side by side, as the tourism benchmark does)."""
+
+    methods: list[ReconcileMethod] = Field(default_factory=lambda: ["BottomUp", "MinTrace"])
+    mintrace_method: Literal["ols", "wls_struct", "wls_var", "mint_shrink"] = Field(
+        "wls_struct",
+        description="wls_var and mint_shrink estimate error variances from the calibration errors (in-sample fits or "
+        "backtest errors, see `calibration`); mint_shrink needs a dense n x n covariance (small hierarchies only)",
+    )
     nonnegative: bool = True
-    publish: Literal["BottomUp", "MinTrace"] = "MinTrace"
+    publish: ReconcileMethod = "MinTrace"
     calibration: Literal["insample", "backtest"] = Field(
         "insample",
         description="errors the reconciled intervals are calibrated on: in-sample fits, or the out-of-sample errors "
         "of the job's latest backtest (falls back to in-sample when there is none covering every series)",
     )
 
+    def label(self, method: str) -> str:
+        """The output name of a method: BottomUp or MinTrace_<variant>."""
+        return f"MinTrace_{self.mintrace_method}" if method == "MinTrace" else method
+
     @model_validator(mode="after")
     def _publish_is_run(self) -> ReconcileSpec:
-        if self.publish not in self.methods:
+        labels = [self.label(m) for m in self.methods]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"methods name the same reconciliation twice: {labels}")
+        if self.label(self.publish) not in labels:
             raise ValueError(f"publish method {self.publish!r} is not in methods")
         return self
 
@@ -261,6 +306,11 @@ class JobSpec(Strict):
     )
     sku_filter: list[str] | None = Field(None, description="shorthand for filters: {sku: [...]}")
     warehouse_filter: list[str] | None = Field(None, description="shorthand for filters: {warehouse: [...]}")
+    official_weights: str | None = Field(
+        None,
+        description="M5 weights_evaluation file (Level_id, Agg_Level_1, Agg_Level_2, weight): the organizers' WRMSSE "
+        "weights; without it backtests weigh series by their sales in the last `horizon` periods before each cutoff",
+    )
     seed: int = 0
     n_jobs: int = Field(2, ge=1, le=256)
     output_root: str = "data/outputs"
@@ -290,6 +340,10 @@ class JobSpec(Strict):
             price_keys = set(self.source.prices.columns) - {"week", "price"}
             if not price_keys or price_keys - set(keys):
                 raise ValueError(f"source.prices.columns: keys other than week and price must be hierarchy keys {keys}")
+        features = self.source.calendar_features
+        for name, flag in (features.keyed_flags if features else {}).items():
+            if flag.key not in keys:
+                raise ValueError(f"calendar_features.keyed_flags.{name}: key {flag.key!r} is not a hierarchy key")
         for key in self.key_filters():
             if key not in keys:
                 raise ValueError(f"filter on {key!r}, which is not a hierarchy key {keys}")
@@ -312,6 +366,10 @@ class JobSpec(Strict):
             if values:
                 merged[key] = list(values)
         return merged
+
+    def official_weights_path(self) -> Path:
+        path = Path(self.official_weights or "")
+        return path if path.is_absolute() else project_root() / path
 
     def output_dir(self) -> Path:
         path = Path(self.output_root)

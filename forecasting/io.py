@@ -117,16 +117,17 @@ def connect_sources(job: JobSpec) -> tuple[duckdb.DuckDBPyConnection, dict[str, 
     filters = job.key_filters()
     sales_cols = {k: k for k in keys} | {"date": "ds_raw", "quantity": "quantity"}
     labels["raw_sales"] = _define_view(con, "raw_sales", sales, "sales_path", sales_cols, filters, tuple(keys)).label
+    if job.source.calendar is not None:
+        calendar_cols = {"date": "day_raw"} | ({"week": "week"} if "week" in job.source.calendar.columns else {})
+        labels["raw_calendar"] = _define_view(
+            con, "raw_calendar", job.source.calendar, "calendar_path", calendar_cols
+        ).label
     if job.source.prices is not None and job.source.calendar is not None:
         prices = job.source.prices
         price_cols = {k: k for k in keys if k in prices.columns} | {"week": "week", "price": "price"}
         price_filters = {k: v for k, v in filters.items() if k in prices.columns}
         labels["raw_prices"] = _define_view(
             con, "raw_prices", prices, "prices_path", price_cols, price_filters, tuple(keys)
-        ).label
-        calendar_cols = {"date": "day_raw", "week": "week"}
-        labels["raw_calendar"] = _define_view(
-            con, "raw_calendar", job.source.calendar, "calendar_path", calendar_cols
         ).label
     return con, labels
 
@@ -158,6 +159,30 @@ def read_prices(con: duckdb.DuckDBPyConnection, job: JobSpec) -> pl.DataFrame | 
     if job.source.prices is None:
         return None
     return fetch_polars(con, sql_text("prices"), {"period": job.freq})
+
+
+def read_calendar_features(con: duckdb.DuckDBPyConnection, job: JobSpec) -> pl.DataFrame | None:
+    """Known-ahead calendar features per period: ds, then for each event column one count per value
+    (`<column>=<value>`: days with it in the period), each flag summed, each keyed flag as `<name>@<key value>`."""
+    spec, calendar = job.source.calendar_features, job.source.calendar
+    if spec is None or calendar is None:
+        return None
+    relation = _relation(con, calendar, "calendar_features_path")
+    present = _columns(con, relation)
+    missing = [c for c in spec.columns() if c not in present]
+    if missing:
+        raise SourceError(f"{relation.label}: calendar_features column(s) not in the file: {', '.join(missing)}")
+    day = f"CAST({quote_identifier(calendar.columns['date'])} AS DATE)"
+    chosen = ", ".join(quote_identifier(c) for c in dict.fromkeys(spec.columns()))
+    query = f"SELECT CAST(date_trunc(?, {day}) AS DATE) AS ds, {chosen} FROM {relation.from_clause}"
+    days = con.execute(query, [job.freq]).pl()
+    parts = [pl.col(c).cast(pl.Float64).alias(c) for c in spec.flags]
+    for name, flag in spec.keyed_flags.items():
+        parts += [pl.col(column).cast(pl.Float64).alias(f"{name}@{value}") for value, column in flag.columns.items()]
+    for column in spec.events:
+        values = sorted(v for v in days[column].unique().to_list() if v is not None)
+        parts += [(pl.col(column) == v).fill_null(False).cast(pl.Float64).alias(f"{column}={v}") for v in values]
+    return days.select("ds", *parts).group_by("ds").sum().sort("ds")
 
 
 def file_sha256(path: Path) -> str:

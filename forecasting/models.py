@@ -142,28 +142,11 @@ def lightgbm_setup(
 
 def _date_features(job: JobSpec) -> list[str]:
     return {
-        "day": ["dayofweek", "month", "day"],
+        "day": ["weekday", "month", "day"],  # polars names (the frames are polars)
         "week": ["month", "week"],
         "month": ["month"],
         "quarter": ["quarter"],
     }[job.freq]
-
-
-def price_features(prices: pl.DataFrame, bottom_members: pl.DataFrame) -> pl.DataFrame:
-    """Price, its change on the previous period and its ratio to the series' 12-period mean, keyed by unique_id.
-    `prices` holds the keys it is set by (e.g. sku, warehouse), ds and price; `bottom_members` the bottom series."""
-    keys = [c for c in prices.columns if c not in ("ds", "price")]
-    keyed = bottom_members.select("unique_id", *keys)
-    return (
-        prices.join(keyed, on=keys, how="inner")
-        .sort("unique_id", "ds")
-        .with_columns(pl.col("price").forward_fill().over("unique_id"))
-        .with_columns(
-            (pl.col("price") / pl.col("price").shift(1).over("unique_id")).alias("price_change"),
-            (pl.col("price") / pl.col("price").rolling_mean(12, min_samples=1).over("unique_id")).alias("price_ratio"),
-        )
-        .select("unique_id", "ds", "price", "price_change", "price_ratio")
-    )
 
 
 def intermittent_ids(Y_df: pl.DataFrame, threshold: float) -> set[str]:

@@ -15,8 +15,8 @@ from typing import Any
 
 import polars as pl
 
+from forecasting import features, io, models, outputs, quality
 from forecasting import hierarchy as hier
-from forecasting import io, models, outputs, quality
 from forecasting import reconcile as rec
 from forecasting.config import JobSpec
 from forecasting.staffing import empty_plan, staffing_plan
@@ -28,6 +28,7 @@ PACKAGES = ["duckdb", "polars", "statsforecast", "mlforecast", "hierarchicalfore
 class Loaded:
     history: pl.DataFrame  # per period, before the incomplete-period policy
     prices: pl.DataFrame | None
+    calendar: pl.DataFrame | None  # known-ahead calendar features per period (events, SNAP), if the job has them
     source_label: str
     as_of: date
 
@@ -77,9 +78,10 @@ def load(job: JobSpec, as_of: date | None = None) -> Loaded:
         as_of = as_of or io.observed_range(con, job)[1]
         history = io.read_history(con, job, as_of)
         prices = io.read_prices(con, job)
+        calendar = io.read_calendar_features(con, job)
     finally:
         con.close()
-    return Loaded(history=history, prices=prices, source_label=labels["raw_sales"], as_of=as_of)
+    return Loaded(history, prices, calendar, source_label=labels["raw_sales"], as_of=as_of)
 
 
 def validate(loaded: Loaded, job: JobSpec) -> Validated:
@@ -97,10 +99,12 @@ def series_columns(job: JobSpec) -> list[str]:
     return ["unique_id", "level", *job.hierarchy.columns, "ds"]
 
 
-def base_forecasts(hierarchy: hier.Hierarchy, prices: pl.DataFrame | None, job: JobSpec) -> BaseForecasts:
+def base_forecasts(
+    hierarchy: hier.Hierarchy, prices: pl.DataFrame | None, job: JobSpec, calendar: pl.DataFrame | None = None
+) -> BaseForecasts:
     """Aggregate levels: local statistical models (+ one LightGBM across them); bottom series (SKUs): global
-    LightGBM with price, seasonal naive and an intermittent-demand model. Base = per level primary model,
-    intermittent bottom series excepted."""
+    LightGBM with price, seasonal naive and an intermittent-demand model; calendar features (events, SNAP) feed
+    every LightGBM. Base = per level primary model, intermittent bottom series excepted."""
     spec = job.models
     Y_agg, Y_bottom = split_levels(hierarchy)
 
@@ -110,9 +114,8 @@ def base_forecasts(hierarchy: hier.Hierarchy, prices: pl.DataFrame | None, job: 
         if stat_names:
             parts.append(models.statistical_forecast(Y, job, stat_names))
         if "LightGBM" in names:
-            exog = None
-            if not aggregate and prices is not None:
-                exog = models.price_features(prices, hierarchy.members.filter(pl.col("level") == hierarchy.bottom))
+            members = hierarchy.members.filter(pl.col("unique_id").is_in(Y["unique_id"].unique().implode()))
+            exog = features.exogenous(members, prices, calendar, job, bottom=not aggregate)
             parts.append(models.lightgbm_forecast(Y, job, exog=exog, aggregate=aggregate))
         return parts
 
@@ -136,7 +139,7 @@ def split_levels(hierarchy: hier.Hierarchy) -> tuple[pl.DataFrame, pl.DataFrame]
 
 def primary_models(job: JobSpec) -> tuple[dict[str, str], str]:
     """The model behind Base per level, and why: the job file's `primary`, or with `choose_from_backtest` the base
-    model with the lowest mean RMSSE at that level in the job's latest backtest (among the models run there)."""
+    model with the lowest `choice_metric` at that level in the job's latest backtest (among the models run there)."""
     primary = dict(job.models.primary)
     if not job.models.choose_from_backtest:
         return primary, "job file"
@@ -144,15 +147,23 @@ def primary_models(job: JobSpec) -> tuple[dict[str, str], str]:
         folder = outputs.run_dir(job, None, subdir="backtests")
     except FileNotFoundError:
         return primary, "job file (no backtest published for this job)"
-    metrics = pl.read_parquet(folder / "metrics.parquet").filter(
-        (pl.col("kind") == "base") & (pl.col("model") != models.BASE) & pl.col("rmsse").is_finite()
-    )
+    chosen = best_models(pl.read_parquet(folder / "metrics.parquet"), job)
+    return primary | chosen, f"lowest {job.models.choice_metric} per level in backtest {folder.name}"
+
+
+def best_models(metrics: pl.DataFrame, job: JobSpec) -> dict[str, str]:
+    """Per level, the base model with the lowest `choice_metric` in backtest metrics (ties: by name)."""
+    metric = job.models.choice_metric
+    if metric not in metrics.columns:
+        return {}
+    usable = metrics.filter((pl.col("kind") == "base") & (pl.col("model") != models.BASE) & pl.col(metric).is_finite())
+    chosen = {}
     for level in job.hierarchy.names:
         allowed = job.models.pool(level, job.hierarchy.bottom)
-        best = metrics.filter((pl.col("level") == level) & pl.col("model").is_in(list(allowed))).sort("rmsse", "model")
+        best = usable.filter((pl.col("level") == level) & pl.col("model").is_in(list(allowed))).sort(metric, "model")
         if best.height:
-            primary[level] = best["model"][0]
-    return primary, f"lowest RMSSE per level in backtest {folder.name}"
+            chosen[level] = best["model"][0]
+    return chosen
 
 
 def choose_base(hierarchy: hier.Hierarchy, job: JobSpec, primary: dict[str, str] | None = None) -> pl.DataFrame:
@@ -302,7 +313,7 @@ def run_job(job: JobSpec, as_of: date | None = None) -> RunResult:
     loaded = timer.measure("load", load, job, as_of)
     validated = timer.measure("validate", validate, loaded, job)
     hierarchy = timer.measure("aggregate", aggregate, validated, job)
-    base = timer.measure("base_forecasts", base_forecasts, hierarchy, loaded.prices, job)
+    base = timer.measure("base_forecasts", base_forecasts, hierarchy, loaded.prices, job, loaded.calendar)
     reconciled = timer.measure("reconcile", reconcile, hierarchy, base, job)
     staffing = timer.measure("staff", staff, reconciled, job)
     tables = timer.measure("prepare outputs", output_tables, hierarchy, base, reconciled, staffing, job)

@@ -19,29 +19,34 @@ from forecasting.config import JobSpec
 from forecasting.hierarchy import Hierarchy
 from forecasting.models import BASE
 
+DENSE_ONLY = {"mint_shrink"}  # the library has no sparse version: an n x n shrunk covariance
+MAX_DENSE_SERIES = 5000  # 5,000^2 doubles = 200 MB per covariance; M5 monthly's 30,504 series would need 7.4 GB
 
-def reconcilers(job: JobSpec, sparse: bool) -> list:
+
+def reconcilers(job: JobSpec, sparse: bool, n_series: int = 0) -> list[tuple[str, object]]:
+    """(output label, hierarchicalforecast reconciler) per configured method."""
     spec = job.reconciliation
     chosen = []
     for method in spec.methods:
-        if method == "BottomUp":
-            chosen.append(BottomUpSparse() if sparse else BottomUp())
-        else:
-            cls = MinTraceSparse if sparse else MinTrace
-            chosen.append(cls(method=spec.mintrace_method, nonnegative=spec.nonnegative, num_threads=job.n_jobs))
+        label = spec.label(method)
+        if label == "BottomUp":
+            chosen.append((label, BottomUpSparse() if sparse else BottomUp()))
+            continue
+        variant = label.removeprefix("MinTrace_")
+        dense_only = variant in DENSE_ONLY
+        if dense_only and n_series > MAX_DENSE_SERIES:
+            raise ValueError(
+                f"reconciliation {label} needs a dense {n_series} x {n_series} covariance; "
+                f"use wls_var or wls_struct above {MAX_DENSE_SERIES} series"
+            )
+        cls = MinTraceSparse if sparse and not dense_only else MinTrace
+        chosen.append((label, cls(method=variant, nonnegative=spec.nonnegative, num_threads=job.n_jobs)))
     return chosen
 
 
 def publish_label(job: JobSpec) -> str:
-    """The method label of the published reconciliation, as `method_label` names it in the output."""
-    spec = job.reconciliation
-    return "BottomUp" if spec.publish == "BottomUp" else f"MinTrace_{spec.mintrace_method}"
-
-
-def method_label(reconciler: object) -> str:
-    """Stable output name per method, identical for the dense and the sparse class."""
-    name = type(reconciler).__name__.removesuffix("Sparse")
-    return f"{name}_{reconciler.method}" if hasattr(reconciler, "method") and name == "MinTrace" else name
+    """The output label of the published reconciliation."""
+    return job.reconciliation.label(job.reconciliation.publish)
 
 
 def reconcile(
@@ -50,10 +55,10 @@ def reconcile(
     """Reconcile the Base column. Returns long rows: unique_id, ds, method, mean, lo-<L>/hi-<L>.
 
     `fitted` holds y and Base for every series (in-sample fits or backtest forecasts): the calibration set of the
-    conformal interval sampler.
+    conformal interval sampler, and the residuals wls_var / mint_shrink estimate their error covariance from.
     """
-    methods = reconcilers(job, sparse)
-    engine = HierarchicalReconciliation(reconcilers=methods)
+    labelled = reconcilers(job, sparse, n_series=hierarchy.members.height)
+    engine = HierarchicalReconciliation(reconcilers=[reconciler for _, reconciler in labelled])
     insample = fitted.select("unique_id", "ds", "y", BASE).drop_nulls()
     wide = engine.reconcile(
         Y_hat_df=base.select("unique_id", "ds", pl.col(BASE).clip(lower_bound=0.0)),
@@ -66,8 +71,7 @@ def reconcile(
     )
     mean_columns = [c for c in wide.columns if c.startswith(f"{BASE}/") and "-lo-" not in c and "-hi-" not in c]
     frames = []
-    for reconciler, column in zip(methods, mean_columns, strict=True):
-        label = method_label(reconciler)
+    for (label, _), column in zip(labelled, mean_columns, strict=True):
         rename = {column: "mean"} | {
             f"{column}-{side}-{lv}": f"{side}_{lv}" for lv in job.levels for side in ("lo", "hi")
         }

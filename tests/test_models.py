@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 from support import slice_job
 
-from forecasting import models
+from forecasting import features, models
 from forecasting.config import JobSpec
 from forecasting.pipeline import aggregate, base_forecasts, load, validate
 
@@ -50,7 +50,7 @@ def test_statistical_model_contract(prepared, name):
 def test_lightgbm_contract_with_price(prepared):
     job, loaded, hierarchy = prepared
     Y = hierarchy.Y_df.filter(pl.col("unique_id").is_in(hierarchy.ids("sku")))
-    exog = models.price_features(loaded.prices, hierarchy.members)
+    exog = features.price_features(loaded.prices, hierarchy.members.filter(pl.col("level") == "sku"))
     assert {"price", "price_change", "price_ratio"} <= set(exog.columns)
     result = models.lightgbm_forecast(Y, job, exog=exog)
     _check_contract(result, Y, job)

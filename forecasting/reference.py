@@ -1,0 +1,190 @@
+"""Accuracy benchmarks against published references (scripts, not tests):
+
+    python -m forecasting.reference m5-daily      # M5 levels 1-3, d_1914..d_1941, official WRMSSE vs the organizers
+    python -m forecasting.reference m5-monthly    # last 3 months held out, RMSSE per level, base vs reconciled
+    python -m forecasting.reference tourism       # fpp3 section 11.4 protocol, RMSE / MASE per level
+
+Every benchmark chooses its models the way the nightly job does, from a rolling backtest over windows that end
+before the held-out period (never from the held-out period itself), then scores one held-out window with the same
+backtest code (`forecasting.backtest`), and prints a markdown table beside the published figures. Outputs go under
+data/outputs/benchmarks/<name>/ (the backtests' parquet files and `results.md`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+
+from forecasting.backtest import Backtest, backtest_job
+from forecasting.config import JobSpec, load_job, project_root
+from forecasting.pipeline import best_models
+
+# M5 organizers, final evaluation (d_1942..d_1969), WRMSSE at levels 1-3 (total, state, store).
+M5_PUBLISHED = {
+    "total": {"sNaive": 0.560, "ES_bu": 0.426, "winner": 0.199},
+    "region": {"sNaive": 0.673, "ES_bu": 0.514, "winner": 0.310},
+    "warehouse": {"sNaive": 0.718, "ES_bu": 0.580, "winner": 0.400},
+}
+
+
+@dataclass
+class Study:
+    """A model choice from earlier windows, then one held-out window scored with the chosen models."""
+
+    job: JobSpec
+    chosen: dict[str, str]
+    selection: Backtest
+    holdout: Backtest
+    seconds: float
+
+
+def select_then_hold_out(
+    job: JobSpec,
+    selection_as_of: date,
+    holdout_as_of: date,
+    windows: int,
+    step: int,
+    say: Callable[[str], None] = print,
+) -> Study:
+    """Backtest `windows` origins ending at `selection_as_of`, take the best base model per level by the job's
+    `choice_metric`, then backtest one window ending at `holdout_as_of` with that choice as Base."""
+    start = time.perf_counter()
+    say(f"selection: {windows} windows of {job.horizon} ending {selection_as_of}")
+    _, selection = backtest_job(job, selection_as_of, windows, step, progress=say)
+    chosen = best_models(selection.metrics, job)
+    say(f"chosen per level ({job.models.choice_metric}): {chosen}")
+    models = job.models.model_copy(update={"primary": dict(job.models.primary) | chosen})
+    held_job = job.model_copy(update={"models": models})
+    say(f"hold-out: the {job.horizon} periods ending {holdout_as_of}")
+    _, holdout = backtest_job(held_job, holdout_as_of, 1, progress=say)
+    return Study(held_job, chosen, selection, holdout, time.perf_counter() - start)
+
+
+def metric_table(metrics: pl.DataFrame, metric: str, levels: list[str]) -> pl.DataFrame:
+    """level x model/method table of one metric (base models, then reconciliation methods)."""
+    wide = (
+        metrics.pivot(on="model", index="level", values=metric, aggregate_function="first")
+        .with_columns(pl.col("level").replace_strict({lv: i for i, lv in enumerate(levels)}).alias("order"))
+        .sort("order")
+        .drop("order")
+    )
+    base = sorted(metrics.filter(pl.col("kind") == "base")["model"].unique().to_list())
+    reconciled = sorted(metrics.filter(pl.col("kind") == "reconciled")["model"].unique().to_list())
+    return wide.select("level", *base, *reconciled)
+
+
+def markdown(frame: pl.DataFrame, digits: int = 3) -> str:
+    header = "| " + " | ".join(frame.columns) + " |"
+    rule = "|" + "---|" * len(frame.columns)
+    lines = [header, rule]
+    for row in frame.iter_rows():
+        cells = [f"{v:.{digits}f}" if isinstance(v, float) else str(v) for v in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def output_root(name: str) -> Path:
+    return project_root() / "data" / "outputs" / "benchmarks" / name
+
+
+def m5_daily(windows: int = 6, say: Callable[[str], None] = print) -> str:
+    """M5 levels 1-3: choose over `windows` 28-day windows ending 2016-04-24, score d_1914..d_1941."""
+    job = load_job("m5-daily-warehouse", output_root=str(output_root("m5-daily")))
+    study = select_then_hold_out(job, date(2016, 4, 24), date(2016, 5, 22), windows, 28, say)
+    levels = job.hierarchy.names
+    held = metric_table(study.holdout.metrics, "wrmsse", levels)
+    chosen = metric_table(study.selection.metrics, "wrmsse", levels)
+    published = pl.DataFrame(
+        [{"level": lv, **{f"published {k}": v for k, v in refs.items()}} for lv, refs in M5_PUBLISHED.items()]
+    )
+    published = published.with_columns(
+        (pl.col("published ES_bu") * 0.7).alias("target (ES_bu - 30 %)"),
+    )
+    return "\n\n".join(
+        [
+            "## M5 daily, levels 1-3: official WRMSSE on d_1914..d_1941 (trained on d_1..d_1913)",
+            f"Models chosen per level by WRMSSE over {windows} earlier windows: {study.chosen}. "
+            f"Base = the chosen model; BottomUp / MinTrace reconcile Base. {study.seconds:.0f} s.",
+            markdown(held.join(published, on="level", how="left")),
+            "Published figures are the organizers' for the final evaluation window d_1942..d_1969 (not available "
+            "here); the official weights (data/m5/m5_weights_evaluation.parquet) are used as given.",
+            f"### Selection backtest ({windows} windows ending 2016-04-24), WRMSSE",
+            markdown(chosen),
+        ]
+    )
+
+
+def m5_monthly(windows: int = 4, say: Callable[[str], None] = print) -> str:
+    """M5 monthly, all 30,490 SKUs: choose over `windows` 3-month windows ending 2015-12-31, hold out Jan-Mar 2016."""
+    job = load_job("m5-monthly", output_root=str(output_root("m5-monthly")))
+    study = select_then_hold_out(job, date(2015, 12, 31), date(2016, 3, 31), windows, 3, say)
+    levels = job.hierarchy.names
+    held = metric_table(study.holdout.metrics, "rmsse", levels)
+    return "\n\n".join(
+        [
+            "## M5 monthly: RMSSE per level, Jan-Mar 2016 held out (trained through Dec 2015)",
+            f"Models chosen per level by {job.models.choice_metric} over {windows} earlier windows: {study.chosen}. "
+            f"{study.seconds:.0f} s.",
+            markdown(held),
+            "### WRMSSE (dollar-sales weights of the last 3 months before the cutoff)",
+            markdown(metric_table(study.holdout.metrics, "wrmsse", levels)),
+        ]
+    )
+
+
+def tourism(windows: int = 4, say: Callable[[str], None] = print) -> str:
+    """fpp3 section 11.4: train through 2015 Q4, forecast 2016 Q1..2017 Q4; RMSE and MASE per level."""
+    job = load_job("tourism", output_root=str(output_root("tourism")))
+    study = select_then_hold_out(job, date(2015, 12, 31), date(2017, 12, 31), windows, 2, say)
+    levels = job.hierarchy.names
+    parts = [
+        "## Australian tourism (fpp3 11.4): 2016 Q1..2017 Q4 from one origin (trained through 2015 Q4)",
+        f"Models chosen per level by {job.models.choice_metric} over {windows} earlier 8-quarter windows: "
+        f"{study.chosen}. {study.seconds:.0f} s.",
+    ]
+    for metric in ("rmse", "mase"):
+        table = metric_table(study.holdout.metrics, metric, levels)
+        parts += [f"### {metric.upper()}", markdown(with_all_series(table, study.holdout.metrics), 2)]
+    return "\n\n".join(parts)
+
+
+def with_all_series(table: pl.DataFrame, metrics: pl.DataFrame) -> pl.DataFrame:
+    """Add fpp3's "all series" row: the mean over every series = level means weighted by series counts."""
+    counts = metrics.select("level", "series").unique("level")
+    joined = table.join(counts, on="level")
+    columns = [c for c in table.columns if c != "level"]
+    total = joined.select(
+        pl.lit("all series").alias("level"),
+        *[((pl.col(c) * pl.col("series")).sum() / pl.col("series").filter(pl.col(c).is_not_null()).sum()).alias(c)
+          for c in columns],
+    )  # fmt: skip
+    return pl.concat([table, total], how="vertical_relaxed")
+
+
+BENCHMARKS = {"m5-daily": m5_daily, "m5-monthly": m5_monthly, "tourism": tourism}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("benchmark", choices=sorted(BENCHMARKS))
+    parser.add_argument("--windows", type=int, default=None, help="selection windows (default per benchmark)")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    run = BENCHMARKS[args.benchmark]
+    text = run(args.windows) if args.windows else run()
+    folder = output_root(args.benchmark)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "results.md").write_text(text + "\n")
+    print(text)
+    print(f"\n(written to {folder / 'results.md'})")
+
+
+if __name__ == "__main__":
+    main()
