@@ -207,8 +207,7 @@ def score(
             {"model": by}
         )
         rows.append(pl.concat([melted, m5_long.select(melted.columns)]).with_columns(pl.lit(cutoff).alias("cutoff")))
-        weights = weigh(history)
-        weighted.append(ev.wrmsse(m5, weights).join(ev.wspl(m5, weights), on=["level", "model"]))
+        weighted.append(_weighted_scores(m5, weigh(history)))
     per_series = (
         pl.concat(rows)
         .pivot(on="metric", index=["unique_id", by, "cutoff"], values="value")
@@ -246,6 +245,20 @@ METRIC_COLUMNS = [
     "level", "kind", "model", "mae", "rmse", "rmsse", "wrmsse", "mase", "bias",
     "coverage_80", "coverage_95", "spl", "wspl", "series", "windows",
 ]  # fmt: skip
+
+
+def _weighted_scores(per_series: pl.DataFrame, weights: pl.DataFrame) -> pl.DataFrame:
+    """WRMSSE and WSPL per level and model, for the models run at that level. Series without a finite score (no
+    non-zero history before the cutoff, so no scale) or without weight are left out and the level's weights
+    renormalised over the rest, as M5 scored only series with sales."""
+    finite = per_series.filter(pl.col("rmsse").is_finite() & pl.col("spl").is_finite())
+    frames = []
+    for model in finite["model"].unique().sort().to_list():
+        scores = finite.filter(pl.col("model") == model)
+        usable = weights.filter((pl.col("weight") > 0) & pl.col("unique_id").is_in(scores["unique_id"].implode()))
+        usable = usable.with_columns(pl.col("weight") / pl.col("weight").sum().over("level"))
+        frames.append(ev.wrmsse(scores, usable).join(ev.wspl(scores, usable), on=["level", "model"]))
+    return pl.concat(frames)
 
 
 def _spl(wide: pl.DataFrame, actuals: pl.DataFrame, history: pl.DataFrame, names: list[str]) -> pl.DataFrame:

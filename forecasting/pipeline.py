@@ -148,7 +148,7 @@ def primary_models(job: JobSpec) -> tuple[dict[str, str], str]:
     except FileNotFoundError:
         return primary, "job file (no backtest published for this job)"
     chosen = best_models(pl.read_parquet(folder / "metrics.parquet"), job)
-    return primary | chosen, f"lowest {job.models.choice_metric} per level in backtest {folder.name}"
+    return primary | chosen, f"lowest {job.models.choice_metric.upper()} per level in backtest {folder.name}"
 
 
 def best_models(metrics: pl.DataFrame, job: JobSpec) -> dict[str, str]:

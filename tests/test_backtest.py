@@ -125,3 +125,18 @@ def test_nightly_run_chooses_models_from_the_backtest(backtest):
     assert per_level == {level: primary[level] for level in ("total", "region", "warehouse")}
     data["models"]["choose_from_backtest"] = False
     assert primary_models(JobSpec.model_validate(data)) == (dict(job.models.primary), "job file")
+
+
+def test_weighted_and_scaled_metrics(backtest):
+    """WRMSSE at the one-series total equals its RMSSE (weight 1); every level has WRMSSE, MASE and SPL for the
+    models run there; weights are the dollar sales of the last horizon before each cutoff (no official file)."""
+    _, _, result = backtest
+    metrics = result.metrics
+    for column in ("wrmsse", "mase", "spl", "wspl"):
+        ran = metrics.filter(pl.col("model").is_in(["Base", "SeasonalNaive", "BottomUp", "MinTrace_wls_struct"]))
+        assert ran[column].is_finite().all(), column
+    total = metrics.filter(pl.col("level") == "total")
+    np.testing.assert_allclose(total["wrmsse"].to_numpy(), total["rmsse"].to_numpy(), rtol=1e-9)
+    # SKU-level WRMSSE weighs the large sellers: it differs from the plain mean over SKUs.
+    sku = metrics.filter((pl.col("level") == "sku") & (pl.col("model") == "Base"))
+    assert sku["wrmsse"].item() != pytest.approx(sku["rmsse"].item(), rel=1e-3)

@@ -47,3 +47,54 @@ def test_primary_model_must_be_run_at_its_level():
     raw["models"]["primary"]["sku"] = "AutoETS"
     with pytest.raises(JobConfigError, match="primary model 'AutoETS'"):
         parse_job(raw)
+
+
+def test_every_bundled_job_validates():
+    assert {"m5-monthly", "m5-daily-warehouse", "tourism"} <= set(available_jobs())
+    tourism = load_job("tourism")
+    assert tourism.hierarchy.bottom == "region_purpose" and tourism.staffing is None
+    assert tourism.hierarchy.identity == ["region", "purpose"]  # state is implied by region
+    daily = load_job("m5-daily-warehouse")
+    assert daily.hierarchy.bottom == "warehouse" and daily.freq == "day" and daily.horizon == 28
+
+
+def test_hierarchy_levels_are_ordered_top_to_bottom_whatever_the_file_order():
+    raw = load_job("tourism").model_dump(mode="json")
+    raw["hierarchy"]["levels"] = dict(reversed(list(raw["hierarchy"]["levels"].items())))
+    raw["hierarchy"]["levels"]["region"] = ["region", "state"]
+    job = parse_job(raw)
+    assert job.hierarchy.names[0] == "total" and job.hierarchy.bottom == "region_purpose"
+    assert job.hierarchy.levels["region"] == ["state", "region"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda h: h["levels"].update(extra=["aisle"]), "not hierarchy keys"),
+        (lambda h: h["levels"].pop("sku"), "one level must group by all keys"),
+        (lambda h: h["levels"].update(region=["warehouse", "region"]), "same keys as another level"),
+        (lambda h: h.update(nested={"warehouse": "aisle"}), "both must be hierarchy keys"),
+        (lambda h: h.update(columns=["region", "warehouse", "sku", "ds"]), "plain identifier other than"),
+    ],
+)
+def test_invalid_hierarchies_are_refused(change, message):
+    raw = load_job().model_dump(mode="json")
+    change(raw["hierarchy"])
+    with pytest.raises(JobConfigError, match=message):
+        parse_job(raw)
+
+
+def test_primary_must_cover_every_level_and_staffing_needs_a_warehouse_level():
+    raw = load_job().model_dump(mode="json")
+    del raw["models"]["primary"]["region"]
+    with pytest.raises(JobConfigError, match=r"no model for level\(s\) \['region'\]"):
+        parse_job(raw)
+    raw = load_job("tourism").model_dump(mode="json")
+    raw["staffing"] = load_job().model_dump(mode="json")["staffing"]
+    with pytest.raises(JobConfigError, match="staffing needs a hierarchy level named 'warehouse'"):
+        parse_job(raw)
+
+
+def test_filters_must_name_hierarchy_keys():
+    with pytest.raises(JobConfigError, match="filter on 'aisle'"):
+        load_job(filters={"aisle": ["7"]})
