@@ -16,8 +16,8 @@ from forecasting.pipeline import aggregate, load, run_job, validate
 
 @pytest.fixture(scope="module")
 def daily(tmp_path_factory):
-    """m5-daily-warehouse as of an arbitrary Wednesday (so Christmas falls in the horizon), with fast models (the job's own are tested by the
-    benchmark)."""
+    """m5-daily-warehouse as of an arbitrary Wednesday (Christmas falls in the horizon), with fast models (the
+    job's own are exercised by the benchmark)."""
     job = load_job("m5-daily-warehouse", output_root=str(tmp_path_factory.mktemp("daily")))
     models = job.models.model_copy(
         update={
