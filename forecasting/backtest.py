@@ -117,6 +117,8 @@ def run_backtest(
     groups.append(_group_cv(Y_bottom, job, names, exog, False, windows, step))
     forecasts = pl.concat([g[0] for g in groups], how="diagonal_relaxed")
     fitted = pl.concat([g[1] for g in groups], how="diagonal_relaxed")
+    forecasts = models.add_combinations(forecasts, job.models.combinations, job.levels)
+    fitted = models.add_combinations(fitted, job.models.combinations, job.levels, with_intervals=False)
     choice = choose_base(hierarchy, job)
     forecasts = models.select_base(forecasts, choice, job.levels)
     fitted = models.select_base(fitted, choice, job.levels, with_intervals=False)

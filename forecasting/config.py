@@ -210,6 +210,11 @@ class ModelSpec(Strict):
     bottom_models: list[
         Literal["AutoETS", "AutoTheta", "AutoARIMA", "SeasonalNaive", "Naive", "CrostonSBA", "TSB", "IMAPA", "LightGBM"]
     ] = Field(default_factory=lambda: ["SeasonalNaive", "CrostonSBA", "LightGBM"])
+    combinations: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="name -> models whose forecasts (and interval bounds) are averaged; available at every level "
+        "where all its members run (forecast combination: fpp3 and M4 found simple means hard to beat)",
+    )
     primary: dict[str, str] = Field(
         default_factory=lambda: {"total": "AutoETS", "region": "AutoETS", "warehouse": "AutoETS", "sku": "LightGBM"},
         description="level name -> the model behind Base there",
@@ -233,11 +238,18 @@ class ModelSpec(Strict):
     def _intermittent_is_run(self) -> ModelSpec:
         if self.intermittent_model is not None and self.intermittent_model not in self.bottom_models:
             raise ValueError(f"intermittent_model {self.intermittent_model!r} is not in bottom_models")
+        known = set(self.aggregate_models) | set(self.bottom_models)
+        for name, members in self.combinations.items():
+            if not IDENTIFIER.match(name) or name in known or name == "Base":
+                raise ValueError(f"combination name {name!r} must be a new plain identifier")
+            if len(members) < 2 or set(members) - known:
+                raise ValueError(f"combination {name!r} needs two or more of the models run: {sorted(known)}")
         return self
 
     def pool(self, level: str, bottom: str) -> list[str]:
-        """The models run at `level`."""
-        return list(self.bottom_models if level == bottom else self.aggregate_models)
+        """The models run at `level`, and the combinations whose members all run there."""
+        run = list(self.bottom_models if level == bottom else self.aggregate_models)
+        return run + [name for name, members in self.combinations.items() if set(members) <= set(run)]
 
 
 ReconcileMethod = Literal[

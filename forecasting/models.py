@@ -173,6 +173,26 @@ def combine(groups: list[list[LevelForecast]]) -> tuple[pl.DataFrame, pl.DataFra
     )
 
 
+def add_combinations(
+    frame: pl.DataFrame, combinations: dict[str, list[str]], levels: list[int], with_intervals: bool = True
+) -> pl.DataFrame:
+    """Add each combination: the mean of its members' forecasts, and of their interval bounds (a simple,
+    conservative approximation: averaging quantiles of the members, not a quantile of the averaged forecast).
+    Null where a member did not run."""
+    suffixes = [""]
+    if with_intervals:
+        suffixes += [f"-{side}-{lv}" for lv in levels for side in ("lo", "hi")]
+    exprs = [
+        (pl.sum_horizontal([pl.col(f"{m}{suffix}") for m in members], ignore_nulls=False) / len(members)).alias(
+            f"{name}{suffix}"
+        )
+        for name, members in combinations.items()
+        if all(m in frame.columns for m in members)
+        for suffix in suffixes
+    ]
+    return frame.with_columns(exprs) if exprs else frame
+
+
 def select_base(
     frame: pl.DataFrame, choice: pl.DataFrame, levels: list[int], with_intervals: bool = True
 ) -> pl.DataFrame:

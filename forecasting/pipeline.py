@@ -123,6 +123,8 @@ def base_forecasts(
     if Y_agg.height:
         groups.insert(0, run_group(Y_agg, spec.aggregate_models, True))
     forecasts, fitted = models.combine(groups)
+    forecasts = models.add_combinations(forecasts, spec.combinations, job.levels)
+    fitted = models.add_combinations(fitted, spec.combinations, job.levels, with_intervals=False)
     primary, choice_source = primary_models(job)
     choice = choose_base(hierarchy, job, primary)
     forecasts = models.select_base(forecasts, choice, job.levels)

@@ -66,16 +66,12 @@ def test_daily_calendar_features_resolve_snap_per_state(daily):
 
 @pytest.fixture(scope="module")
 def tourism(tmp_path_factory):
-    """The tourism job on two states (all purposes), ETS and seasonal naive, trained through 2015 Q4."""
+    """The tourism job on two states (all purposes), trained through 2015 Q4."""
     job = load_job(
         "tourism",
         output_root=str(tmp_path_factory.mktemp("tourism")),
         filters={"state": ["Tasmania", "Northern Territory"]},
     )
-    models = job.models.model_copy(
-        update={"aggregate_models": ["AutoETS", "SeasonalNaive"], "bottom_models": ["AutoETS", "SeasonalNaive"]}
-    )
-    job = job.model_copy(update={"models": models})
     return job, run_job(job, date(2015, 12, 31))
 
 
@@ -95,3 +91,13 @@ def test_tourism_grouped_structure_is_coherent(tourism):
         np.testing.assert_allclose(parents["mean"].to_numpy(), parents["children"].to_numpy(), atol=1e-6)
     assert (reconciled["mean"] >= 0).all()
     assert pl.read_parquet(result.run_dir / "staffing.parquet").is_empty()  # no labour standard in this job
+
+
+def test_tourism_base_is_the_ets_theta_combination(tourism):
+    job, result = tourism
+    base = pl.read_parquet(result.run_dir / "base_forecasts.parquet")
+    wide = base.pivot(on="model", index=["unique_id", "ds"], values="mean")
+    np.testing.assert_allclose(wide["ETS_Theta"].to_numpy(), ((wide["AutoETS"] + wide["AutoTheta"]) / 2).to_numpy())
+    np.testing.assert_allclose(wide["Base"].to_numpy(), wide["ETS_Theta"].to_numpy())
+    hi = base.pivot(on="model", index=["unique_id", "ds"], values="hi_95")
+    np.testing.assert_allclose(hi["ETS_Theta"].to_numpy(), ((hi["AutoETS"] + hi["AutoTheta"]) / 2).to_numpy())
