@@ -38,7 +38,7 @@ def build_m5_daily_store(root: Path, out: Path | None = None) -> Path:
     try:
         with duckdb.connect() as con:
             con.execute(
-                f"COPY ({query}) TO $out (FORMAT parquet, COMPRESSION zstd)",
+                f"COPY (\n{query}\n) TO $out (FORMAT parquet, COMPRESSION zstd)",
                 {"totals": str(root / M5_TOTALS), "bottom": str(root / M5_BOTTOM), "out": str(tmp)},
             )
         os.replace(tmp, target)

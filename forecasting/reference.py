@@ -7,7 +7,7 @@
 Every benchmark chooses its models the way the nightly job does, from a rolling backtest over windows that end
 before the held-out period (never from the held-out period itself), then scores one held-out window with the same
 backtest code (`forecasting.backtest`), and prints a markdown table beside the published figures. Outputs go under
-data/outputs/benchmarks/<name>/ (the backtests' parquet files and `results.md`).
+data/outputs/benchmarks/<job>/ (the backtests' parquet files) and data/outputs/benchmarks/<name>-results.md.
 """
 
 from __future__ import annotations
@@ -91,13 +91,15 @@ def markdown(frame: pl.DataFrame, digits: int = 3) -> str:
     return "\n".join(lines)
 
 
-def output_root(name: str) -> Path:
-    return project_root() / "data" / "outputs" / "benchmarks" / name
+def output_root() -> Path:
+    """Benchmark runs publish under data/outputs/benchmarks/<job>/ (kept apart from the nightly outputs, whose
+    model choice reads the job's own latest backtest)."""
+    return project_root() / "data" / "outputs" / "benchmarks"
 
 
 def m5_daily(windows: int = 6, say: Callable[[str], None] = print) -> str:
     """M5 levels 1-3: choose over `windows` 28-day windows ending 2016-04-24, score d_1914..d_1941."""
-    job = load_job("m5-daily-warehouse", output_root=str(output_root("m5-daily")))
+    job = load_job("m5-daily-warehouse", output_root=str(output_root()))
     study = select_then_hold_out(job, date(2016, 4, 24), date(2016, 5, 22), windows, 28, say)
     levels = job.hierarchy.names
     held = metric_table(study.holdout.metrics, "wrmsse", levels)
@@ -124,7 +126,7 @@ def m5_daily(windows: int = 6, say: Callable[[str], None] = print) -> str:
 
 def m5_monthly(windows: int = 4, say: Callable[[str], None] = print) -> str:
     """M5 monthly, all 30,490 SKUs: choose over `windows` 3-month windows ending 2015-12-31, hold out Jan-Mar 2016."""
-    job = load_job("m5-monthly", output_root=str(output_root("m5-monthly")))
+    job = load_job("m5-monthly", output_root=str(output_root()))
     study = select_then_hold_out(job, date(2015, 12, 31), date(2016, 3, 31), windows, 3, say)
     levels = job.hierarchy.names
     held = metric_table(study.holdout.metrics, "rmsse", levels)
@@ -166,7 +168,7 @@ def tourism(windows: int = 9, say: Callable[[str], None] = print) -> str:
     """fpp3 section 11.4: train through 2015 Q4, forecast 2016 Q1..2017 Q4 from one origin; RMSE and MASE per
     level for fpp3's setup (ETS base: BottomUp, OLS, MinT shrink) and for the job's configuration, which rests on
     `windows` earlier 8-quarter origins (one quarter apart, ending 2013 Q4) shown as evidence."""
-    job = load_job("tourism", output_root=str(output_root("tourism")))
+    job = load_job("tourism", output_root=str(output_root()))
     start = time.perf_counter()
     say(f"evidence: {windows} origins of 8 quarters ending 2015 Q4 (cutoffs to 2013 Q4)")
     _, evidence = backtest_job(job, date(2015, 12, 31), windows, 1, progress=say)
@@ -231,11 +233,11 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     run = BENCHMARKS[args.benchmark]
     text = run(args.windows) if args.windows else run()
-    folder = output_root(args.benchmark)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "results.md").write_text(text + "\n")
+    path = output_root() / f"{args.benchmark}-results.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text + "\n")
     print(text)
-    print(f"\n(written to {folder / 'results.md'})")
+    print(f"\n(written to {path})")
 
 
 if __name__ == "__main__":
