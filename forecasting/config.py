@@ -119,6 +119,15 @@ class LightGBMSpec(Strict):
     objective: Literal["tweedie", "poisson", "regression", "l1"] = "tweedie"
     lags: list[int] = Field(default_factory=lambda: [1, 2, 3, 6, 12])
     rolling_windows: list[int] = Field(default_factory=lambda: [3, 6, 12])
+    rolling_lag: int = Field(
+        1,
+        ge=1,
+        description="rolling means are taken over values this many periods back; with every lag and this at "
+        "or beyond the horizon, no forecast feeds a feature (non-recursive, as the M5 daily job uses)",
+    )
+    scale_target: bool = Field(
+        False, description="standardise each bottom series (LocalStandardScaler); aggregate series always are"
+    )
 
     @field_validator("lags", "rolling_windows")
     @classmethod

@@ -120,12 +120,12 @@ def lightgbm_setup(
         target_transforms = [LocalStandardScaler()]
     else:
         model = _lightgbm(job, spec.objective, spec.n_estimators, 20, threads=job.n_jobs)
-        target_transforms = None
+        target_transforms = [LocalStandardScaler()] if spec.scale_target else None
     fcst = MLForecast(
         models={"LightGBM": model},
         freq=POLARS_FREQ[job.freq],
         lags=spec.lags,
-        lag_transforms={1: [RollingMean(window_size=w) for w in spec.rolling_windows]},
+        lag_transforms={spec.rolling_lag: [RollingMean(window_size=w) for w in spec.rolling_windows]},
         date_features=_date_features(job),
         target_transforms=target_transforms,
         num_threads=1,
