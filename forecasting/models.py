@@ -116,7 +116,7 @@ def lightgbm_setup(
     max_lag = max(spec.lags)
     if aggregate:
         # A few hundred rows: extra OpenMP threads only add barrier waits (minutes when the cores are shared).
-        model = _lightgbm(job, "regression", min(spec.n_estimators, 200), 5, threads=1)
+        model = _lightgbm(job, "regression", spec.n_estimators, 5, threads=1)
         target_transforms = [LocalStandardScaler()]
     else:
         model = _lightgbm(job, spec.objective, spec.n_estimators, 20, threads=job.n_jobs)
