@@ -119,7 +119,9 @@ def lightgbm_setup(
         model = _lightgbm(job, "regression", spec.n_estimators, 5, threads=1)
         target_transforms = [LocalStandardScaler()]
     else:
-        model = _lightgbm(job, spec.objective, spec.n_estimators, 20, threads=job.n_jobs)
+        # One OpenMP thread: a process that has run a multi-threaded LightGBM and later forks statsforecast's
+        # worker pool (the next run in a long-lived process: tests, `prefect serve`) can deadlock in the children.
+        model = _lightgbm(job, spec.objective, spec.n_estimators, 20, threads=1)
         target_transforms = [LocalStandardScaler()] if spec.scale_target else None
     fcst = MLForecast(
         models={"LightGBM": model},

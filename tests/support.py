@@ -27,6 +27,9 @@ def slice_job(tmp: Path, stores: tuple[str, ...] = ("CA_1", "TX_1"), n_items: in
         "warehouse_filter": list(stores),
         "sku_filter": items,
         "output_root": str(tmp / "outputs"),
+        # No worker processes on slices: forking after earlier runs' thread pools (LightGBM/OpenMP, polars) in the
+        # same long-lived test process can deadlock the pool's children.
+        "n_jobs": 1,
     }
     data.update(update)
     return JobSpec.model_validate(data)
