@@ -6,16 +6,22 @@ Bundled jobs live in ``data/jobs/<name>.yaml``; paths inside a job are relative 
 from __future__ import annotations
 
 import os
-import re
 from datetime import date
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+from forecasting.specs import (
+    IDENTIFIER,
+    JOB_NAME,
+    HierarchySpec,
+    ModelSpec,
+    ReconcileSpec,
+    Strict,
+)
+
 DEFAULT_JOB = "m5-monthly"
 Frequency = Literal["day", "week", "month", "quarter"]
 POLARS_FREQ = {"day": "1d", "week": "1w", "month": "1mo", "quarter": "3mo"}
@@ -29,10 +35,6 @@ def project_root() -> Path:
 
 class JobConfigError(ValueError):
     """A job file or spec that does not validate; the message names the file and the fields at fault."""
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class TableSource(Strict):
@@ -109,192 +111,6 @@ class SourceSpec(Strict):
             raise ValueError("calendar_features need a calendar with a date column")
         if self.observed_from and self.observed_to and self.observed_from > self.observed_to:
             raise ValueError("observed_from is after observed_to")
-        return self
-
-
-class LightGBMSpec(Strict):
-    n_estimators: int = Field(200, ge=1, le=5000)
-    learning_rate: float = Field(0.05, gt=0, le=1)
-    num_leaves: int = Field(63, ge=2, le=4096)
-    objective: Literal["tweedie", "poisson", "regression", "l1"] = "tweedie"
-    lags: list[int] = Field(default_factory=lambda: [1, 2, 3, 6, 12])
-    rolling_windows: list[int] = Field(default_factory=lambda: [3, 6, 12])
-    rolling_lag: int = Field(
-        1,
-        ge=1,
-        description="rolling means are taken over values this many periods back; with every lag and this at "
-        "or beyond the horizon, no forecast feeds a feature (non-recursive, as the M5 daily job uses)",
-    )
-    scale_target: bool = Field(
-        False, description="standardise each bottom series (LocalStandardScaler); aggregate series always are"
-    )
-
-    @field_validator("lags", "rolling_windows")
-    @classmethod
-    def _positive(cls, value: list[int]) -> list[int]:
-        if not value or any(v < 1 for v in value):
-            raise ValueError("must be a non-empty list of positive integers")
-        return sorted(set(value))
-
-
-class HierarchySpec(Strict):
-    """Which key columns identify a bottom series and which aggregation levels exist.
-
-    `columns` are the key columns of a bottom series; each level lists the ones it groups by (total: none). A strict
-    tree (total -> region -> warehouse -> sku) and a grouped structure (Australian tourism: (State / Region) x
-    Purpose) are both written this way. `nested` names child -> parent keys that must be consistent in the data
-    (a warehouse sits in one region)."""
-
-    columns: list[str] = Field(
-        default_factory=lambda: ["region", "warehouse", "sku"], description="key columns of a bottom series"
-    )
-    levels: dict[str, list[str]] = Field(
-        default_factory=lambda: {
-            "total": [],
-            "region": ["region"],
-            "warehouse": ["region", "warehouse"],
-            "sku": ["region", "warehouse", "sku"],
-        }
-    )
-    nested: dict[str, str] = Field(default_factory=lambda: {"warehouse": "region"})
-
-    @field_validator("levels")
-    @classmethod
-    def _top_to_bottom(cls, value: dict[str, list[str]], info: ValidationInfo) -> dict[str, list[str]]:
-        """Mapping order means nothing in YAML: order levels by how many keys they group by, and each level's keys
-        as in `columns` (so ids read total/CA/CA_1/FOODS_1_001 whatever order the file uses)."""
-        keys = info.data.get("columns") or []
-        position = {k: i for i, k in enumerate(keys)}
-        ordered = sorted(value.items(), key=lambda item: len(item[1]))
-        return {name: sorted(cols, key=lambda c: position.get(c, len(keys))) for name, cols in ordered}
-
-    @model_validator(mode="after")
-    def _check(self) -> HierarchySpec:
-        reserved = {"unique_id", "level", "ds", "y", "total", "date", "quantity", "week", "price"}
-        for key in self.columns:
-            if not IDENTIFIER.match(key) or key in reserved:
-                raise ValueError(f"hierarchy key {key!r} must be a plain identifier other than {sorted(reserved)}")
-        if len(set(self.columns)) != len(self.columns):
-            raise ValueError("hierarchy keys repeat")
-        if not self.levels:
-            raise ValueError("hierarchy needs at least one level")
-        seen: list[frozenset[str]] = []
-        for name, columns in self.levels.items():
-            if not JOB_NAME.match(name):
-                raise ValueError(f"level name {name!r} may hold letters, digits, '.', '_' and '-' only")
-            unknown = set(columns) - set(self.columns)
-            if unknown:
-                raise ValueError(f"level {name!r} uses {sorted(unknown)}, which are not hierarchy keys")
-            if frozenset(columns) in seen:
-                raise ValueError(f"level {name!r} groups by the same keys as another level")
-            seen.append(frozenset(columns))
-        if list(self.levels.values())[-1] != self.columns:
-            raise ValueError("one level must group by all keys (the bottom series)")
-        for child, parent in self.nested.items():
-            if child not in self.columns or parent not in self.columns:
-                raise ValueError(f"nested {child!r} -> {parent!r}: both must be hierarchy keys")
-        return self
-
-    @property
-    def bottom(self) -> str:
-        return list(self.levels)[-1]
-
-    @property
-    def identity(self) -> list[str]:
-        """The keys that identify a bottom series: parents implied by `nested` are left out (sku, warehouse)."""
-        implied = {parent for child, parent in self.nested.items() if child in self.columns}
-        return [k for k in self.columns if k not in implied]
-
-    @property
-    def names(self) -> list[str]:
-        return list(self.levels)
-
-
-class ModelSpec(Strict):
-    """Which models run where. Local statistical models are cheap on the few aggregate series, costly per SKU."""
-
-    aggregate_models: list[Literal["AutoETS", "AutoTheta", "AutoARIMA", "SeasonalNaive", "Naive", "LightGBM"]] = Field(
-        default_factory=lambda: ["AutoETS", "AutoTheta", "SeasonalNaive", "LightGBM"]
-    )
-    bottom_models: list[
-        Literal["AutoETS", "AutoTheta", "AutoARIMA", "SeasonalNaive", "Naive", "CrostonSBA", "TSB", "IMAPA", "LightGBM"]
-    ] = Field(default_factory=lambda: ["SeasonalNaive", "CrostonSBA", "LightGBM"])
-    combinations: dict[str, list[str]] = Field(
-        default_factory=dict,
-        description="name -> models whose forecasts (and interval bounds) are averaged; available at every level "
-        "where all its members run (forecast combination: fpp3 and M4 found simple means hard to beat)",
-    )
-    primary: dict[str, str] = Field(
-        default_factory=lambda: {"total": "AutoETS", "region": "AutoETS", "warehouse": "AutoETS", "sku": "LightGBM"},
-        description="level name -> the model behind Base there",
-    )
-    intermittent_model: str | None = Field(
-        "CrostonSBA", description="model for bottom series whose average demand interval exceeds intermittent_adi"
-    )
-    choose_from_backtest: bool = Field(
-        False,
-        description="per level, use the base model with the lowest RMSSE in the job's latest backtest instead of "
-        "`primary` (the job file's choice stays when there is no backtest)",
-    )
-    choice_metric: Literal["rmsse", "wrmsse", "mase"] = Field(
-        "rmsse", description="backtest metric the per-level choice minimises (mean over series and windows)"
-    )
-    intermittent_adi: float = Field(1.32, gt=1.0, description="average demand interval above which a series is sparse")
-    lightgbm: LightGBMSpec = Field(default_factory=LightGBMSpec)
-    conformal_windows: int = Field(2, ge=2, le=10)
-
-    @model_validator(mode="after")
-    def _intermittent_is_run(self) -> ModelSpec:
-        if self.intermittent_model is not None and self.intermittent_model not in self.bottom_models:
-            raise ValueError(f"intermittent_model {self.intermittent_model!r} is not in bottom_models")
-        known = set(self.aggregate_models) | set(self.bottom_models)
-        for name, members in self.combinations.items():
-            if not IDENTIFIER.match(name) or name in known or name == "Base":
-                raise ValueError(f"combination name {name!r} must be a new plain identifier")
-            if len(members) < 2 or set(members) - known:
-                raise ValueError(f"combination {name!r} needs two or more of the models run: {sorted(known)}")
-        return self
-
-    def pool(self, level: str, bottom: str) -> list[str]:
-        """The models run at `level`, and the combinations whose members all run there."""
-        run = list(self.bottom_models if level == bottom else self.aggregate_models)
-        return run + [name for name, members in self.combinations.items() if set(members) <= set(run)]
-
-
-ReconcileMethod = Literal[
-    "BottomUp", "MinTrace", "MinTrace_ols", "MinTrace_wls_struct", "MinTrace_wls_var", "MinTrace_mint_shrink"
-]
-
-
-class ReconcileSpec(Strict):
-    """Reconciliation methods; `MinTrace` means MinTrace with `mintrace_method`, `MinTrace_<m>` names one outright
-    (several MinTrace variants can run side by side, as the tourism benchmark does)."""
-
-    methods: list[ReconcileMethod] = Field(default_factory=lambda: ["BottomUp", "MinTrace"])
-    mintrace_method: Literal["ols", "wls_struct", "wls_var", "mint_shrink"] = Field(
-        "wls_struct",
-        description="wls_var and mint_shrink estimate error variances from the calibration errors (in-sample fits or "
-        "backtest errors, see `calibration`); mint_shrink needs a dense n x n covariance (small hierarchies only)",
-    )
-    nonnegative: bool = True
-    publish: ReconcileMethod = "MinTrace"
-    calibration: Literal["insample", "backtest"] = Field(
-        "insample",
-        description="errors the reconciled intervals are calibrated on: in-sample fits, or the out-of-sample errors "
-        "of the job's latest backtest (falls back to in-sample when there is none covering every series)",
-    )
-
-    def label(self, method: str) -> str:
-        """The output name of a method: BottomUp or MinTrace_<variant>."""
-        return f"MinTrace_{self.mintrace_method}" if method == "MinTrace" else method
-
-    @model_validator(mode="after")
-    def _publish_is_run(self) -> ReconcileSpec:
-        labels = [self.label(m) for m in self.methods]
-        if len(set(labels)) != len(labels):
-            raise ValueError(f"methods name the same reconciliation twice: {labels}")
-        if self.label(self.publish) not in labels:
-            raise ValueError(f"publish method {self.publish!r} is not in methods")
         return self
 
 

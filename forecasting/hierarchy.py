@@ -10,7 +10,8 @@ from datetime import date
 import polars as pl
 from hierarchicalforecast.utils import aggregate
 
-from forecasting.config import HierarchySpec, JobSpec
+from forecasting.config import JobSpec
+from forecasting.specs import HierarchySpec
 
 TOTAL = "total"  # constant column every level starts with: aggregate() joins a level's columns with "/" into its ids
 
