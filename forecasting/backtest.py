@@ -43,9 +43,10 @@ def _statistical_cv(
     sf = StatsForecast(
         models=[models.STAT_MODELS[n](job) for n in names], freq=PANDAS_FREQ[job.freq], n_jobs=job.n_jobs
     )
-    cv = sf.cross_validation(
-        h=job.horizon, df=Y.to_pandas(), n_windows=n_windows, step_size=step, level=job.levels, fitted=True
-    )
+    with models.worker_processes_from_forkserver():
+        cv = sf.cross_validation(
+            h=job.horizon, df=Y.to_pandas(), n_windows=n_windows, step_size=step, level=job.levels, fitted=True
+        )
     fitted = sf.cross_validation_fitted_values()
     return _dates(pl.from_pandas(cv)), _dates(pl.from_pandas(fitted)).select(*KEYS, "y", *names)
 

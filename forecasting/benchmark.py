@@ -1,7 +1,8 @@
 """Benchmark of the nightly job (a script, not a test): `python -m forecasting.benchmark [--job NAME]`.
 
-Prints stage, seconds and peak RSS, where RSS is sampled every 0.1 s over this process *and* its worker processes
-(statsforecast's n_jobs pool), summed, so the figure is what the machine must hold at once.
+Prints stage, seconds and peak RSS, where RSS is sampled every 0.1 s over this process *and* its child processes
+(statsforecast's n_jobs pool and the forkserver it starts from), summed: an upper bound on what the machine must
+hold at once (pages the children share with each other count once per child).
 """
 
 from __future__ import annotations
