@@ -27,8 +27,8 @@ def slice_job(tmp: Path, stores: tuple[str, ...] = ("CA_1", "TX_1"), n_items: in
         "warehouse_filter": list(stores),
         "sku_filter": items,
         "output_root": str(tmp / "outputs"),
-        # No worker processes on slices: forking after earlier runs' thread pools (LightGBM/OpenMP, polars) in the
-        # same long-lived test process can deadlock the pool's children.
+        # One process on slices of 80 series: starting a worker pool costs more than it saves. The pool itself is
+        # tested in test_models (after a multi-threaded LightGBM, in this long-lived process).
         "n_jobs": 1,
     }
     data.update(update)

@@ -90,3 +90,19 @@ def test_intermittent_classification():
         }
     )
     assert models.intermittent_ids(Y, 1.32) == {"lumpy"}  # leading zeros before launch do not count
+
+
+def test_worker_pool_after_multithreaded_lightgbm_matches_one_process(prepared):
+    """A multi-threaded LightGBM first, then statsforecast's worker pool, twice in this long-lived process: with
+    forked workers this could hang (inherited OpenMP pool). Forkserver workers must finish and agree with n_jobs=1."""
+    job, loaded, hierarchy = prepared
+    Y = hierarchy.Y_df.filter(pl.col("unique_id").is_in(hierarchy.ids("sku")))
+    two_threads = job.model_copy(update={"n_jobs": 2})
+    models.lightgbm_forecast(Y, two_threads)
+    one = models.statistical_forecast(Y, job, ["SeasonalNaive", "CrostonSBA"], n_jobs=1).forecasts
+    for _ in range(2):
+        pooled = models.statistical_forecast(Y, two_threads, ["SeasonalNaive", "CrostonSBA"], n_jobs=2).forecasts
+        assert pooled.sort("unique_id", "ds").equals(one.sort("unique_id", "ds"))
+    import multiprocessing
+
+    assert multiprocessing.get_start_method(allow_none=True) in (None, "fork")  # restored after the call
