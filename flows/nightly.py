@@ -23,6 +23,7 @@ from prefect.tasks import Task
 from forecasting import hierarchy as hier
 from forecasting import pipeline
 from forecasting.config import DEFAULT_JOB, JobConfigError, JobSpec, load_job, parse_job
+from forecasting.locks import output_lock
 from forecasting.quality import DataQualityError
 
 IN_MEMORY = {"cache_policy": NONE, "persist_result": False}
@@ -113,11 +114,15 @@ def resolve_job(job: str | dict[str, Any] | JobSpec) -> JobSpec:
 
 
 @flow(name="nightly-forecast", persist_result=False)
-def nightly_forecast(job: str | JobSpec = DEFAULT_JOB, as_of: date | None = None) -> dict[str, Any]:
+def nightly_forecast(
+    job: str | JobSpec = DEFAULT_JOB, as_of: date | None = None, lock_wait_seconds: float | None = None
+) -> dict[str, Any]:
     """Forecast every level of the job's hierarchy, reconcile, plan staffing and publish one run folder.
 
     ``job``: a bundled job name (data/jobs/<name>.yaml) or a full job spec; ``as_of``: the last day of data to use
-    (default: the last day the source covers). Returns the published run folder, the as-of date and the summary.
+    (default: the last day the source covers); ``lock_wait_seconds``: how long to wait when another run of the job
+    holds its output folder (default $FORECASTING_LOCK_WAIT, else 0: refuse). Returns the published run folder, the
+    as-of date and the summary.
     """
     spec = resolve_job(job)
     logger = get_run_logger()
@@ -138,19 +143,21 @@ def nightly_forecast(job: str | JobSpec = DEFAULT_JOB, as_of: date | None = None
         )
         return result
 
-    loaded = stage("load", load_task, spec, as_of)
-    validated = stage("validate", validate_task, loaded, spec)
-    hierarchy = stage("aggregate", aggregate_task, validated, spec)
-    base = stage("base_forecasts", base_forecasts_task, hierarchy, loaded, spec)
-    reconciled = stage("reconcile", reconcile_task, hierarchy, base, spec)
-    staffing = stage("staff", staff_task, reconciled, spec)
+    with output_lock(spec.output_dir(), wait=lock_wait_seconds, on_wait=logger.warning):
+        loaded = stage("load", load_task, spec, as_of)
+        validated = stage("validate", validate_task, loaded, spec)
+        hierarchy = stage("aggregate", aggregate_task, validated, spec)
+        base = stage("base_forecasts", base_forecasts_task, hierarchy, loaded, spec)
+        reconciled = stage("reconcile", reconcile_task, hierarchy, base, spec)
+        staffing = stage("staff", staff_task, reconciled, spec)
 
-    summary = pipeline.summarize(hierarchy, validated, base, spec) | {
-        "seconds_before_write": round(time.perf_counter() - start, 1)
-    }
-    timings = list(timer.rows)
-    run_dir = stage("write", write_task, hierarchy, base, reconciled, staffing, spec, loaded.as_of, timings, summary)
-    return {"job": spec.name, "run_dir": str(run_dir), "as_of": loaded.as_of.isoformat(), "summary": summary}
+        summary = pipeline.summarize(hierarchy, validated, base, spec) | {
+            "seconds_before_write": round(time.perf_counter() - start, 1)
+        }
+        timings = list(timer.rows)
+        tables = (hierarchy, base, reconciled, staffing)
+        run_dir = stage("write", write_task, *tables, spec, loaded.as_of, timings, summary)
+        return {"job": spec.name, "run_dir": str(run_dir), "as_of": loaded.as_of.isoformat(), "summary": summary}
 
 
 if __name__ == "__main__":

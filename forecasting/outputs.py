@@ -1,5 +1,7 @@
 """Atomic run folders: a run is staged in a hidden folder, the manifest is written last, and only then does the
-`<as-of>` link (and the `latest` link) switch to it with an atomic rename. Readers never see half a run."""
+`<as-of>` link (and the `latest` link) switch to it with an atomic rename. Readers never see half a run, even when
+the writer is killed (SIGKILL) at any point: what it leaves is hidden debris that the next publish removes. One
+writer at a time per folder (forecasting.locks)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from forecasting.config import JobSpec
+from forecasting.locks import hold, output_lock
 
 RUNS = ".runs"
 LATEST = "latest"
@@ -50,30 +53,47 @@ def publish_run(
 
     `subdir` keeps another kind of run (backtests) in its own folder with its own `latest`."""
     job_dir = job.output_dir() / subdir if subdir else job.output_dir()
+    with output_lock(job_dir):
+        runs = job_dir / RUNS
+        runs.mkdir(parents=True, exist_ok=True)
+        remove_debris(job_dir)
+        run_id = f"{as_of.isoformat()}-{uuid.uuid4().hex[:12]}"
+        staging = runs / f".staging-{run_id}"
+        staging.mkdir()
+        try:
+            for name, frame in tables.items():
+                write_parquet_atomic(frame, staging / f"{name}.parquet")
+                hold("table")
+            hold("manifest")
+            write_json_atomic(manifest | {"run_id": run_id}, staging / MANIFEST)
+            final = runs / run_id
+            os.replace(staging, final)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        hold("links")
+        as_of_link = job_dir / as_of.isoformat()
+        previous = os.readlink(as_of_link) if as_of_link.is_symlink() else None
+        _point_link(as_of_link, f"{RUNS}/{run_id}")
+        latest = job_dir / LATEST
+        if not latest.is_symlink() or os.readlink(latest) <= as_of.isoformat():
+            # `latest` is the newest as-of date published; a backfill of an older date does not move it back.
+            _point_link(latest, as_of.isoformat())
+        if previous and previous != f"{RUNS}/{run_id}":
+            shutil.rmtree(job_dir / previous, ignore_errors=True)
+        return as_of_link
+
+
+def remove_debris(job_dir: Path) -> list[Path]:
+    """Remove what a killed writer left: staging folders, temp files and links, run folders no link points to.
+    Only called under the folder's write lock, so none of it belongs to a live run."""
     runs = job_dir / RUNS
-    runs.mkdir(parents=True, exist_ok=True)
-    run_id = f"{as_of.isoformat()}-{uuid.uuid4().hex[:12]}"
-    staging = runs / f".staging-{run_id}"
-    staging.mkdir()
-    try:
-        for name, frame in tables.items():
-            write_parquet_atomic(frame, staging / f"{name}.parquet")
-        write_json_atomic(manifest | {"run_id": run_id}, staging / MANIFEST)
-        final = runs / run_id
-        os.replace(staging, final)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    as_of_link = job_dir / as_of.isoformat()
-    previous = os.readlink(as_of_link) if as_of_link.is_symlink() else None
-    _point_link(as_of_link, f"{RUNS}/{run_id}")
-    latest = job_dir / LATEST
-    if not latest.is_symlink() or os.readlink(latest) <= as_of.isoformat():
-        # `latest` is the newest as-of date published; a backfill of an older date does not move it back.
-        _point_link(latest, as_of.isoformat())
-    if previous and previous != f"{RUNS}/{run_id}":
-        shutil.rmtree(job_dir / previous, ignore_errors=True)
-    return as_of_link
+    linked = {os.path.normpath(job_dir / os.readlink(p)) for p in job_dir.iterdir() if p.is_symlink()}
+    removed = [p for p in job_dir.glob(".*.lnk") if p.is_symlink()]
+    removed += [p for p in runs.iterdir() if p.is_dir() and os.path.normpath(p) not in linked]
+    for path in removed:
+        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    return removed
 
 
 def run_dir(job: JobSpec, as_of: str | None = None, subdir: str | None = None) -> Path:

@@ -19,6 +19,7 @@ from forecasting import features, io, models, outputs, quality
 from forecasting import hierarchy as hier
 from forecasting import reconcile as rec
 from forecasting.config import JobSpec
+from forecasting.locks import output_lock
 from forecasting.staffing import empty_plan, staffing_plan
 
 PACKAGES = ["duckdb", "polars", "statsforecast", "mlforecast", "hierarchicalforecast", "lightgbm", "prefect", "numpy"]
@@ -308,8 +309,16 @@ class RunResult:
     seconds: float
 
 
-def run_job(job: JobSpec, as_of: date | None = None) -> RunResult:
-    """The whole nightly job in one process (the CLI path). The flow runs the same stages as tasks."""
+def run_job(job: JobSpec, as_of: date | None = None, lock_wait: float | None = None) -> RunResult:
+    """The whole nightly job in one process (the CLI path). The flow runs the same stages as tasks.
+
+    The job's output folder is locked from the start (forecasting.locks): a second run of the same job is refused
+    before it reads anything, or waits up to `lock_wait` seconds."""
+    with output_lock(job.output_dir(), wait=lock_wait):
+        return _run_locked(job, as_of)
+
+
+def _run_locked(job: JobSpec, as_of: date | None) -> RunResult:
     timer = StageTimer()
     start = time.perf_counter()
     loaded = timer.measure("load", load, job, as_of)
