@@ -19,7 +19,7 @@ from utilsforecast.evaluation import evaluate
 from utilsforecast.losses import bias, coverage, mae, mase, rmse
 
 from forecasting import evaluation as ev
-from forecasting import features, models, outputs
+from forecasting import features, models, outputs, transforms
 from forecasting import hierarchy as hier
 from forecasting import reconcile as rec
 from forecasting.config import JobSpec
@@ -64,7 +64,7 @@ def _lightgbm_cv(
         n_windows=n_windows,
         h=job.horizon,
         step_size=step,
-        static_features=[],
+        static_features=models.static_features(job),
         prediction_intervals=intervals,
         level=job.levels,
         fitted=True,
@@ -103,7 +103,9 @@ def run_backtest(
     """`windows` rolling origins, `step` periods apart (default: the horizon), each forecasting `job.horizon` ahead."""
     step = step or job.horizon
     say = progress or (lambda message: None)
-    Y_agg, Y_bottom = split_levels(hierarchy)
+    closed = job.models.closed_days
+    # Models train on closed days imputed; they are scored on the raw actuals (joined back below).
+    Y_agg, Y_bottom = (transforms.impute_closed_days(Y, closed, job.season_length) for Y in split_levels(hierarchy))
     bottom_members = hierarchy.members.filter(pl.col("level") == hierarchy.bottom)
     groups = []
     if Y_agg.height:
@@ -116,14 +118,14 @@ def run_backtest(
     say(f"cross-validating {Y_bottom['unique_id'].n_unique()} {hierarchy.bottom} series ({', '.join(names)})")
     exog = features.exogenous(bottom_members, prices, calendar, job, bottom=True)
     groups.append(_group_cv(Y_bottom, job, names, exog, False, windows, step))
-    forecasts = pl.concat([g[0] for g in groups], how="diagonal_relaxed")
+    forecasts = transforms.zero_closed_days(pl.concat([g[0] for g in groups], how="diagonal_relaxed"), closed, ["y"])
     fitted = pl.concat([g[1] for g in groups], how="diagonal_relaxed")
     forecasts = models.add_combinations(forecasts, job.models.combinations, job.levels)
     fitted = models.add_combinations(fitted, job.models.combinations, job.levels, with_intervals=False)
     choice = choose_base(hierarchy, job)
     forecasts = models.select_base(forecasts, choice, job.levels)
     fitted = models.select_base(fitted, choice, job.levels, with_intervals=False)
-    actuals = forecasts.select(*KEYS, "y")
+    actuals = forecasts.select(KEYS).join(hierarchy.Y_df.select("unique_id", "ds", "y"), on=["unique_id", "ds"])
 
     reconciled = []
     cutoffs = sorted(forecasts["cutoff"].unique().to_list())
@@ -131,7 +133,7 @@ def run_backtest(
         say(f"reconciling window {i}/{len(cutoffs)} (cutoff {cutoff})")
         window_fc = forecasts.filter(pl.col("cutoff") == cutoff)
         window_fit = fitted.filter(pl.col("cutoff") == cutoff).drop("cutoff")
-        part = rec.reconcile(hierarchy, window_fc, window_fit, job)
+        part = transforms.zero_closed_days(rec.reconcile(hierarchy, window_fc, window_fit, job), closed)
         reconciled.append(part.with_columns(pl.lit(cutoff).alias("cutoff")))
     published = rec.publish_label(job)
     reconciled_long = (

@@ -10,6 +10,7 @@ from __future__ import annotations
 import polars as pl
 
 from forecasting.config import JobSpec
+from forecasting.transforms import closed_mask
 
 
 def price_features(prices: pl.DataFrame, bottom_members: pl.DataFrame) -> pl.DataFrame:
@@ -33,6 +34,7 @@ def calendar_features(calendar: pl.DataFrame, members: pl.DataFrame, job: JobSpe
     """unique_id, ds, one column per calendar feature: the period's counts, and each keyed flag resolved to the
     series' own key value (or the mean over values when the series' level does not group by that key)."""
     spec = job.source.calendar_features
+    calendar = with_distances(calendar, job)
     keyed = spec.keyed_flags if spec is not None else {}
     keyed_columns = {f"{name}@{value}" for name, flag in keyed.items() for value in flag.columns}
     shared = [c for c in calendar.columns if c != "ds" and c not in keyed_columns]
@@ -45,6 +47,43 @@ def calendar_features(calendar: pl.DataFrame, members: pl.DataFrame, job: JobSpe
         share = pl.mean_horizontal([pl.col(f"{name}@{value}") for value in flag.columns])
         resolved.append(pl.when(pl.col(flag.key).is_null()).then(share).otherwise(own).alias(name))
     return frame.select("unique_id", "ds", *shared, *resolved).sort("unique_id", "ds")
+
+
+MAX_TYPES = 10  # event columns with at most this many values (event types) get a distance pair per value
+
+
+def with_distances(calendar: pl.DataFrame, job: JobSpec) -> pl.DataFrame:
+    """Add days to the next / since the last event (any, and per event type) and closed day, capped.
+
+    Sales build up before a holiday and dip after it, and the day of the event alone cannot say so; the calendar
+    is known ahead, so these are known for the horizon too. Off unless the job's LightGBM sets the caps."""
+    spec = job.models.lightgbm
+    calendar = calendar.sort("ds")
+    parts: dict[str, pl.Expr] = {}
+    if spec.event_distance:
+        events = job.source.calendar_features.events if job.source.calendar_features is not None else []
+        groups = {"any_event": [c for c in calendar.columns if c.split("=")[0] in events]}
+        for column in events:
+            values = [c for c in calendar.columns if c.startswith(f"{column}=")]
+            if len(values) <= MAX_TYPES:
+                groups |= {c: [c] for c in values}
+        for name, columns in groups.items():
+            if columns:
+                parts |= _distance_pair(name, pl.any_horizontal(pl.col(c) > 0 for c in columns), spec.event_distance)
+    if spec.closed_day_distance and job.models.closed_days:
+        closed = closed_mask(pl.col("ds"), job.models.closed_days)
+        parts |= _distance_pair("closed", closed, spec.closed_day_distance)
+    return calendar.with_columns(expr.alias(name) for name, expr in parts.items()) if parts else calendar
+
+
+def _distance_pair(name: str, happens: pl.Expr, cap: int) -> dict[str, pl.Expr]:
+    on_day = pl.when(happens).then(pl.col("ds"))
+    days_to = (on_day.backward_fill() - pl.col("ds")).dt.total_days()
+    days_since = (pl.col("ds") - on_day.forward_fill()).dt.total_days()
+    return {
+        f"days_to_{name}": days_to.clip(upper_bound=cap).fill_null(cap).cast(pl.Float64),
+        f"days_since_{name}": days_since.clip(upper_bound=cap).fill_null(cap).cast(pl.Float64),
+    }
 
 
 def exogenous(

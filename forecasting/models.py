@@ -12,13 +12,16 @@ import multiprocessing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import lightgbm as lgb
+import numpy as np
 import polars as pl
 from mlforecast import MLForecast
 from mlforecast.lag_transforms import RollingMean
 from mlforecast.target_transforms import LocalStandardScaler
 from mlforecast.utils import PredictionIntervals
+from sklearn.base import BaseEstimator, RegressorMixin, clone
 from statsforecast import StatsForecast
 from statsforecast.models import (
     IMAPA,
@@ -33,6 +36,7 @@ from statsforecast.models import (
 from statsforecast.utils import ConformalIntervals
 
 from forecasting.config import POLARS_FREQ, JobSpec
+from forecasting.transforms import LevelRatio
 
 BASE = "Base"  # the per-level (and per-SKU for intermittent series) choice of model, which is reconciled
 
@@ -91,24 +95,53 @@ def statistical_forecast(
     return LevelForecast(forecasts, fitted, model_names)
 
 
+class SeedMean(RegressorMixin, BaseEstimator):
+    """The mean of one regressor per seed: bagged LightGBMs (row / feature subsampling) differ by seed, and their
+    mean is steadier than any one of them."""
+
+    def __init__(self, estimator: lgb.LGBMRegressor, seeds: tuple[int, ...] = (0,)) -> None:
+        self.estimator = estimator
+        self.seeds = seeds
+
+    def fit(self, X: Any, y: Any, **fit_params: Any) -> SeedMean:
+        self.estimators_ = [
+            clone(self.estimator).set_params(random_state=s).fit(X, y, **fit_params) for s in self.seeds
+        ]
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        return np.mean([e.predict(X) for e in self.estimators_], axis=0)
+
+
 def _lightgbm(
     job: JobSpec, objective: str, n_estimators: int, min_child_samples: int, threads: int
-) -> lgb.LGBMRegressor:
+) -> lgb.LGBMRegressor | SeedMean:
     spec = job.models.lightgbm
-    return lgb.LGBMRegressor(
+    model = lgb.LGBMRegressor(
         objective=objective,
         n_estimators=n_estimators,
         learning_rate=spec.learning_rate,
         num_leaves=spec.num_leaves,
         min_child_samples=min_child_samples,
-        subsample=1.0,
-        colsample_bytree=1.0,
+        subsample=spec.subsample,
+        subsample_freq=1 if spec.subsample < 1 else 0,
+        colsample_bytree=spec.colsample_bytree,
         random_state=job.seed,
         deterministic=True,
         force_row_wise=True,
         n_jobs=threads,
         verbosity=-1,
     )
+    return SeedMean(model, tuple(spec.seeds)) if spec.seeds else model
+
+
+def _target_transforms(job: JobSpec, aggregate: bool) -> list[Any] | None:
+    """Level ratio when the job asks for it; else standardised aggregates (few series of very different scales)
+    and, with `scale_target`, standardised bottom series."""
+    spec = job.models.lightgbm
+    if spec.level_ratio is not None:
+        return [LevelRatio(spec.level_ratio.shift, spec.level_ratio.window)]
+    return [LocalStandardScaler()] if aggregate or spec.scale_target else None
 
 
 def lightgbm_forecast(
@@ -119,7 +152,7 @@ def lightgbm_forecast(
     Aggregate series have few rows and very different scales: they share one model on standardised targets.
     """
     fcst, train, intervals = lightgbm_setup(Y_df, job, exog, aggregate)
-    fcst.fit(train, static_features=[], fitted=True, prediction_intervals=intervals)
+    fcst.fit(train, static_features=static_features(job), fitted=True, prediction_intervals=intervals)
     X_df = None
     if exog is not None:
         X_df = fcst.make_future_dataframe(job.horizon).join(exog, on=["unique_id", "ds"], how="left")
@@ -138,12 +171,11 @@ def lightgbm_setup(
     if aggregate:
         # A few hundred rows: extra OpenMP threads only add barrier waits (minutes when the cores are shared).
         model = _lightgbm(job, "regression", spec.n_estimators, 5, threads=1)
-        target_transforms = [LocalStandardScaler()]
     else:
         # All the job's cores: statsforecast's workers come from a forkserver, so LightGBM's OpenMP pool is never
         # inherited by a forked child (which deadlocked a long-lived process: tests, `prefect serve`).
         model = _lightgbm(job, spec.objective, spec.n_estimators, 20, threads=job.n_jobs)
-        target_transforms = [LocalStandardScaler()] if spec.scale_target else None
+    target_transforms = _target_transforms(job, aggregate)
     fcst = MLForecast(
         models={"LightGBM": model},
         freq=POLARS_FREQ[job.freq],
@@ -154,6 +186,8 @@ def lightgbm_setup(
         num_threads=1,
     )
     train = Y_df.select("unique_id", "ds", "y")
+    if spec.series_feature:
+        train = train.with_columns(pl.col("unique_id").rank("dense").cast(pl.Float64).alias(SERIES_CODE))
     if exog is not None:
         train = train.join(exog, on=["unique_id", "ds"], how="left")
     intervals = PredictionIntervals(n_windows=job.models.conformal_windows, h=job.horizon)
@@ -161,6 +195,14 @@ def lightgbm_setup(
     if n_periods <= max_lag + job.horizon * job.models.conformal_windows:
         raise ValueError(f"series too short for LightGBM: {n_periods} periods, need > {max_lag} lags + calibration")
     return fcst, train, intervals
+
+
+SERIES_CODE = "series_code"
+
+
+def static_features(job: JobSpec) -> list[str]:
+    """Static columns lightgbm_setup adds to the training frame (the series code when the job asks for it)."""
+    return [SERIES_CODE] if job.models.lightgbm.series_feature else []
 
 
 def _date_features(job: JobSpec) -> list[str]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import polars as pl
 
-from forecasting import features, io, models, outputs, quality
+from forecasting import features, io, models, outputs, quality, transforms
 from forecasting import hierarchy as hier
 from forecasting import reconcile as rec
 from forecasting.config import JobSpec
@@ -107,7 +107,9 @@ def base_forecasts(
     LightGBM with price, seasonal naive and an intermittent-demand model; calendar features (events, SNAP) feed
     every LightGBM. Base = per level primary model, intermittent bottom series excepted."""
     spec = job.models
-    Y_agg, Y_bottom = split_levels(hierarchy)
+    Y_agg, Y_bottom = (
+        transforms.impute_closed_days(Y, spec.closed_days, job.season_length) for Y in split_levels(hierarchy)
+    )
 
     def run_group(Y: pl.DataFrame, names: list[str], aggregate: bool) -> list[models.LevelForecast]:
         parts = []
@@ -124,6 +126,7 @@ def base_forecasts(
     if Y_agg.height:
         groups.insert(0, run_group(Y_agg, spec.aggregate_models, True))
     forecasts, fitted = models.combine(groups)
+    forecasts = transforms.zero_closed_days(forecasts, spec.closed_days)
     forecasts = models.add_combinations(forecasts, spec.combinations, job.levels)
     fitted = models.add_combinations(fitted, spec.combinations, job.levels, with_intervals=False)
     primary, choice_source = primary_models(job)
@@ -217,6 +220,7 @@ def calibration_set(hierarchy: hier.Hierarchy, fitted: pl.DataFrame, job: JobSpe
 
 def reconcile(hierarchy: hier.Hierarchy, base: BaseForecasts, job: JobSpec, sparse: bool = True) -> pl.DataFrame:
     reconciled = rec.reconcile(hierarchy, base.forecasts, base.calibration, job, sparse=sparse)
+    reconciled = transforms.zero_closed_days(reconciled, job.models.closed_days)
     return (
         hier.level_of(hierarchy.members, reconciled)
         .join(base.choice, on="unique_id", how="left")

@@ -13,10 +13,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+MONTH_DAY = re.compile(r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LevelRatioSpec(Strict):
+    """Target y_t / mean(y_{t-shift-window+1} .. y_{t-shift}); keep shift >= horizon so the level is known."""
+
+    shift: int = Field(28, ge=1, le=1000)
+    window: int = Field(28, ge=1, le=1000)
 
 
 class LightGBMSpec(Strict):
@@ -34,6 +42,27 @@ class LightGBMSpec(Strict):
     )
     scale_target: bool = Field(
         False, description="standardise each bottom series (LocalStandardScaler); aggregate series always are"
+    )
+    level_ratio: LevelRatioSpec | None = Field(
+        None,
+        description="model y / (a recent level known at the origin) at every level instead of standardised or raw "
+        "targets (forecasting.transforms.LevelRatio)",
+    )
+    colsample_bytree: float = Field(1.0, gt=0, le=1, description="share of features each tree may use")
+    subsample: float = Field(1.0, gt=0, le=1, description="share of rows each tree sees (bagging every tree)")
+    seeds: list[int] = Field(
+        default_factory=list,
+        description="average one LightGBM per seed (with subsample / colsample below 1 they differ); empty: one "
+        "model with the job's seed",
+    )
+    series_feature: bool = Field(
+        False, description="give the model each series' code as a static feature (per-series weekly shapes)"
+    )
+    event_distance: int = Field(
+        0, ge=0, le=60, description="days to the next / since the last day of each event type, capped here (0: off)"
+    )
+    closed_day_distance: int = Field(
+        0, ge=0, le=60, description="days to the next / since the last closed day, capped here (0: off)"
     )
 
     @field_validator("lags", "rolling_windows")
@@ -149,6 +178,19 @@ class ModelSpec(Strict):
     intermittent_adi: float = Field(1.32, gt=1.0, description="average demand interval above which a series is sparse")
     lightgbm: LightGBMSpec = Field(default_factory=LightGBMSpec)
     conformal_windows: int = Field(2, ge=2, le=10)
+    closed_days: list[str] = Field(
+        default_factory=list,
+        description="MM-DD days the business is closed every year (M5: 12-25): their history is imputed from the "
+        "same weekday one and two seasons earlier for training, their forecasts are 0",
+    )
+
+    @field_validator("closed_days")
+    @classmethod
+    def _month_day(cls, value: list[str]) -> list[str]:
+        for day in value:
+            if not MONTH_DAY.match(day):
+                raise ValueError(f"closed day {day!r} is not MM-DD")
+        return sorted(set(value))
 
     @model_validator(mode="after")
     def _intermittent_is_run(self) -> ModelSpec:
