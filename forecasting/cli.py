@@ -1,4 +1,4 @@
-"""Command line: `forecasting run`, `forecasting query`, `forecasting jobs`. Same library calls as the Prefect flow."""
+"""Command line: run, query, backtest, staff, calibrate-labour, jobs. Same library calls as the Prefect flow."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import typer
 
 from forecasting.config import DEFAULT_JOB, JobConfigError, available_jobs, load_job
 from forecasting.io import SourceError
+from forecasting.labour import StandardsError
 from forecasting.quality import DataQualityError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -47,7 +48,7 @@ def run(
     try:
         spec = load_job(job)
         result = run_job(spec, as_of_date)
-    except (JobConfigError, DataQualityError, SourceError) as exc:
+    except (JobConfigError, DataQualityError, SourceError, StandardsError) as exc:
         _fail(str(exc))
         return
     summary = result.summary
@@ -131,6 +132,76 @@ def backtest(
         typer.echo(metrics)
     typer.echo(f"backtest outputs: {folder}")
     typer.echo(f"try: forecasting query --job {spec.name} \"SELECT * FROM backtest_metrics WHERE level = 'warehouse'\"")
+
+
+@app.command()
+def staff(
+    job: str = JOB_OPTION,
+    run_as_of: str = typer.Option(None, "--run", help="as-of date of the run to plan from (default: latest)"),
+    volume_change: str = typer.Option(None, "--volume-change", help="what-if: uniform volume change, e.g. +15%"),
+    event: str = typer.Option(None, "--event", help="what-if: a named event / promotion from the job's staffing"),
+    check: bool = typer.Option(False, "--backtest", help="shortfall rates of the plan over the latest backtest"),
+) -> None:
+    """Staffing without refitting: a what-if plan from a run's reconciled forecast, or the plan's backtest."""
+    from forecasting import staffing_runs
+
+    warnings.filterwarnings("ignore")
+    try:
+        spec = load_job(job)
+        if check:
+            path, _, summary = staffing_runs.staffing_backtest(spec)
+        else:
+            path, table = staffing_runs.what_if(spec, run_as_of, volume_change, event)
+    except (JobConfigError, StandardsError, FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+        return
+    with pl.Config(tbl_rows=200, tbl_cols=20, tbl_hide_dataframe_shape=True, tbl_width_chars=200):
+        if check:
+            typer.echo("share of backtest periods x processes the plan was short (target: p80 ~ 0.20, p95 ~ 0.05)")
+            typer.echo(summary.with_columns(pl.col(pl.Float64).round(3)))
+        else:
+            totals = (
+                table.filter(pl.col("quantile") == "p80")
+                .group_by("warehouse", "ds")
+                .agg(
+                    pl.col("headcount").sum().alias("p80 headcount"),
+                    pl.col("headcount_scenario").sum().alias("p80 what-if"),
+                )
+                .sort("warehouse", "ds")
+            )
+            typer.echo(f"what-if {table['scenario'][0]}: p80 headcount summed over processes")
+            typer.echo(totals)
+    typer.echo(f"written: {path}")
+
+
+@app.command("calibrate-labour")
+def calibrate_labour(
+    records: str = typer.Argument(..., help="labour records (parquet or CSV); default columns: the garment data's"),
+    out: str = typer.Option(..., "--out", help="labour-standards CSV to write"),
+    freq: str = typer.Option("day", "--freq", help="period of the plan the spread is for: day, week or month"),
+    by: str = typer.Option(None, "--by", help="unit within the site, e.g. team (default: the whole site)"),
+    template: str = typer.Option(None, "--template", help="standards file whose rows get the calibrated spread"),
+) -> None:
+    """Estimate units per hour and productivity spread from labour records; write a labour-standards file."""
+    from pathlib import Path
+
+    from forecasting import calibration
+
+    if freq not in ("day", "week", "month"):
+        _fail(f"--freq {freq!r}: expected day, week or month")
+    try:
+        frame = calibration.read_records(Path(records), calibration.GARMENT_COLUMNS)
+        if by is not None and by not in frame.columns:
+            raise StandardsError(f"{records}: --by column {by!r} not in the file")
+        calibrated = calibration.calibrate(frame, freq, by)
+        standards = calibration.standards_from_calibration(calibrated, Path(template) if template else None)
+        calibration.write_standards(standards, Path(out))
+    except StandardsError as exc:
+        _fail(str(exc))
+        return
+    with pl.Config(tbl_hide_dataframe_shape=True, tbl_width_chars=200):
+        typer.echo(calibrated.with_columns(pl.col(pl.Float64).round(4)))
+    typer.echo(f"written: {out}")
 
 
 @app.command()

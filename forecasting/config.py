@@ -13,6 +13,7 @@ from typing import Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from forecasting.labour import StaffingSpec
 from forecasting.specs import (
     IDENTIFIER,
     JOB_NAME,
@@ -114,15 +115,6 @@ class SourceSpec(Strict):
         return self
 
 
-class LabourStandard(Strict):
-    """A first, single-process labour standard; the per-process model is a separate issue."""
-
-    minutes_per_unit: float = Field(gt=0, le=600)
-    pfd_allowance: float = Field(0.15, ge=0, le=1, description="personal, fatigue and delay allowance")
-    productive_hours_per_fte: float = Field(gt=0, le=744, description="productive hours one FTE works per period")
-    shrinkage: float = Field(0.12, ge=0, lt=1, description="absence, leave, training")
-
-
 class JobSpec(Strict):
     name: str
     description: str = ""
@@ -137,7 +129,7 @@ class JobSpec(Strict):
     models: ModelSpec = Field(default_factory=ModelSpec)
     reconciliation: ReconcileSpec = Field(default_factory=ReconcileSpec)
     hierarchy: HierarchySpec = Field(default_factory=HierarchySpec)
-    staffing: LabourStandard | None = Field(None, description="labour standard for the `warehouse` level, if any")
+    staffing: StaffingSpec | None = Field(None, description="labour standards for the `warehouse` level, if any")
     filters: dict[str, list[str]] = Field(
         default_factory=dict, description="hierarchy key -> only these values (a slice for tests and ad hoc runs)"
     )

@@ -196,12 +196,13 @@ def file_sha256(path: Path) -> str:
 
 
 def input_hashes(job: JobSpec) -> dict[str, str]:
-    sources = [job.source.sales, job.source.prices, job.source.calendar]
+    """sha256 of every input file: the sources and the labour-standards file."""
+    paths = [s.resolved_path() for s in (job.source.sales, job.source.prices, job.source.calendar) if s is not None]
+    if job.staffing is not None:
+        standards = Path(job.staffing.standards)
+        paths.append(standards if standards.is_absolute() else project_root() / standards)
     hashes = {}
-    for source in sources:
-        if source is None:
-            continue
-        path = source.resolved_path()
+    for path in paths:
         for file in sorted(path.parent.glob(path.name)) if "*" in path.name else [path]:
             hashes[str(file.relative_to(project_root()) if file.is_relative_to(project_root()) else file)] = (
                 file_sha256(file)

@@ -18,9 +18,9 @@ import polars as pl
 from forecasting import features, io, models, outputs, quality, transforms
 from forecasting import hierarchy as hier
 from forecasting import reconcile as rec
+from forecasting import staffing as staffing_plans
 from forecasting.config import JobSpec
 from forecasting.locks import output_lock
-from forecasting.staffing import empty_plan, staffing_plan
 
 PACKAGES = ["duckdb", "polars", "statsforecast", "mlforecast", "hierarchicalforecast", "lightgbm", "prefect", "numpy"]
 
@@ -88,6 +88,9 @@ def load(job: JobSpec, as_of: date | None = None) -> Loaded:
 def validate(loaded: Loaded, job: JobSpec) -> Validated:
     complete, periods = hier.complete_periods(loaded.history, job)
     checked = quality.check_history(complete, job, loaded.source_label, periods.kept_to)
+    if job.staffing is not None and "warehouse" in checked.columns:
+        # Before any fitting: a bad labour-standards file should fail in seconds, not after the forecasts.
+        staffing_plans.job_standards(job, checked["warehouse"].unique().to_list())
     return Validated(history=checked, periods=periods)
 
 
@@ -235,12 +238,9 @@ def _interval_columns(job: JobSpec) -> list[str]:
 
 
 def staff(reconciled: pl.DataFrame, job: JobSpec) -> pl.DataFrame:
-    """Headcount per warehouse from the published reconciled warehouse forecast (empty when the job has no labour
-    standard, e.g. the tourism benchmark)."""
-    if job.staffing is None:
-        return empty_plan()
-    warehouse = reconciled.filter(pl.col("published") & (pl.col("level") == "warehouse"))
-    return staffing_plan(warehouse, job.staffing)
+    """Headcount per warehouse x process x period with p50/p80/p95 bands from the published reconciled warehouse
+    forecast (empty when the job has no labour standards, e.g. the tourism benchmark)."""
+    return staffing_plans.plan_for_job(staffing_plans.published_warehouse(reconciled), job)
 
 
 def base_long(hierarchy: hier.Hierarchy, base: BaseForecasts, job: JobSpec) -> pl.DataFrame:

@@ -1,49 +1,272 @@
-"""A first staffing estimate: headcount per warehouse and period from the reconciled warehouse forecast.
+"""Staffing plans: reconciled warehouse demand -> labour hours, FTE and headcount per warehouse x process x period.
 
-headcount = ceil(volume x minutes_per_unit / 60 x (1 + PFD) / productive_hours_per_fte / (1 - shrinkage)).
-Bands: p50 from the reconciled mean, p80 and p95 from the upper bounds of the 60% and 90% reconciled intervals
-(the 80th and 95th percentiles). The per-process model with productivity spread is a separate issue.
+Per process:  hours = volume x share / units_per_hour x (1 + PFD)
+              fte = hours / (productive hours per shift x days one FTE works in the period) / (1 - shrinkage)
+              headcount = ceil(fte), never below the FTE it takes to put `min_crew` on every shift the site runs
+              crew_per_shift = ceil(hours / (shifts x operating days in the period x productive hours per shift)
+                                    / (1 - shrinkage)), never below `min_crew`
+
+Bands (p50 / p80 / p95) come from Monte Carlo draws of demand x productivity: demand is drawn from the *reconciled
+quantiles* of the published warehouse forecast (mean and the lo/hi bounds of every interval level, joined by linear
+interpolation, normal tails beyond the widest interval); realised productivity is drawn from a log-normal with mean 1
+and the standards' `productivity_cv` (calibrated on observed labour records, `forecasting calibrate-labour`). The
+hours quantile then covers both sources of uncertainty.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import polars as pl
+from scipy.stats import norm
 
-from forecasting.config import LabourStandard
+from forecasting.config import JobSpec, project_root
+from forecasting.labour import Scenario, load_standards, standards_for
 
-QUANTILE_COLUMNS = {"p50": "mean", "p80": "hi_60", "p95": "hi_90"}
+QUANTILES = {"p50": 0.5, "p80": 0.8, "p95": 0.95}
+PERIOD_STEP = {"day": "1d", "week": "1w", "month": "1mo", "quarter": "3mo"}
 SCHEMA = {
     "region": pl.String,
     "warehouse": pl.String,
+    "process": pl.String,
     "ds": pl.Date,
     "quantile": pl.String,
     "volume": pl.Float64,
     "labour_hours": pl.Float64,
     "fte": pl.Float64,
     "headcount": pl.Int64,
+    "shifts_per_day": pl.Int64,
+    "crew_per_shift": pl.Int64,
 }
+EPSILON = 1e-9  # an FTE that is whole up to float noise is not rounded up
 
 
 def empty_plan() -> pl.DataFrame:
-    """The staffing table of a job without a labour standard: no rows, same columns."""
+    """The staffing table of a job without labour standards: no rows, same columns."""
     return pl.DataFrame(schema=SCHEMA)
 
 
-def staffing_plan(warehouse_forecast: pl.DataFrame, standard: LabourStandard) -> pl.DataFrame:
-    """warehouse_forecast: region, warehouse, ds, mean, hi_60, hi_90 -> one row per warehouse x period x quantile."""
+def quantile_grid(forecast: pl.DataFrame, levels: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities, values per row) of the forecast's quantiles: lo/hi of each interval level and the mean as the
+    median (the reconciled intervals are symmetric about it). Values are made non-decreasing across the grid."""
+    columns = [(0.5 - lv / 200, f"lo_{lv}") for lv in levels] + [(0.5 + lv / 200, f"hi_{lv}") for lv in levels]
+    columns.append((0.5, "mean"))
+    columns.sort()
+    probs = np.array([p for p, _ in columns])
+    values = forecast.select([c for _, c in columns]).to_numpy().astype(float)
+    return probs, np.maximum.accumulate(values, axis=1)
+
+
+def draw_demand(probs: np.ndarray, values: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Inverse-CDF draws: u (rows x draws) uniform -> demand per row, from the quantile grid of each row."""
+    out = np.empty_like(u)
+    z_lo, z_hi = norm.ppf(probs[0]), norm.ppf(probs[-1])
+    lower_scale = (values[:, 1] - values[:, 0]) / (norm.ppf(probs[1]) - z_lo)
+    upper_scale = (values[:, -1] - values[:, -2]) / (z_hi - norm.ppf(probs[-2]))
+    for i in range(values.shape[0]):
+        out[i] = np.interp(u[i], probs, values[i])
+    z = norm.ppf(u)
+    low, high = u < probs[0], u > probs[-1]
+    out = np.where(low, values[:, [0]] + lower_scale[:, None] * (z - z_lo), out)
+    out = np.where(high, values[:, [-1]] + upper_scale[:, None] * (z - z_hi), out)
+    return np.maximum(out, 0.0)
+
+
+def productivity_factors(cv: np.ndarray, normal: np.ndarray) -> np.ndarray:
+    """Log-normal realised / standard productivity with mean 1 and coefficient of variation `cv` per row."""
+    sigma = np.sqrt(np.log1p(cv**2))[:, None]
+    return np.exp(sigma * normal - sigma**2 / 2)
+
+
+def apply_scenario(forecast: pl.DataFrame, scenario: Scenario | None) -> pl.DataFrame:
+    """Scale the demand distribution (mean and every bound) by 1 + uplift where the scenario applies."""
+    if scenario is None:
+        return forecast
+    where = pl.lit(True)
+    if scenario.start:
+        where &= pl.col("ds") >= scenario.start
+    if scenario.end:
+        where &= pl.col("ds") <= scenario.end
+    if scenario.warehouses:
+        where &= pl.col("warehouse").is_in(scenario.warehouses)
+    scaled = [c for c in forecast.columns if c == "mean" or c.startswith(("lo_", "hi_"))]
+    factor = pl.when(where).then(1.0 + scenario.uplift).otherwise(1.0)
+    return forecast.with_columns(pl.col(c) * factor for c in scaled)
+
+
+def period_days(freq: str) -> pl.Expr:
+    """Calendar days in the period starting at ds."""
+    return (pl.col("ds").dt.offset_by(PERIOD_STEP[freq]) - pl.col("ds")).dt.total_days().cast(pl.Float64)
+
+
+def staffing_plan(
+    warehouse_forecast: pl.DataFrame,
+    standards: pl.DataFrame,
+    freq: str,
+    levels: list[int],
+    samples: int = 4000,
+    seed: int = 0,
+) -> pl.DataFrame:
+    """warehouse_forecast: region, warehouse, ds, mean, lo_/hi_<level> (the published reconciliation);
+    standards: one row per warehouse x process (`labour.standards_for`). One row per warehouse x process x period
+    x quantile. The same inputs and seed give the same plan."""
+    if warehouse_forecast.height == 0:
+        return empty_plan()
+    forecast = warehouse_forecast.sort("warehouse", "ds")
+    probs, values = quantile_grid(forecast, levels)
+    rng = np.random.default_rng(seed)
+    demand = draw_demand(probs, values, rng.uniform(size=(forecast.height, samples)))
+    demand_q = {name: np.quantile(demand, q, axis=1) for name, q in QUANTILES.items()}
+    rows = forecast.select("region", "warehouse", "ds").with_row_index("_row")
+    pairs = rows.join(standards, on="warehouse", how="inner").sort("process", "_row")
     frames = []
-    for quantile, column in QUANTILE_COLUMNS.items():
-        frames.append(
-            warehouse_forecast.select(
-                "region", "warehouse", "ds", pl.lit(quantile).alias("quantile"), pl.col(column).alias("volume")
+    for _process, part in pairs.group_by("process", maintain_order=True):
+        index = part["_row"].to_numpy()
+        shocks = rng.standard_normal(size=(len(index), samples))
+        factor = productivity_factors(part["productivity_cv"].to_numpy(), shocks)
+        per_unit = (1.0 + part["pfd_allowance"].to_numpy()) / part["units_per_hour"].to_numpy()
+        hours = demand[index] * part["volume_share"].to_numpy()[:, None] * per_unit[:, None] / factor
+        for name, q in QUANTILES.items():
+            frames.append(
+                part.with_columns(
+                    pl.lit(name).alias("quantile"),
+                    pl.Series("volume", demand_q[name][index] * part["volume_share"].to_numpy()),
+                    pl.Series("labour_hours", np.quantile(hours, q, axis=1)),
+                )
             )
-        )
-    plan = pl.concat(frames)
-    hours = pl.col("volume") * standard.minutes_per_unit / 60.0 * (1.0 + standard.pfd_allowance)
-    fte = hours / standard.productive_hours_per_fte / (1.0 - standard.shrinkage)
+    return _headcount(pl.concat(frames), freq)
+
+
+def _headcount(plan: pl.DataFrame, freq: str) -> pl.DataFrame:
+    days = period_days(freq)
+    keep = 1.0 - pl.col("shrinkage")
+    fte_hours = pl.col("productive_hours_per_shift") * days * pl.col("working_days_per_week") / 7.0
+    operating_shifts = pl.col("shifts_per_day") * days * pl.col("operating_days_per_week") / 7.0
+    min_fte = pl.col("min_crew") * operating_shifts / (days * pl.col("working_days_per_week") / 7.0) / keep
+    fte = pl.col("labour_hours") / fte_hours / keep
+    crew = pl.col("labour_hours") / operating_shifts / pl.col("productive_hours_per_shift") / keep
     return (
-        plan.with_columns(hours.alias("labour_hours"))
-        .with_columns(fte.alias("fte"))
-        .with_columns(pl.col("fte").round(9).ceil().cast(pl.Int64).alias("headcount"))
-        .sort("warehouse", "ds", "quantile")
+        plan.with_columns(fte.alias("fte"), min_fte.alias("_min_fte"), crew.alias("_crew"))
+        .with_columns(
+            pl.max_horizontal((pl.col("fte") - EPSILON).ceil(), (pl.col("_min_fte") - EPSILON).ceil())
+            .cast(pl.Int64)
+            .alias("headcount"),
+            pl.max_horizontal((pl.col("_crew") - EPSILON).ceil(), pl.col("min_crew"))
+            .cast(pl.Int64)
+            .alias("crew_per_shift"),
+        )
+        .select(list(SCHEMA))
+        .sort("warehouse", "process", "ds", "quantile")
     )
+
+
+def plan_shortfall(
+    backtest_forecast: pl.DataFrame,
+    standards: pl.DataFrame,
+    freq: str,
+    levels: list[int],
+    samples: int = 4000,
+    seed: int = 0,
+) -> pl.DataFrame:
+    """How often each quantile's plan would have been short of the labour the actual volume needed.
+
+    backtest_forecast: cutoff, region, warehouse, ds, y (actual volume), mean, lo_/hi_<level> of the published
+    reconciliation per backtest window. The labour the actual volume needed is y x share / units_per_hour x (1 + PFD)
+    / f with f the (unobserved) realised productivity, so each row's shortfall is a probability over f:
+    P(f < needed-at-standard / planned) under the same log-normal the plan used. Returned per cutoff x warehouse x
+    process x period x quantile: `short_hours` (plan = the quantile's labour hours), `short_headcount` (plan = the
+    hours its rounded headcount delivers) and `short_demand` (y above the demand quantile, productivity ignored)."""
+    frames = []
+    for (cutoff,), window in backtest_forecast.group_by("cutoff", maintain_order=True):
+        plan = staffing_plan(window.drop("cutoff", "y"), standards, freq, levels, samples, seed)
+        frames.append(plan.with_columns(pl.lit(cutoff).alias("cutoff")))
+    plans = pl.concat(frames)
+    actual = backtest_forecast.select("cutoff", "warehouse", "ds", "y")
+    joined = plans.join(actual, on=["cutoff", "warehouse", "ds"]).join(
+        standards, on=["warehouse", "process"], how="left"
+    )
+    days = period_days(freq)
+    needed = pl.col("y") * pl.col("volume_share") * (1.0 + pl.col("pfd_allowance")) / pl.col("units_per_hour")
+    capacity = (
+        pl.col("headcount")
+        * pl.col("productive_hours_per_shift")
+        * days
+        * pl.col("working_days_per_week")
+        / 7.0
+        * (1.0 - pl.col("shrinkage"))
+    )
+    out = joined.with_columns(
+        needed.alias("needed_hours_at_standard"), capacity.alias("headcount_hours"), days.alias("_days")
+    )
+    sigma = np.sqrt(np.log1p(out["productivity_cv"].to_numpy() ** 2))
+    need = out["needed_hours_at_standard"].to_numpy()
+    return out.with_columns(
+        pl.Series("short_hours", _prob_short(need, out["labour_hours"].to_numpy(), sigma)),
+        pl.Series("short_headcount", _prob_short(need, out["headcount_hours"].to_numpy(), sigma)),
+        (pl.col("y") * pl.col("volume_share") > pl.col("volume")).cast(pl.Float64).alias("short_demand"),
+    ).select(
+        "cutoff",
+        "region",
+        "warehouse",
+        "process",
+        "ds",
+        "quantile",
+        "y",
+        "volume",
+        "labour_hours",
+        "headcount",
+        "needed_hours_at_standard",
+        "short_hours",
+        "short_headcount",
+        "short_demand",
+    )
+
+
+def _prob_short(needed_at_standard: np.ndarray, planned: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """P(needed_at_standard / f > planned) for log f ~ N(-sigma^2 / 2, sigma^2); a step when sigma is 0."""
+    step = (needed_at_standard > planned).astype(float)
+    usable = (sigma > 0) & (needed_at_standard > 0) & (planned > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (np.log(needed_at_standard / planned) + sigma**2 / 2) / np.where(sigma > 0, sigma, 1.0)
+    return np.where(usable, norm.cdf(z), step)
+
+
+def shortfall_summary(shortfall: pl.DataFrame) -> pl.DataFrame:
+    """Per warehouse and quantile: the share of backtest periods (x processes) the plan was short, three ways."""
+    return (
+        shortfall.group_by("warehouse", "quantile")
+        .agg(
+            pl.len().alias("periods"),
+            pl.col("short_hours").mean(),
+            pl.col("short_headcount").mean(),
+            pl.col("short_demand").mean(),
+        )
+        .sort("warehouse", "quantile")
+    )
+
+
+def published_warehouse(reconciled: pl.DataFrame) -> pl.DataFrame:
+    """The rows staffing plans from: the published reconciliation at the warehouse level."""
+    return reconciled.filter(pl.col("published") & (pl.col("level") == "warehouse"))
+
+
+def standards_path(job: JobSpec) -> Path:
+    path = Path(job.staffing.standards) if job.staffing else Path()
+    return path if path.is_absolute() else project_root() / path
+
+
+def job_standards(job: JobSpec, warehouses: list[str]) -> pl.DataFrame:
+    """The job's standards file, checked and resolved to one row per warehouse x process (defaults applied).
+    Rows for unknown warehouses are refused unless the job is filtered to a slice."""
+    path = standards_path(job)
+    return standards_for(load_standards(path), warehouses, path, strict=not job.key_filters())
+
+
+def plan_for_job(warehouse_forecast: pl.DataFrame, job: JobSpec, scenario: Scenario | None = None) -> pl.DataFrame:
+    """The job's staffing plan from its published warehouse forecast, optionally under a what-if scenario."""
+    if job.staffing is None:
+        return empty_plan()
+    standards = job_standards(job, warehouse_forecast["warehouse"].unique().to_list())
+    forecast = apply_scenario(warehouse_forecast, scenario)
+    return staffing_plan(forecast, standards, job.freq, job.levels, job.staffing.samples, job.seed)

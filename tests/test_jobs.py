@@ -48,8 +48,15 @@ def test_daily_job_forecasts_the_28_days_after_any_as_of(daily):
     christmas = published.filter((pl.col("level") == "total") & (pl.col("ds") == date(2015, 12, 25)))["mean"].item()
     usual = published.filter(pl.col("level") == "total")["mean"].median()
     assert christmas < 0.4 * usual  # seasonal naive says about 0.8; stores are closed (actual 14 units)
+    # A daily per-shift plan: 10 stores x 6 processes x 28 days x 3 quantiles; closed on Christmas -> minimum crew
     staffing = pl.read_parquet(result.run_dir / "staffing.parquet")
-    assert staffing.height == 10 * 28 * 3 and (staffing["headcount"] > 0).all()
+    assert staffing.height == 10 * 6 * 28 * 3 and (staffing["headcount"] > 0).all()
+    picking = staffing.filter((pl.col("process") == "picking") & (pl.col("quantile") == "p80"))
+    assert picking.filter(pl.col("warehouse") == "CA_3")["shifts_per_day"].unique().to_list() == [3]
+    assert picking.filter(pl.col("warehouse") == "TX_1")["shifts_per_day"].unique().to_list() == [2]
+    closed = picking.filter(pl.col("ds") == date(2015, 12, 25))
+    assert (closed["crew_per_shift"] == 2).all()  # the template's picking min_crew
+    assert (picking.filter(pl.col("ds") != date(2015, 12, 25))["crew_per_shift"] > 2).any()
 
 
 def test_daily_calendar_features_resolve_snap_per_state(daily):

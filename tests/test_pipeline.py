@@ -9,6 +9,7 @@ from support import M5_MONTHLY, assert_coherent, slice_job
 
 from forecasting.outputs import read_manifest
 from forecasting.pipeline import run_job
+from forecasting.staffing import SCHEMA as STAFFING_SCHEMA
 
 RECONCILED_COLUMNS = [
     "unique_id",
@@ -59,22 +60,16 @@ def test_full_job_schemas_and_manifest(full_run):
         "SeasonalNaive",
     ]
     staffing = pl.read_parquet(result.run_dir / "staffing.parquet")
-    assert staffing.height == 10 * job.horizon * 3
-    assert staffing.columns == [
-        "region",
-        "warehouse",
-        "ds",
-        "quantile",
-        "volume",
-        "labour_hours",
-        "fte",
-        "headcount",
-    ]
+    assert staffing.height == 10 * 6 * job.horizon * 3  # warehouses x processes x months x quantiles
+    assert staffing.columns == list(STAFFING_SCHEMA)
+    assert staffing.schema == pl.Schema(STAFFING_SCHEMA)
+    assert (staffing["headcount"] >= 1).all()
     manifest = read_manifest(result.run_dir)
     assert set(manifest["inputs_sha256"]) == {
         "data/m5/m5_monthly_sales.parquet",
         "data/m5/m5_sell_prices.parquet",
         "data/m5/m5_calendar.parquet",
+        "data/labour/m5-monthly-standards.csv",
     }
     assert manifest["versions"]["statsforecast"] and manifest["config"]["name"] == "m5-monthly"
     assert [row["stage"] for row in manifest["timings"]] == [
