@@ -54,15 +54,37 @@ def _check(
     return Problem(file, column, what, count, examples)
 
 
+NUMBER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "U")
+DATE_TYPES = ("DATE", "TIMESTAMP")
+
+
+def _column_types(con: duckdb.DuckDBPyConnection, job: JobSpec, file: str, total: int) -> list[Problem]:
+    """Wrong column types, by the file's own schema: a quantity must be a number (or text holding numbers), a date a
+    date or timestamp (or text holding dates). A boolean quantity or an integer date would otherwise be cast quietly
+    or reported row by row."""
+    types = {row[0]: row[1] for row in con.execute("DESCRIBE SELECT ds_raw, quantity FROM raw_sales").fetchall()}
+    wanted = {"ds_raw": ("date", DATE_TYPES, "a date"), "quantity": ("quantity", NUMBER_TYPES, "a number")}
+    problems = []
+    for alias, (logical, allowed, what) in wanted.items():
+        kind = types[alias]
+        if kind != "VARCHAR" and not kind.startswith(allowed):
+            examples = con.execute(f"SELECT * FROM raw_sales LIMIT {EXAMPLES}").fetchall()
+            column = job.source.sales.columns[logical]
+            problems.append(Problem(file, column, f"column type {kind}, expected {what}", total, examples))
+    return problems
+
+
 def check_raw(con: duckdb.DuckDBPyConnection, job: JobSpec, file: str) -> None:
     """Checks on the raw rows: emptiness, types, nulls, negatives, duplicates, hierarchy consistency."""
     cols = job.source.sales.columns
-    total = con.execute("SELECT count(*) FROM raw_sales").fetchone()[0]
-    if total == 0:
+    if con.execute("SELECT count(*) FROM raw_sales_unfiltered").fetchone()[0] == 0:
         raise DataQualityError([Problem(file, "*", "the file has no rows", 0, [])])
+    total = con.execute("SELECT count(*) FROM raw_sales").fetchone()[0]
     keys = job.hierarchy.columns
     quoted = {k: quote_identifier(k) for k in keys}
-    problems: list[Problem] = []
+    problems: list[Problem] = _column_types(con, job, file, total)
+    if problems:  # row checks on a column of the wrong type would only repeat the same fault row by row
+        raise DataQualityError(problems)
     for logical in (*keys, "date", "quantity"):
         alias = {"date": "ds_raw"}.get(logical, quoted.get(logical, logical))
         problems.append(_check(con, file, cols[logical], "null values", f"{alias} IS NULL"))
@@ -119,6 +141,10 @@ def check_raw(con: duckdb.DuckDBPyConnection, job: JobSpec, file: str) -> None:
                 )
             )
     found = [p for p in problems if p]
+    if not found and total == 0:
+        filters = job.key_filters()
+        columns = ", ".join(cols[k] for k in filters)
+        found = [Problem(file, columns, "the filters select no rows", 0, [tuple(str(v) for v in filters.values())])]
     if found:
         raise DataQualityError(found)
 
