@@ -39,19 +39,23 @@ class JobConfigError(ValueError):
 
 
 class TableSource(Strict):
-    """One input table: a parquet or CSV file (or glob), or a table inside a DuckDB database file."""
+    """One input table: a parquet or CSV file (or glob), a table inside a DuckDB database file, or a PostgreSQL
+    table read through DuckDB's postgres extension (`path` is then a libpq connection string such as
+    "host=db.internal dbname=sales user=forecasting"; keep the password in PGPASSWORD or ~/.pgpass, not here)."""
 
     path: str
-    format: Literal["parquet", "csv", "duckdb"] = "parquet"
+    format: Literal["parquet", "csv", "duckdb", "postgres"] = "parquet"
     table: str | None = None
+    schema_name: str = Field("public", description="PostgreSQL schema of `table` (postgres sources only)")
     columns: dict[str, str] = Field(default_factory=dict, description="logical name -> column in the file")
 
     @model_validator(mode="after")
     def _check(self) -> TableSource:
-        if self.format == "duckdb" and not self.table:
-            raise ValueError("a duckdb source needs `table`")
-        if self.table is not None and not IDENTIFIER.match(self.table):
-            raise ValueError(f"table name {self.table!r} is not a plain identifier")
+        if self.format in ("duckdb", "postgres") and not self.table:
+            raise ValueError(f"a {self.format} source needs `table`")
+        for name in (self.table, self.schema_name):
+            if name is not None and not IDENTIFIER.match(name):
+                raise ValueError(f"table or schema name {name!r} is not a plain identifier")
         for logical, column in self.columns.items():
             if not column or "\x00" in column:
                 raise ValueError(f"column for {logical!r} is empty")

@@ -6,8 +6,10 @@ are checked against the source's real columns / catalog first and then quoted as
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
+from importlib import metadata
 from pathlib import Path
 
 import duckdb
@@ -36,7 +38,44 @@ class Relation:
     from_clause: str
 
 
+POSTGRES_PACKAGE = "duckdb-ext-postgres"
+
+
+def load_postgres_extension(con: duckdb.DuckDBPyConnection) -> None:
+    """Load DuckDB's postgres extension from the duckdb-ext-postgres wheel installed with the project, never from
+    the network (autoinstall is switched off): a machine without internet access reads PostgreSQL too."""
+    try:
+        files = metadata.distribution(POSTGRES_PACKAGE).files or []
+    except metadata.PackageNotFoundError:
+        files = []
+    wanted = f"v{duckdb.__version__}/"
+    found = [f for f in files if f.name == "postgres_scanner.duckdb_extension" and wanted in f.as_posix()]
+    if not found:
+        raise SourceError(
+            f"a postgres source needs the {POSTGRES_PACKAGE} package built for DuckDB {duckdb.__version__} "
+            f"(pip install '{POSTGRES_PACKAGE}=={duckdb.__version__}.*')"
+        )
+    path = str(found[0].locate())
+    con.execute("SET autoinstall_known_extensions = false")
+    con.execute("LOAD '" + path.replace("'", "''") + "'")
+
+
+def postgres_label(source: TableSource) -> str:
+    """Where a postgres table is, for messages and the manifest: the connection string without its password."""
+    parts = [part for part in source.path.split() if not part.lower().startswith("password")]
+    where = re.sub(r"//([^:/@]*):[^/]*@", r"//\1@", " ".join(parts))  # postgresql://user:secret@host/db
+    return f"postgres [{where}] {source.schema_name}.{source.table}"
+
+
 def _relation(con: duckdb.DuckDBPyConnection, source: TableSource, variable: str) -> Relation:
+    if source.format == "postgres":
+        label = postgres_label(source)
+        load_postgres_extension(con)
+        con.execute(f"SET VARIABLE {variable} = ?", [source.path])
+        con.execute(f"SET VARIABLE {variable}_schema = ?", [source.schema_name])
+        con.execute(f"SET VARIABLE {variable}_table = ?", [source.table])
+        args = ", ".join(f"getvariable('{variable}{suffix}')" for suffix in ("", "_schema", "_table"))
+        return Relation(label, f"postgres_scan({args})")
     path = source.resolved_path()
     label = str(path) if source.format != "duckdb" else f"{path}:{source.table}"
     if source.format == "duckdb":
@@ -197,11 +236,12 @@ def file_sha256(path: Path) -> str:
 
 def input_hashes(job: JobSpec) -> dict[str, str]:
     """sha256 of every input file: the sources and the labour-standards file."""
-    paths = [s.resolved_path() for s in (job.source.sales, job.source.prices, job.source.calendar) if s is not None]
+    sources = [s for s in (job.source.sales, job.source.prices, job.source.calendar) if s is not None]
+    hashes = {postgres_label(s): "a PostgreSQL table: not hashed" for s in sources if s.format == "postgres"}
+    paths = [s.resolved_path() for s in sources if s.format != "postgres"]
     if job.staffing is not None:
         standards = Path(job.staffing.standards)
         paths.append(standards if standards.is_absolute() else project_root() / standards)
-    hashes = {}
     for path in paths:
         for file in sorted(path.parent.glob(path.name)) if "*" in path.name else [path]:
             hashes[str(file.relative_to(project_root()) if file.is_relative_to(project_root()) else file)] = (
