@@ -134,8 +134,10 @@ def nightly_forecast(
         result = timer.measure(name, task_fn, *args)
         row = timer.rows[-1]
         logger.info(
-            "%s: %s | %.2f s | peak RSS %.1f MB, workers %.1f MB",
+            "%s: %s rows, %s series | %s | %.2f s | peak RSS %.1f MB, workers %.1f MB",
             name,
+            "-" if row["rows"] is None else f"{row['rows']:,}",
+            "-" if row["series"] is None else f"{row['series']:,}",
             describe(result),
             row["seconds"],
             row["peak_rss_mb"],

@@ -52,18 +52,45 @@ class BaseForecasts:
 
 @dataclass
 class StageTimer:
-    """Seconds and peak RSS per stage (peak of this process and of its worker processes)."""
+    """Per stage: rows and series it produced, seconds, and peak RSS (of this process and of its worker
+    processes). The rows go to the manifest (`timings`) and, in the flow, to the Prefect run log."""
 
     rows: list[dict[str, Any]] = field(default_factory=list)
 
     def measure(self, stage: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
         result = fn(*args, **kwargs)
-        self.record(stage, time.perf_counter() - start)
+        self.record(stage, time.perf_counter() - start, **stage_size(result))
         return result
 
-    def record(self, stage: str, seconds: float) -> None:
-        self.rows.append({"stage": stage, "seconds": round(seconds, 2), **peak_rss_mb()})
+    def record(self, stage: str, seconds: float, rows: int | None = None, series: int | None = None) -> None:
+        self.rows.append(
+            {"stage": stage, "rows": rows, "series": series, "seconds": round(seconds, 2), **peak_rss_mb()}
+        )
+
+
+def stage_size(result: Any) -> dict[str, int | None]:
+    """Rows and series in a stage's output. Series are counted by unique_id, or else by the text (key) columns."""
+
+    def of(frame: pl.DataFrame) -> dict[str, int | None]:
+        if "unique_id" in frame.columns:
+            series = frame["unique_id"].n_unique()
+        else:
+            keys = frame.select(pl.col(pl.String))
+            series = keys.n_unique() if keys.width and frame.height else None
+        return {"rows": frame.height, "series": series}
+
+    if isinstance(result, Loaded | Validated):
+        return of(result.history)
+    if isinstance(result, hier.Hierarchy):
+        return {"rows": result.Y_df.height, "series": result.members.height}
+    if isinstance(result, BaseForecasts):
+        return of(result.forecasts)
+    if isinstance(result, pl.DataFrame):
+        return of(result)
+    if isinstance(result, dict) and all(isinstance(v, pl.DataFrame) for v in result.values()):
+        return {"rows": sum(v.height for v in result.values()), "series": None}
+    return {"rows": None, "series": None}
 
 
 def peak_rss_mb() -> dict[str, float]:

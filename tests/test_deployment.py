@@ -8,6 +8,7 @@ of the flow's `job` parameter)."""
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.request
 from pathlib import Path
@@ -82,8 +83,9 @@ def test_deploy_from_prefect_yaml_and_run_on_a_worker(deployed, tmp_path):
     assert_published(job)
     logs = deployed.flow_run_logs(flow_run_id)
     for stage in ("load", "validate", "aggregate", "base_forecasts", "reconcile", "staff", "write"):
-        assert f"{stage}: " in logs, logs
-    assert "peak RSS" in logs
+        line = rf"{stage}: [\d,-]+ rows, [\d,-]+ series \| .+ \| [\d.]+ s \| peak RSS [\d.]+ MB"
+        assert re.search(line, logs), (stage, logs)
+    assert re.search(r"aggregate: [\d,]+ rows, 43 series", logs), logs
 
 
 def test_the_deployment_concurrency_limit_cancels_a_second_run(deployed, tmp_path):
