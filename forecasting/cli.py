@@ -13,6 +13,7 @@ import typer
 from forecasting.config import DEFAULT_JOB, JobConfigError, available_jobs, load_job
 from forecasting.io import SourceError
 from forecasting.labour import StandardsError
+from forecasting.locks import OutputLockedError
 from forecasting.quality import DataQualityError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -39,6 +40,9 @@ def _parse_date(value: str | None, option: str) -> date | None:
 def run(
     job: str = JOB_OPTION,
     as_of: str = typer.Option(None, "--as-of", help="forecast from this date (default: last day of the data)"),
+    wait: float = typer.Option(
+        None, "--wait", help="seconds to wait while another run of the job writes (default: refuse at once)"
+    ),
 ) -> None:
     """Run the nightly job: load, validate, aggregate, forecast, reconcile, staff, write."""
     from forecasting.pipeline import run_job
@@ -47,8 +51,8 @@ def run(
     warnings.filterwarnings("ignore")
     try:
         spec = load_job(job)
-        result = run_job(spec, as_of_date)
-    except (JobConfigError, DataQualityError, SourceError, StandardsError) as exc:
+        result = run_job(spec, as_of_date, lock_wait=wait)
+    except (JobConfigError, DataQualityError, SourceError, StandardsError, OutputLockedError) as exc:
         _fail(str(exc))
         return
     summary = result.summary

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+import yaml
 from support import slice_job
 
 from forecasting.config import JobSpec, project_root
-from forecasting.locks import HOLD_ENV, WAIT_ENV, lock_path
+from forecasting.locks import HOLD_ENV, WAIT_ENV, lock_path, output_lock
 from forecasting.outputs import LATEST, RUNS, publish_run, read_manifest, run_dir
 from forecasting.views import open_views
 
@@ -165,3 +166,20 @@ def test_two_runs_of_one_job_never_both_write(tmp_path):
     assert read_manifest(run_dir(job))["run_id"] == second_dir.resolve().name  # published after the first
     assert len(list((job.output_dir() / RUNS).iterdir())) == 1
     assert lock_path(job.output_dir()).read_text() == ""  # released
+
+
+def test_the_cli_refuses_a_second_run_with_one_clear_line(tmp_path):
+    job = slice_job(tmp_path, stores=("CA_1",), n_items=10)
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(job.model_dump(mode="json")))
+    with output_lock(job.output_dir()):  # this test process is the run in progress
+        refused = subprocess.run(
+            [str(Path(sys.executable).parent / "forecasting"), "run", "--job", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("error: ") and "Traceback" not in refused.stderr
+    assert f"another run (pid {os.getpid()} on" in refused.stderr and "refused" in refused.stderr
+    assert not job.output_dir().exists()
