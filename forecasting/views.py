@@ -11,7 +11,8 @@ from forecasting.outputs import run_dir
 
 def open_views(job: JobSpec, as_of: str | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with views over the job's latest (or given) run and, when one has been
-    published, its latest backtest (backtest_base, backtest_reconciled, backtest_metrics)."""
+    published, its latest backtest (backtest_base, backtest_reconciled, backtest_metrics), and the staffing what-ifs
+    and plan backtests written by `forecasting staff` (staffing_scenarios, staffing_backtest)."""
     con = duckdb.connect()
     found = False
     try:
@@ -27,6 +28,15 @@ def open_views(job: JobSpec, as_of: str | None = None) -> duckdb.DuckDBPyConnect
         found = True
     except FileNotFoundError:
         pass
+    job_dir = job.output_dir()
+    con.execute("SET VARIABLE job_dir = ?", [str(job_dir)])
+    for script, pattern in (
+        ("staffing_views", "scenarios/*/*.parquet"),
+        ("staffing_backtest_views", "staffing_backtests/*.parquet"),
+    ):
+        if any(job_dir.glob(pattern)):
+            _run_script(con, script)
+            found = True
     if not found:
         raise FileNotFoundError(f"no published run or backtest for job {job.name!r} under {job.output_dir()}")
     return con
