@@ -145,9 +145,10 @@ def nightly_forecast(
         )
         return result
 
+    loaded = stage("load", load_task, spec, as_of)
+    validated = stage("validate", validate_task, loaded, spec)
+    # Locked once the data passed the gate: a rejected run creates nothing, a second run is refused before fitting.
     with output_lock(spec.output_dir(), wait=lock_wait_seconds, on_wait=logger.warning):
-        loaded = stage("load", load_task, spec, as_of)
-        validated = stage("validate", validate_task, loaded, spec)
         hierarchy = stage("aggregate", aggregate_task, validated, spec)
         base = stage("base_forecasts", base_forecasts_task, hierarchy, loaded, spec)
         reconciled = stage("reconcile", reconcile_task, hierarchy, base, spec)

@@ -343,27 +343,24 @@ class RunResult:
 def run_job(job: JobSpec, as_of: date | None = None, lock_wait: float | None = None) -> RunResult:
     """The whole nightly job in one process (the CLI path). The flow runs the same stages as tasks.
 
-    The job's output folder is locked from the start (forecasting.locks): a second run of the same job is refused
-    before it reads anything, or waits up to `lock_wait` seconds."""
-    with output_lock(job.output_dir(), wait=lock_wait):
-        return _run_locked(job, as_of)
-
-
-def _run_locked(job: JobSpec, as_of: date | None) -> RunResult:
+    The job's output folder is locked (forecasting.locks) from the moment the input has passed the data-quality gate
+    (a rejected run creates nothing, not even the lock file) until the run is published: a second run of the same
+    job is refused before it fits anything, or waits up to `lock_wait` seconds."""
     timer = StageTimer()
     start = time.perf_counter()
     loaded = timer.measure("load", load, job, as_of)
     validated = timer.measure("validate", validate, loaded, job)
-    hierarchy = timer.measure("aggregate", aggregate, validated, job)
-    base = timer.measure("base_forecasts", base_forecasts, hierarchy, loaded.prices, job, loaded.calendar)
-    reconciled = timer.measure("reconcile", reconcile, hierarchy, base, job)
-    staffing = timer.measure("staff", staff, reconciled, job)
-    tables = timer.measure("prepare outputs", output_tables, hierarchy, base, reconciled, staffing, job)
-    summary = summarize(hierarchy, validated, base, job) | {
-        "seconds_before_write": round(time.perf_counter() - start, 1)
-    }
-    path = timer.measure("write", write, job, loaded.as_of, tables, list(timer.rows), summary)
-    return RunResult(path, loaded.as_of, summary, timer.rows, time.perf_counter() - start)
+    with output_lock(job.output_dir(), wait=lock_wait):
+        hierarchy = timer.measure("aggregate", aggregate, validated, job)
+        base = timer.measure("base_forecasts", base_forecasts, hierarchy, loaded.prices, job, loaded.calendar)
+        reconciled = timer.measure("reconcile", reconcile, hierarchy, base, job)
+        staffing = timer.measure("staff", staff, reconciled, job)
+        tables = timer.measure("prepare outputs", output_tables, hierarchy, base, reconciled, staffing, job)
+        summary = summarize(hierarchy, validated, base, job) | {
+            "seconds_before_write": round(time.perf_counter() - start, 1)
+        }
+        path = timer.measure("write", write, job, loaded.as_of, tables, list(timer.rows), summary)
+        return RunResult(path, loaded.as_of, summary, timer.rows, time.perf_counter() - start)
 
 
 def output_tables(
