@@ -1,4 +1,5 @@
-"""Command line: run, query, backtest, staff, calibrate-labour, jobs. Same library calls as the Prefect flow."""
+"""Command line: run, query, backtest, staff, calibrate-labour, report, diff, recipe, jobs. Same library calls as the
+Prefect flow."""
 
 from __future__ import annotations
 
@@ -206,6 +207,94 @@ def calibrate_labour(
     with pl.Config(tbl_hide_dataframe_shape=True, tbl_width_chars=200):
         typer.echo(calibrated.with_columns(pl.col(pl.Float64).round(4)))
     typer.echo(f"written: {out}")
+
+
+@app.command()
+def report(
+    job: str = JOB_OPTION,
+    run_as_of: str = typer.Option(None, "--run", help="as-of date of the run to report (default: latest)"),
+    top: int = typer.Option(10, "--top", help="SKUs listed by volume and by backtest error"),
+) -> None:
+    """Write a self-contained HTML report (charts, staffing bands, accuracy, warnings) into the run folder."""
+    from forecasting.report import write_report
+
+    warnings.filterwarnings("ignore")
+    try:
+        spec = load_job(job)
+        path = write_report(spec, run_as_of, top=top)
+    except (JobConfigError, DataQualityError, SourceError, StandardsError, FileNotFoundError) as exc:
+        _fail(str(exc))
+        return
+    typer.echo(f"report: {path}")
+
+
+RUNS_OPTION = typer.Option(
+    None, "--run", help="as-of dates: --run A --run B (A before B); one: that run vs the one before; none: latest"
+)
+SET_OPTION = typer.Option(None, "--set", help="recipe parameter KEY=VALUE, e.g. --set month=2016-05-01")
+
+
+@app.command()
+def diff(
+    runs: list[str] = RUNS_OPTION,
+    job: str = JOB_OPTION,
+    top: int = typer.Option(10, "--top", help="rows per level (forecasts) and in all (staffing)"),
+) -> None:
+    """List the largest forecast and staffing changes between two published runs."""
+    from forecasting.run_diff import diff_runs, resolve_pair
+
+    try:
+        spec = load_job(job)
+        before, after = resolve_pair(spec, runs or [])
+        result = diff_runs(spec, before, after, top)
+    except (JobConfigError, FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+        return
+    typer.echo(f"from {before.name} to {after.name}")
+    for note in result.notes:
+        typer.echo(f"note: {note}")
+    with pl.Config(tbl_rows=200, tbl_cols=20, tbl_hide_dataframe_shape=True, tbl_width_chars=200):
+        typer.echo("largest forecast changes (published reconciliation, summed over common periods), per level:")
+        typer.echo(result.forecasts.with_columns(pl.col(pl.Float64).round(3)))
+        typer.echo("largest staffing changes (headcount, then FTE):")
+        typer.echo(result.staffing.with_columns(pl.col(pl.Float64).round(3)) if result.staffing.width else "none")
+
+
+@app.command()
+def recipe(
+    name: str = typer.Argument(None, help="recipe in sql/recipes (omit to list them)"),
+    job: str = JOB_OPTION,
+    run_as_of: str = typer.Option(None, "--run", help="as-of date of the run to read (default: latest)"),
+    params: list[str] = SET_OPTION,
+    output_format: str = typer.Option("table", "--format", help="table, csv or json"),
+) -> None:
+    """Run one of the planners' SQL recipes (sql/recipes/*.sql) with bound parameters."""
+    from forecasting import recipes
+
+    if name is None:
+        typer.echo("\n".join(recipes.available()))
+        return
+    values = {}
+    for item in params or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            _fail(f"--set {item!r}: expected KEY=VALUE")
+        values[key.strip()] = value
+    try:
+        frame = recipes.run_recipe(load_job(job), name, values, run_as_of)
+    except (JobConfigError, FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+        return
+    except Exception as exc:  # duckdb's own errors: a parameter of the wrong type, a view the run lacks
+        _fail(f"recipe {name} failed: {exc}")
+        return
+    if output_format == "csv":
+        typer.echo(frame.write_csv(), nl=False)
+    elif output_format == "json":
+        typer.echo(json.dumps(frame.to_dicts(), default=str, indent=1))
+    else:
+        with pl.Config(tbl_rows=200, tbl_cols=20, tbl_hide_dataframe_shape=True, tbl_width_chars=200):
+            typer.echo(frame)
 
 
 @app.command()

@@ -1,0 +1,57 @@
+"""Planners' SQL recipes (sql/recipes/*.sql): one SELECT each over the DuckDB views of a run (sql/views.sql) and
+its latest backtest. A recipe takes its user values from DuckDB variables (`getvariable('month')`), so the same
+file runs in the duckdb shell after `SET VARIABLE month = '2016-05-01'` and here, where every value is bound as a
+parameter and never formatted into the SQL."""
+
+from __future__ import annotations
+
+import re
+
+import polars as pl
+
+from forecasting import outputs
+from forecasting.config import JobSpec, project_root
+from forecasting.run_diff import previous_as_of
+from forecasting.views import open_views
+
+NAME = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+def recipes_dir():
+    return project_root() / "sql" / "recipes"
+
+
+def available() -> list[str]:
+    return sorted(p.stem for p in recipes_dir().glob("*.sql"))
+
+
+def recipe_text(name: str) -> str:
+    if name not in available():
+        raise FileNotFoundError(f"no recipe {name!r}; recipes: {', '.join(available())}")
+    return (recipes_dir() / f"{name}.sql").read_text()
+
+
+def run_recipe(job: JobSpec, name: str, params: dict[str, str] | None = None, as_of: str | None = None) -> pl.DataFrame:
+    """Run one recipe against the job's run (default: the latest) and its latest backtest. `params` become DuckDB
+    variables (bound values); `previous_run_dir` is set to the run published before this one, if there is one."""
+    sql = recipe_text(name)
+    con = open_views(job, as_of)
+    try:
+        current = as_of
+        if current is None:
+            try:
+                current = outputs.read_manifest(outputs.run_dir(job))["as_of"]
+            except FileNotFoundError:
+                current = None
+        previous = previous_as_of(job, current) if current else None
+        if previous is not None:
+            con.execute("SET VARIABLE previous_run_dir = ?", [str(outputs.run_dir(job, previous))])
+        elif "getvariable('previous_run_dir')" in sql and "previous_run_dir" not in (params or {}):
+            raise FileNotFoundError(f"recipe {name!r} compares with the previous run; job {job.name!r} has none")
+        for key, value in (params or {}).items():
+            if not NAME.fullmatch(key):
+                raise ValueError(f"parameter name {key!r}: use lower-case letters, digits and _")
+            con.execute(f"SET VARIABLE {key} = ?", [value])  # the name is checked above; the value is bound
+        return con.sql(sql).pl()
+    finally:
+        con.close()
