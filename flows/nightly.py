@@ -1,5 +1,5 @@
 """The nightly forecast as a Prefect 3 flow: one task per stage of :mod:`forecasting.pipeline`, in its order
-load -> validate -> aggregate -> base_forecasts -> reconcile -> staff -> write.
+load -> validate -> aggregate -> base_forecasts -> reconcile -> staff -> write, then the run's HTML report.
 
 The tasks are thin: each calls one library function and nothing else, so the flow and the CLI (``run_job``) run
 the same code. Stages hand large dataframes to one another in memory, so no task computes a cache key (the default
@@ -21,7 +21,7 @@ from prefect.client.schemas.objects import State, TaskRun
 from prefect.tasks import Task
 
 from forecasting import hierarchy as hier
-from forecasting import pipeline
+from forecasting import pipeline, report
 from forecasting.config import DEFAULT_JOB, JobConfigError, JobSpec, load_job, parse_job
 from forecasting.locks import output_lock
 from forecasting.quality import DataQualityError
@@ -88,6 +88,12 @@ def write_task(
     timer = pipeline.StageTimer(rows=list(timings))
     tables = timer.measure("prepare outputs", pipeline.output_tables, hierarchy, base, reconciled, staffing, job)
     return pipeline.write(job, as_of, tables, timer.rows, summary)
+
+
+@task(name="report", **IN_MEMORY)
+def report_task(job: JobSpec, run_dir: Path, history: pl.DataFrame) -> Path:
+    """The run's HTML report, drawn from the history already in memory (no second read of the source)."""
+    return report.write_report(job, history=history, run=run_dir)
 
 
 def describe(result: Any) -> str:
@@ -160,7 +166,15 @@ def nightly_forecast(
         timings = list(timer.rows)
         tables = (hierarchy, base, reconciled, staffing)
         run_dir = stage("write", write_task, *tables, spec, loaded.as_of, timings, summary)
-        return {"job": spec.name, "run_dir": str(run_dir), "as_of": loaded.as_of.isoformat(), "summary": summary}
+        page = report_task(spec, run_dir, hierarchy.Y_df)
+        logger.info("report: %s", page)
+        return {
+            "job": spec.name,
+            "run_dir": str(run_dir),
+            "as_of": loaded.as_of.isoformat(),
+            "summary": summary,
+            "report": str(page),
+        }
 
 
 if __name__ == "__main__":

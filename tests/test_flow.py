@@ -18,7 +18,7 @@ from flows.nightly import nightly_forecast, resolve_job
 from forecasting.config import JobSpec, load_job, project_root
 
 ROOT = project_root()
-STAGES = {"load", "validate", "aggregate", "base_forecasts", "reconcile", "staff", "write"}
+STAGES = {"load", "validate", "aggregate", "base_forecasts", "reconcile", "staff", "write", "report"}
 N_ITEMS = 50
 
 
@@ -72,6 +72,7 @@ def test_flow_completes_and_publishes_a_run(slice_flow):
     assert run_dir.parent == spec.output_dir()
     for name in ("base_forecasts.parquet", "reconciled_forecasts.parquet", "staffing.parquet", "manifest.json"):
         assert (run_dir / name).is_file(), name
+    assert result["report"] == str(run_dir / "report.html") and (run_dir / "report.html").stat().st_size > 1e6
     assert result["summary"]["series_per_level"] == {"total": 1, "region": 1, "warehouse": 1, "sku": N_ITEMS}
 
 
