@@ -140,3 +140,18 @@ def test_daily_job_uses_the_level_ratio_lightgbm_and_closes_on_christmas():
     assert spec.level_ratio is not None and spec.level_ratio.shift >= job.horizon
     assert min(spec.lags) >= job.horizon and spec.rolling_lag >= job.horizon  # non-recursive
     assert job.models.closed_days == ["12-25"]
+
+
+def test_seed_mean_is_the_mean_of_one_lightgbm_per_seed(stores):
+    from forecasting.models import SeedMean
+
+    frame = stores.filter(pl.col("unique_id") == "CA_1").with_columns(
+        pl.col("y").shift(28).alias("lag28"), pl.col("ds").dt.weekday().cast(pl.Float64).alias("weekday")
+    )
+    frame = frame.drop_nulls()
+    X, y = frame.select("lag28", "weekday").to_numpy(), frame["y"].to_numpy()
+    member = lgb.LGBMRegressor(n_estimators=20, subsample=0.7, subsample_freq=1, verbosity=-1, n_jobs=1)
+    ensemble = SeedMean(member, (0, 1)).fit(X, y)
+    singles = [lgb.LGBMRegressor(**(member.get_params() | {"random_state": s})).fit(X, y).predict(X) for s in (0, 1)]
+    np.testing.assert_allclose(ensemble.predict(X), np.mean(singles, axis=0))
+    assert not np.allclose(singles[0], singles[1])  # the seeds do differ
