@@ -40,3 +40,21 @@ def full_run(tmp_path_factory):
         warnings.simplefilter("ignore")
         result = run_job(job)
     return job, result
+
+
+@pytest.fixture(scope="session")
+def planner_runs(tmp_path_factory):
+    """The slice job published twice (as of 2016-02-29 and as of the newest data) and backtested over 2 windows:
+    what the report, the recipes and the run comparison read (tests/test_report.py, test_recipes.py)."""
+    from datetime import date
+
+    from forecasting.backtest import backtest_job
+    from forecasting.pipeline import run_job
+
+    job = slice_job(tmp_path_factory.mktemp("planner"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        before = run_job(job, date(2016, 2, 29))
+        after = run_job(job)
+        backtest_job(job, None, 2)
+    return job, before, after
