@@ -35,6 +35,7 @@ from statsforecast.models import (
 )
 from statsforecast.utils import ConformalIntervals
 
+from forecasting import fast_quantiles  # noqa: F401  (cached interval z-values: 5x faster baselines)
 from forecasting.config import POLARS_FREQ, JobSpec
 from forecasting.transforms import LevelRatio
 
@@ -76,7 +77,7 @@ def worker_processes_from_forkserver() -> Iterator[None]:
     default is switched for the duration of the call and restored after. Python 3.14 makes forkserver the default.
     """
     previous = multiprocessing.get_start_method(allow_none=True)
-    multiprocessing.set_forkserver_preload(["statsforecast.core", "statsforecast.models"])
+    multiprocessing.set_forkserver_preload(["statsforecast.core", "statsforecast.models", "forecasting.fast_quantiles"])
     multiprocessing.set_start_method("forkserver", force=True)
     try:
         yield

@@ -1,0 +1,209 @@
+"""Scale benchmark (a script, not a test): the nightly job on synthetic weekly data at growing sizes.
+
+    python -m forecasting.scale_benchmark --series 10000 100000 1000000
+
+For each size it writes (once) a seeded synthetic history under data/synthetic/bench-<n>-<periods>w/
+(forecasting.synthetic, no prices file), then runs the whole job (load -> validate -> aggregate -> base_forecasts
+-> reconcile -> prepare outputs -> write) in a fresh child process, so one size's memory does not colour the next,
+and prints stage, seconds, peak RSS of the process tree and series per second. Models: a baseline set through
+statsforecast (SeasonalNaive and Naive per SKU; AutoETS, SeasonalNaive, Naive on the aggregates), BottomUp and
+non-negative MinTrace wls_struct on the sparse S; `--lightgbm` adds the global LightGBM at SKU level.
+
+Last, `--throughput-series` series go through statsforecast's own published experiment (experiments/
+benchmarks_at_scale in the statsforecast repository: generate_series(min_length=20, max_length=100), 9 baseline
+models, cross_validation(h=7, test_size=13) = 7 windows) to set its per-core fit rate on this machine beside the
+published one: 1,000,000 series in 4.81 min on 128 CPUs, i.e. 1e6 x 7 windows x 10 models / (288.6 s x 128) = 1,895
+model fits per core-second as the README counts them (10 models), 1,706 with the 9 the script runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from forecasting import synthetic
+from forecasting.config import JobSpec, load_job, project_root
+
+PUBLISHED = {"series": 1_000_000, "minutes": 4.81, "cpus": 128, "windows": 7, "models_counted": 10, "models_run": 9}
+
+
+def published_rate(models: int) -> float:
+    """statsforecast's published model fits per core-second, counting `models` models per series and window."""
+    p = PUBLISHED
+    return p["series"] * p["windows"] * models / (p["minutes"] * 60 * p["cpus"])
+
+
+def data_dir(series: int, periods: int) -> Path:
+    return project_root() / "data" / "synthetic" / f"bench-{series}-{periods}w"
+
+
+def ensure_data(series: int, periods: int, seed: int = 0) -> Path:
+    folder = data_dir(series, periods)
+    if not (folder / "sales.parquet").exists():
+        spec = synthetic.SyntheticSpec(series=series, freq="week", periods=periods, seed=seed, prices=False)
+        start = time.perf_counter()
+        counts = synthetic.write(spec, folder)
+        print(f"wrote {folder} ({counts['sales']:,} rows) in {time.perf_counter() - start:.0f} s", flush=True)
+    return folder
+
+
+def bench_job(folder: Path, series: int, periods: int, lightgbm: bool, n_jobs: int, engine: dict | None) -> JobSpec:
+    """The synthetic-weekly job pointed at `folder`, with the baseline model set (and LightGBM if asked)."""
+    base = load_job("synthetic-weekly").model_dump(mode="json")
+    spec = synthetic.SyntheticSpec(series=series, periods=periods)
+    bottom = ["SeasonalNaive", "Naive", *(["LightGBM"] if lightgbm else [])]
+    base.update(
+        name=f"synthetic-bench-{series}",
+        n_jobs=n_jobs,
+        source=base["source"]
+        | {
+            "sales": base["source"]["sales"] | {"path": str(folder / "sales.parquet")},
+            "prices": None,
+            "calendar": None,
+            "observed_from": synthetic.START.isoformat(),
+            "observed_to": spec.last_day.isoformat(),
+        },
+        models=base["models"]
+        | {
+            "aggregate_models": ["AutoETS", "SeasonalNaive", "Naive"],
+            "bottom_models": bottom,
+            "primary": {"total": "AutoETS", "region": "AutoETS", "warehouse": "AutoETS", "sku": bottom[-1]},
+            "intermittent_model": None,
+        },
+    )
+    if engine:
+        base["engine"] = engine
+    return JobSpec.model_validate(base)
+
+
+def run_one(args: argparse.Namespace) -> dict[str, Any]:
+    """In the child process: run the job once, return the stage table with process-tree peaks."""
+    from forecasting.benchmark import TreeRSS
+    from forecasting.pipeline import run_job
+
+    warnings.filterwarnings("ignore")
+    folder = data_dir(args.one, args.periods)
+    engine = {"kind": args.engine, "scheduler": args.scheduler} if args.engine != "local" else None
+    job = bench_job(folder, args.one, args.periods, args.lightgbm, args.n_jobs, engine)
+    with TreeRSS(interval=0.2) as sampler:
+        start = time.perf_counter()
+        result = run_job(job)
+        end = time.perf_counter()
+    stages, cursor = [], start
+    for row in result.timings:
+        stage_end = cursor + row["seconds"]
+        stages.append({"stage": row["stage"], "seconds": row["seconds"], "rss_mb": sampler.peak_mb(cursor, stage_end)})
+        cursor = stage_end
+    stages.append({"stage": "total", "seconds": round(end - start, 1), "rss_mb": sampler.peak_mb(start, end)})
+    series = sum(result.summary["series_per_level"].values())
+    return {"bottom": args.one, "series": series, "stages": stages, "run_dir": str(result.run_dir)}
+
+
+def throughput(n_series: int, n_jobs: int) -> dict[str, float]:
+    """statsforecast's benchmarks_at_scale experiment on `n_series` series: model fits per core-second here."""
+    from statsforecast import StatsForecast
+    from statsforecast.models import (
+        ADIDA,
+        IMAPA,
+        CrostonClassic,
+        HistoricAverage,
+        Naive,
+        SeasonalExponentialSmoothing,
+        SeasonalNaive,
+        SeasonalWindowAverage,
+        WindowAverage,
+    )
+    from statsforecast.utils import generate_series
+
+    from forecasting.models import worker_processes_from_forkserver
+
+    series = generate_series(n_series=n_series, seed=1, min_length=20, max_length=100, equal_ends=True)
+    models = [
+        CrostonClassic(),
+        SeasonalNaive(season_length=7),
+        Naive(),
+        ADIDA(),
+        HistoricAverage(),
+        SeasonalWindowAverage(season_length=7, window_size=4),
+        IMAPA(),
+        WindowAverage(window_size=7),
+        SeasonalExponentialSmoothing(season_length=7, alpha=0.9),
+    ]
+    sf = StatsForecast(models=models, freq="D", n_jobs=n_jobs)
+    with worker_processes_from_forkserver():
+        start = time.perf_counter()
+        sf.cross_validation(df=series, h=7, test_size=13)
+        seconds = time.perf_counter() - start
+    fits = n_series * 7 * len(models)
+    return {"series": n_series, "seconds": seconds, "cores": n_jobs, "fits": fits, "rate": fits / (seconds * n_jobs)}
+
+
+def print_table(results: list[dict[str, Any]]) -> None:
+    print("| bottom series | all series | stage | seconds | peak RSS (MB, process tree) | series / s |")
+    print("|---:|---:|---|---:|---:|---:|")
+    for res in results:
+        for row in res["stages"]:
+            rate = res["series"] / row["seconds"] if row["seconds"] > 0 else float("inf")
+            print(
+                f"| {res['bottom']:,} | {res['series']:,} | {row['stage']} | {row['seconds']:.1f} | "
+                f"{row['rss_mb']:,.0f} | {rate:,.0f} |"
+            )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--series", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--periods", type=int, default=104, help="weeks of history")
+    parser.add_argument("--lightgbm", action="store_true", help="add the global LightGBM at SKU level")
+    parser.add_argument("--n-jobs", type=int, default=psutil.cpu_count() or 2)
+    parser.add_argument("--engine", choices=["local", "dask"], default="local")
+    parser.add_argument("--scheduler", default=None, help="Dask scheduler address (engine dask)")
+    parser.add_argument("--throughput-series", type=int, default=10_000, help="0 to skip")
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # child process: one size
+    args = parser.parse_args(argv)
+    if args.one:
+        print("RESULT " + json.dumps(run_one(args)), flush=True)
+        return
+    print(
+        f"{psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB; load average "
+        f"{os.getloadavg()[0]:.1f}; {args.periods} weeks of history; n_jobs={args.n_jobs}",
+        flush=True,
+    )
+    results = []
+    for n in args.series:
+        ensure_data(n, args.periods)
+        command = [sys.executable, "-m", "forecasting.scale_benchmark", "--one", str(n), "--periods", str(args.periods)]
+        command += ["--n-jobs", str(args.n_jobs), "--engine", args.engine]
+        command += (["--lightgbm"] if args.lightgbm else []) + (
+            ["--scheduler", args.scheduler] if args.scheduler else []
+        )
+        proc = subprocess.run(command, capture_output=True, text=True, cwd=project_root())
+        lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+        if proc.returncode or not lines:
+            print(f"{n:,} series FAILED (exit {proc.returncode}):\n{proc.stderr[-3000:]}", flush=True)
+            continue
+        results.append(json.loads(lines[-1].removeprefix("RESULT ")))
+        print_table(results[-1:])
+    print("\nAll sizes:")
+    print_table(results)
+    if args.throughput_series:
+        res = throughput(args.throughput_series, args.n_jobs)
+        print(
+            f"\nstatsforecast benchmarks_at_scale design (9 baseline models, 7 CV windows) on {res['series']:,} "
+            f"series: {res['seconds']:.1f} s on {res['cores']} cores = {res['rate']:,.0f} model fits per core-second; "
+            f"published: {published_rate(PUBLISHED['models_counted']):,.0f} (as counted, 10 models) / "
+            f"{published_rate(PUBLISHED['models_run']):,.0f} (9 models run) on {PUBLISHED['cpus']} CPUs"
+        )
+
+
+if __name__ == "__main__":
+    main()
