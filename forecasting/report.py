@@ -287,8 +287,10 @@ def quality_warnings(job: JobSpec, manifest: dict[str, Any]) -> list[str]:
 
 def _staffing_section(staffing: pl.DataFrame) -> str:
     head = "<h2>Staffing: headcount per warehouse x process (p50 / p80 / p95)</h2>"
-    if staffing.is_empty():
+    if staffing.is_empty() or not {"warehouse", "quantile", "headcount"} <= set(staffing.columns):
         return head + "<p>No staffing plan in this run.</p>"
+    if "process" not in staffing.columns:  # runs from before the per-process plan
+        staffing = staffing.with_columns(pl.lit("all processes").alias("process"))
     charts = [
         figure_html(staffing_chart(wh, staffing.filter(pl.col("warehouse") == wh)), f"staff-{i}")
         for i, wh in enumerate(sorted(staffing["warehouse"].unique().to_list()))
