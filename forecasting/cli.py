@@ -44,6 +44,8 @@ def run(
     wait: float = typer.Option(
         None, "--wait", help="seconds to wait while another run of the job writes (default: refuse at once)"
     ),
+    engine: str = typer.Option(None, "--engine", help="local or dask: where statsforecast models run (default: job)"),
+    scheduler: str = typer.Option(None, "--scheduler", help="Dask scheduler address, e.g. tcp://host:8786"),
 ) -> None:
     """Run the nightly job: load, validate, aggregate, forecast, reconcile, staff, write."""
     from forecasting.pipeline import run_job
@@ -52,6 +54,10 @@ def run(
     warnings.filterwarnings("ignore")
     try:
         spec = load_job(job)
+        if engine or scheduler:  # --scheduler alone implies dask
+            chosen = spec.engine.model_dump() | {"kind": engine or "dask"}
+            chosen |= {"scheduler": scheduler} if scheduler else {}
+            spec = load_job(job, engine=chosen)
         result = run_job(spec, as_of_date, lock_wait=wait)
     except (JobConfigError, DataQualityError, SourceError, StandardsError, OutputLockedError) as exc:
         _fail(str(exc))

@@ -13,6 +13,7 @@ from typing import Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from forecasting.engines import EngineSpec
 from forecasting.labour import StaffingSpec
 from forecasting.specs import (
     IDENTIFIER,
@@ -146,6 +147,7 @@ class JobSpec(Strict):
     )
     seed: int = 0
     n_jobs: int = Field(2, ge=1, le=256)
+    engine: EngineSpec = Field(default_factory=EngineSpec, description="local, or a Dask cluster (forecasting.engines)")
     output_root: str = "data/outputs"
 
     @field_validator("name")

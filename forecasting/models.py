@@ -88,6 +88,10 @@ def worker_processes_from_forkserver() -> Iterator[None]:
 def statistical_forecast(
     Y_df: pl.DataFrame, job: JobSpec, model_names: list[str], n_jobs: int | None = None
 ) -> LevelForecast:
+    if job.engine.kind == "dask":
+        from forecasting.engines import dask_statistical_forecast
+
+        return dask_statistical_forecast(Y_df, job, model_names)
     models = [STAT_MODELS[name](job) for name in model_names]
     sf = StatsForecast(models=models, freq=POLARS_FREQ[job.freq], n_jobs=n_jobs or job.n_jobs)
     with worker_processes_from_forkserver():

@@ -1,0 +1,108 @@
+"""Where the local statistical models run: in this process (statsforecast's own worker pool) or on a Dask cluster
+through statsforecast's Fugue backend. Nothing here schedules work itself: `StatsForecast.forecast` given a Dask
+DataFrame partitions the series by unique_id and fits each partition on the cluster's workers (Fugue transform).
+
+Job file:
+    engine: {kind: dask, scheduler: "tcp://scheduler.internal:8786"}   # a running cluster
+    engine: {kind: dask, workers: 2}                                   # a LocalCluster on this machine
+CLI: `forecasting run --engine dask --scheduler tcp://scheduler.internal:8786`.
+
+The cluster's workers need the same Python packages (statsforecast, fugue, dask[distributed]) as the client; they do
+not need this project or the data: the history is sent from the client, partitioned by series.
+The global LightGBM is trained in this process with either engine (one model over all series: the design measured
+it 60x cheaper than local models per SKU): mlforecast's DistributedMLForecast (1.1) has no conformal prediction
+intervals and no in-sample fitted values, and the reconciled intervals need both.
+"""
+
+from __future__ import annotations
+
+import atexit
+from typing import TYPE_CHECKING, Literal
+
+import polars as pl
+from pydantic import Field
+
+from forecasting.specs import Strict
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from forecasting.config import JobSpec
+    from forecasting.models import LevelForecast
+
+PANDAS_FREQ = {"day": "D", "week": "W-MON", "month": "MS", "quarter": "QS"}  # the SQL dates periods by their start
+_clients: dict[tuple, Client] = {}
+
+
+class EngineSpec(Strict):
+    """Where statsforecast's local models run."""
+
+    kind: Literal["local", "dask"] = "local"
+    scheduler: str | None = Field(
+        None, description="Dask scheduler address (tcp://host:8786); none: start a LocalCluster on this machine"
+    )
+    workers: int = Field(2, ge=1, le=256, description="worker processes of the LocalCluster (no scheduler given)")
+    partitions: int | None = Field(
+        None, ge=1, description="Dask partitions of the history (default: 2 per worker thread of the cluster)"
+    )
+
+
+def client(spec: EngineSpec) -> Client:
+    """A Dask client for the spec, made once per process and closed at exit (a LocalCluster dies with it)."""
+    from distributed import Client, LocalCluster
+
+    key = (spec.scheduler, spec.workers)
+    if key not in _clients or _clients[key].status in ("closed", "closing"):
+        if spec.scheduler:
+            _clients[key] = Client(spec.scheduler, set_as_default=False)
+        else:
+            cluster = LocalCluster(n_workers=spec.workers, threads_per_worker=1, processes=True)
+            _clients[key] = Client(cluster, set_as_default=False)
+            atexit.register(cluster.close)
+        atexit.register(_clients[key].close)
+    return _clients[key]
+
+
+def close_clients() -> None:
+    """Close the clients this process made (before their cluster goes away, so none tries to reconnect)."""
+    while _clients:
+        _clients.popitem()[1].close()
+
+
+def dask_statistical_forecast(Y_df: pl.DataFrame, job: JobSpec, model_names: list[str]) -> LevelForecast:
+    """statsforecast's forecast (point, intervals, in-sample fits) of the series in Y_df on the job's Dask cluster;
+    the same frame layout and types as the local models.statistical_forecast."""
+    import dask.dataframe as dd
+    from statsforecast import StatsForecast
+
+    from forecasting.models import STAT_MODELS, LevelForecast
+
+    dask_client = client(job.engine)
+    threads = sum(dask_client.nthreads().values()) or 1
+    partitions = job.engine.partitions or 2 * threads
+    history = Y_df.select("unique_id", "ds", "y").to_pandas()
+    history["ds"] = history["ds"].astype("datetime64[ns]")
+    models = [STAT_MODELS[name](job) for name in model_names]
+    sf = StatsForecast(models=models, freq=PANDAS_FREQ[job.freq])
+    with dask_client.as_current():
+        ddf = dd.from_pandas(history, npartitions=min(partitions, max(1, Y_df["unique_id"].n_unique())))
+        forecasts = sf.forecast(df=ddf, h=job.horizon, level=job.levels, fitted=True).compute()
+        fitted = sf.forecast_fitted_values().compute()
+    ds_type = Y_df.schema["ds"]
+    return LevelForecast(
+        forecasts=_typed(forecasts, ds_type),
+        fitted=_typed(fitted, ds_type).select("unique_id", "ds", "y", *model_names),
+        models=model_names,
+    )
+
+
+def _typed(frame, ds_type: pl.DataType) -> pl.DataFrame:
+    """pandas result of the Fugue backend -> polars with the local run's types (Fugue's schema uses float32 for
+    model columns), sorted as statsforecast sorts locally."""
+    out = pl.from_pandas(frame.reset_index(drop=True))
+    floats = [c for c, t in out.schema.items() if t.is_float()]
+    return (
+        out.with_columns(pl.col("unique_id").cast(pl.String), pl.col("ds").cast(ds_type))
+        .with_columns(pl.col(floats).cast(pl.Float64))
+        .sort("unique_id", "ds")
+    )
