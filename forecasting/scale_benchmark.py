@@ -23,6 +23,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -42,6 +43,13 @@ def published_rate(models: int) -> float:
     return p["series"] * p["windows"] * models / (p["minutes"] * 60 * p["cpus"])
 
 
+def history_rules(periods: int) -> tuple[int, int]:
+    """(season_length, min_history) for `periods` weeks: yearly seasonality when two years fit, else half the
+    history (a short-history run keeps the same code path, with a shorter season)."""
+    season = 52 if periods >= 104 else max(2, periods // 2)
+    return season, min(60, periods - 1) if periods >= 104 else season
+
+
 def data_dir(series: int, periods: int) -> Path:
     return project_root() / "data" / "synthetic" / f"bench-{series}-{periods}w"
 
@@ -49,7 +57,10 @@ def data_dir(series: int, periods: int) -> Path:
 def ensure_data(series: int, periods: int, seed: int = 0) -> Path:
     folder = data_dir(series, periods)
     if not (folder / "sales.parquet").exists():
-        spec = synthetic.SyntheticSpec(series=series, freq="week", periods=periods, seed=seed, prices=False)
+        min_history = history_rules(periods)[1]
+        spec = synthetic.SyntheticSpec(
+            series=series, freq="week", periods=periods, seed=seed, prices=False, min_history=min_history
+        )
         start = time.perf_counter()
         counts = synthetic.write(spec, folder)
         print(f"wrote {folder} ({counts['sales']:,} rows) in {time.perf_counter() - start:.0f} s", flush=True)
@@ -64,6 +75,8 @@ def bench_job(folder: Path, series: int, periods: int, lightgbm: bool, n_jobs: i
     base.update(
         name=f"synthetic-bench-{series}",
         n_jobs=n_jobs,
+        season_length=history_rules(periods)[0],
+        min_history=history_rules(periods)[1],
         source=base["source"]
         | {
             "sales": base["source"]["sales"] | {"path": str(folder / "sales.parquet")},
@@ -86,26 +99,71 @@ def bench_job(folder: Path, series: int, periods: int, lightgbm: bool, n_jobs: i
 
 
 def run_one(args: argparse.Namespace) -> dict[str, Any]:
-    """In the child process: run the job once, return the stage table with process-tree peaks."""
+    """In the child process: the job's stages in run_job's order (pipeline.py), each reported on stdout as it ends,
+    so a run stopped by the memory cap still shows how far it got."""
+    from forecasting import pipeline
     from forecasting.benchmark import TreeRSS
-    from forecasting.pipeline import run_job
 
     warnings.filterwarnings("ignore")
     folder = data_dir(args.one, args.periods)
     engine = {"kind": args.engine, "scheduler": args.scheduler} if args.engine != "local" else None
     job = bench_job(folder, args.one, args.periods, args.lightgbm, args.n_jobs, engine)
+    stages: list[dict[str, Any]] = []
+
+    def stage(name: str, fn: Any, *fn_args: Any) -> Any:
+        began = time.perf_counter()
+        out = fn(*fn_args)
+        ended = time.perf_counter()
+        row = {"stage": name, "seconds": round(ended - began, 1), "rss_mb": sampler.peak_mb(began, ended)}
+        stages.append(row)
+        print("STAGE " + json.dumps(row), flush=True)
+        return out
+
     with TreeRSS(interval=0.2) as sampler:
         start = time.perf_counter()
-        result = run_job(job)
+        loaded = stage("load", pipeline.load, job)
+        validated = stage("validate", pipeline.validate, loaded, job)
+        hierarchy = stage("aggregate", pipeline.aggregate, validated, job)
+        base = stage("base_forecasts", pipeline.base_forecasts, hierarchy, None, job)
+        reconciled = stage("reconcile", pipeline.reconcile, hierarchy, base, job)
+        staffing = stage("staff", pipeline.staff, reconciled, job)
+        tables = stage("prepare outputs", pipeline.output_tables, hierarchy, base, reconciled, staffing, job)
+        summary = pipeline.summarize(hierarchy, validated, base, job)
+        run_dir = stage("write", pipeline.write, job, loaded.as_of, tables, stages, summary)
         end = time.perf_counter()
-    stages, cursor = [], start
-    for row in result.timings:
-        stage_end = cursor + row["seconds"]
-        stages.append({"stage": row["stage"], "seconds": row["seconds"], "rss_mb": sampler.peak_mb(cursor, stage_end)})
-        cursor = stage_end
     stages.append({"stage": "total", "seconds": round(end - start, 1), "rss_mb": sampler.peak_mb(start, end)})
-    series = sum(result.summary["series_per_level"].values())
-    return {"bottom": args.one, "series": series, "stages": stages, "run_dir": str(result.run_dir)}
+    series = sum(summary["series_per_level"].values())
+    return {"bottom": args.one, "series": series, "stages": stages, "run_dir": str(run_dir)}
+
+
+def run_child(command: list[str], max_rss_gb: float) -> tuple[int, str, str, float]:
+    """Run a size in a child process; stop it (and only it, by pid) if its process tree passes `max_rss_gb`, so a
+    size that does not fit fails alone instead of pushing the machine into swap or the OOM killer."""
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=project_root())
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)  # type: ignore[arg-type]
+    errors: list[str] = []
+    err_reader = threading.Thread(target=lambda: errors.extend(proc.stderr), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+    err_reader.start()
+    peak, me = 0.0, psutil.Process(proc.pid)
+    while proc.poll() is None:
+        try:
+            rss = sum(p.memory_info().rss for p in [me, *me.children(recursive=True)]) / 2**30
+        except psutil.Error:
+            rss = 0.0
+        peak = max(peak, rss)
+        if rss > max_rss_gb:
+            for child in me.children(recursive=True):
+                child.kill()
+            proc.kill()
+            errors.append(f"stopped by the benchmark: process tree at {rss:.1f} GB > --max-rss-gb {max_rss_gb}")
+            break
+        time.sleep(0.5)
+    proc.wait()
+    reader.join(5)
+    err_reader.join(5)
+    return proc.returncode, "".join(lines), "".join(errors), peak
 
 
 def throughput(n_series: int, n_jobs: int) -> dict[str, float]:
@@ -161,13 +219,14 @@ def print_table(results: list[dict[str, Any]]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--series", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--series", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--periods", type=int, default=104, help="weeks of history")
     parser.add_argument("--lightgbm", action="store_true", help="add the global LightGBM at SKU level")
     parser.add_argument("--n-jobs", type=int, default=psutil.cpu_count() or 2)
     parser.add_argument("--engine", choices=["local", "dask"], default="local")
     parser.add_argument("--scheduler", default=None, help="Dask scheduler address (engine dask)")
     parser.add_argument("--throughput-series", type=int, default=10_000, help="0 to skip")
+    parser.add_argument("--max-rss-gb", type=float, default=20.0, help="stop a size whose process tree passes this")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # child process: one size
     args = parser.parse_args(argv)
     if args.one:
@@ -186,10 +245,16 @@ def main(argv: list[str] | None = None) -> None:
         command += (["--lightgbm"] if args.lightgbm else []) + (
             ["--scheduler", args.scheduler] if args.scheduler else []
         )
-        proc = subprocess.run(command, capture_output=True, text=True, cwd=project_root())
-        lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-        if proc.returncode or not lines:
-            print(f"{n:,} series FAILED (exit {proc.returncode}):\n{proc.stderr[-3000:]}", flush=True)
+        started = time.perf_counter()
+        code, out, err, peak = run_child(command, args.max_rss_gb)
+        lines = [line for line in out.splitlines() if line.startswith("RESULT ")]
+        if code or not lines:
+            done = [json.loads(line.removeprefix("STAGE ")) for line in out.splitlines() if line.startswith("STAGE ")]
+            print(
+                f"{n:,} series FAILED (exit {code}) after {time.perf_counter() - started:.0f} s, process tree peak "
+                f"{peak:.1f} GB; stages done: {done}\n{err[-2000:]}",
+                flush=True,
+            )
             continue
         results.append(json.loads(lines[-1].removeprefix("RESULT ")))
         print_table(results[-1:])
