@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import Literal
 
 import polars as pl
 from pydantic import Field, model_validator
@@ -60,6 +61,11 @@ class StaffingSpec(Strict):
     standards: str = Field(description="labour-standards file (CSV or parquet), relative to the project root")
     samples: int = Field(4000, ge=200, le=200_000, description="Monte Carlo draws per warehouse x period")
     scenarios: dict[str, Scenario] = Field(default_factory=dict, description="named what-ifs: --event NAME")
+    demand_uncertainty: Literal["reconciled", "backtest"] = Field(
+        "reconciled",
+        description="draw demand from the reconciled quantiles, or as mean x exp(error) from the latest backtest's "
+        "warehouse errors (log actual / mean), which carry its real spread and bias",
+    )
 
 
 def load_standards(path: Path) -> pl.DataFrame:

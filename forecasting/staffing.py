@@ -107,16 +107,25 @@ def staffing_plan(
     levels: list[int],
     samples: int = 4000,
     seed: int = 0,
+    log_errors: np.ndarray | None = None,
 ) -> pl.DataFrame:
     """warehouse_forecast: region, warehouse, ds, mean, lo_/hi_<level> (the published reconciliation);
     standards: one row per warehouse x process (`labour.standards_for`). One row per warehouse x process x period
-    x quantile. The same inputs and seed give the same plan."""
+    x quantile. The same inputs and seed give the same plan.
+
+    With `log_errors` (log(actual / forecast mean) of earlier backtest periods) demand is drawn as mean x exp(error)
+    from those errors instead of from the reconciled quantiles: bands as wide and as biased as the forecast has
+    really been."""
     if warehouse_forecast.height == 0:
         return empty_plan()
     forecast = warehouse_forecast.sort("warehouse", "ds")
-    probs, values = quantile_grid(forecast, levels)
     rng = np.random.default_rng(seed)
-    demand = draw_demand(probs, values, rng.uniform(size=(forecast.height, samples)))
+    if log_errors is not None and len(log_errors):
+        draws = rng.choice(np.asarray(log_errors, dtype=float), size=(forecast.height, samples))
+        demand = np.maximum(forecast["mean"].to_numpy()[:, None], 0.0) * np.exp(draws)
+    else:
+        probs, values = quantile_grid(forecast, levels)
+        demand = draw_demand(probs, values, rng.uniform(size=(forecast.height, samples)))
     demand_q = {name: np.quantile(demand, q, axis=1) for name, q in QUANTILES.items()}
     rows = forecast.select("region", "warehouse", "ds").with_row_index("_row")
     pairs = rows.join(standards, on="warehouse", how="inner").sort("process", "_row")
@@ -168,6 +177,7 @@ def plan_shortfall(
     levels: list[int],
     samples: int = 4000,
     seed: int = 0,
+    uncertainty: str = "reconciled",
 ) -> pl.DataFrame:
     """How often each quantile's plan would have been short of the labour the actual volume needed.
 
@@ -176,10 +186,19 @@ def plan_shortfall(
     / f with f the (unobserved) realised productivity, so each row's shortfall is a probability over f:
     P(f < needed-at-standard / planned) under the same log-normal the plan used. Returned per cutoff x warehouse x
     process x period x quantile: `short_hours` (plan = the quantile's labour hours), `short_headcount` (plan = the
-    hours its rounded headcount delivers) and `short_demand` (y above the demand quantile, productivity ignored)."""
+    hours its rounded headcount delivers) and `short_demand` (y above the demand quantile, productivity ignored).
+
+    With uncertainty="backtest", each window's demand is drawn from the errors of the earlier windows only (periods
+    that ended by its cutoff), as the nightly plan would have been with `demand_uncertainty: backtest`; the first
+    window has no earlier errors and is left out."""
     frames = []
-    for (cutoff,), window in backtest_forecast.group_by("cutoff", maintain_order=True):
-        plan = staffing_plan(window.drop("cutoff", "y"), standards, freq, levels, samples, seed)
+    for (cutoff,), window in backtest_forecast.sort("cutoff").group_by("cutoff", maintain_order=True):
+        errors = None
+        if uncertainty == "backtest":
+            errors = log_errors(backtest_forecast, before=cutoff)
+            if len(errors) == 0:
+                continue
+        plan = staffing_plan(window.drop("cutoff", "y"), standards, freq, levels, samples, seed, errors)
         frames.append(plan.with_columns(pl.lit(cutoff).alias("cutoff")))
     plans = pl.concat(frames)
     actual = backtest_forecast.select("cutoff", "warehouse", "ds", "y")
@@ -223,6 +242,15 @@ def plan_shortfall(
     )
 
 
+def log_errors(backtest_forecast: pl.DataFrame, before: object) -> np.ndarray:
+    """log(actual / forecast mean) of backtest rows from windows cut before `before` whose period began before it
+    too (actuals known by then); rows with a zero actual or mean are left out."""
+    known = backtest_forecast.filter(
+        (pl.col("cutoff") < before) & (pl.col("ds") <= before) & (pl.col("y") > 0) & (pl.col("mean") > 0)
+    )
+    return (known["y"] / known["mean"]).log().to_numpy()
+
+
 def _prob_short(needed_at_standard: np.ndarray, planned: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     """P(needed_at_standard / f > planned) for log f ~ N(-sigma^2 / 2, sigma^2); a step when sigma is 0."""
     step = (needed_at_standard > planned).astype(float)
@@ -234,15 +262,16 @@ def _prob_short(needed_at_standard: np.ndarray, planned: np.ndarray, sigma: np.n
 
 def shortfall_summary(shortfall: pl.DataFrame) -> pl.DataFrame:
     """Per warehouse and quantile: the share of backtest periods (x processes) the plan was short, three ways."""
+    by = [c for c in ("demand_uncertainty",) if c in shortfall.columns]
     return (
-        shortfall.group_by("warehouse", "quantile")
+        shortfall.group_by(*by, "warehouse", "quantile")
         .agg(
             pl.len().alias("periods"),
             pl.col("short_hours").mean(),
             pl.col("short_headcount").mean(),
             pl.col("short_demand").mean(),
         )
-        .sort("warehouse", "quantile")
+        .sort(*by, "warehouse", "quantile")
     )
 
 
@@ -269,4 +298,24 @@ def plan_for_job(warehouse_forecast: pl.DataFrame, job: JobSpec, scenario: Scena
         return empty_plan()
     standards = job_standards(job, warehouse_forecast["warehouse"].unique().to_list())
     forecast = apply_scenario(warehouse_forecast, scenario)
-    return staffing_plan(forecast, standards, job.freq, job.levels, job.staffing.samples, job.seed)
+    errors = (
+        backtest_log_errors(job, warehouse_forecast["ds"].min())
+        if job.staffing.demand_uncertainty == "backtest"
+        else None
+    )
+    spec = job.staffing
+    return staffing_plan(forecast, standards, job.freq, job.levels, spec.samples, job.seed, errors)
+
+
+def backtest_log_errors(job: JobSpec, first_period: object) -> np.ndarray | None:
+    """Warehouse errors of the job's latest backtest known before `first_period`; None (reconciled quantiles are
+    used) when no backtest is published."""
+    from forecasting.outputs import run_dir
+
+    try:
+        folder = run_dir(job, None, subdir="backtests")
+    except FileNotFoundError:
+        return None
+    rows = published_warehouse(pl.read_parquet(folder / "backtest_reconciled.parquet"))
+    errors = log_errors(rows, before=first_period)
+    return errors if len(errors) else None

@@ -114,7 +114,13 @@ def staffing_backtest(job: JobSpec) -> tuple[Path, pl.DataFrame, pl.DataFrame]:
     ]
     standards = job_standards(job, warehouse["warehouse"].unique().to_list())
     samples = job.staffing.samples
-    shortfall = plan_shortfall(warehouse.select(columns), standards, job.freq, job.levels, samples, job.seed)
+    parts = []
+    for uncertainty in ("reconciled", "backtest"):
+        part = plan_shortfall(
+            warehouse.select(columns), standards, job.freq, job.levels, samples, job.seed, uncertainty
+        )
+        parts.append(part.with_columns(pl.lit(uncertainty).alias("demand_uncertainty")))
+    shortfall = pl.concat(parts)
     target = job.output_dir() / "staffing_backtests" / f"{folder.name}.parquet"
     target.parent.mkdir(parents=True, exist_ok=True)
     outputs.write_parquet_atomic(shortfall, target)

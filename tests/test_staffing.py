@@ -11,7 +11,7 @@ import pytest
 from scipy.stats import norm
 
 from forecasting.labour import REQUIRED_PROCESSES, Scenario
-from forecasting.staffing import apply_scenario, plan_shortfall, shortfall_summary, staffing_plan
+from forecasting.staffing import apply_scenario, log_errors, plan_shortfall, shortfall_summary, staffing_plan
 
 LEVELS = [60, 80, 90, 95]
 
@@ -144,3 +144,29 @@ def test_p80_shortfall_on_a_known_distribution_is_near_20_percent(cv):
     # rounding headcount up can only make the plan short less often
     rounded = dict(zip(summary["quantile"], summary["short_headcount"], strict=True))
     assert all(rounded[q] <= rates[q] + 1e-12 for q in rates)
+
+
+def test_backtest_errors_use_only_what_was_known_at_each_cutoff():
+    """Demand from earlier windows' errors: window k sees only windows cut before it whose periods had begun by its
+    cutoff; a forecast that is always 20 % low then gets a p50 plan at the actual volume."""
+    rows = []
+    for w, cutoff in enumerate([date(2016, 1, 31), date(2016, 2, 29), date(2016, 3, 31)]):
+        for step in range(1, 3):
+            ds = cutoff + timedelta(days=step)
+            rows.append({"cutoff": cutoff, "ds": ds, "mean": 1000.0 * (w + 1), "y": 1250.0 * (w + 1)})
+    frame = pl.DataFrame(rows)
+    errors = log_errors(frame, before=date(2016, 3, 31))
+    assert len(errors) == 4 and np.allclose(errors, np.log(1.25))  # windows 1 and 2, all periods before 2016-03-31
+    assert len(log_errors(frame, before=date(2016, 2, 1))) == 1  # window 1's first period only
+    assert len(log_errors(frame, before=date(2016, 1, 31))) == 0
+    forecast = _forecast([40_000.0], 0.1)
+    plan = staffing_plan(forecast, _standards(), "month", LEVELS, samples=500, log_errors=np.log([1.25, 1.25]))
+    volume = plan.filter((pl.col("process") == "picking") & (pl.col("quantile") == "p50"))["volume"].item()
+    assert volume == pytest.approx(50_000.0)
+    backtest = (
+        _forecast([40_000.0] * 3, 0.1, start=date(2016, 1, 1))
+        .with_columns(pl.Series("cutoff", [date(2015, 12, 31), date(2016, 1, 31), date(2016, 2, 29)]))
+        .with_columns(pl.col("mean").alias("y"))
+    )
+    evaluated = plan_shortfall(backtest, _standards(), "month", LEVELS, samples=500, uncertainty="backtest")
+    assert evaluated["cutoff"].unique().sort().to_list() == [date(2016, 1, 31), date(2016, 2, 29)]
