@@ -155,3 +155,33 @@ def test_seed_mean_is_the_mean_of_one_lightgbm_per_seed(stores):
     singles = [lgb.LGBMRegressor(**(member.get_params() | {"random_state": s})).fit(X, y).predict(X) for s in (0, 1)]
     np.testing.assert_allclose(ensemble.predict(X), np.mean(singles, axis=0))
     assert not np.allclose(singles[0], singles[1])  # the seeds do differ
+
+
+def test_backtest_trains_on_imputed_christmas_but_scores_the_raw_actuals(tmp_path):
+    """One window covering Christmas 2015 with the job's LightGBM (fewer trees): the forecast is 0 on the closed
+    day, and the actual it is scored against is the raw one (a handful of units), not the imputed value."""
+    from forecasting import pipeline
+    from forecasting.backtest import run_backtest
+
+    job = load_job("m5-daily-warehouse", output_root=str(tmp_path), n_jobs=1)
+    lightgbm = job.models.lightgbm.model_copy(update={"n_estimators": 40})
+    models = job.models.model_copy(
+        update={
+            "aggregate_models": ["LightGBM"],
+            "bottom_models": ["LightGBM"],
+            "primary": {"total": "LightGBM", "region": "LightGBM", "warehouse": "LightGBM"},
+            "choose_from_backtest": False,
+            "lightgbm": lightgbm,
+        }
+    )
+    job = job.model_copy(update={"models": models})
+    loaded = pipeline.load(job, date(2016, 1, 17))
+    hierarchy = pipeline.aggregate(pipeline.validate(loaded, job), job)
+    result = run_backtest(hierarchy, None, job, 1, calendar=loaded.calendar)
+    christmas = result.base.filter((pl.col("ds") == date(2015, 12, 25)) & (pl.col("model") == "LightGBM"))
+    assert christmas.height == 14 and (christmas["mean"] == 0).all()
+    assert christmas.filter(pl.col("unique_id") == "total")["y"].item() < 100  # raw: stores closed
+    published = result.reconciled.filter(pl.col("published") & (pl.col("ds") == date(2015, 12, 25)))
+    assert (published["mean"] == 0).all()
+    other = result.base.filter((pl.col("ds") == date(2015, 12, 26)) & (pl.col("model") == "LightGBM"))
+    assert (other["mean"] > 0).all()
