@@ -43,7 +43,11 @@ class EngineSpec(Strict):
     )
     workers: int = Field(2, ge=1, le=256, description="worker processes of the LocalCluster (no scheduler given)")
     partitions: int | None = Field(
-        None, ge=1, description="Dask partitions of the history (default: 2 per worker thread of the cluster)"
+        None,
+        ge=1,
+        description="dask: partitions of the history (default: 2 per worker thread of the cluster); local: fit the "
+        "series in this many groups one after another (same forecasts; peak memory of one group's interval and "
+        "in-sample arrays instead of all of them)",
     )
 
 
@@ -67,6 +71,27 @@ def close_clients() -> None:
     """Close the clients this process made (before their cluster goes away, so none tries to reconnect)."""
     while _clients:
         _clients.popitem()[1].close()
+
+
+def partitioned_statistical_forecast(
+    Y_df: pl.DataFrame, job: JobSpec, model_names: list[str], n_jobs: int | None = None
+) -> LevelForecast:
+    """statsforecast's local forecast over groups of series, one group after another. Each series is fitted on its
+    own, so the forecasts are the same; what shrinks is the peak: statsforecast holds the fitted values of every
+    model with every interval level (19 columns per history row for 2 models and 4 levels) until they are
+    collected, and only y and the model columns are kept here."""
+    import numpy as np
+
+    from forecasting.models import LevelForecast, statistical_forecast
+
+    ids = Y_df["unique_id"].unique().sort()
+    single = job.model_copy(update={"engine": EngineSpec()})
+    forecasts, fitted = [], []
+    for group in np.array_split(ids.to_numpy(), min(job.engine.partitions or 1, max(1, ids.len()))):
+        part = statistical_forecast(Y_df.filter(pl.col("unique_id").is_in(group.tolist())), single, model_names, n_jobs)
+        forecasts.append(part.forecasts)
+        fitted.append(part.fitted)
+    return LevelForecast(pl.concat(forecasts), pl.concat(fitted), model_names)
 
 
 def dask_statistical_forecast(Y_df: pl.DataFrame, job: JobSpec, model_names: list[str]) -> LevelForecast:

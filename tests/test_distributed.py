@@ -65,3 +65,13 @@ def test_engine_is_a_job_option(tmp_path):
     job = load_job("m5-monthly", engine={"kind": "dask", "scheduler": "tcp://10.0.0.5:8786"})
     assert job.engine.kind == "dask" and job.engine.scheduler == "tcp://10.0.0.5:8786"
     assert load_job("m5-monthly").engine.kind == "local"
+
+
+def test_local_partitions_give_the_same_forecasts(tmp_path):
+    """engine.partitions on one machine fits groups of series one after another: same numbers, less memory."""
+    whole = slice_job(tmp_path / "whole", stores=("CA_1",), n_items=40, models=MODELS)
+    split = slice_job(tmp_path / "split", stores=("CA_1",), n_items=40, models=MODELS, engine={"partitions": 3})
+    a, b = outputs(run_job(whole)), outputs(run_job(split))
+    for name in a:
+        assert a[name].height > 0
+        assert_frame_equal(a[name], b[name])
