@@ -161,13 +161,7 @@ def lightgbm_forecast(
     Aggregate series have few rows and very different scales: they share one model on standardised targets.
     """
     fcst, train, intervals = lightgbm_setup(Y_df, job, exog, aggregate)
-    fcst.fit(
-        train,
-        static_features=static_features(job),
-        fitted=True,
-        prediction_intervals=intervals,
-        weight_col=weight_column(job),
-    )
+    fcst.fit(train, static_features=static_features(job), fitted=True, prediction_intervals=intervals)
     X_df = None
     if exog is not None:
         X_df = fcst.make_future_dataframe(job.horizon).join(exog, on=["unique_id", "ds"], how="left")
@@ -203,9 +197,6 @@ def lightgbm_setup(
     train = Y_df.select("unique_id", "ds", "y")
     if spec.series_feature:
         train = train.with_columns(pl.col("unique_id").rank("dense").cast(pl.Float64).alias(SERIES_CODE))
-    if spec.half_life is not None:
-        age = pl.int_range(pl.len(), 0, -1).over("unique_id", order_by="ds") - 1
-        train = train.with_columns((0.5 ** (age / spec.half_life)).alias(WEIGHT))
     if exog is not None:
         train = train.join(exog, on=["unique_id", "ds"], how="left")
     intervals = PredictionIntervals(n_windows=job.models.conformal_windows, h=job.horizon)
@@ -216,12 +207,6 @@ def lightgbm_setup(
 
 
 SERIES_CODE = "series_code"
-WEIGHT = "sample_weight"
-
-
-def weight_column(job: JobSpec) -> str | None:
-    """The training frame's sample-weight column (time decay), if the job asks for one."""
-    return WEIGHT if job.models.lightgbm.half_life is not None else None
 
 
 def static_features(job: JobSpec) -> list[str]:
