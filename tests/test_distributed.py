@@ -32,6 +32,12 @@ def cluster():
         close_clients()
 
 
+@pytest.fixture(scope="module")
+def single_machine(tmp_path_factory) -> dict[str, pl.DataFrame]:
+    """The slice run once on this machine, the reference both tests compare with."""
+    return outputs(run_job(slice_job(tmp_path_factory.mktemp("local"), stores=("CA_1",), n_items=40, models=MODELS)))
+
+
 def tasks_run(address: str) -> int:
     with distributed.Client(address, set_as_default=False) as client:
         return client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.transition_counter)
@@ -43,12 +49,11 @@ def outputs(result) -> dict[str, pl.DataFrame]:
     }
 
 
-def test_dask_cluster_gives_the_single_machine_forecasts(tmp_path, cluster):
-    local_job = slice_job(tmp_path / "local", stores=("CA_1",), n_items=40, models=MODELS)
+def test_dask_cluster_gives_the_single_machine_forecasts(tmp_path, cluster, single_machine):
     engine = {"kind": "dask", "scheduler": cluster.scheduler_address}
     dask_job = slice_job(tmp_path / "dask", stores=("CA_1",), n_items=40, models=MODELS, engine=engine)
     before = tasks_run(cluster.scheduler_address)
-    local, dask = outputs(run_job(local_job)), outputs(run_job(dask_job))
+    local, dask = single_machine, outputs(run_job(dask_job))
     assert tasks_run(cluster.scheduler_address) > before, "nothing ran on the Dask cluster"
     for name, frame in local.items():
         other = dask[name]
@@ -67,11 +72,10 @@ def test_engine_is_a_job_option(tmp_path):
     assert load_job("m5-monthly").engine.kind == "local"
 
 
-def test_local_partitions_give_the_same_forecasts(tmp_path):
+def test_local_partitions_give_the_same_forecasts(tmp_path, single_machine):
     """engine.partitions on one machine fits groups of series one after another: same numbers, less memory."""
-    whole = slice_job(tmp_path / "whole", stores=("CA_1",), n_items=40, models=MODELS)
     split = slice_job(tmp_path / "split", stores=("CA_1",), n_items=40, models=MODELS, engine={"partitions": 3})
-    a, b = outputs(run_job(whole)), outputs(run_job(split))
+    a, b = single_machine, outputs(run_job(split))
     for name in a:
         assert a[name].height > 0
         assert_frame_equal(a[name], b[name])
