@@ -90,7 +90,8 @@ def chunk_demand(spec: SyntheticSpec, idx: np.ndarray) -> dict[str, np.ndarray]:
     _, warehouse, _ = series_keys(spec, idx)
     site = np.exp(np.random.default_rng([spec.seed, 1]).normal(0, 0.25, spec.warehouses))[warehouse]
     trend = np.exp(rng.normal(0, 0.25, n)[:, None] * day[None, :] / 365.25)
-    amp, phase = rng.uniform(0, 0.6, n), rng.uniform(0, 2 * np.pi, n)
+    # Yearly cycle: a shared December peak (phase 2.0 puts the sine's top near day 340) with per-series spread.
+    amp, phase = rng.uniform(0, 0.6, n), rng.normal(2.0, 0.6, n)
     yearly = 1 + amp[:, None] * np.sin(2 * np.pi * day[None, :] / 365.25 + phase[:, None])
     weekly = 1.0
     if spec.freq == "day":
