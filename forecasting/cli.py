@@ -75,6 +75,8 @@ def run(
         f"models run: {', '.join(summary['models_run'])}; reconciled with {', '.join(summary['reconciliation'])}"
         f", published {summary['published_method']}"
     )
+    if "staffing_demand" in summary:
+        typer.echo(f"staffing demand drawn from: {summary['staffing_demand']}")
     typer.echo(f"{'stage':<16}{'seconds':>9}{'peak RSS MB':>13}")
     for row in result.timings:
         typer.echo(f"{row['stage']:<16}{row['seconds']:>9.1f}{row['peak_rss_mb']:>13.0f}")

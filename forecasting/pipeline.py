@@ -326,6 +326,7 @@ def summarize(hierarchy: hier.Hierarchy, validated: Validated, base: BaseForecas
         "published_method": rec.publish_label(job),
         "interval_calibration": base.calibration_source,
         "model_choice": base.choice_source,
+        "staffing_demand": staffing_plans.demand_source(job),
         "horizon": job.horizon,
         "freq": job.freq,
     }

@@ -40,6 +40,7 @@ SCHEMA = {
     "crew_per_shift": pl.Int64,
 }
 EPSILON = 1e-9  # an FTE that is whole up to float noise is not rounded up
+MIN_OWN_ERRORS = 30  # fewer backtest errors than this for a warehouse: draw from all warehouses' errors
 
 
 def empty_plan() -> pl.DataFrame:
@@ -107,22 +108,21 @@ def staffing_plan(
     levels: list[int],
     samples: int = 4000,
     seed: int = 0,
-    log_errors: np.ndarray | None = None,
+    errors: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """warehouse_forecast: region, warehouse, ds, mean, lo_/hi_<level> (the published reconciliation);
     standards: one row per warehouse x process (`labour.standards_for`). One row per warehouse x process x period
     x quantile. The same inputs and seed give the same plan.
 
-    With `log_errors` (log(actual / forecast mean) of earlier backtest periods) demand is drawn as mean x exp(error)
-    from those errors instead of from the reconciled quantiles: bands as wide and as biased as the forecast has
-    really been."""
+    With `errors` (warehouse, log_error = log(actual / forecast mean) of earlier backtest periods) demand is drawn as
+    mean x exp(error) from the warehouse's own errors (all warehouses' when it has fewer than MIN_OWN_ERRORS)
+    instead of from the reconciled quantiles: bands as wide and as biased as the forecast has really been."""
     if warehouse_forecast.height == 0:
         return empty_plan()
     forecast = warehouse_forecast.sort("warehouse", "ds")
     rng = np.random.default_rng(seed)
-    if log_errors is not None and len(log_errors):
-        draws = rng.choice(np.asarray(log_errors, dtype=float), size=(forecast.height, samples))
-        demand = np.maximum(forecast["mean"].to_numpy()[:, None], 0.0) * np.exp(draws)
+    if errors is not None and errors.height:
+        demand = _draw_from_errors(forecast, errors, rng, samples)
     else:
         probs, values = quantile_grid(forecast, levels)
         demand = draw_demand(probs, values, rng.uniform(size=(forecast.height, samples)))
@@ -145,6 +145,21 @@ def staffing_plan(
                 )
             )
     return _headcount(pl.concat(frames), freq)
+
+
+def _draw_from_errors(
+    forecast: pl.DataFrame, errors: pl.DataFrame, rng: np.random.Generator, samples: int
+) -> np.ndarray:
+    pooled = errors["log_error"].to_numpy()
+    own = {w: g["log_error"].to_numpy() for (w,), g in errors.group_by("warehouse")}
+    warehouses = forecast["warehouse"].to_numpy()
+    draws = np.empty((forecast.height, samples))
+    for warehouse in sorted(set(warehouses)):
+        rows = np.flatnonzero(warehouses == warehouse)
+        pool = own.get(warehouse)
+        pool = pool if pool is not None and len(pool) >= MIN_OWN_ERRORS else pooled
+        draws[rows] = rng.choice(pool, size=(len(rows), samples))
+    return np.maximum(forecast["mean"].to_numpy()[:, None], 0.0) * np.exp(draws)
 
 
 def _headcount(plan: pl.DataFrame, freq: str) -> pl.DataFrame:
@@ -196,7 +211,7 @@ def plan_shortfall(
         errors = None
         if uncertainty == "backtest":
             errors = log_errors(backtest_forecast, before=cutoff)
-            if len(errors) == 0:
+            if errors.height == 0:
                 continue
         plan = staffing_plan(window.drop("cutoff", "y"), standards, freq, levels, samples, seed, errors)
         frames.append(plan.with_columns(pl.lit(cutoff).alias("cutoff")))
@@ -242,13 +257,13 @@ def plan_shortfall(
     )
 
 
-def log_errors(backtest_forecast: pl.DataFrame, before: object) -> np.ndarray:
-    """log(actual / forecast mean) of backtest rows from windows cut before `before` whose period began before it
-    too (actuals known by then); rows with a zero actual or mean are left out."""
+def log_errors(backtest_forecast: pl.DataFrame, before: object) -> pl.DataFrame:
+    """(warehouse, log_error = log(actual / forecast mean)) of backtest rows from windows cut before `before` whose
+    period began before it too (actuals known by then); rows with a zero actual or mean are left out."""
     known = backtest_forecast.filter(
         (pl.col("cutoff") < before) & (pl.col("ds") <= before) & (pl.col("y") > 0) & (pl.col("mean") > 0)
     )
-    return (known["y"] / known["mean"]).log().to_numpy()
+    return known.select("warehouse", (pl.col("y") / pl.col("mean")).log().alias("log_error"))
 
 
 def _prob_short(needed_at_standard: np.ndarray, planned: np.ndarray, sigma: np.ndarray) -> np.ndarray:
@@ -307,7 +322,21 @@ def plan_for_job(warehouse_forecast: pl.DataFrame, job: JobSpec, scenario: Scena
     return staffing_plan(forecast, standards, job.freq, job.levels, spec.samples, job.seed, errors)
 
 
-def backtest_log_errors(job: JobSpec, first_period: object) -> np.ndarray | None:
+def demand_source(job: JobSpec) -> str:
+    """Where the staffing plan's demand draws come from, for the run summary."""
+    if job.staffing is None:
+        return "no staffing"
+    if job.staffing.demand_uncertainty == "reconciled":
+        return "reconciled quantiles"
+    from forecasting.outputs import run_dir
+
+    try:
+        return f"errors of backtest {run_dir(job, None, subdir='backtests').name}"
+    except FileNotFoundError:
+        return "reconciled quantiles (no backtest published for this job)"
+
+
+def backtest_log_errors(job: JobSpec, first_period: object) -> pl.DataFrame | None:
     """Warehouse errors of the job's latest backtest known before `first_period`; None (reconciled quantiles are
     used) when no backtest is published."""
     from forecasting.outputs import run_dir
@@ -318,4 +347,4 @@ def backtest_log_errors(job: JobSpec, first_period: object) -> np.ndarray | None
         return None
     rows = published_warehouse(pl.read_parquet(folder / "backtest_reconciled.parquet"))
     errors = log_errors(rows, before=first_period)
-    return errors if len(errors) else None
+    return errors if errors.height else None

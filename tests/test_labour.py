@@ -156,3 +156,28 @@ def test_staff_command(slice_run, tmp_path):
     assert "what-if volume+15pct" in result.output and "written:" in result.output
     result = runner.invoke(app, ["staff", "--job", str(job_file), "--volume-change", "-120%"])
     assert result.exit_code == 2 and "cannot fall by 100 %" in result.output
+
+
+def test_plan_from_the_published_backtest_errors(planner_runs):
+    """demand_uncertainty: backtest draws demand from the published backtest's warehouse errors (periods before the
+    forecast only); the plan backtest reports both ways, the backtest-error way without its first window."""
+    from forecasting.staffing import backtest_log_errors, demand_source, plan_for_job, published_warehouse
+
+    job, _, after = planner_runs
+    job = job.model_copy(update={"staffing": job.staffing.model_copy(update={"demand_uncertainty": "backtest"})})
+    forecast = published_warehouse(pl.read_parquet(after.run_dir / "reconciled_forecasts.parquet"))
+    errors = backtest_log_errors(job, forecast["ds"].min())
+    assert errors is not None and errors.height > 0 and set(errors["warehouse"]) == set(forecast["warehouse"])
+    assert demand_source(job).startswith("errors of backtest")
+    from_errors = plan_for_job(forecast, job)
+    reconciled = plan_for_job(
+        forecast,
+        job.model_copy(update={"staffing": job.staffing.model_copy(update={"demand_uncertainty": "reconciled"})}),
+    )
+    assert from_errors.height == reconciled.height and not from_errors["labour_hours"].equals(
+        reconciled["labour_hours"]
+    )
+    _, shortfall, summary = staffing_runs.staffing_backtest(job)
+    windows = shortfall.group_by("demand_uncertainty").agg(pl.col("cutoff").n_unique()).sort("demand_uncertainty")
+    assert windows.rows() == [("backtest", 1), ("reconciled", 2)]
+    assert set(summary["quantile"]) == {"p50", "p80", "p95"}

@@ -153,14 +153,16 @@ def test_backtest_errors_use_only_what_was_known_at_each_cutoff():
     for w, cutoff in enumerate([date(2016, 1, 31), date(2016, 2, 29), date(2016, 3, 31)]):
         for step in range(1, 3):
             ds = cutoff + timedelta(days=step)
-            rows.append({"cutoff": cutoff, "ds": ds, "mean": 1000.0 * (w + 1), "y": 1250.0 * (w + 1)})
+            rows.append(
+                {"cutoff": cutoff, "warehouse": "CA_1", "ds": ds, "mean": 1000.0 * (w + 1), "y": 1250.0 * (w + 1)}
+            )
     frame = pl.DataFrame(rows)
     errors = log_errors(frame, before=date(2016, 3, 31))
-    assert len(errors) == 4 and np.allclose(errors, np.log(1.25))  # windows 1 and 2, all periods before 2016-03-31
-    assert len(log_errors(frame, before=date(2016, 2, 1))) == 1  # window 1's first period only
-    assert len(log_errors(frame, before=date(2016, 1, 31))) == 0
+    assert errors.height == 4 and np.allclose(errors["log_error"], np.log(1.25))  # windows 1 and 2
+    assert log_errors(frame, before=date(2016, 2, 1)).height == 1  # window 1's first period only
+    assert log_errors(frame, before=date(2016, 1, 31)).height == 0
     forecast = _forecast([40_000.0], 0.1)
-    plan = staffing_plan(forecast, _standards(), "month", LEVELS, samples=500, log_errors=np.log([1.25, 1.25]))
+    plan = staffing_plan(forecast, _standards(), "month", LEVELS, samples=500, errors=errors)
     volume = plan.filter((pl.col("process") == "picking") & (pl.col("quantile") == "p50"))["volume"].item()
     assert volume == pytest.approx(50_000.0)
     backtest = (
@@ -170,3 +172,17 @@ def test_backtest_errors_use_only_what_was_known_at_each_cutoff():
     )
     evaluated = plan_shortfall(backtest, _standards(), "month", LEVELS, samples=500, uncertainty="backtest")
     assert evaluated["cutoff"].unique().sort().to_list() == [date(2016, 1, 31), date(2016, 2, 29)]
+
+
+def test_backtest_errors_are_drawn_per_warehouse_when_there_are_enough():
+    few = pl.DataFrame({"warehouse": ["CA_1"] * 5, "log_error": [np.log(2.0)] * 5})
+    many = pl.DataFrame({"warehouse": ["CA_1"] * 40, "log_error": [np.log(1.1)] * 40})
+    other = pl.DataFrame({"warehouse": ["TX_1"] * 40, "log_error": [np.log(0.5)] * 40})
+    forecast = _forecast([1000.0], 0.1)
+
+    def p50(errors: pl.DataFrame) -> float:
+        plan = staffing_plan(forecast, _standards(), "month", LEVELS, samples=4000, errors=errors)
+        return plan.filter((pl.col("process") == "picking") & (pl.col("quantile") == "p50"))["volume"].item()
+
+    assert p50(pl.concat([many, other])) == pytest.approx(1100.0)  # CA_1's own 40 errors
+    assert p50(pl.concat([few, other])) == pytest.approx(500.0)  # 5 own are too few: all 45, mostly TX_1's
