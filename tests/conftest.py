@@ -58,3 +58,16 @@ def planner_runs(tmp_path_factory):
         after = run_job(job)
         backtest_job(job, None, 2)
     return job, before, after
+
+
+@pytest.fixture(scope="session")
+def clean_rows():
+    """Three real CA_1 SKUs' monthly rows: the clean input the data-quality tests (test_quality, test_quality_gate)
+    corrupt one way at a time."""
+    import duckdb
+    from support import M5_MONTHLY, first_items
+
+    return duckdb.execute(
+        "SELECT * FROM read_parquet(?) WHERE store_id = 'CA_1' AND list_contains(?, item_id) ORDER BY id, month",
+        [str(M5_MONTHLY), first_items("CA_1", 3)],
+    ).pl()

@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-import duckdb
 import polars as pl
 import pytest
-from support import M5_MONTHLY, first_items
+from support import first_items
 
 from forecasting.config import JobSpec
 from forecasting.io import SourceError
@@ -16,14 +15,6 @@ from forecasting.pipeline import load, run_job, validate
 from forecasting.quality import DataQualityError
 
 ITEMS = first_items("CA_1", 3)
-
-
-@pytest.fixture(scope="module")
-def clean_rows() -> pl.DataFrame:
-    return duckdb.execute(
-        "SELECT * FROM read_parquet(?) WHERE store_id = 'CA_1' AND list_contains(?, item_id) ORDER BY id, month",
-        [str(M5_MONTHLY), ITEMS],
-    ).pl()
 
 
 def job_on(rows: pl.DataFrame, tmp_path: Path, fmt: str = "parquet", **update) -> JobSpec:

@@ -8,8 +8,6 @@ from datetime import date
 
 import duckdb
 import polars as pl
-import pytest
-from support import M5_MONTHLY
 from test_quality import ITEMS, assert_rejected, job_on
 
 from forecasting.config import JobSpec
@@ -17,14 +15,6 @@ from forecasting.io import SourceError
 from forecasting.quality import DataQualityError
 
 HOSTILE = "CA_1'); DROP TABLE sales; --"
-
-
-@pytest.fixture(scope="module")
-def clean_rows() -> pl.DataFrame:
-    return duckdb.execute(
-        "SELECT * FROM read_parquet(?) WHERE store_id = 'CA_1' AND list_contains(?, item_id) ORDER BY id, month",
-        [str(M5_MONTHLY), ITEMS],
-    ).pl()
 
 
 def test_missing_warehouse(clean_rows, tmp_path):
