@@ -106,3 +106,20 @@ def test_worker_pool_after_multithreaded_lightgbm_matches_one_process(prepared):
     import multiprocessing
 
     assert multiprocessing.get_start_method(allow_none=True) in (None, "fork")  # restored after the call
+
+
+def test_cached_interval_quantiles_equal_statsforecasts_own():
+    """forecasting.fast_quantiles replaces statsforecast's private `_quantiles` (5x faster baseline fits): it must be
+    installed, give the library's values for normal intervals and hand every other distribution back to it."""
+    import numpy as np
+    import statsforecast.utils as sf_utils
+
+    from forecasting import fast_quantiles
+
+    assert fast_quantiles._original is not None and sf_utils._quantiles is fast_quantiles.quantiles
+    for levels in ([80, 95], [60, 80, 90, 95], [50.5], [[80], [95]]):
+        np.testing.assert_allclose(fast_quantiles.quantiles(levels), fast_quantiles._original(levels), rtol=0, atol=0)
+    t_params = {"df": 5.0}
+    np.testing.assert_allclose(
+        fast_quantiles.quantiles([80, 95], "t", t_params), fast_quantiles._original([80, 95], "t", t_params)
+    )
