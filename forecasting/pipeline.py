@@ -356,6 +356,7 @@ def run_job(job: JobSpec, as_of: date | None = None, lock_wait: float | None = N
         # hierarchy.Y_df holds the history from here on: two fewer copies of it while models run (GBs at 1M series).
         loaded.history = validated.history = validated.history.clear()
         base = timer.measure("base_forecasts", base_forecasts, hierarchy, loaded.prices, job, loaded.calendar)
+        hierarchy.Y_df = hierarchy.Y_df.clear()  # the history is not read after the models (S, tags, members are)
         reconciled = timer.measure("reconcile", reconcile, hierarchy, base, job)
         staffing = timer.measure("staff", staff, reconciled, job)
         tables = timer.measure("prepare outputs", output_tables, hierarchy, base, reconciled, staffing, job)

@@ -130,6 +130,7 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
         hierarchy = stage("aggregate", pipeline.aggregate, validated, job)
         loaded.history = validated.history = validated.history.clear()  # as run_job does
         base = stage("base_forecasts", pipeline.base_forecasts, hierarchy, None, job)
+        hierarchy.Y_df = hierarchy.Y_df.clear()  # as run_job does
         reconciled = stage("reconcile", pipeline.reconcile, hierarchy, base, job)
         staffing = stage("staff", pipeline.staff, reconciled, job)
         tables = stage("prepare outputs", pipeline.output_tables, hierarchy, base, reconciled, staffing, job)
