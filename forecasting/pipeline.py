@@ -358,6 +358,7 @@ def run_job(job: JobSpec, as_of: date | None = None, lock_wait: float | None = N
         base = timer.measure("base_forecasts", base_forecasts, hierarchy, loaded.prices, job, loaded.calendar)
         hierarchy.Y_df = hierarchy.Y_df.clear()  # the history is not read after the models (S, tags, members are)
         reconciled = timer.measure("reconcile", reconcile, hierarchy, base, job)
+        base.fitted = base.calibration = base.fitted.clear()  # in-sample fits: only reconciliation reads them
         staffing = timer.measure("staff", staff, reconciled, job)
         tables = timer.measure("prepare outputs", output_tables, hierarchy, base, reconciled, staffing, job)
         summary = summarize(hierarchy, validated, base, job) | {

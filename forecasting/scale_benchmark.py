@@ -132,6 +132,7 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
         base = stage("base_forecasts", pipeline.base_forecasts, hierarchy, None, job)
         hierarchy.Y_df = hierarchy.Y_df.clear()  # as run_job does
         reconciled = stage("reconcile", pipeline.reconcile, hierarchy, base, job)
+        base.fitted = base.calibration = base.fitted.clear()  # as run_job does
         staffing = stage("staff", pipeline.staff, reconciled, job)
         tables = stage("prepare outputs", pipeline.output_tables, hierarchy, base, reconciled, staffing, job)
         summary = pipeline.summarize(hierarchy, validated, base, job)
