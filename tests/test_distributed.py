@@ -5,6 +5,7 @@ items; statsforecast models only, LightGBM is trained in-process with either eng
 
 from __future__ import annotations
 
+import distributed
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
@@ -13,8 +14,6 @@ from support import slice_job
 from forecasting.config import load_job
 from forecasting.engines import close_clients
 from forecasting.pipeline import run_job
-
-distributed = pytest.importorskip("distributed")
 
 MODELS = {
     "aggregate_models": ["AutoETS", "SeasonalNaive"],

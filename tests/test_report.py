@@ -14,6 +14,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
+from support import unavailable
 from typer.testing import CliRunner
 
 from forecasting import outputs, pipeline
@@ -145,9 +146,7 @@ def console_lines(stderr: str) -> list[str]:
 def chromium() -> str:
     found = browser()
     if found is None:
-        if os.environ.get("FORECASTING_REQUIRE_BROWSER") == "1":
-            pytest.fail("no chromium binary, and FORECASTING_REQUIRE_BROWSER=1 (.ci/run installs Debian's chromium)")
-        pytest.skip("no chromium binary on PATH (apt-get install chromium; .ci/run installs it)")
+        unavailable("no chromium binary on PATH (apt-get install chromium)")
     return found
 
 
