@@ -202,6 +202,13 @@ class JobSpec(Strict):
                 merged[key] = list(values)
         return merged
 
+    def staffing_standards_path(self) -> Path | None:
+        """The labour-standards file (relative paths are under the project root), if the job staffs."""
+        if self.staffing is None:
+            return None
+        path = Path(self.staffing.standards)
+        return path if path.is_absolute() else project_root() / path
+
     def official_weights_path(self) -> Path:
         path = Path(self.official_weights or "")
         return path if path.is_absolute() else project_root() / path

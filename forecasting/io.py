@@ -239,9 +239,8 @@ def input_hashes(job: JobSpec) -> dict[str, str]:
     sources = [s for s in (job.source.sales, job.source.prices, job.source.calendar) if s is not None]
     hashes = {postgres_label(s): "a PostgreSQL table: not hashed" for s in sources if s.format == "postgres"}
     paths = [s.resolved_path() for s in sources if s.format != "postgres"]
-    if job.staffing is not None:
-        standards = Path(job.staffing.standards)
-        paths.append(standards if standards.is_absolute() else project_root() / standards)
+    if (standards := job.staffing_standards_path()) is not None:
+        paths.append(standards)
     for path in paths:
         for file in sorted(path.parent.glob(path.name)) if "*" in path.name else [path]:
             hashes[str(file.relative_to(project_root()) if file.is_relative_to(project_root()) else file)] = (

@@ -19,18 +19,18 @@ from forecasting.specs import Strict
 DEFAULT_WAREHOUSE = "*"
 REQUIRED_PROCESSES = ("receiving", "putaway", "picking", "packing", "shipping", "returns")
 
-# column -> (type, lowest allowed, highest allowed, lowest is exclusive)
-NUMERIC_COLUMNS: dict[str, tuple[type, float, float, bool]] = {
-    "volume_share": (float, 0.0, 10.0, False),  # units through the process per unit of demand (returns: ~0.1)
-    "units_per_hour": (float, 0.0, 100_000.0, True),  # at standard, per productive labour hour
-    "productivity_cv": (float, 0.0, 2.0, False),  # spread of realised / standard productivity per period
-    "pfd_allowance": (float, 0.0, 1.0, False),  # personal, fatigue and delay
-    "productive_hours_per_shift": (float, 0.0, 24.0, True),
-    "shifts_per_day": (int, 1, 4, False),
-    "operating_days_per_week": (float, 0.0, 7.0, True),  # days the site runs
-    "working_days_per_week": (float, 0.0, 7.0, True),  # days one FTE works
-    "shrinkage": (float, 0.0, 1.0, False),  # absence, leave, training; must stay below 1
-    "min_crew": (int, 0, 10_000, False),  # people per shift, whatever the volume
+# column -> (type, lowest allowed, highest allowed, lowest excluded, highest excluded)
+NUMERIC_COLUMNS: dict[str, tuple[type, float, float, bool, bool]] = {
+    "volume_share": (float, 0.0, 10.0, False, False),  # units through the process per unit of demand (returns ~0.1)
+    "units_per_hour": (float, 0.0, 100_000.0, True, False),  # at standard, per productive labour hour
+    "productivity_cv": (float, 0.0, 2.0, False, False),  # spread of realised / standard productivity per period
+    "pfd_allowance": (float, 0.0, 1.0, False, False),  # personal, fatigue and delay
+    "productive_hours_per_shift": (float, 0.0, 24.0, True, False),
+    "shifts_per_day": (int, 1, 4, False, False),
+    "operating_days_per_week": (float, 0.0, 7.0, True, False),  # days the site runs
+    "working_days_per_week": (float, 0.0, 7.0, True, False),  # days one FTE works
+    "shrinkage": (float, 0.0, 1.0, False, True),  # absence, leave, training
+    "min_crew": (int, 0, 10_000, False, False),  # people per shift, whatever the volume
 }
 COLUMNS = ["warehouse", "process", *NUMERIC_COLUMNS]
 
@@ -89,18 +89,16 @@ def load_standards(path: Path) -> pl.DataFrame:
     )
     for column in ("warehouse", "process"):
         _fail_rows(path, column, frame.filter(pl.col(column).is_null() | (pl.col(column) == "")), "is empty")
-    for column, (kind, low, high, open_low) in NUMERIC_COLUMNS.items():
+    for column, (kind, low, high, open_low, open_high) in NUMERIC_COLUMNS.items():
         target = pl.Int64 if kind is int else pl.Float64
         value = pl.col(column).cast(pl.String).str.strip_chars().cast(target, strict=False)
         _fail_rows(path, column, frame.filter(value.is_null()), f"is not {'an integer' if kind is int else 'a number'}")
         frame = frame.with_columns(value.alias(column))
         below = pl.col(column) <= low if open_low else pl.col(column) < low
-        word = ">" if open_low else ">="
-        bad = frame.filter(below | (pl.col(column) > high) | pl.col(column).is_nan())
-        upper = "< 1" if column == "shrinkage" else f"<= {high:g}"
-        if column == "shrinkage":
-            bad = frame.filter(below | (pl.col(column) >= 1))
-        _fail_rows(path, column, bad, f"must be {word} {low:g} and {upper}")
+        above = pl.col(column) >= high if open_high else pl.col(column) > high
+        bad = frame.filter(below | above | pl.col(column).is_nan())
+        bounds = f"{'>' if open_low else '>='} {low:g} and {'<' if open_high else '<='} {high:g}"
+        _fail_rows(path, column, bad, f"must be {bounds}")
     duplicated = frame.filter(pl.struct("warehouse", "process").is_duplicated())
     _fail_rows(path, "warehouse, process", duplicated, "repeats a warehouse x process pair")
     return frame.drop("_row")

@@ -21,8 +21,9 @@ import numpy as np
 import polars as pl
 from scipy.stats import norm
 
-from forecasting.config import JobSpec, project_root
+from forecasting.config import JobSpec
 from forecasting.labour import Scenario, load_standards, standards_for
+from forecasting.outputs import run_dir
 
 QUANTILES = {"p50": 0.5, "p80": 0.8, "p95": 0.95}
 PERIOD_STEP = {"day": "1d", "week": "1w", "month": "1mo", "quarter": "3mo"}
@@ -295,15 +296,10 @@ def published_warehouse(reconciled: pl.DataFrame) -> pl.DataFrame:
     return reconciled.filter(pl.col("published") & (pl.col("level") == "warehouse"))
 
 
-def standards_path(job: JobSpec) -> Path:
-    path = Path(job.staffing.standards) if job.staffing else Path()
-    return path if path.is_absolute() else project_root() / path
-
-
 def job_standards(job: JobSpec, warehouses: list[str]) -> pl.DataFrame:
     """The job's standards file, checked and resolved to one row per warehouse x process (defaults applied).
     Rows for unknown warehouses are refused unless the job is filtered to a slice."""
-    path = standards_path(job)
+    path = job.staffing_standards_path() or Path()
     return standards_for(load_standards(path), warehouses, path, strict=not job.key_filters())
 
 
@@ -328,8 +324,6 @@ def demand_source(job: JobSpec) -> str:
         return "no staffing"
     if job.staffing.demand_uncertainty == "reconciled":
         return "reconciled quantiles"
-    from forecasting.outputs import run_dir
-
     try:
         return f"errors of backtest {run_dir(job, None, subdir='backtests').name}"
     except FileNotFoundError:
@@ -339,8 +333,6 @@ def demand_source(job: JobSpec) -> str:
 def backtest_log_errors(job: JobSpec, first_period: object) -> pl.DataFrame | None:
     """Warehouse errors of the job's latest backtest known before `first_period`; None (reconciled quantiles are
     used) when no backtest is published."""
-    from forecasting.outputs import run_dir
-
     try:
         folder = run_dir(job, None, subdir="backtests")
     except FileNotFoundError:

@@ -36,6 +36,7 @@ def _edited(tmp_path: Path, line: int, column: str, value: str) -> Path:
     [
         (4, "units_per_hour", "-120", "column units_per_hour must be > 0 and <= 100000 in 1 row(s): line 4: */picking"),
         (3, "shrinkage", "1.0", "column shrinkage must be >= 0 and < 1 in 1 row(s): line 3: */putaway"),
+        (3, "shrinkage", "nan", "column shrinkage must be >= 0 and < 1 in 1 row(s): line 3: */putaway"),
         (2, "min_crew", "two", "column min_crew is not an integer in 1 row(s): line 2: */receiving"),
         (5, "process", "picking", "column warehouse, process repeats a warehouse x process pair in 2 row(s)"),
     ],
