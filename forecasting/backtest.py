@@ -22,10 +22,9 @@ from forecasting import evaluation as ev
 from forecasting import features, models, outputs, transforms
 from forecasting import hierarchy as hier
 from forecasting import reconcile as rec
-from forecasting.config import JobSpec
+from forecasting.config import PANDAS_FREQ, JobSpec
 from forecasting.pipeline import choose_base, split_levels
 
-PANDAS_FREQ = {"day": "D", "week": "W-MON", "month": "MS", "quarter": "QS"}
 KEYS = ["unique_id", "ds", "cutoff"]
 
 

@@ -27,6 +27,8 @@ from forecasting.specs import (
 DEFAULT_JOB = "m5-monthly"
 Frequency = Literal["day", "week", "month", "quarter"]
 POLARS_FREQ = {"day": "1d", "week": "1w", "month": "1mo", "quarter": "3mo"}
+# pandas aliases for the libraries that need them (statsforecast on pandas / Fugue); periods are dated by their start.
+PANDAS_FREQ = {"day": "D", "week": "W-MON", "month": "MS", "quarter": "QS"}
 
 
 def project_root() -> Path:

@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from forecasting.config import JobSpec
     from forecasting.models import LevelForecast
 
-PANDAS_FREQ = {"day": "D", "week": "W-MON", "month": "MS", "quarter": "QS"}  # the SQL dates periods by their start
 _clients: dict[tuple, Client] = {}
 
 
@@ -100,6 +99,7 @@ def dask_statistical_forecast(Y_df: pl.DataFrame, job: JobSpec, model_names: lis
     import dask.dataframe as dd
     from statsforecast import StatsForecast
 
+    from forecasting.config import PANDAS_FREQ  # config imports this module: imported here, not at the top
     from forecasting.models import STAT_MODELS, LevelForecast
 
     dask_client = client(job.engine)

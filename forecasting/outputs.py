@@ -30,13 +30,21 @@ def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def write_json_atomic(payload: dict, path: Path) -> None:
+def write_text_atomic(text: str, path: Path) -> None:
+    """Temp file in the same folder, fsync, rename: readers see the old file or the whole new one."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "w") as handle:
-        json.dump(payload, handle, indent=2, sort_keys=True, default=str)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json_atomic(payload: dict, path: Path) -> None:
+    write_text_atomic(json.dumps(payload, indent=2, sort_keys=True, default=str), path)
 
 
 def _point_link(link: Path, target: str) -> None:

@@ -37,13 +37,7 @@ def run_recipe(job: JobSpec, name: str, params: dict[str, str] | None = None, as
     sql = recipe_text(name)
     con = open_views(job, as_of)
     try:
-        current = as_of
-        if current is None:
-            try:
-                current = outputs.read_manifest(outputs.run_dir(job))["as_of"]
-            except FileNotFoundError:
-                current = None
-        previous = previous_as_of(job, current) if current else None
+        previous = previous_as_of(job, as_of)
         if previous is not None:
             con.execute("SET VARIABLE previous_run_dir = ?", [str(outputs.run_dir(job, previous))])
         elif "getvariable('previous_run_dir')" in sql and "previous_run_dir" not in (params or {}):

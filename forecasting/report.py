@@ -17,8 +17,6 @@ atomically (temp file, then rename) as `report.html`.
 from __future__ import annotations
 
 import html
-import os
-import uuid
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -57,15 +55,7 @@ def write_report(
     folder = run if run is not None else outputs.run_dir(job, as_of)
     page = build_report(job, folder, history, top)
     path = folder / REPORT
-    tmp = folder / f".{REPORT}.{uuid.uuid4().hex}.tmp"
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(page)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    outputs.write_text_atomic(page, path)
     return path
 
 
