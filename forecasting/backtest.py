@@ -290,8 +290,7 @@ def backtest_job(
         raise ValueError("--windows must be at least 1")
     if horizon is not None:
         job = job.model_copy(update={"horizon": horizon})
-    loaded = pipeline.load(job, as_of)
-    hierarchy = pipeline.aggregate(pipeline.validate(loaded, job), job)
+    loaded, hierarchy = pipeline.load_hierarchy(job, as_of)
     result = run_backtest(hierarchy, loaded.prices, job, windows, step, progress, loaded.calendar)
     tables = {"backtest_base": result.base, "backtest_reconciled": result.reconciled, "metrics": result.metrics}
     manifest = {

@@ -125,6 +125,13 @@ def aggregate(validated: Validated, job: JobSpec, sparse: bool = True) -> hier.H
     return hier.build_hierarchy(validated.history, job.hierarchy, sparse=sparse)
 
 
+def load_hierarchy(job: JobSpec, as_of: date | None = None) -> tuple[Loaded, hier.Hierarchy]:
+    """The first three stages in one call, for everything that needs the history but not a run (backtests, the
+    report, the reference benchmarks)."""
+    loaded = load(job, as_of)
+    return loaded, aggregate(validate(loaded, job), job)
+
+
 def series_columns(job: JobSpec) -> list[str]:
     """Leading columns of every output table: which series, where in the hierarchy, which period."""
     return ["unique_id", "level", *job.hierarchy.columns, "ds"]

@@ -136,7 +136,7 @@ def point_alternatives(study: Study, middle_level: str) -> pl.DataFrame:
     from forecasting import pipeline
 
     job = study.job
-    hierarchy = pipeline.aggregate(pipeline.validate(pipeline.load(job), job), job)
+    _, hierarchy = pipeline.load_hierarchy(job)
     tags = {level: np.asarray(ids) for level, ids in hierarchy.tags.items()}
     methods = {
         f"MiddleOut_{middle_level}": MiddleOutSparse(middle_level=middle_level, top_down_method="forecast_proportions"),

@@ -72,8 +72,7 @@ def read_history(job: JobSpec, as_of: date) -> pl.DataFrame:
     """All levels' history (unique_id, ds, y) through the same load / validate / aggregate as the run."""
     from forecasting import pipeline
 
-    loaded = pipeline.load(job, as_of)
-    return pipeline.aggregate(pipeline.validate(loaded, job), job).Y_df
+    return pipeline.load_hierarchy(job, as_of)[1].Y_df
 
 
 def latest_backtest(job: JobSpec) -> Path | None:

@@ -24,12 +24,22 @@ def _dates(values: Sequence[date]) -> list[str]:
     return [v.isoformat() for v in values]
 
 
-def _band(fig: go.Figure, x: list[str], lo: list[float], hi: list[float], name: str, colour: str, **where) -> None:
+def _band(
+    fig: go.Figure,
+    x: list[str],
+    lo: list[float],
+    hi: list[float],
+    name: str,
+    colour: str,
+    legend: bool = True,
+    **where,
+) -> None:
     """An interval as a filled area: the upper bound (no line), then the lower bound filled up to it."""
     fig.add_trace(go.Scatter(x=x, y=hi, mode="lines", line={"width": 0}, showlegend=False, hoverinfo="skip"), **where)
-    fig.add_trace(
-        go.Scatter(x=x, y=lo, mode="lines", line={"width": 0}, fill="tonexty", fillcolor=colour, name=name), **where
-    )
+    lower = go.Scatter(x=x, y=lo, mode="lines", line={"width": 0}, fill="tonexty", fillcolor=colour, name=name)
+    if not legend:
+        lower.update(showlegend=False, hoverinfo="skip")
+    fig.add_trace(lower, **where)
 
 
 def fan_chart(title: str, history: pl.DataFrame, forecast: pl.DataFrame) -> go.Figure:
@@ -70,30 +80,8 @@ def staffing_chart(warehouse: str, staffing: pl.DataFrame) -> go.Figure:
         by_q = {q: part.filter(pl.col("quantile") == q).sort("ds") for q in QUANTILE_STYLE}
         if by_q["p50"].height and by_q["p95"].height:
             x = _dates(by_q["p50"]["ds"].to_list())
-            fig.add_trace(
-                go.Scatter(
-                    x=x,
-                    y=by_q["p95"]["headcount"].to_list(),
-                    mode="lines",
-                    line={"width": 0},
-                    showlegend=False,
-                    hoverinfo="skip",
-                ),
-                **where,
-            )
-            fig.add_trace(
-                go.Scatter(
-                    x=x,
-                    y=by_q["p50"]["headcount"].to_list(),
-                    mode="lines",
-                    line={"width": 0},
-                    fill="tonexty",
-                    fillcolor="rgba(255, 127, 14, 0.12)",
-                    showlegend=False,
-                    hoverinfo="skip",
-                ),
-                **where,
-            )
+            p50, p95 = by_q["p50"]["headcount"].to_list(), by_q["p95"]["headcount"].to_list()
+            _band(fig, x, p50, p95, "p50–p95", "rgba(255, 127, 14, 0.12)", legend=False, **where)
         for q, (colour, dash) in QUANTILE_STYLE.items():
             frame = by_q[q]
             if frame.height:
