@@ -63,3 +63,19 @@ def assert_coherent(reconciled, atol: float = 1e-6) -> None:
         joined = parents.join(sums, on=["method", "ds", *keys], how="full", coalesce=True)
         assert joined.height == parents.height, f"{parent} rows without {child} children"
         np.testing.assert_allclose(joined["mean"].to_numpy(), joined["children"].to_numpy(), rtol=0, atol=atol)
+
+
+def daily_job(output_root: Path, models: list[str], primary: str, **update) -> JobSpec:
+    """The bundled m5-daily-warehouse job with `models` at every level, `primary` behind Base, no backtest-based
+    choice, one process; `update` goes into the models spec (e.g. a cheaper `lightgbm`)."""
+    job = load_job("m5-daily-warehouse", output_root=str(output_root), n_jobs=1)
+    spec = job.models.model_copy(
+        update={
+            "aggregate_models": models,
+            "bottom_models": models,
+            "primary": {level: primary for level in job.hierarchy.names},
+            "choose_from_backtest": False,
+        }
+        | update
+    )
+    return job.model_copy(update={"models": spec})

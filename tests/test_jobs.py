@@ -8,6 +8,7 @@ from datetime import date, timedelta
 import numpy as np
 import polars as pl
 import pytest
+from support import daily_job
 
 from forecasting import features
 from forecasting.config import load_job
@@ -18,16 +19,7 @@ from forecasting.pipeline import aggregate, load, run_job, validate
 def daily(tmp_path_factory):
     """m5-daily-warehouse as of an arbitrary Wednesday (Christmas falls in the horizon), with fast models (the
     job's own are exercised by the benchmark)."""
-    job = load_job("m5-daily-warehouse", output_root=str(tmp_path_factory.mktemp("daily")), n_jobs=1)
-    models = job.models.model_copy(
-        update={
-            "aggregate_models": ["SeasonalNaive", "LightGBM"],
-            "bottom_models": ["SeasonalNaive", "LightGBM"],
-            "primary": {"total": "LightGBM", "region": "LightGBM", "warehouse": "LightGBM"},
-            "choose_from_backtest": False,
-        }
-    )
-    job = job.model_copy(update={"models": models})
+    job = daily_job(tmp_path_factory.mktemp("daily"), ["SeasonalNaive", "LightGBM"], "LightGBM")
     as_of = date(2015, 12, 2)
     return job, as_of, run_job(job, as_of)
 

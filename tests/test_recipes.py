@@ -10,11 +10,11 @@ import duckdb
 import polars as pl
 import pytest
 import yaml
+from support import daily_job
 from typer.testing import CliRunner
 
 from forecasting import recipes
 from forecasting.cli import app
-from forecasting.config import load_job
 from forecasting.io import sql_text
 from forecasting.pipeline import run_job
 from forecasting.run_diff import diff_runs, previous_as_of, resolve_pair
@@ -28,16 +28,8 @@ def published(run_dir, level: str) -> pl.DataFrame:
 @pytest.fixture(scope="module")
 def daily(tmp_path_factory):
     """m5-daily-warehouse on two stores with SeasonalNaive only (about a second): a daily staffing plan."""
-    job = load_job("m5-daily-warehouse", output_root=str(tmp_path_factory.mktemp("daily")), n_jobs=1)
-    models = job.models.model_copy(
-        update={
-            "aggregate_models": ["SeasonalNaive"],
-            "bottom_models": ["SeasonalNaive"],
-            "primary": {"total": "SeasonalNaive", "region": "SeasonalNaive", "warehouse": "SeasonalNaive"},
-            "choose_from_backtest": False,
-        }
-    )
-    job = job.model_copy(update={"models": models, "warehouse_filter": ["CA_1", "TX_1"]})
+    job = daily_job(tmp_path_factory.mktemp("daily"), ["SeasonalNaive"], "SeasonalNaive")
+    job = job.model_copy(update={"warehouse_filter": ["CA_1", "TX_1"]})
     return job, run_job(job, date(2016, 3, 2))  # a Wednesday: next week starts Monday 2016-03-07
 
 

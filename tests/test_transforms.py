@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 from mlforecast import MLForecast
 from mlforecast.lag_transforms import RollingMean
+from support import daily_job
 
 from forecasting import features
 from forecasting.config import load_job
@@ -163,18 +164,8 @@ def test_backtest_trains_on_imputed_christmas_but_scores_the_raw_actuals(tmp_pat
     from forecasting import pipeline
     from forecasting.backtest import run_backtest
 
-    job = load_job("m5-daily-warehouse", output_root=str(tmp_path), n_jobs=1)
-    lightgbm = job.models.lightgbm.model_copy(update={"n_estimators": 40})
-    models = job.models.model_copy(
-        update={
-            "aggregate_models": ["LightGBM"],
-            "bottom_models": ["LightGBM"],
-            "primary": {"total": "LightGBM", "region": "LightGBM", "warehouse": "LightGBM"},
-            "choose_from_backtest": False,
-            "lightgbm": lightgbm,
-        }
-    )
-    job = job.model_copy(update={"models": models})
+    lightgbm = load_job("m5-daily-warehouse").models.lightgbm.model_copy(update={"n_estimators": 40})
+    job = daily_job(tmp_path, ["LightGBM"], "LightGBM", lightgbm=lightgbm)
     loaded = pipeline.load(job, date(2016, 1, 17))
     hierarchy = pipeline.aggregate(pipeline.validate(loaded, job), job)
     result = run_backtest(hierarchy, None, job, 1, calendar=loaded.calendar)
