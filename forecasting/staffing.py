@@ -15,6 +15,7 @@ hours quantile then covers both sources of uncertainty.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -102,13 +103,26 @@ def period_days(freq: str) -> pl.Expr:
     return (pl.col("ds").dt.offset_by(PERIOD_STEP[freq]) - pl.col("ds")).dt.total_days().cast(pl.Float64)
 
 
+@dataclass(frozen=True)
+class PlanSettings:
+    """What every plan needs beside the forecast and the standards: the period length, the reconciled interval
+    levels, the Monte Carlo draws and their seed."""
+
+    freq: str
+    levels: tuple[int, ...]
+    samples: int = 4000
+    seed: int = 0
+
+    @classmethod
+    def for_job(cls, job: JobSpec) -> PlanSettings:
+        samples = job.staffing.samples if job.staffing else cls.samples
+        return cls(job.freq, tuple(job.levels), samples, job.seed)
+
+
 def staffing_plan(
     warehouse_forecast: pl.DataFrame,
     standards: pl.DataFrame,
-    freq: str,
-    levels: list[int],
-    samples: int = 4000,
-    seed: int = 0,
+    settings: PlanSettings,
     errors: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """warehouse_forecast: region, warehouse, ds, mean, lo_/hi_<level> (the published reconciliation);
@@ -121,19 +135,19 @@ def staffing_plan(
     if warehouse_forecast.height == 0:
         return empty_plan()
     forecast = warehouse_forecast.sort("warehouse", "ds")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(settings.seed)
     if errors is not None and errors.height:
-        demand = _draw_from_errors(forecast, errors, rng, samples)
+        demand = _draw_from_errors(forecast, errors, rng, settings.samples)
     else:
-        probs, values = quantile_grid(forecast, levels)
-        demand = draw_demand(probs, values, rng.uniform(size=(forecast.height, samples)))
+        probs, values = quantile_grid(forecast, list(settings.levels))
+        demand = draw_demand(probs, values, rng.uniform(size=(forecast.height, settings.samples)))
     demand_q = {name: np.quantile(demand, q, axis=1) for name, q in QUANTILES.items()}
     rows = forecast.select("region", "warehouse", "ds").with_row_index("_row")
     pairs = rows.join(standards, on="warehouse", how="inner").sort("process", "_row")
     frames = []
     for _process, part in pairs.group_by("process", maintain_order=True):
         index = part["_row"].to_numpy()
-        shocks = rng.standard_normal(size=(len(index), samples))
+        shocks = rng.standard_normal(size=(len(index), settings.samples))
         factor = productivity_factors(part["productivity_cv"].to_numpy(), shocks)
         per_unit = (1.0 + part["pfd_allowance"].to_numpy()) / part["units_per_hour"].to_numpy()
         hours = demand[index] * part["volume_share"].to_numpy()[:, None] * per_unit[:, None] / factor
@@ -145,7 +159,7 @@ def staffing_plan(
                     pl.Series("labour_hours", np.quantile(hours, q, axis=1)),
                 )
             )
-    return _headcount(pl.concat(frames), freq)
+    return _headcount(pl.concat(frames), settings.freq)
 
 
 def _draw_from_errors(
@@ -189,10 +203,7 @@ def _headcount(plan: pl.DataFrame, freq: str) -> pl.DataFrame:
 def plan_shortfall(
     backtest_forecast: pl.DataFrame,
     standards: pl.DataFrame,
-    freq: str,
-    levels: list[int],
-    samples: int = 4000,
-    seed: int = 0,
+    settings: PlanSettings,
     uncertainty: str = "reconciled",
 ) -> pl.DataFrame:
     """How often each quantile's plan would have been short of the labour the actual volume needed.
@@ -214,14 +225,14 @@ def plan_shortfall(
             errors = log_errors(backtest_forecast, before=cutoff)
             if errors.height == 0:
                 continue
-        plan = staffing_plan(window.drop("cutoff", "y"), standards, freq, levels, samples, seed, errors)
+        plan = staffing_plan(window.drop("cutoff", "y"), standards, settings, errors)
         frames.append(plan.with_columns(pl.lit(cutoff).alias("cutoff")))
     plans = pl.concat(frames)
     actual = backtest_forecast.select("cutoff", "warehouse", "ds", "y")
     joined = plans.join(actual, on=["cutoff", "warehouse", "ds"]).join(
         standards, on=["warehouse", "process"], how="left"
     )
-    days = period_days(freq)
+    days = period_days(settings.freq)
     needed = pl.col("y") * pl.col("volume_share") * (1.0 + pl.col("pfd_allowance")) / pl.col("units_per_hour")
     capacity = (
         pl.col("headcount")
@@ -314,8 +325,7 @@ def plan_for_job(warehouse_forecast: pl.DataFrame, job: JobSpec, scenario: Scena
         if job.staffing.demand_uncertainty == "backtest"
         else None
     )
-    spec = job.staffing
-    return staffing_plan(forecast, standards, job.freq, job.levels, spec.samples, job.seed, errors)
+    return staffing_plan(forecast, standards, PlanSettings.for_job(job), errors)
 
 
 def demand_source(job: JobSpec) -> str:

@@ -12,6 +12,7 @@ from forecasting import outputs
 from forecasting.config import JobSpec
 from forecasting.labour import Scenario, StandardsError
 from forecasting.staffing import (
+    PlanSettings,
     apply_scenario,
     job_standards,
     plan_for_job,
@@ -113,12 +114,10 @@ def staffing_backtest(job: JobSpec) -> tuple[Path, pl.DataFrame, pl.DataFrame]:
         *[c for c in warehouse.columns if c[:3] in ("lo_", "hi_")],
     ]
     standards = job_standards(job, warehouse["warehouse"].unique().to_list())
-    samples = job.staffing.samples
+    settings = PlanSettings.for_job(job)
     parts = []
     for uncertainty in ("reconciled", "backtest"):
-        part = plan_shortfall(
-            warehouse.select(columns), standards, job.freq, job.levels, samples, job.seed, uncertainty
-        )
+        part = plan_shortfall(warehouse.select(columns), standards, settings, uncertainty)
         parts.append(part.with_columns(pl.lit(uncertainty).alias("demand_uncertainty")))
     shortfall = pl.concat(parts)
     target = job.output_dir() / "staffing_backtests" / f"{folder.name}.parquet"

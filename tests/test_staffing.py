@@ -11,7 +11,14 @@ import pytest
 from scipy.stats import norm
 
 from forecasting.labour import REQUIRED_PROCESSES, Scenario
-from forecasting.staffing import apply_scenario, log_errors, plan_shortfall, shortfall_summary, staffing_plan
+from forecasting.staffing import (
+    PlanSettings,
+    apply_scenario,
+    log_errors,
+    plan_shortfall,
+    shortfall_summary,
+    staffing_plan,
+)
 
 LEVELS = [60, 80, 90, 95]
 
@@ -60,7 +67,7 @@ def _forecast(means: list[float], sd_share: float = 0.0, start: date = date(2016
 
 
 def test_formula_by_hand_for_a_known_volume():
-    plan = staffing_plan(_forecast([100_000.0]), _standards(), "month", LEVELS, samples=500)
+    plan = staffing_plan(_forecast([100_000.0]), _standards(), PlanSettings("month", LEVELS, samples=500))
     row = plan.filter((pl.col("quantile") == "p50") & (pl.col("process") == "picking")).row(0, named=True)
     hours = 100_000 / 100 * 1.15
     fte_hours = 7.5 * 30 * 5 / 7  # April: 30 days, one FTE works 5 of 7
@@ -74,23 +81,23 @@ def test_formula_by_hand_for_a_known_volume():
 
 def test_monotone_in_volume_and_quantile():
     standards = _standards(cv=0.1, min_crew=1)
-    plan = staffing_plan(_forecast([10_000.0, 50_000.0, 200_000.0], 0.1), standards, "month", LEVELS)
+    plan = staffing_plan(_forecast([10_000.0, 50_000.0, 200_000.0], 0.1), standards, PlanSettings("month", LEVELS))
     for (process, quantile), part in plan.group_by("process", "quantile"):
         assert part.sort("ds")["headcount"].to_list() == sorted(part["headcount"].to_list()), (process, quantile)
     wide = plan.pivot(on="quantile", index=["process", "ds"], values="labour_hours")
     assert ((wide["p50"] <= wide["p80"]) & (wide["p80"] <= wide["p95"])).all()
     heads = plan.pivot(on="quantile", index=["process", "ds"], values="headcount")
     assert ((heads["p50"] <= heads["p80"]) & (heads["p80"] <= heads["p95"])).all()
-    bigger = staffing_plan(_forecast([12_000.0, 60_000.0, 240_000.0], 0.1), standards, "month", LEVELS)
+    bigger = staffing_plan(_forecast([12_000.0, 60_000.0, 240_000.0], 0.1), standards, PlanSettings("month", LEVELS))
     assert (bigger["headcount"] >= plan["headcount"]).all() and (bigger["labour_hours"] > plan["labour_hours"]).all()
 
 
 def test_exact_fte_is_not_rounded_up_and_minimum_crew_holds():
     fte_hours = 7.5 * 30 * 5 / 7
     volume = 10 * fte_hours * 0.88 * 100 / 1.15  # exactly 10 FTE of picking in April
-    plan = staffing_plan(_forecast([volume]), _standards(), "month", LEVELS, samples=500)
+    plan = staffing_plan(_forecast([volume]), _standards(), PlanSettings("month", LEVELS, samples=500))
     assert plan.filter((pl.col("process") == "picking") & (pl.col("quantile") == "p50"))["headcount"].item() == 10
-    tiny = staffing_plan(_forecast([10.0]), _standards(min_crew=3), "month", LEVELS, samples=500)
+    tiny = staffing_plan(_forecast([10.0]), _standards(min_crew=3), PlanSettings("month", LEVELS, samples=500))
     assert (tiny["crew_per_shift"] == 3).all()
     # 3 people on each of 2 shifts, 7 days a week, by people who work 5 days and are away 12 % of the time
     assert (tiny["headcount"] == int(np.ceil(3 * 2 * 7 / 5 / 0.88))).all()
@@ -98,17 +105,21 @@ def test_exact_fte_is_not_rounded_up_and_minimum_crew_holds():
 
 def test_productivity_spread_widens_the_upper_bands_only():
     forecast = _forecast([100_000.0], 0.05)
-    steady = staffing_plan(forecast, _standards(cv=0.0), "month", LEVELS, samples=20_000)
-    varied = staffing_plan(forecast, _standards(cv=0.15), "month", LEVELS, samples=20_000)
+    steady = staffing_plan(forecast, _standards(cv=0.0), PlanSettings("month", LEVELS, samples=20_000))
+    varied = staffing_plan(forecast, _standards(cv=0.15), PlanSettings("month", LEVELS, samples=20_000))
     for quantile in ("p80", "p95"):
         a = steady.filter(pl.col("quantile") == quantile)["labour_hours"].sum()
         b = varied.filter(pl.col("quantile") == quantile)["labour_hours"].sum()
         assert b > 1.03 * a, quantile
-    assert staffing_plan(forecast, _standards(cv=0.15), "month", LEVELS, samples=20_000).equals(varied)  # seeded
+    assert staffing_plan(forecast, _standards(cv=0.15), PlanSettings("month", LEVELS, samples=20_000)).equals(
+        varied
+    )  # seeded
 
 
 def test_daily_plan_has_crew_per_shift():
-    plan = staffing_plan(_forecast([4000.0] * 7, 0.1, freq="day"), _standards(), "day", LEVELS, samples=500)
+    plan = staffing_plan(
+        _forecast([4000.0] * 7, 0.1, freq="day"), _standards(), PlanSettings("day", LEVELS, samples=500)
+    )
     picking = plan.filter((pl.col("process") == "picking") & (pl.col("quantile") == "p50"))
     assert picking.height == 7
     hours = 4000 / 100 * 1.15
@@ -135,7 +146,7 @@ def test_p80_shortfall_on_a_known_distribution_is_near_20_percent(cv):
     forecast = _forecast(list(means), 0.1, start=date(2016, 1, 1), freq="day")
     actual = means * (1 + 0.1 * rng.standard_normal(n))
     backtest = forecast.with_columns(pl.lit(date(2015, 12, 31)).alias("cutoff"), pl.Series("y", actual))
-    shortfall = plan_shortfall(backtest, _standards(cv=cv), "day", LEVELS, samples=4000, seed=1)
+    shortfall = plan_shortfall(backtest, _standards(cv=cv), PlanSettings("day", LEVELS, samples=4000, seed=1))
     summary = shortfall_summary(shortfall.filter(pl.col("process") == "picking"))
     rates = dict(zip(summary["quantile"], summary["short_hours"], strict=True))
     assert rates["p80"] == pytest.approx(0.20, abs=0.03)
@@ -162,7 +173,7 @@ def test_backtest_errors_use_only_what_was_known_at_each_cutoff():
     assert log_errors(frame, before=date(2016, 2, 1)).height == 1  # window 1's first period only
     assert log_errors(frame, before=date(2016, 1, 31)).height == 0
     forecast = _forecast([40_000.0], 0.1)
-    plan = staffing_plan(forecast, _standards(), "month", LEVELS, samples=500, errors=errors)
+    plan = staffing_plan(forecast, _standards(), PlanSettings("month", LEVELS, samples=500), errors=errors)
     volume = plan.filter((pl.col("process") == "picking") & (pl.col("quantile") == "p50"))["volume"].item()
     assert volume == pytest.approx(50_000.0)
     backtest = (
@@ -170,7 +181,9 @@ def test_backtest_errors_use_only_what_was_known_at_each_cutoff():
         .with_columns(pl.Series("cutoff", [date(2015, 12, 31), date(2016, 1, 31), date(2016, 2, 29)]))
         .with_columns(pl.col("mean").alias("y"))
     )
-    evaluated = plan_shortfall(backtest, _standards(), "month", LEVELS, samples=500, uncertainty="backtest")
+    evaluated = plan_shortfall(
+        backtest, _standards(), PlanSettings("month", LEVELS, samples=500), uncertainty="backtest"
+    )
     assert evaluated["cutoff"].unique().sort().to_list() == [date(2016, 1, 31), date(2016, 2, 29)]
 
 
@@ -181,7 +194,7 @@ def test_backtest_errors_are_drawn_per_warehouse_when_there_are_enough():
     forecast = _forecast([1000.0], 0.1)
 
     def p50(errors: pl.DataFrame) -> float:
-        plan = staffing_plan(forecast, _standards(), "month", LEVELS, samples=4000, errors=errors)
+        plan = staffing_plan(forecast, _standards(), PlanSettings("month", LEVELS, samples=4000), errors=errors)
         return plan.filter((pl.col("process") == "picking") & (pl.col("quantile") == "p50"))["volume"].item()
 
     assert p50(pl.concat([many, other])) == pytest.approx(1100.0)  # CA_1's own 40 errors
