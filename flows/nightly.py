@@ -69,8 +69,10 @@ def reconcile_task(hierarchy: hier.Hierarchy, base: pipeline.BaseForecasts, job:
 
 
 @task(name="staff", **IN_MEMORY)
-def staff_task(reconciled: pl.DataFrame, job: JobSpec) -> pl.DataFrame:
-    return pipeline.staff(reconciled, job)
+def staff_task(
+    hierarchy: hier.Hierarchy, base: pipeline.BaseForecasts, reconciled: pl.DataFrame, job: JobSpec
+) -> pl.DataFrame:
+    return pipeline.staff(hierarchy, base, reconciled, job)
 
 
 @task(name="write", **RETRY_IO, **IN_MEMORY)
@@ -158,7 +160,7 @@ def nightly_forecast(
         hierarchy = stage("aggregate", aggregate_task, validated, spec)
         base = stage("base_forecasts", base_forecasts_task, hierarchy, loaded, spec)
         reconciled = stage("reconcile", reconcile_task, hierarchy, base, spec)
-        staffing = stage("staff", staff_task, reconciled, spec)
+        staffing = stage("staff", staff_task, hierarchy, base, reconciled, spec)
 
         summary = pipeline.summarize(hierarchy, validated, base, spec) | {
             "seconds_before_write": round(time.perf_counter() - start, 1)

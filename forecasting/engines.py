@@ -78,18 +78,33 @@ def partitioned_statistical_forecast(
     """statsforecast's local forecast over groups of series, one group after another. Each series is fitted on its
     own, so the forecasts are the same; what shrinks is the peak: statsforecast holds the fitted values of every
     model with every interval level (19 columns per history row for 2 models and 4 levels) until they are
-    collected, and only y and the model columns are kept here."""
+    collected, and only y and the model columns are kept here. A group is a slice of Y_df when its rows are sorted
+    by series (as the hierarchy holds them), not a filtered copy. When only the conformal intervals read the
+    in-sample fits (no MinTrace variant estimates variances from them), a group keeps the periods its series all
+    have fits for (reconcile.calibration_periods), a superset of the periods the intervals are calibrated on."""
     import numpy as np
 
     from forecasting.models import LevelForecast, statistical_forecast
+    from forecasting.reconcile import calibration_periods, uses_error_history
 
-    ids = Y_df["unique_id"].unique().sort()
+    runs = Y_df["unique_id"].rle()
+    ids, lengths = runs.struct.field("value"), runs.struct.field("len")
+    contiguous = ids.is_sorted() and ids.n_unique() == ids.len()
+    if not contiguous:
+        ids, lengths = Y_df["unique_id"].unique().sort(), None
     single = job.model_copy(update={"engine": EngineSpec()})
+    keep_all_fits = uses_error_history(job)
     forecasts, fitted = [], []
-    for group in np.array_split(ids.to_numpy(), min(job.engine.partitions or 1, max(1, ids.len()))):
-        part = statistical_forecast(Y_df.filter(pl.col("unique_id").is_in(group.tolist())), single, model_names, n_jobs)
+    start = 0
+    for group in np.array_split(np.arange(ids.len()), min(job.engine.partitions or 1, max(1, ids.len()))):
+        if lengths is not None:
+            rows = int(lengths.slice(int(group[0]), len(group)).sum()) if len(group) else 0
+            part_df, start = Y_df.slice(start, rows), start + rows
+        else:
+            part_df = Y_df.filter(pl.col("unique_id").is_in(ids.gather(group).implode()))
+        part = statistical_forecast(part_df, single, model_names, n_jobs)
         forecasts.append(part.forecasts)
-        fitted.append(part.fitted)
+        fitted.append(part.fitted if keep_all_fits else calibration_periods(part.fitted, model_names))
     return LevelForecast(pl.concat(forecasts), pl.concat(fitted), model_names)
 
 

@@ -7,6 +7,7 @@ are checked against the source's real columns / catalog first and then quoted as
 from __future__ import annotations
 
 import re
+import tempfile
 from dataclasses import dataclass
 from datetime import date
 from importlib import metadata
@@ -141,6 +142,11 @@ def _define_view(
     return relation
 
 
+# DuckDB's default memory limit is 80 % of the machine; the history query sorts and groups every raw row (100M at
+# 1M series x 104 weeks), so it is held to 8 GB and spills to a temp folder (not beside a read-only database).
+DUCKDB_CONFIG = {"memory_limit": "8GB", "temp_directory": str(Path(tempfile.gettempdir()) / "forecasting-duckdb")}
+
+
 def connect_sources(job: JobSpec) -> tuple[duckdb.DuckDBPyConnection, dict[str, str]]:
     """A DuckDB connection with views raw_sales, raw_prices, raw_calendar; returns it and each view's file label."""
     sales = job.source.sales
@@ -148,9 +154,9 @@ def connect_sources(job: JobSpec) -> tuple[duckdb.DuckDBPyConnection, dict[str, 
         db_path = sales.resolved_path()
         if not db_path.exists():
             raise SourceError(f"{db_path}: DuckDB database file not found")
-        con = duckdb.connect(str(db_path), read_only=True)
+        con = duckdb.connect(str(db_path), read_only=True, config=DUCKDB_CONFIG)
     else:
-        con = duckdb.connect()
+        con = duckdb.connect(config=DUCKDB_CONFIG)
     labels: dict[str, str] = {}
     keys = job.hierarchy.columns
     filters = job.key_filters()
@@ -191,7 +197,32 @@ def read_history(con: duckdb.DuckDBPyConnection, job: JobSpec, as_of: date) -> p
         "observed_from": observed_from,
         "observed_to": observed_to,
     }
-    return fetch_polars(con, sql_text("sales_history"), params)
+    keys = job.hierarchy.columns
+    return fetch_compact(con, sql_text("sales_history"), params, keys)
+
+
+BATCH_ROWS = 2_000_000
+
+
+def fetch_compact(
+    con: duckdb.DuckDBPyConnection, query: str, params: dict, keys: list[str], batch_rows: int = BATCH_ROWS
+) -> pl.DataFrame:
+    """A query's rows as polars, read in Arrow batches with the key columns as Categorical and day counts as Int32.
+
+    Text keys in every row are most of a history's bytes (a 1M-series history is 100M rows); one batch at a time
+    is turned compact, so the wide string frame of the whole history never exists. Categorical keys sort, group,
+    join and concatenate like the text they stand for."""
+    compact = [pl.col(k).cast(pl.Categorical) for k in keys]
+    counts = [pl.col(c).cast(pl.Int32) for c in ("days_observed", "days_in_period")]
+    reader = con.execute(query, params).fetch_record_batch(batch_rows)
+    parts = []
+    for batch in reader:
+        frame = pl.from_arrow(batch)
+        assert isinstance(frame, pl.DataFrame)
+        parts.append(frame.with_columns(*compact, *(c for c in counts if c.meta.output_name() in frame.columns)))
+    if not parts:
+        return pl.from_arrow(reader.schema.empty_table()).with_columns(*compact)  # type: ignore[union-attr]
+    return pl.concat(parts, rechunk=False)
 
 
 def read_prices(con: duckdb.DuckDBPyConnection, job: JobSpec) -> pl.DataFrame | None:

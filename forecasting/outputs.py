@@ -9,10 +9,12 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from forecasting.config import JobSpec
 from forecasting.locks import hold, output_lock
@@ -22,12 +24,43 @@ LATEST = "latest"
 MANIFEST = "manifest.json"
 
 
-def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:
+Table = pl.DataFrame | Iterable[pl.DataFrame]  # a whole frame, or its parts in order (written one at a time)
+
+
+def write_parquet_atomic(table: Table, path: Path) -> int:
+    """Write a table to a temp file in the same folder, fsync, rename; returns its rows. A table given as parts
+    (an iterator of frames with one schema) is streamed part by part into one file, one row group per part, so
+    the whole table is never in memory."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    frame.write_parquet(tmp, compression="zstd", statistics=True)
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        if isinstance(table, pl.DataFrame):
+            table.write_parquet(tmp, compression="zstd", statistics=True)
+            rows = table.height
+        else:
+            rows = _write_parts(table, tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return rows
+
+
+def _write_parts(parts: Iterable[pl.DataFrame], path: Path) -> int:
+    rows, writer = 0, None
+    try:
+        for part in parts:
+            arrow = part.to_arrow()
+            if writer is None:
+                writer = pq.ParquetWriter(path, arrow.schema, compression="zstd", write_statistics=True)
+            writer.write_table(arrow)
+            rows += part.height
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None:
+        raise ValueError(f"{path.name}: a table given as parts had none")
+    return rows
 
 
 def write_text_atomic(text: str, path: Path) -> None:
@@ -54,10 +87,9 @@ def _point_link(link: Path, target: str) -> None:
     os.replace(tmp, link)
 
 
-def publish_run(
-    job: JobSpec, as_of: date, tables: dict[str, pl.DataFrame], manifest: dict, subdir: str | None = None
-) -> Path:
+def publish_run(job: JobSpec, as_of: date, tables: dict[str, Table], manifest: dict, subdir: str | None = None) -> Path:
     """Write every table, then the manifest, then switch `<as-of>` and `latest` to the new run. Returns `<as-of>`.
+    A manifest with a `tables` entry gets the rows written per table there.
 
     `subdir` keeps another kind of run (backtests) in its own folder with its own `latest`."""
     job_dir = job.output_dir() / subdir if subdir else job.output_dir()
@@ -69,11 +101,13 @@ def publish_run(
         staging = runs / f".staging-{run_id}"
         staging.mkdir()
         try:
-            for name, frame in tables.items():
-                write_parquet_atomic(frame, staging / f"{name}.parquet")
+            rows = {}
+            for name, table in tables.items():
+                rows[name] = write_parquet_atomic(table, staging / f"{name}.parquet")
                 hold("table")
             hold("manifest")
-            write_json_atomic(manifest | {"run_id": run_id}, staging / MANIFEST)
+            counted = {"tables": rows} if "tables" in manifest else {}
+            write_json_atomic(manifest | {"run_id": run_id} | counted, staging / MANIFEST)
             final = runs / run_id
             os.replace(staging, final)
         except BaseException:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import platform
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from importlib import metadata
@@ -175,9 +175,14 @@ def base_forecasts(
 
 
 def split_levels(hierarchy: hier.Hierarchy) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(aggregate series, bottom series) of the hierarchy's Y_df."""
-    is_bottom = pl.col("unique_id").is_in(hierarchy.ids(hierarchy.bottom))
-    return hierarchy.Y_df.filter(~is_bottom), hierarchy.Y_df.filter(is_bottom)
+    """(aggregate series, bottom series) of the hierarchy's Y_df. aggregate() puts the bottom level last: then the
+    two are slices of Y_df, not copies of the history."""
+    Y_df = hierarchy.Y_df
+    is_bottom = Y_df["unique_id"].is_in(pl.Series(hierarchy.ids(hierarchy.bottom)))
+    first = Y_df.height - int(is_bottom.sum())
+    if not is_bottom.head(first).any():
+        return Y_df.head(first), Y_df.slice(first)
+    return Y_df.filter(~is_bottom), Y_df.filter(is_bottom)
 
 
 def primary_models(job: JobSpec) -> tuple[dict[str, str], str]:
@@ -256,8 +261,21 @@ def calibration_set(hierarchy: hier.Hierarchy, fitted: pl.DataFrame, job: JobSpe
 
 
 def reconcile(hierarchy: hier.Hierarchy, base: BaseForecasts, job: JobSpec, sparse: bool = True) -> pl.DataFrame:
+    """Reconciled forecasts: unique_id, ds, method, mean, intervals (rec.reconcile). The published table adds each
+    series' level, keys and model block by block as it is written (`reconciled_table`): at 1M series the
+    decorated, sorted table of every method would be ~6 GB in memory at once."""
     reconciled = rec.reconcile(hierarchy, base.forecasts, base.calibration, job, sparse=sparse)
-    reconciled = transforms.zero_closed_days(reconciled, job.models.closed_days)
+    return transforms.zero_closed_days(reconciled, job.models.closed_days)
+
+
+def _interval_columns(job: JobSpec) -> list[str]:
+    return [f"{side}_{lv}" for lv in job.levels for side in ("lo", "hi")]
+
+
+def decorate_reconciled(
+    hierarchy: hier.Hierarchy, base: BaseForecasts, reconciled: pl.DataFrame, job: JobSpec
+) -> pl.DataFrame:
+    """The published layout of reconciled rows: level, keys, the model behind Base, whether the method is published."""
     return (
         hier.level_of(hierarchy.members, reconciled)
         .join(base.choice, on="unique_id", how="left")
@@ -267,28 +285,46 @@ def reconcile(hierarchy: hier.Hierarchy, base: BaseForecasts, job: JobSpec, spar
     )
 
 
-def _interval_columns(job: JobSpec) -> list[str]:
-    return [f"{side}_{lv}" for lv in job.levels for side in ("lo", "hi")]
-
-
-def staff(reconciled: pl.DataFrame, job: JobSpec) -> pl.DataFrame:
+def staff(hierarchy: hier.Hierarchy, base: BaseForecasts, reconciled: pl.DataFrame, job: JobSpec) -> pl.DataFrame:
     """Headcount per warehouse x process x period with p50/p80/p95 bands from the published reconciled warehouse
     forecast (empty when the job has no labour standards, e.g. the tourism benchmark)."""
-    return staffing_plans.plan_for_job(staffing_plans.published_warehouse(reconciled), job)
+    warehouses = pl.Series(hierarchy.ids("warehouse") if "warehouse" in hierarchy.tags else [], dtype=pl.String)
+    rows = reconciled.filter(pl.col("unique_id").is_in(warehouses) & (pl.col("method") == rec.publish_label(job)))
+    return staffing_plans.plan_for_job(decorate_reconciled(hierarchy, base, rows, job), job)
 
 
-def base_long(hierarchy: hier.Hierarchy, base: BaseForecasts, job: JobSpec) -> pl.DataFrame:
-    """Wide Nixtla frame -> one row per series x period x model, for planners' SQL."""
-    out = hier.level_of(hierarchy.members, models.wide_to_long(base.forecasts, job.levels, ["unique_id", "ds"]))
-    return out.select(*series_columns(job), "model", "mean", *_interval_columns(job)).sort(
-        "level", "unique_id", "model", "ds"
-    )
+SERIES_PER_BLOCK = 100_000  # output rows are built and written for this many series at a time
+
+
+def series_blocks(hierarchy: hier.Hierarchy, size: int = SERIES_PER_BLOCK) -> list[pl.Series]:
+    """unique_ids in the output tables' order (level, unique_id), in blocks of `size` series."""
+    order = hierarchy.members.select("level", "unique_id").sort("level", "unique_id")["unique_id"]
+    return [order.slice(start, size) for start in range(0, order.len(), size)] or [order]
+
+
+def reconciled_table(
+    hierarchy: hier.Hierarchy, base: BaseForecasts, reconciled: pl.DataFrame, job: JobSpec
+) -> Iterator[pl.DataFrame]:
+    """The reconciled_forecasts table block by block: together, the rows sorted by level, unique_id, method, ds."""
+    for ids in series_blocks(hierarchy):
+        yield decorate_reconciled(hierarchy, base, reconciled.filter(pl.col("unique_id").is_in(ids)), job)
+
+
+def base_long(hierarchy: hier.Hierarchy, base: BaseForecasts, job: JobSpec) -> Iterator[pl.DataFrame]:
+    """Wide Nixtla frame -> one row per series x period x model, for planners' SQL; block by block, together sorted
+    by level, unique_id, model, ds."""
+    for ids in series_blocks(hierarchy):
+        wide = base.forecasts.filter(pl.col("unique_id").is_in(ids))
+        out = hier.level_of(hierarchy.members, models.wide_to_long(wide, job.levels, ["unique_id", "ds"]))
+        yield out.select(*series_columns(job), "model", "mean", *_interval_columns(job)).sort(
+            "level", "unique_id", "model", "ds"
+        )
 
 
 def write(
     job: JobSpec,
     as_of: date,
-    tables: dict[str, pl.DataFrame],
+    tables: dict[str, outputs.Table],
     timings: list[dict[str, Any]],
     summary: dict[str, Any],
 ) -> Path:
@@ -301,7 +337,7 @@ def write(
         "versions": {"python": platform.python_version()} | {p: _version(p) for p in PACKAGES},
         "timings": timings,
         "summary": summary,
-        "tables": {name: frame.height for name, frame in tables.items()},
+        "tables": {},  # rows per table, counted as they are written
     }
     return outputs.publish_run(job, as_of, tables, manifest)
 
@@ -358,15 +394,15 @@ def run_job(job: JobSpec, as_of: date | None = None, lock_wait: float | None = N
     start = time.perf_counter()
     loaded = timer.measure("load", load, job, as_of)
     validated = timer.measure("validate", validate, loaded, job)
+    loaded.history = loaded.history.clear()  # validated.history holds it from here on (GBs at 1M series)
     with output_lock(job.output_dir(), wait=lock_wait):
         hierarchy = timer.measure("aggregate", aggregate, validated, job)
-        # hierarchy.Y_df holds the history from here on: two fewer copies of it while models run (GBs at 1M series).
-        loaded.history = validated.history = validated.history.clear()
+        validated.history = validated.history.clear()  # and hierarchy.Y_df from here on
         base = timer.measure("base_forecasts", base_forecasts, hierarchy, loaded.prices, job, loaded.calendar)
         hierarchy.Y_df = hierarchy.Y_df.clear()  # the history is not read after the models (S, tags, members are)
         reconciled = timer.measure("reconcile", reconcile, hierarchy, base, job)
         base.fitted = base.calibration = base.fitted.clear()  # in-sample fits: only reconciliation reads them
-        staffing = timer.measure("staff", staff, reconciled, job)
+        staffing = timer.measure("staff", staff, hierarchy, base, reconciled, job)
         tables = timer.measure("prepare outputs", output_tables, hierarchy, base, reconciled, staffing, job)
         summary = summarize(hierarchy, validated, base, job) | {
             "seconds_before_write": round(time.perf_counter() - start, 1)
@@ -377,9 +413,10 @@ def run_job(job: JobSpec, as_of: date | None = None, lock_wait: float | None = N
 
 def output_tables(
     hierarchy: hier.Hierarchy, base: BaseForecasts, reconciled: pl.DataFrame, staffing: pl.DataFrame, job: JobSpec
-) -> dict[str, pl.DataFrame]:
+) -> dict[str, outputs.Table]:
+    """The run's tables; the two long ones are built block by block while they are written."""
     return {
         "base_forecasts": base_long(hierarchy, base, job),
-        "reconciled_forecasts": reconciled,
+        "reconciled_forecasts": reconciled_table(hierarchy, base, reconciled, job),
         "staffing": staffing,
     }

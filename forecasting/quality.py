@@ -155,8 +155,16 @@ def check_history(history: pl.DataFrame, job: JobSpec, file: str, last_period: d
     if history.is_empty():
         raise DataQualityError([Problem(file, cols["date"], "no complete period on or before the as-of date", 0, [])])
     # utilsforecast's fill_gaps adds every missing period from each series' first one to the last complete period.
+    # It runs on the series that have fewer rows than periods from their first one to `last_period` (counted on the
+    # period grid; every ds is a period start), not on the whole history (100M rows at 1M series).
     keys = job.hierarchy.columns
-    keyed = history.with_columns(pl.concat_str(keys, separator="/").alias("series_key"))
+    grid = pl.date_range(history["ds"].min(), last_period, interval=POLARS_FREQ[job.freq], eager=True)
+    spans = history.group_by(keys).agg(pl.len().alias("n"), pl.col("ds").min().alias("first"))
+    periods_from_first = grid.len() - grid.search_sorted(spans["first"], side="left").cast(pl.Int64)
+    short_of_grid = spans.filter(pl.col("n") < periods_from_first).select(keys)
+    keyed = history.join(short_of_grid, on=keys, how="semi").with_columns(
+        pl.concat_str(keys, separator="/").alias("series_key")
+    )
     full = fill_gaps(
         keyed.select("series_key", "ds", "y"), freq=POLARS_FREQ[job.freq], end=last_period, id_col="series_key"
     )

@@ -44,6 +44,23 @@ def reconcilers(job: JobSpec, sparse: bool, n_series: int = 0) -> list[tuple[str
     return chosen
 
 
+def uses_error_history(job: JobSpec) -> bool:
+    """Whether a configured method estimates error variances from the calibration errors (wls_var, mint_shrink):
+    then it needs every period of them; otherwise only the conformal intervals read them."""
+    return any(getattr(reconciler, "insample", False) for _, reconciler in reconcilers(job, sparse=False))
+
+
+def calibration_periods(errors: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """The rows of the periods in which every series of `errors` has y and at least one of `columns`.
+
+    hierarchicalforecast's conformal sampler drops every period in which any series lacks y or a fit (its
+    calibration set is the periods complete across the hierarchy), so passing only those periods gives the same
+    intervals, without pivoting every series' whole in-sample history (25M rows at 1M series x 26 weeks)."""
+    usable = errors.filter(pl.col("y").is_not_null() & pl.any_horizontal(pl.col(columns).is_not_null()))
+    complete = usable.group_by("ds").len().filter(pl.col("len") == errors["unique_id"].n_unique())["ds"]
+    return errors.filter(pl.col("ds").is_in(complete.implode()))
+
+
 def publish_label(job: JobSpec) -> str:
     """The output label of the published reconciliation."""
     return job.reconciliation.label(job.reconciliation.publish)
@@ -60,6 +77,8 @@ def reconcile(
     labelled = reconcilers(job, sparse, n_series=hierarchy.members.height)
     engine = HierarchicalReconciliation(reconcilers=[reconciler for _, reconciler in labelled])
     insample = fitted.select("unique_id", "ds", "y", BASE).drop_nulls()
+    if not uses_error_history(job):
+        insample = calibration_periods(insample, [BASE])
     wide = engine.reconcile(
         Y_hat_df=base.select("unique_id", "ds", pl.col(BASE).clip(lower_bound=0.0)),
         S_df=hierarchy.S,  # sparse SMatrix or dense S_df, as aggregate() built it

@@ -127,13 +127,14 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
         start = time.perf_counter()
         loaded = stage("load", pipeline.load, job)
         validated = stage("validate", pipeline.validate, loaded, job)
+        loaded.history = loaded.history.clear()  # as run_job does
         hierarchy = stage("aggregate", pipeline.aggregate, validated, job)
-        loaded.history = validated.history = validated.history.clear()  # as run_job does
+        validated.history = validated.history.clear()  # as run_job does
         base = stage("base_forecasts", pipeline.base_forecasts, hierarchy, None, job)
         hierarchy.Y_df = hierarchy.Y_df.clear()  # as run_job does
         reconciled = stage("reconcile", pipeline.reconcile, hierarchy, base, job)
         base.fitted = base.calibration = base.fitted.clear()  # as run_job does
-        staffing = stage("staff", pipeline.staff, reconciled, job)
+        staffing = stage("staff", pipeline.staff, hierarchy, base, reconciled, job)
         tables = stage("prepare outputs", pipeline.output_tables, hierarchy, base, reconciled, staffing, job)
         summary = pipeline.summarize(hierarchy, validated, base, job)
         run_dir = stage("write", pipeline.write, job, loaded.as_of, tables, stages, summary)

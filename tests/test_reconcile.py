@@ -5,7 +5,7 @@ import polars as pl
 import pytest
 from support import assert_coherent, slice_job
 
-from forecasting.pipeline import aggregate, base_forecasts, load, reconcile, validate
+from forecasting.pipeline import aggregate, base_forecasts, decorate_reconciled, load, reconcile, validate
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,7 @@ def sparse_result(inputs):
     job, loaded, validated = inputs
     hierarchy = aggregate(validated, job, sparse=True)
     base = base_forecasts(hierarchy, loaded.prices, job)
-    return hierarchy, base, reconcile(hierarchy, base, job, sparse=True)
+    return hierarchy, base, decorate_reconciled(hierarchy, base, reconcile(hierarchy, base, job, sparse=True), job)
 
 
 def test_coherent_and_non_negative(sparse_result, inputs):
