@@ -34,6 +34,7 @@ import psutil
 from forecasting import synthetic
 from forecasting.config import JobSpec, load_job, project_root
 
+ROWS_PER_PARTITION = 5_000_000  # local engine: series are fitted in groups of about this many history rows
 PUBLISHED = {"series": 1_000_000, "minutes": 4.81, "cpus": 128, "windows": 7, "models_counted": 10, "models_run": 9}
 
 
@@ -236,7 +237,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--throughput-series", type=int, default=10_000, help="0 to skip")
     parser.add_argument("--max-rss-gb", type=float, default=20.0, help="stop a size whose process tree passes this")
     parser.add_argument(
-        "--partitions", type=int, default=None, help="engine partitions (default: local, one per 100,000 series)"
+        "--partitions", type=int, default=None, help="engine partitions (default: local, one per 5M history rows)"
     )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # child process: one size
     args = parser.parse_args(argv)
@@ -252,7 +253,8 @@ def main(argv: list[str] | None = None) -> None:
     for n in args.series:
         ensure_data(n, args.periods)
         command = [sys.executable, "-m", "forecasting.scale_benchmark", "--one", str(n), "--periods", str(args.periods)]
-        partitions = args.partitions or (max(1, -(-n // 100_000)) if args.engine == "local" else None)
+        rows = n * args.periods
+        partitions = args.partitions or (max(1, -(-rows // ROWS_PER_PARTITION)) if args.engine == "local" else None)
         command += ["--n-jobs", str(args.n_jobs), "--engine", args.engine]
         command += ["--partitions", str(partitions)] if partitions else []
         command += (["--lightgbm"] if args.lightgbm else []) + (

@@ -54,3 +54,25 @@ def test_sparse_and_dense_summing_matrices_agree(validated):
     dense_values = dense.S.drop("unique_id").to_numpy()
     np.testing.assert_array_equal(sparse.S.to_dense(), dense_values)
     assert sparse.Y_df.equals(dense.Y_df)
+
+
+def test_same_levels_as_aggregate_on_the_whole_history():
+    """build_hierarchy calls aggregate() on one row per bottom series and sums the history itself: the result must
+    be aggregate()'s on the whole history, bit for bit (tourism: fractional trips, where summation order shows)."""
+    from hierarchicalforecast.utils import aggregate
+
+    from forecasting.config import load_job
+    from forecasting.hierarchy import TOTAL
+
+    job = load_job("tourism")
+    history = validate(load(job), job).history
+    ours = build_hierarchy(history, job.hierarchy, sparse=True)
+    spec = job.hierarchy
+    whole = history.with_columns(pl.col(spec.columns).cast(pl.String), pl.lit(TOTAL).alias(TOTAL))
+    Y_df, S, tags = aggregate(whole, [[TOTAL, *keys] for keys in spec.levels.values()], sparse_s=True)
+    assert ours.Y_df.equals(Y_df)
+    np.testing.assert_array_equal(ours.S.to_dense(), S.to_dense())
+    assert list(ours.S.row_labels) == list(S.row_labels) and list(ours.S.col_labels) == list(S.col_labels)
+    assert {level: list(ids) for level, ids in ours.tags.items()} == {
+        level: list(tags["/".join([TOTAL, *keys])]) for level, keys in spec.levels.items()
+    }

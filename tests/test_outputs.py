@@ -61,3 +61,11 @@ def test_failed_write_leaves_the_previous_run(job):
 def test_no_run_is_a_clear_error(job):
     with pytest.raises(FileNotFoundError, match="no published latest run"):
         run_dir(job)
+
+
+def test_a_table_given_in_parts_is_one_file_with_every_row(job):
+    parts = [pl.DataFrame({"unique_id": [f"s{i}", f"s{i}"], "mean": [float(i), i + 0.5]}) for i in range(3)]
+    path = publish_run(job, date(2016, 4, 24), {"base_forecasts": iter(parts)}, {"tables": {}})
+    assert pl.read_parquet(path / "base_forecasts.parquet").equals(pl.concat(parts))
+    assert read_manifest(path)["tables"] == {"base_forecasts": 6}
+    assert not [p for p in path.iterdir() if p.name.startswith(".")]
