@@ -285,10 +285,15 @@ def select_base(
     return frame.with_columns(exprs).drop("model")
 
 
+def wide_model_names(wide: pl.DataFrame, keys: list[str]) -> list[str]:
+    """The model (mean) columns of a Nixtla wide frame."""
+    return [c for c in wide.columns if c not in (*keys, "y") and "-lo-" not in c and "-hi-" not in c]
+
+
 def wide_to_long(wide: pl.DataFrame, levels: list[int], keys: list[str]) -> pl.DataFrame:
     """Nixtla wide frame (<model>, <model>-lo-<L>, ...) -> one row per key x model: mean, lo_<L>, hi_<L>.
     Rows where a model did not run (null mean) are dropped."""
-    names = [c for c in wide.columns if c not in (*keys, "y") and "-lo-" not in c and "-hi-" not in c]
+    names = wide_model_names(wide, keys)
     frames = []
     for name in names:
         rename = {name: "mean"} | {f"{name}-{side}-{lv}": f"{side}_{lv}" for lv in levels for side in ("lo", "hi")}

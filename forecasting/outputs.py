@@ -9,7 +9,8 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -22,6 +23,18 @@ from forecasting.locks import hold, output_lock
 RUNS = ".runs"
 LATEST = "latest"
 MANIFEST = "manifest.json"
+
+
+@dataclass
+class TableParts:
+    """A table built and written part by part (`make` yields its frames in order, one schema); `height`: its rows,
+    known before it is built."""
+
+    height: int
+    make: Callable[[], Iterator[pl.DataFrame]]
+
+    def __iter__(self) -> Iterator[pl.DataFrame]:
+        return self.make()
 
 
 Table = pl.DataFrame | Iterable[pl.DataFrame]  # a whole frame, or its parts in order (written one at a time)

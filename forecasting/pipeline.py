@@ -76,7 +76,7 @@ def stage_size(result: Any) -> dict[str, int | None]:
         if "unique_id" in frame.columns:
             series = frame["unique_id"].n_unique()
         else:
-            keys = frame.select(pl.col(pl.String))
+            keys = frame.select(pl.col(pl.String, pl.Categorical))
             series = keys.n_unique() if keys.width and frame.height else None
         return {"rows": frame.height, "series": series}
 
@@ -88,7 +88,7 @@ def stage_size(result: Any) -> dict[str, int | None]:
         return of(result.forecasts)
     if isinstance(result, pl.DataFrame):
         return of(result)
-    if isinstance(result, dict) and all(isinstance(v, pl.DataFrame) for v in result.values()):
+    if isinstance(result, dict) and all(isinstance(v, pl.DataFrame | outputs.TableParts) for v in result.values()):
         return {"rows": sum(v.height for v in result.values()), "series": None}
     return {"rows": None, "series": None}
 
@@ -415,8 +415,12 @@ def output_tables(
     hierarchy: hier.Hierarchy, base: BaseForecasts, reconciled: pl.DataFrame, staffing: pl.DataFrame, job: JobSpec
 ) -> dict[str, outputs.Table]:
     """The run's tables; the two long ones are built block by block while they are written."""
+    keys = ["unique_id", "ds"]
+    base_rows = sum(base.forecasts[name].count() for name in models.wide_model_names(base.forecasts, keys))
     return {
-        "base_forecasts": base_long(hierarchy, base, job),
-        "reconciled_forecasts": reconciled_table(hierarchy, base, reconciled, job),
+        "base_forecasts": outputs.TableParts(base_rows, lambda: base_long(hierarchy, base, job)),
+        "reconciled_forecasts": outputs.TableParts(
+            reconciled.height, lambda: reconciled_table(hierarchy, base, reconciled, job)
+        ),
         "staffing": staffing,
     }
