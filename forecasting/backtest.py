@@ -55,23 +55,34 @@ def _dates(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _lightgbm_cv(
-    Y: pl.DataFrame, job: JobSpec, exog: pl.DataFrame | None, aggregate: bool, n_windows: int, step: int
+    Y: pl.DataFrame,
+    job: JobSpec,
+    exog: pl.DataFrame | None,
+    aggregate: bool,
+    n_windows: int,
+    step: int,
+    name: str = models.LIGHTGBM,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    fcst, train, intervals = models.lightgbm_setup(Y, job, exog, aggregate)
-    cv = fcst.cross_validation(
-        train,
-        n_windows=n_windows,
-        h=job.horizon,
-        step_size=step,
-        static_features=models.static_features(job),
-        prediction_intervals=intervals,
-        level=job.levels,
-        fitted=True,
-    )
-    cutoffs = sorted(cv["cutoff"].unique().to_list())
-    fold_to_cutoff = pl.DataFrame({"fold": list(range(len(cutoffs))), "cutoff": cutoffs}).cast({"fold": pl.Int32})
-    fitted = fcst.cross_validation_fitted_values().cast({"fold": pl.Int32}).join(fold_to_cutoff, on="fold")
-    return _dates(cv.drop("y")), _dates(fitted).select(*KEYS, "y", "LightGBM")
+    """mlforecast cross_validation of the LightGBM called `name`; with horizon blocks, each block's model is
+    cross-validated over the same windows and keeps its own periods (in-sample fits: the last block's)."""
+    forecasts, fitted = [], None
+    for block, (fcst, train, intervals) in models.lightgbm_setups(Y, job, exog, aggregate, name):
+        cv = fcst.cross_validation(
+            train,
+            n_windows=n_windows,
+            h=job.horizon,
+            step_size=step,
+            static_features=models.static_features(job),
+            prediction_intervals=intervals,
+            level=job.levels,
+            fitted=True,
+        )
+        forecasts.append(models.in_block(_dates(cv.drop("y")), block, ["unique_id", "cutoff"]))
+        cutoffs = sorted(cv["cutoff"].unique().to_list())
+        fold_to_cutoff = pl.DataFrame({"fold": list(range(len(cutoffs))), "cutoff": cutoffs}).cast({"fold": pl.Int32})
+        fitted = fcst.cross_validation_fitted_values().cast({"fold": pl.Int32}).join(fold_to_cutoff, on="fold")
+    assert fitted is not None
+    return pl.concat(forecasts).sort(KEYS), _dates(fitted).select(*KEYS, "y", name)
 
 
 def _group_cv(
@@ -81,8 +92,9 @@ def _group_cv(
     parts = []
     if stat:
         parts.append(_statistical_cv(Y, job, stat, windows, step))
-    if "LightGBM" in names:
-        parts.append(_lightgbm_cv(Y, job, exog, aggregate, windows, step))
+    for name in job.models.lightgbm_names:
+        if name in names:
+            parts.append(_lightgbm_cv(Y, job, exog, aggregate, windows, step, name))
     forecasts, fitted = parts[0]
     for fc, fit in parts[1:]:
         forecasts = forecasts.join(fc.drop("y", strict=False), on=KEYS, how="full", coalesce=True)

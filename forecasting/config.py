@@ -189,6 +189,10 @@ class JobSpec(Strict):
                 raise ValueError(f"models.primary names level {level!r}, which the hierarchy does not have")
             if model not in self.models.pool(level, self.hierarchy.bottom):
                 raise ValueError(f"primary model {model!r} for {level!r} is not in the models run there")
+        for name in self.models.lightgbm_names:
+            problems = self.models.lightgbm_spec(name).horizon_problems(self.horizon)
+            if problems:
+                raise ValueError(f"{name}: horizon_blocks needs every lag at or beyond the horizon: {problems}")
         absent = [lv for lv in self.hierarchy.levels if lv not in self.models.primary]
         if absent:
             raise ValueError(f"models.primary has no model for level(s) {absent}")

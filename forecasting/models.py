@@ -37,6 +37,7 @@ from statsforecast.utils import ConformalIntervals
 
 from forecasting import fast_quantiles  # noqa: F401  (cached interval z-values: 5x faster baselines)
 from forecasting.config import POLARS_FREQ, JobSpec
+from forecasting.specs import LIGHTGBM, LightGBMSpec
 from forecasting.transforms import LevelRatio
 
 BASE = "Base"  # the per-level (and per-SKU for intermittent series) choice of model, which is reconciled
@@ -57,7 +58,6 @@ STAT_MODELS: dict[str, Callable[[JobSpec], object]] = {
     "TSB": lambda job: TSB(alpha_d=0.2, alpha_p=0.2, prediction_intervals=_conformal(job), alias="TSB"),
     "IMAPA": lambda job: IMAPA(prediction_intervals=_conformal(job), alias="IMAPA"),
 }
-ML_MODELS = {"LightGBM"}
 
 
 @dataclass
@@ -123,12 +123,11 @@ class SeedMean(RegressorMixin, BaseEstimator):
 
 
 def _lightgbm(
-    job: JobSpec, objective: str, n_estimators: int, min_child_samples: int, threads: int
+    job: JobSpec, spec: LightGBMSpec, objective: str, min_child_samples: int, threads: int
 ) -> lgb.LGBMRegressor | SeedMean:
-    spec = job.models.lightgbm
     model = lgb.LGBMRegressor(
         objective=objective,
-        n_estimators=n_estimators,
+        n_estimators=spec.n_estimators,
         learning_rate=spec.learning_rate,
         num_leaves=spec.num_leaves,
         min_child_samples=min_child_samples,
@@ -144,54 +143,113 @@ def _lightgbm(
     return SeedMean(model, tuple(spec.seeds)) if spec.seeds else model
 
 
-def _target_transforms(job: JobSpec, aggregate: bool) -> list[Any] | None:
+def _target_transforms(spec: LightGBMSpec, aggregate: bool) -> list[Any] | None:
     """Level ratio when the job asks for it; else standardised aggregates (few series of very different scales)
     and, with `scale_target`, standardised bottom series."""
-    spec = job.models.lightgbm
     if spec.level_ratio is not None:
         return [LevelRatio(spec.level_ratio.shift, spec.level_ratio.window)]
     return [LocalStandardScaler()] if aggregate or spec.scale_target else None
 
 
+@dataclass(frozen=True)
+class HorizonBlock:
+    """Periods first..last of the horizon (1-based), forecast by one model whose lags reach `last` or further."""
+
+    first: int
+    last: int
+
+
+def horizon_blocks(spec: LightGBMSpec, horizon: int) -> list[HorizonBlock]:
+    """The blocks of grouped direct horizons (one block, the whole horizon, without `horizon_blocks`)."""
+    size = spec.horizon_blocks or horizon
+    return [HorizonBlock(first, min(first + size - 1, horizon)) for first in range(1, horizon + 1, size)]
+
+
+def block_spec(spec: LightGBMSpec, horizon: int, block: HorizonBlock) -> LightGBMSpec:
+    """The model of one block: lags, rolling lag and level shift brought `horizon - block.last` periods nearer (the
+    job writes them for the last block), fixed lags (a year back) kept. The whole horizon: the spec as written."""
+    nearer = horizon - block.last
+    update: dict[str, Any] = {
+        "lags": [lag - nearer for lag in spec.lags] + list(spec.fixed_lags),
+        "rolling_lag": spec.rolling_lag - nearer,
+    }
+    if spec.level_ratio is not None:
+        update["level_ratio"] = spec.level_ratio.model_copy(update={"shift": spec.level_ratio.shift - nearer})
+    return spec.model_copy(update=update)
+
+
 def lightgbm_forecast(
-    Y_df: pl.DataFrame, job: JobSpec, exog: pl.DataFrame | None = None, aggregate: bool = False
+    Y_df: pl.DataFrame,
+    job: JobSpec,
+    exog: pl.DataFrame | None = None,
+    aggregate: bool = False,
+    name: str = LIGHTGBM,
 ) -> LevelForecast:
-    """One global LightGBM over the given series. `exog` holds dynamic features (price) for history and horizon.
+    """One global LightGBM over the given series (one per horizon block with `horizon_blocks`), named `name` (the
+    job's `lightgbm` or one of its `lightgbm_variants`). `exog` holds dynamic features for history and horizon.
 
     Aggregate series have few rows and very different scales: they share one model on standardised targets.
-    """
-    fcst, train, intervals = lightgbm_setup(Y_df, job, exog, aggregate)
-    fcst.fit(train, static_features=static_features(job), fitted=True, prediction_intervals=intervals)
-    X_df = None
-    if exog is not None:
-        X_df = fcst.make_future_dataframe(job.horizon).join(exog, on=["unique_id", "ds"], how="left")
-    forecasts = fcst.predict(h=job.horizon, level=job.levels, X_df=X_df)
-    fitted = fcst.forecast_fitted_values().select("unique_id", "ds", "y", "LightGBM")
-    return LevelForecast(forecasts, fitted, ["LightGBM"])
+    Each block's model forecasts the whole horizon and keeps its own periods; the in-sample fits are the last
+    block's (the model as the job writes it)."""
+    forecasts, fitted = [], None
+    for block, (fcst, train, intervals) in lightgbm_setups(Y_df, job, exog, aggregate, name):
+        fcst.fit(train, static_features=static_features(job), fitted=True, prediction_intervals=intervals)
+        X_df = None
+        if exog is not None:
+            X_df = fcst.make_future_dataframe(job.horizon).join(exog, on=["unique_id", "ds"], how="left")
+        predicted = fcst.predict(h=job.horizon, level=job.levels, X_df=X_df)
+        forecasts.append(in_block(predicted, block, ["unique_id"]))
+        fitted = fcst.forecast_fitted_values().select("unique_id", "ds", "y", name)
+    assert fitted is not None
+    return LevelForecast(pl.concat(forecasts).sort("unique_id", "ds"), fitted, [name])
+
+
+def in_block(frame: pl.DataFrame, block: HorizonBlock, by: list[str]) -> pl.DataFrame:
+    """The rows of `frame` (a forecast per `by`: series, or series and cutoff) in the block's periods."""
+    step = pl.col("ds").rank("ordinal").over(by)
+    return frame.filter(step.is_between(block.first, block.last))
+
+
+def lightgbm_setups(
+    Y_df: pl.DataFrame, job: JobSpec, exog: pl.DataFrame | None, aggregate: bool, name: str = LIGHTGBM
+) -> list[tuple[HorizonBlock, tuple[MLForecast, pl.DataFrame, PredictionIntervals]]]:
+    """(block, unfitted setup) for each horizon block of the LightGBM called `name`."""
+    spec = job.models.lightgbm_spec(name)
+    return [
+        (block, lightgbm_setup(Y_df, job, exog, aggregate, block_spec(spec, job.horizon, block), name))
+        for block in horizon_blocks(spec, job.horizon)
+    ]
 
 
 def lightgbm_setup(
-    Y_df: pl.DataFrame, job: JobSpec, exog: pl.DataFrame | None, aggregate: bool
+    Y_df: pl.DataFrame,
+    job: JobSpec,
+    exog: pl.DataFrame | None,
+    aggregate: bool,
+    spec: LightGBMSpec | None = None,
+    name: str = LIGHTGBM,
 ) -> tuple[MLForecast, pl.DataFrame, PredictionIntervals]:
     """The unfitted MLForecast, its training frame (with exogenous columns) and conformal settings; shared by the
-    nightly forecast and the backtests so both fit the same model."""
-    spec = job.models.lightgbm
+    nightly forecast and the backtests so both fit the same model. `spec`: one block's settings (default: the
+    job's `lightgbm` as written, fixed lags included)."""
+    if spec is None:
+        spec = job.models.lightgbm
+        spec = spec.model_copy(update={"lags": spec.lags + spec.fixed_lags})
     max_lag = max(spec.lags)
     if aggregate:
         # A few hundred rows: extra OpenMP threads only add barrier waits (minutes when the cores are shared).
-        model = _lightgbm(job, "regression", spec.n_estimators, 5, threads=1)
+        model = _lightgbm(job, spec, "regression", 5, threads=1)
     else:
         # All the job's cores: statsforecast's workers come from a forkserver, so LightGBM's OpenMP pool is never
         # inherited by a forked child (which deadlocked a long-lived process: tests, `prefect serve`).
-        model = _lightgbm(job, spec.objective, spec.n_estimators, 20, threads=job.n_jobs)
-    target_transforms = _target_transforms(job, aggregate)
+        model = _lightgbm(job, spec, spec.objective, 20, threads=job.n_jobs)
     fcst = MLForecast(
-        models={"LightGBM": model},
+        models={name: model},
         freq=POLARS_FREQ[job.freq],
         lags=spec.lags,
         lag_transforms={spec.rolling_lag: [RollingMean(window_size=w) for w in spec.rolling_windows]},
         date_features=_date_features(job),
-        target_transforms=target_transforms,
+        target_transforms=_target_transforms(spec, aggregate),
         num_threads=1,
     )
     train = Y_df.select("unique_id", "ds", "y")

@@ -153,10 +153,12 @@ def base_forecasts(
         stat_names = [n for n in names if n in models.STAT_MODELS]
         if stat_names:
             parts.append(models.statistical_forecast(Y, job, stat_names))
-        if "LightGBM" in names:
+        lightgbms = [n for n in spec.lightgbm_names if n in names]
+        if lightgbms:
             members = hierarchy.members.filter(pl.col("unique_id").is_in(Y["unique_id"].unique().implode()))
             exog = features.exogenous(members, prices, calendar, job, bottom=not aggregate)
-            parts.append(models.lightgbm_forecast(Y, job, exog=exog, aggregate=aggregate))
+            for name in lightgbms:
+                parts.append(models.lightgbm_forecast(Y, job, exog=exog, aggregate=aggregate, name=name))
         return parts
 
     groups = [run_group(Y_bottom, spec.bottom_models, False)]

@@ -64,6 +64,17 @@ class LightGBMSpec(Strict):
     closed_day_distance: int = Field(
         0, ge=0, le=60, description="days to the next / since the last closed day, capped here (0: off)"
     )
+    horizon_blocks: int | None = Field(
+        None,
+        ge=1,
+        description="grouped direct horizons: one model per block of this many periods of the horizon, each with "
+        "`lags`, `rolling_lag` and the level shift brought nearer by (horizon - the block's last period), so the "
+        "first block sees the freshest history and no block sees past its origin; needs all three >= horizon",
+    )
+    fixed_lags: list[int] = Field(
+        default_factory=list,
+        description="lags every horizon block keeps as they are (a year back: 364 days); used beside `lags`",
+    )
 
     @field_validator("lags", "rolling_windows")
     @classmethod
@@ -71,6 +82,27 @@ class LightGBMSpec(Strict):
         if not value or any(v < 1 for v in value):
             raise ValueError("must be a non-empty list of positive integers")
         return sorted(set(value))
+
+    @field_validator("fixed_lags")
+    @classmethod
+    def _positive_or_none(cls, value: list[int]) -> list[int]:
+        if any(v < 1 for v in value):
+            raise ValueError("must hold positive integers")
+        return sorted(set(value))
+
+    def horizon_problems(self, horizon: int) -> list[str]:
+        """Why `horizon_blocks` cannot shift this model's lags for `horizon` (empty when it can or is off)."""
+        if self.horizon_blocks is None:
+            return []
+        reaches = {"lags": min(self.lags), "rolling_lag": self.rolling_lag}
+        reaches |= {"fixed_lags": min(self.fixed_lags)} if self.fixed_lags else {}
+        reaches |= {"level_ratio.shift": self.level_ratio.shift} if self.level_ratio is not None else {}
+        return [f"{name} {value} < horizon {horizon}" for name, value in reaches.items() if value < horizon]
+
+
+STATISTICAL_MODELS = ("AutoETS", "AutoTheta", "AutoARIMA", "SeasonalNaive", "Naive")
+INTERMITTENT_MODELS = ("CrostonSBA", "TSB", "IMAPA")
+LIGHTGBM = "LightGBM"
 
 
 class HierarchySpec(Strict):
@@ -149,12 +181,14 @@ class HierarchySpec(Strict):
 class ModelSpec(Strict):
     """Which models run where. Local statistical models are cheap on the few aggregate series, costly per SKU."""
 
-    aggregate_models: list[Literal["AutoETS", "AutoTheta", "AutoARIMA", "SeasonalNaive", "Naive", "LightGBM"]] = Field(
-        default_factory=lambda: ["AutoETS", "AutoTheta", "SeasonalNaive", "LightGBM"]
+    aggregate_models: list[str] = Field(
+        default_factory=lambda: ["AutoETS", "AutoTheta", "SeasonalNaive", "LightGBM"],
+        description=f"any of {STATISTICAL_MODELS}, LightGBM and the names in lightgbm_variants",
     )
-    bottom_models: list[
-        Literal["AutoETS", "AutoTheta", "AutoARIMA", "SeasonalNaive", "Naive", "CrostonSBA", "TSB", "IMAPA", "LightGBM"]
-    ] = Field(default_factory=lambda: ["SeasonalNaive", "CrostonSBA", "LightGBM"])
+    bottom_models: list[str] = Field(
+        default_factory=lambda: ["SeasonalNaive", "CrostonSBA", "LightGBM"],
+        description=f"as aggregate_models, and the intermittent-demand models {INTERMITTENT_MODELS}",
+    )
     combinations: dict[str, list[str]] = Field(
         default_factory=dict,
         description="name -> models whose forecasts (and interval bounds) are averaged; available at every level "
@@ -177,6 +211,11 @@ class ModelSpec(Strict):
     )
     intermittent_adi: float = Field(1.32, gt=1.0, description="average demand interval above which a series is sparse")
     lightgbm: LightGBMSpec = Field(default_factory=LightGBMSpec)
+    lightgbm_variants: dict[str, dict[str, object]] = Field(
+        default_factory=dict,
+        description="name -> settings that differ from `lightgbm`: more global LightGBMs (e.g. with horizon_blocks) "
+        "that run, are backtested and can be chosen or combined like any other model",
+    )
     conformal_windows: int = Field(2, ge=2, le=10)
     closed_days: list[str] = Field(
         default_factory=list,
@@ -194,6 +233,15 @@ class ModelSpec(Strict):
 
     @model_validator(mode="after")
     def _intermittent_is_run(self) -> ModelSpec:
+        for name, settings in self.lightgbm_variants.items():
+            if not IDENTIFIER.match(name) or name in (*STATISTICAL_MODELS, *INTERMITTENT_MODELS, LIGHTGBM, "Base"):
+                raise ValueError(f"lightgbm variant name {name!r} must be a new plain identifier")
+            LightGBMSpec.model_validate(self.lightgbm.model_dump() | settings)
+        known_aggregate = {*STATISTICAL_MODELS, *self.lightgbm_names}
+        unknown = [m for m in self.aggregate_models if m not in known_aggregate]
+        unknown += [m for m in self.bottom_models if m not in known_aggregate | set(INTERMITTENT_MODELS)]
+        if unknown:
+            raise ValueError(f"unknown model(s) {unknown}: not statistical, intermittent, LightGBM or a variant")
         if self.intermittent_model is not None and self.intermittent_model not in self.bottom_models:
             raise ValueError(f"intermittent_model {self.intermittent_model!r} is not in bottom_models")
         known = set(self.aggregate_models) | set(self.bottom_models)
@@ -203,6 +251,16 @@ class ModelSpec(Strict):
             if len(members) < 2 or set(members) - known:
                 raise ValueError(f"combination {name!r} needs two or more of the models run: {sorted(known)}")
         return self
+
+    @property
+    def lightgbm_names(self) -> list[str]:
+        return [LIGHTGBM, *self.lightgbm_variants]
+
+    def lightgbm_spec(self, name: str) -> LightGBMSpec:
+        """The settings of the LightGBM called `name`: `lightgbm`, with a variant's own settings over it."""
+        if name == LIGHTGBM:
+            return self.lightgbm
+        return LightGBMSpec.model_validate(self.lightgbm.model_dump() | self.lightgbm_variants[name])
 
     def pool(self, level: str, bottom: str) -> list[str]:
         """The models run at `level`, and the combinations whose members all run there."""

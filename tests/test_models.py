@@ -123,3 +123,85 @@ def test_cached_interval_quantiles_equal_statsforecasts_own():
     np.testing.assert_allclose(
         fast_quantiles.quantiles([80, 95], "t", t_params), fast_quantiles._original([80, 95], "t", t_params)
     )
+
+
+@pytest.fixture(scope="module")
+def daily_blocks(tmp_path_factory):
+    """The daily job's grouped-direct LightGBM (fewer trees) and the real store histories up to 2016-04-24."""
+    from datetime import date
+
+    from support import daily_job
+
+    from forecasting.backtest import KEYS  # noqa: F401  (the backtest module imports cleanly beside it)
+
+    job = daily_job(tmp_path_factory.mktemp("blocks"), ["LightGBMBlocks"], "LightGBMBlocks")
+    cheap = job.models.lightgbm.model_copy(update={"n_estimators": 20})
+    job = job.model_copy(update={"models": job.models.model_copy(update={"lightgbm": cheap})})
+    loaded = load(job, date(2016, 4, 24))
+    hierarchy = aggregate(validate(loaded, job), job)
+    stores = hierarchy.Y_df.filter(pl.col("unique_id").is_in(hierarchy.ids(hierarchy.bottom)))
+    members = hierarchy.members.filter(pl.col("level") == hierarchy.bottom)
+    exog = features.exogenous(members, None, loaded.calendar, job, bottom=True)
+    return job, stores, exog
+
+
+def _reach(fcst) -> int:
+    """The shortest distance back any feature or the level of a fitted-to-be MLForecast reads the target from."""
+    reaches = list(fcst.ts.lags) + list(fcst.ts.lag_transforms)
+    reaches += [t.shift for t in fcst.ts.target_transforms or [] if hasattr(t, "shift")]
+    return min(reaches)
+
+
+def test_horizon_blocks_never_read_the_target_nearer_than_their_last_day(daily_blocks):
+    """No look-ahead: a block forecasting days first..last reads y no nearer than `last` days back (lags, rolling
+    means, the level), so its forecasts never feed its own features; the blocks cover the horizon once."""
+    job, stores, exog = daily_blocks
+    setups = models.lightgbm_setups(stores, job, exog, aggregate=False, name="LightGBMBlocks")
+    blocks = [block for block, _ in setups]
+    assert [(b.first, b.last) for b in blocks] == [(1, 7), (8, 14), (15, 21), (22, 28)]
+    for block, (fcst, _, _) in setups:
+        assert _reach(fcst) >= block.last >= block.first
+        assert 364 in fcst.ts.lags  # the fixed lag stays a year back in every block
+    # The job's single LightGBM is the last block: every reach at or beyond the 28-day horizon.
+    ((block, (fcst, _, _)),) = models.lightgbm_setups(stores, job, exog, aggregate=False, name="LightGBM")
+    assert (block.first, block.last) == (1, 28) and _reach(fcst) >= 28
+
+
+def test_horizon_blocks_need_every_lag_at_or_beyond_the_horizon():
+    from forecasting.config import load_job
+
+    job = load_job("m5-daily-warehouse")
+    bad = job.models.model_copy(
+        update={"lightgbm_variants": job.models.lightgbm_variants | {"Near": {"horizon_blocks": 7, "lags": [7, 14]}}}
+    )
+    with pytest.raises(ValueError, match="lags 7 < horizon 28"):
+        JobSpec.model_validate(job.model_dump() | {"models": bad.model_dump()})
+    with pytest.raises(ValueError, match="unknown model"):
+        JobSpec.model_validate(job.model_dump() | {"models": job.models.model_dump() | {"bottom_models": ["Other"]}})
+
+
+def test_horizon_blocks_forecast_the_horizon_the_same_way_nightly_and_in_the_backtest(daily_blocks):
+    """Each day comes from its own block's model, reruns give the same numbers, and a one-window backtest at the
+    same origin gives the nightly forecast."""
+    from forecasting.backtest import _lightgbm_cv
+
+    job, stores, exog = daily_blocks
+    result = models.lightgbm_forecast(stores, job, exog, aggregate=False, name="LightGBMBlocks")
+    _check_contract(result, stores, job)
+    again = models.lightgbm_forecast(stores, job, exog, aggregate=False, name="LightGBMBlocks")
+    assert again.forecasts.equals(result.forecasts)
+    # Days 1-7 are the first block's own forecast (a model with lags from 7 days back).
+    (block, (fcst, train, intervals)), *_ = models.lightgbm_setups(stores, job, exog, False, "LightGBMBlocks")
+    fcst.fit(train, static_features=models.static_features(job))
+    X_df = fcst.make_future_dataframe(block.last).join(exog, on=["unique_id", "ds"], how="left")
+    first = fcst.predict(h=block.last, X_df=X_df).sort("unique_id", "ds")
+    got = models.in_block(result.forecasts, block, ["unique_id"]).select("unique_id", "ds", "LightGBMBlocks")
+    assert got.equals(first)
+    # One backtest window ending at the history's last day: the origin is 28 days earlier; refit there nightly.
+    cutoff = stores["ds"].max() - __import__("datetime").timedelta(days=job.horizon)
+    cv, _ = _lightgbm_cv(stores, job, exog, False, 1, job.horizon, "LightGBMBlocks")
+    assert cv.group_by("unique_id").len()["len"].to_list() == [job.horizon] * 10 and (cv["cutoff"] == cutoff).all()
+    nightly = models.lightgbm_forecast(stores.filter(pl.col("ds") <= cutoff), job, exog, False, "LightGBMBlocks")
+    joined = nightly.forecasts.join(cv, on=["unique_id", "ds"], suffix="_cv")
+    assert joined.height == 10 * job.horizon
+    assert (joined["LightGBMBlocks"] - joined["LightGBMBlocks_cv"]).abs().max() < 1e-6
