@@ -196,6 +196,9 @@ class JobSpec(Strict):
         absent = [lv for lv in self.hierarchy.levels if lv not in self.models.primary]
         if absent:
             raise ValueError(f"models.primary has no model for level(s) {absent}")
+        middle = self.reconciliation.middle_level
+        if middle is not None and middle not in list(self.hierarchy.levels)[:-1]:
+            raise ValueError(f"reconciliation.middle_level {middle!r} is not a level above the bottom of the hierarchy")
         if self.staffing is not None and "warehouse" not in self.hierarchy.levels:
             raise ValueError("staffing needs a hierarchy level named 'warehouse'")
         return self

@@ -201,6 +201,24 @@ def primary_models(job: JobSpec) -> tuple[dict[str, str], str]:
     return primary | chosen, f"lowest {job.models.choice_metric.upper()} per level in backtest {folder.name}"
 
 
+def published_method(job: JobSpec) -> tuple[str, str]:
+    """The reconciliation the run publishes, and why: the job file's `publish`, or with
+    `reconciliation.choose_from_backtest` rec.least_worst_method over the job's latest backtest."""
+    spec, metric = job.reconciliation, job.models.choice_metric
+    if not spec.choose_from_backtest:
+        return rec.publish_label(job), "job file"
+    try:
+        folder = outputs.run_dir(job, None, subdir="backtests")
+    except FileNotFoundError:
+        return rec.publish_label(job), "job file (no backtest published for this job)"
+    metrics = pl.read_parquet(folder / "metrics.parquet")
+    run = [spec.label(m) for m in spec.methods]
+    metrics = metrics.filter((pl.col("kind") == "base") | pl.col("model").is_in(run))
+    if metric not in metrics.columns or not metrics.filter(pl.col("kind") == "reconciled").height:
+        return rec.publish_label(job), f"job file (backtest {folder.name} has no {metric} of its methods)"
+    return rec.least_worst_method(metrics, metric), f"least worst level vs the best base in backtest {folder.name}"
+
+
 def best_models(metrics: pl.DataFrame, job: JobSpec) -> dict[str, str]:
     """Per level, the base model with the lowest `choice_metric` in backtest metrics (ties: by name)."""
     metric = job.models.choice_metric
@@ -281,7 +299,7 @@ def decorate_reconciled(
     return (
         hier.level_of(hierarchy.members, reconciled)
         .join(base.choice, on="unique_id", how="left")
-        .with_columns((pl.col("method") == rec.publish_label(job)).alias("published"))
+        .with_columns((pl.col("method") == published_method(job)[0]).alias("published"))
         .select(*series_columns(job), "model", "method", "published", "mean", *_interval_columns(job))
         .sort("level", "unique_id", "method", "ds")
     )
@@ -291,7 +309,7 @@ def staff(hierarchy: hier.Hierarchy, base: BaseForecasts, reconciled: pl.DataFra
     """Headcount per warehouse x process x period with p50/p80/p95 bands from the published reconciled warehouse
     forecast (empty when the job has no labour standards, e.g. the tourism benchmark)."""
     warehouses = pl.Series(hierarchy.ids("warehouse") if "warehouse" in hierarchy.tags else [], dtype=pl.String)
-    rows = reconciled.filter(pl.col("unique_id").is_in(warehouses) & (pl.col("method") == rec.publish_label(job)))
+    rows = reconciled.filter(pl.col("unique_id").is_in(warehouses) & (pl.col("method") == published_method(job)[0]))
     return staffing_plans.plan_for_job(decorate_reconciled(hierarchy, base, rows, job), job)
 
 
@@ -368,7 +386,8 @@ def summarize(hierarchy: hier.Hierarchy, validated: Validated, base: BaseForecas
         "base_model_per_level": [{"level": lv, "model": m, "series": n} for lv, m, n in models_by_level],
         "models_run": [c for c in base.forecasts.columns if c not in ("unique_id", "ds") and "-" not in c],
         "reconciliation": job.reconciliation.methods,
-        "published_method": rec.publish_label(job),
+        "published_method": published_method(job)[0],
+        "reconciliation_choice": published_method(job)[1],
         "interval_calibration": base.calibration_source,
         "model_choice": base.choice_source,
         "staffing_demand": staffing_plans.demand_source(job),

@@ -6,18 +6,31 @@ samplers refuse non-negative MinTrace. The conformal sampler reconciles the in-s
 per-series quantiles of the signed errors: linear in the number of series, sparse-aware, non-negative compatible.
 Caveat (the library's own): in-sample errors are smaller than out-of-sample ones, so intervals tend to be narrow;
 the backtests measure actual coverage.
+
+Middle-out (`MiddleOut_<upper>`): the few series down to the middle level (M5 monthly: total, 3 regions, 10
+warehouses) are reconciled among themselves (BottomUp from the middle level, or MinTrace with a dense covariance of
+those series only, which mint_shrink needs), then every lower series is split from them by forecast proportions
+(hierarchicalforecast's TopDown, sparse). Why: at 30,490 SKUs, MinTrace on the whole tree lets the SKU sum outvote
+better aggregate forecasts, and a dense covariance of all 30,504 series does not fit in memory. Intervals: the
+upper series get the conformal intervals of their own reconciliation; a lower series' base interval is scaled by
+the same factor as its mean (reconciled / base), which is what forecast proportions do to every quantile.
 """
 
 from __future__ import annotations
 
+from datetime import date
+
 import numpy as np
 import polars as pl
 from hierarchicalforecast.core import HierarchicalReconciliation
-from hierarchicalforecast.methods import BottomUp, BottomUpSparse, MinTrace, MinTraceSparse
+from hierarchicalforecast.methods import BottomUp, BottomUpSparse, MinTrace, MinTraceSparse, TopDown, TopDownSparse
 
 from forecasting.config import JobSpec
-from forecasting.hierarchy import Hierarchy
+from forecasting.hierarchy import Hierarchy, build_hierarchy
 from forecasting.models import BASE
+from forecasting.specs import HierarchySpec
+
+MIDDLE_OUT = "MiddleOut_"
 
 DENSE_ONLY = {"mint_shrink"}  # the library has no sparse version: an n x n shrunk covariance
 MAX_DENSE_SERIES = 5000  # 5,000^2 doubles = 200 MB per covariance; M5 monthly's 30,504 series would need 7.4 GB
@@ -29,6 +42,8 @@ def reconcilers(job: JobSpec, sparse: bool, n_series: int = 0) -> list[tuple[str
     chosen = []
     for method in spec.methods:
         label = spec.label(method)
+        if label.startswith(MIDDLE_OUT):
+            continue  # reconciled by middle_out()
         if label == "BottomUp":
             chosen.append((label, BottomUpSparse() if sparse else BottomUp()))
             continue
@@ -47,7 +62,11 @@ def reconcilers(job: JobSpec, sparse: bool, n_series: int = 0) -> list[tuple[str
 def uses_error_history(job: JobSpec) -> bool:
     """Whether a configured method estimates error variances from the calibration errors (wls_var, mint_shrink):
     then it needs every period of them; otherwise only the conformal intervals read them."""
-    return any(getattr(reconciler, "insample", False) for _, reconciler in reconcilers(job, sparse=False))
+    spec = job.reconciliation
+    upper = {spec.label(m).removeprefix(MIDDLE_OUT) for m in spec.methods if spec.label(m).startswith(MIDDLE_OUT)}
+    return bool(upper & {"wls_var", "mint_shrink"}) or any(
+        getattr(reconciler, "insample", False) for _, reconciler in reconcilers(job, sparse=False)
+    )
 
 
 def calibration_periods(errors: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
@@ -75,27 +94,26 @@ def reconcile(
     conformal interval sampler, and the residuals wls_var / mint_shrink estimate their error covariance from.
     """
     labelled = reconcilers(job, sparse, n_series=hierarchy.members.height)
-    engine = HierarchicalReconciliation(reconcilers=[reconciler for _, reconciler in labelled])
     insample = fitted.select("unique_id", "ds", "y", BASE).drop_nulls()
     if not uses_error_history(job):
         insample = calibration_periods(insample, [BASE])
-    wide = engine.reconcile(
-        Y_hat_df=base.select("unique_id", "ds", pl.col(BASE).clip(lower_bound=0.0)),
-        S_df=hierarchy.S,  # sparse SMatrix or dense S_df, as aggregate() built it
-        tags={level: np.asarray(ids) for level, ids in hierarchy.tags.items()},
-        Y_df=insample,
-        level=job.levels,
-        intervals_method="conformal",
-        seed=job.seed,
-    )
-    mean_columns = [c for c in wide.columns if c.startswith(f"{BASE}/") and "-lo-" not in c and "-hi-" not in c]
     frames = []
-    for (label, _), column in zip(labelled, mean_columns, strict=True):
-        rename = {column: "mean"} | {
-            f"{column}-{side}-{lv}": f"{side}_{lv}" for lv in job.levels for side in ("lo", "hi")
-        }
-        part = wide.select("unique_id", "ds", *rename).rename(rename).with_columns(pl.lit(label).alias("method"))
-        frames.append(part)
+    if labelled:
+        engine = HierarchicalReconciliation(reconcilers=[reconciler for _, reconciler in labelled])
+        wide = engine.reconcile(
+            Y_hat_df=base.select("unique_id", "ds", pl.col(BASE).clip(lower_bound=0.0)),
+            S_df=hierarchy.S,  # sparse SMatrix or dense S_df, as aggregate() built it
+            tags={level: np.asarray(ids) for level, ids in hierarchy.tags.items()},
+            Y_df=insample,
+            level=job.levels,
+            intervals_method="conformal",
+            seed=job.seed,
+        )
+        frames += _long(wide, [label for label, _ in labelled], job)
+    for method in job.reconciliation.methods:
+        label = job.reconciliation.label(method)
+        if label.startswith(MIDDLE_OUT):
+            frames.append(middle_out(hierarchy, base, insample, job, label, sparse))
     out = pl.concat(frames)
     if job.reconciliation.nonnegative:
         # Means are non-negative by construction (non-negative MinTrace; BottomUp of clipped base forecasts), so
@@ -103,3 +121,109 @@ def reconcile(
         bounds = [f"{side}_{lv}" for lv in job.levels for side in ("lo", "hi")]
         out = out.with_columns([pl.col(c).clip(lower_bound=0.0) for c in bounds])
     return out
+
+
+def _long(wide: pl.DataFrame, labels: list[str], job: JobSpec) -> list[pl.DataFrame]:
+    """The engine's wide output (Base/<method>, Base/<method>-lo-80, ...) -> one long frame per method."""
+    mean_columns = [c for c in wide.columns if c.startswith(f"{BASE}/") and "-lo-" not in c and "-hi-" not in c]
+    frames = []
+    for label, column in zip(labels, mean_columns, strict=True):
+        rename = {column: "mean"} | {
+            f"{column}-{side}-{lv}": f"{side}_{lv}" for lv in job.levels for side in ("lo", "hi")
+        }
+        part = wide.select("unique_id", "ds", *rename).rename(rename).with_columns(pl.lit(label).alias("method"))
+        frames.append(part)
+    return frames
+
+
+def middle_level(hierarchy: Hierarchy, job: JobSpec) -> str:
+    """The job's middle level, by default the level above the bottom."""
+    return job.reconciliation.middle_level or hierarchy.spec.names[-2]
+
+
+def upper_hierarchy(hierarchy: Hierarchy, middle: str) -> Hierarchy:
+    """The levels down to `middle` as a hierarchy of their own (dense S: a handful of series), with the same ids."""
+    names = hierarchy.spec.names
+    levels = {name: hierarchy.spec.levels[name] for name in names[: names.index(middle) + 1]}
+    keys = levels[middle]
+    nested = {child: parent for child, parent in hierarchy.spec.nested.items() if {child, parent} <= set(keys)}
+    spec = HierarchySpec(columns=keys, levels=levels, nested=nested)
+    # aggregate() wants a history; one dummy period is enough for S and the tags (the run may have dropped Y_df).
+    rows = hierarchy.members.filter(pl.col("level") == middle).select(*keys, pl.lit(date(2000, 1, 1)).alias("ds"))
+    return build_hierarchy(rows.with_columns(pl.lit(0.0).alias("y")), spec, sparse=False)
+
+
+def middle_out(
+    hierarchy: Hierarchy, base: pl.DataFrame, insample: pl.DataFrame, job: JobSpec, label: str, sparse: bool = True
+) -> pl.DataFrame:
+    """Reconcile the levels down to the middle one among themselves, then split every lower series from them by
+    forecast proportions; lower intervals are the base intervals scaled like their means (module docstring)."""
+    upper = upper_hierarchy(hierarchy, middle_level(hierarchy, job))
+    upper_ids = upper.members["unique_id"].to_list()
+    variant = label.removeprefix(MIDDLE_OUT)
+    method = (
+        BottomUp() if variant == "BottomUp" else MinTrace(method=variant, nonnegative=job.reconciliation.nonnegative)
+    )
+    clipped = base.select("unique_id", "ds", pl.col(BASE).clip(lower_bound=0.0))
+    is_upper = pl.col("unique_id").is_in(upper_ids)
+    wide = HierarchicalReconciliation(reconcilers=[method]).reconcile(
+        Y_hat_df=clipped.filter(is_upper),
+        S_df=upper.S,
+        tags={level: np.asarray(ids) for level, ids in upper.tags.items()},
+        Y_df=insample.filter(is_upper),
+        level=job.levels,
+        intervals_method="conformal",
+        seed=job.seed,
+    )
+    (upper_part,) = _long(wide, [label], job)
+    # Coherent upper forecasts in place of the upper base ones: forecast proportions then leave them as they are
+    # and split each middle series over its children in proportion to their base forecasts.
+    proportions = (TopDownSparse if sparse else TopDown)(method="forecast_proportions")
+    y_hat = pl.concat([upper_part.select("unique_id", "ds", pl.col("mean").alias(BASE)), clipped.filter(~is_upper)])
+    split = HierarchicalReconciliation(reconcilers=[proportions]).reconcile(
+        Y_hat_df=y_hat, S_df=hierarchy.S, tags={level: np.asarray(ids) for level, ids in hierarchy.tags.items()}
+    )
+    (column,) = [c for c in split.columns if c.startswith(f"{BASE}/")]
+    bounds = [f"{side}_{lv}" for lv in job.levels for side in ("lo", "hi")]
+    lower = (
+        split.filter(~is_upper)
+        .select("unique_id", "ds", pl.col(column).alias("mean"))
+        .join(
+            base.select("unique_id", "ds", BASE, *[f"{BASE}-{b.replace('_', '-')}" for b in bounds]),
+            on=["unique_id", "ds"],
+        )
+        .with_columns(pl.when(pl.col(BASE) > 0).then(pl.col("mean") / pl.col(BASE)).otherwise(1.0).alias("factor"))
+        .select(
+            "unique_id",
+            "ds",
+            "mean",
+            *[
+                (pl.col(f"{BASE}-{b.replace('_', '-')}").clip(lower_bound=0.0) * pl.col("factor")).alias(b)
+                for b in bounds
+            ],
+            pl.lit(label).alias("method"),
+        )
+    )
+    return pl.concat([upper_part.select(lower.columns), lower])
+
+
+def target_ratios(metrics: pl.DataFrame, metric: str) -> pl.DataFrame:
+    """Per reconciliation method and level: its `metric` divided by the best base model's at that level (the target
+    is <= 1 at every level). `metrics`: level, kind, model, <metric> (backtest.score's table)."""
+    best = (
+        metrics.filter((pl.col("kind") == "base") & (pl.col("model") != BASE) & pl.col(metric).is_not_null())
+        .group_by("level")
+        .agg(pl.col(metric).min().alias("best_base"))
+    )
+    return (
+        metrics.filter(pl.col("kind") == "reconciled")
+        .join(best, on="level")
+        .select("level", "model", (pl.col(metric) / pl.col("best_base")).alias("ratio"))
+    )
+
+
+def least_worst_method(metrics: pl.DataFrame, metric: str) -> str:
+    """The reconciliation whose worst level, relative to the best base model there, is the least bad: the choice the
+    target (no worse than the best base forecast at any level) asks for. Ties go to the alphabetically first."""
+    worst = target_ratios(metrics, metric).group_by("model").agg(pl.col("ratio").max()).sort("ratio", "model")
+    return worst["model"][0]

@@ -269,13 +269,17 @@ class ModelSpec(Strict):
 
 
 ReconcileMethod = Literal[
-    "BottomUp", "MinTrace", "MinTrace_ols", "MinTrace_wls_struct", "MinTrace_wls_var", "MinTrace_mint_shrink"
-]
+    "BottomUp", "MinTrace", "MinTrace_ols", "MinTrace_wls_struct", "MinTrace_wls_var", "MinTrace_mint_shrink",
+    "MiddleOut", "MiddleOut_BottomUp", "MiddleOut_ols", "MiddleOut_wls_struct", "MiddleOut_wls_var",
+    "MiddleOut_mint_shrink",
+]  # fmt: skip
+UpperReconciler = Literal["BottomUp", "ols", "wls_struct", "wls_var", "mint_shrink"]
 
 
 class ReconcileSpec(Strict):
     """Reconciliation methods; `MinTrace` means MinTrace with `mintrace_method`, `MinTrace_<m>` names one outright
-    (several MinTrace variants can run side by side, as the tourism benchmark does)."""
+    (several MinTrace variants can run side by side, as the tourism benchmark does). `MiddleOut` likewise means
+    middle-out with `middle_out_upper`, `MiddleOut_<u>` names one outright."""
 
     methods: list[ReconcileMethod] = Field(default_factory=lambda: ["BottomUp", "MinTrace"])
     mintrace_method: Literal["ols", "wls_struct", "wls_var", "mint_shrink"] = Field(
@@ -283,8 +287,23 @@ class ReconcileSpec(Strict):
         description="wls_var and mint_shrink estimate error variances from the calibration errors (in-sample fits or "
         "backtest errors, see `calibration`); mint_shrink needs a dense n x n covariance (small hierarchies only)",
     )
+    middle_level: str | None = Field(
+        None,
+        description="MiddleOut: the level the upper part is reconciled down to and the lower levels are split from "
+        "by forecast proportions (default: the level above the bottom)",
+    )
+    middle_out_upper: UpperReconciler = Field(
+        "mint_shrink",
+        description="MiddleOut: how the levels down to `middle_level` are reconciled among themselves (BottomUp "
+        "from the middle level, or MinTrace with this variant; a dense covariance of those few series only)",
+    )
     nonnegative: bool = True
     publish: ReconcileMethod = "MinTrace"
+    choose_from_backtest: bool = Field(
+        False,
+        description="publish the method whose worst level, relative to the best base model at that level, is the "
+        "least bad in the job's latest backtest (`publish` when there is none)",
+    )
     calibration: Literal["insample", "backtest"] = Field(
         "insample",
         description="errors the reconciled intervals are calibrated on: in-sample fits, or the out-of-sample errors "
@@ -292,8 +311,12 @@ class ReconcileSpec(Strict):
     )
 
     def label(self, method: str) -> str:
-        """The output name of a method: BottomUp or MinTrace_<variant>."""
-        return f"MinTrace_{self.mintrace_method}" if method == "MinTrace" else method
+        """The output name of a method: BottomUp, MinTrace_<variant> or MiddleOut_<upper>."""
+        if method == "MinTrace":
+            return f"MinTrace_{self.mintrace_method}"
+        if method == "MiddleOut":
+            return f"MiddleOut_{self.middle_out_upper}"
+        return method
 
     @model_validator(mode="after")
     def _publish_is_run(self) -> ReconcileSpec:

@@ -98,3 +98,11 @@ def test_primary_must_cover_every_level_and_staffing_needs_a_warehouse_level():
 def test_filters_must_name_hierarchy_keys():
     with pytest.raises(JobConfigError, match="filter on 'aisle'"):
         load_job(filters={"aisle": ["7"]})
+
+
+@pytest.mark.parametrize("middle", ["sku", "aisle"])
+def test_middle_out_needs_a_level_above_the_bottom(middle):
+    raw = load_job().model_dump(mode="json")
+    raw["reconciliation"]["middle_level"] = middle
+    with pytest.raises(JobConfigError, match=f"middle_level '{middle}' is not a level above the bottom"):
+        parse_job(raw)

@@ -5,7 +5,10 @@ import polars as pl
 import pytest
 from support import assert_coherent, slice_job
 
+from forecasting import reconcile as rec
 from forecasting.pipeline import aggregate, base_forecasts, decorate_reconciled, load, reconcile, validate
+
+METHODS = {"BottomUp", "MinTrace_wls_struct", "MiddleOut_BottomUp", "MiddleOut_mint_shrink"}  # the m5-monthly job's
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +30,7 @@ def sparse_result(inputs):
 def test_coherent_and_non_negative(sparse_result, inputs):
     job = inputs[0]
     _, _, reconciled = sparse_result
-    assert set(reconciled["method"]) == {"BottomUp", "MinTrace_wls_struct"}
+    assert set(reconciled["method"]) == METHODS
     assert_coherent(reconciled)
     bounds = [f"{side}_{lv}" for lv in job.levels for side in ("lo", "hi")]
     assert reconciled.select(pl.min_horizontal("mean", *bounds).min()).item() >= 0
@@ -56,3 +59,55 @@ def test_dense_and_sparse_reconciliation_agree(sparse_result, inputs):
     assert joined.height == sparse.height == dense.height
     np.testing.assert_allclose(joined["mean"].to_numpy(), joined["mean_dense"].to_numpy(), rtol=1e-3, atol=1e-3)
     np.testing.assert_allclose(joined["hi_95"].to_numpy(), joined["hi_95_dense"].to_numpy(), rtol=1e-2, atol=1e-2)
+
+
+def test_middle_out_keeps_the_warehouses_and_splits_skus_by_their_base_shares(sparse_result):
+    hierarchy, base, reconciled = sparse_result
+    clipped = base.forecasts.select("unique_id", "ds", pl.col("Base").clip(lower_bound=0))
+    middle = reconciled.filter((pl.col("method") == "MiddleOut_BottomUp") & (pl.col("level") == "warehouse"))
+    joined = middle.join(clipped, on=["unique_id", "ds"])
+    np.testing.assert_allclose(joined["mean"].to_numpy(), joined["Base"].to_numpy(), rtol=1e-9)
+    for method in ("MiddleOut_BottomUp", "MiddleOut_mint_shrink"):
+        skus = reconciled.filter((pl.col("method") == method) & (pl.col("level") == "sku")).join(
+            clipped, on=["unique_id", "ds"]
+        )
+        shares = skus.with_columns(
+            (pl.col("mean") / pl.col("mean").sum().over("warehouse", "ds")).alias("share"),
+            (pl.col("Base") / pl.col("Base").sum().over("warehouse", "ds")).alias("base_share"),
+        )
+        np.testing.assert_allclose(shares["share"].to_numpy(), shares["base_share"].to_numpy(), atol=1e-9)
+    shrunk = reconciled.filter((pl.col("method") == "MiddleOut_mint_shrink") & (pl.col("level") == "warehouse"))
+    assert not np.allclose(shrunk.sort("unique_id", "ds")["mean"], middle.sort("unique_id", "ds")["mean"])
+
+
+def test_middle_out_intervals_scale_with_the_mean(sparse_result):
+    _, base, reconciled = sparse_result
+    skus = reconciled.filter((pl.col("method") == "MiddleOut_mint_shrink") & (pl.col("level") == "sku"))
+    joined = skus.join(base.forecasts, on=["unique_id", "ds"]).filter(pl.col("Base") > 0)
+    factor = joined["mean"] / joined["Base"]
+    np.testing.assert_allclose(joined["hi_95"], joined["Base-hi-95"].clip(lower_bound=0) * factor, rtol=1e-9)
+
+
+def test_reconciliation_reruns_to_the_same_numbers(sparse_result, inputs):
+    job = inputs[0]
+    hierarchy, base, first = sparse_result
+    again = decorate_reconciled(hierarchy, base, reconcile(hierarchy, base, job, sparse=True), job)
+    assert again.sort("unique_id", "ds", "method").equals(first.sort("unique_id", "ds", "method"))
+
+
+def test_least_worst_method_is_the_one_closest_to_the_best_base_at_its_worst_level():
+    metrics = pl.DataFrame(
+        {
+            "level": ["total", "sku", "total", "sku", "total", "sku", "total", "sku"],
+            "kind": ["base", "base", "base", "base", "reconciled", "reconciled", "reconciled", "reconciled"],
+            "model": ["AutoETS", "LightGBM", "Base", "Base", "MinTrace_wls_struct", "MinTrace_wls_struct",
+                      "MiddleOut_BottomUp", "MiddleOut_BottomUp"],
+            "rmsse": [1.0, 0.9, 0.5, 0.5, 0.8, 0.99, 1.05, 0.9],
+        }
+    )  # fmt: skip
+    ratios = rec.target_ratios(metrics, "rmsse")
+    # Base is a copy of a chosen model, not a model of its own: the best base is AutoETS / LightGBM.
+    assert (
+        ratios.filter((pl.col("model") == "MiddleOut_BottomUp") & (pl.col("level") == "total"))["ratio"].item() == 1.05
+    )
+    assert rec.least_worst_method(metrics, "rmsse") == "MiddleOut_BottomUp"  # worst 1.05 against 1.10
