@@ -76,6 +76,7 @@ def _lightgbm_cv(
             prediction_intervals=intervals,
             level=job.levels,
             fitted=True,
+            weight_col=models.weight_column(train),
         )
         forecasts.append(models.in_block(_dates(cv.drop("y")), block, ["unique_id", "cutoff"]))
         cutoffs = sorted(cv["cutoff"].unique().to_list())

@@ -193,7 +193,13 @@ def lightgbm_forecast(
     block's (the model as the job writes it)."""
     forecasts, fitted = [], None
     for block, (fcst, train, intervals) in lightgbm_setups(Y_df, job, exog, aggregate, name):
-        fcst.fit(train, static_features=static_features(job), fitted=True, prediction_intervals=intervals)
+        fcst.fit(
+            train,
+            static_features=static_features(job),
+            fitted=True,
+            prediction_intervals=intervals,
+            weight_col=weight_column(train),
+        )
         X_df = None
         if exog is not None:
             X_df = fcst.make_future_dataframe(job.horizon).join(exog, on=["unique_id", "ds"], how="left")
@@ -257,6 +263,11 @@ def lightgbm_setup(
         train = train.with_columns(pl.col("unique_id").rank("dense").cast(pl.Float64).alias(SERIES_CODE))
     if exog is not None:
         train = train.join(exog, on=["unique_id", "ds"], how="left")
+    if spec.half_life is not None:
+        # Relative to the frame's last period; mlforecast's cross-validation windows see the same weights times a
+        # constant, which leaves LightGBM's splits and leaf values unchanged.
+        age = pl.col("ds").rank("ordinal", descending=True).over("unique_id") - 1
+        train = train.with_columns((0.5 ** (age / spec.half_life)).alias(WEIGHT))
     intervals = PredictionIntervals(n_windows=job.models.conformal_windows, h=job.horizon)
     n_periods = Y_df.group_by("unique_id").len()["len"].min()
     if n_periods <= max_lag + job.horizon * job.models.conformal_windows:
@@ -265,6 +276,12 @@ def lightgbm_setup(
 
 
 SERIES_CODE = "series_code"
+WEIGHT = "sample_weight"
+
+
+def weight_column(train: pl.DataFrame) -> str | None:
+    """The sample-weight column lightgbm_setup added to `train` (with `half_life`), else None."""
+    return WEIGHT if WEIGHT in train.columns else None
 
 
 def static_features(job: JobSpec) -> list[str]:

@@ -71,6 +71,12 @@ class LightGBMSpec(Strict):
         "`lags`, `rolling_lag` and the level shift brought nearer by (horizon - the block's last period), so the "
         "first block sees the freshest history and no block sees past its origin; needs all three >= horizon",
     )
+    half_life: int | None = Field(
+        None,
+        ge=1,
+        description="weigh training rows by 0.5 ** (periods before the series' last one / half_life): recent "
+        "behaviour counts more (None: equal weights)",
+    )
     fixed_lags: list[int] = Field(
         default_factory=list,
         description="lags every horizon block keeps as they are (a year back: 364 days); used beside `lags`",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 import pytest
 from support import slice_job
@@ -127,7 +128,8 @@ def test_cached_interval_quantiles_equal_statsforecasts_own():
 
 @pytest.fixture(scope="module")
 def daily_blocks(tmp_path_factory):
-    """The daily job's grouped-direct LightGBM (fewer trees) and the real store histories up to 2016-04-24."""
+    """The daily job's grouped-direct LightGBM (fewer trees, 730-day half-life weights) and the real store
+    histories up to 2016-04-24."""
     from datetime import date
 
     from support import daily_job
@@ -136,7 +138,11 @@ def daily_blocks(tmp_path_factory):
 
     job = daily_job(tmp_path_factory.mktemp("blocks"), ["LightGBMBlocks"], "LightGBMBlocks")
     cheap = job.models.lightgbm.model_copy(update={"n_estimators": 20})
-    job = job.model_copy(update={"models": job.models.model_copy(update={"lightgbm": cheap})})
+    # The job's grouped-direct variant, with time-decay weights as well (so both are exercised).
+    variants = {"LightGBMBlocks": job.models.lightgbm_variants["LightGBMBlocks"] | {"half_life": 730}}
+    job = job.model_copy(
+        update={"models": job.models.model_copy(update={"lightgbm": cheap, "lightgbm_variants": variants})}
+    )
     loaded = load(job, date(2016, 4, 24))
     hierarchy = aggregate(validate(loaded, job), job)
     stores = hierarchy.Y_df.filter(pl.col("unique_id").is_in(hierarchy.ids(hierarchy.bottom)))
@@ -162,6 +168,10 @@ def test_horizon_blocks_never_read_the_target_nearer_than_their_last_day(daily_b
     for block, (fcst, _, _) in setups:
         assert _reach(fcst) >= block.last >= block.first
         assert 364 in fcst.ts.lags  # the fixed lag stays a year back in every block
+    # Time-decay weights (half_life 730 days): 1 on each series' last day, 0.5 two years before it.
+    train = setups[0][1][1]
+    ca1 = train.filter(pl.col("unique_id") == "total/CA/CA_1").sort("ds")[models.WEIGHT].to_numpy()
+    assert ca1[-1] == 1.0 and ca1[-1 - 730] == pytest.approx(0.5)
     # The job's single LightGBM is the last block: every reach at or beyond the 28-day horizon.
     ((block, (fcst, _, _)),) = models.lightgbm_setups(stores, job, exog, aggregate=False, name="LightGBM")
     assert (block.first, block.last) == (1, 28) and _reach(fcst) >= 28
@@ -192,7 +202,7 @@ def test_horizon_blocks_forecast_the_horizon_the_same_way_nightly_and_in_the_bac
     assert again.forecasts.equals(result.forecasts)
     # Days 1-7 are the first block's own forecast (a model with lags from 7 days back).
     (block, (fcst, train, intervals)), *_ = models.lightgbm_setups(stores, job, exog, False, "LightGBMBlocks")
-    fcst.fit(train, static_features=models.static_features(job))
+    fcst.fit(train, static_features=models.static_features(job), weight_col=models.weight_column(train))
     X_df = fcst.make_future_dataframe(block.last).join(exog, on=["unique_id", "ds"], how="left")
     first = fcst.predict(h=block.last, X_df=X_df).sort("unique_id", "ds")
     got = models.in_block(result.forecasts, block, ["unique_id"]).select("unique_id", "ds", "LightGBMBlocks")
@@ -204,4 +214,5 @@ def test_horizon_blocks_forecast_the_horizon_the_same_way_nightly_and_in_the_bac
     nightly = models.lightgbm_forecast(stores.filter(pl.col("ds") <= cutoff), job, exog, False, "LightGBMBlocks")
     joined = nightly.forecasts.join(cv, on=["unique_id", "ds"], suffix="_cv")
     assert joined.height == 10 * job.horizon
-    assert (joined["LightGBMBlocks"] - joined["LightGBMBlocks_cv"]).abs().max() < 1e-6
+    # Equal to rounding: the time-decay weights differ by a constant factor between the two fits.
+    np.testing.assert_allclose(joined["LightGBMBlocks"].to_numpy(), joined["LightGBMBlocks_cv"].to_numpy(), rtol=1e-9)
