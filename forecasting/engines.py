@@ -104,7 +104,8 @@ def partitioned_statistical_forecast(
             part_df = Y_df.filter(pl.col("unique_id").is_in(ids.gather(group).implode()))
         part = statistical_forecast(part_df, single, model_names, n_jobs)
         forecasts.append(part.forecasts)
-        fitted.append(part.fitted if keep_all_fits else calibration_periods(part.fitted, model_names))
+        window = job.reconciliation.calibration_window
+        fitted.append(part.fitted if keep_all_fits else calibration_periods(part.fitted, model_names, window))
     return LevelForecast(pl.concat(forecasts), pl.concat(fitted), model_names)
 
 

@@ -142,9 +142,10 @@ def _define_view(
     return relation
 
 
-# DuckDB's default memory limit is 80 % of the machine; the history query sorts and groups every raw row (100M at
-# 1M series x 104 weeks), so it is held to 8 GB and spills to a temp folder (not beside a read-only database).
-DUCKDB_CONFIG = {"memory_limit": "8GB", "temp_directory": str(Path(tempfile.gettempdir()) / "forecasting-duckdb")}
+# DuckDB's default memory limit is 80 % of the machine; the gate and the history query group and sort every raw row
+# (100M at 1M series x 104 weeks), so DuckDB is held to 4 GB and spills to a temp folder (not beside a read-only
+# database).
+DUCKDB_CONFIG = {"memory_limit": "4GB", "temp_directory": str(Path(tempfile.gettempdir()) / "forecasting-duckdb")}
 
 
 def connect_sources(job: JobSpec) -> tuple[duckdb.DuckDBPyConnection, dict[str, str]]:

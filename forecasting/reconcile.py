@@ -69,15 +69,16 @@ def uses_error_history(job: JobSpec) -> bool:
     )
 
 
-def calibration_periods(errors: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
-    """The rows of the periods in which every series of `errors` has y and at least one of `columns`.
+def calibration_periods(errors: pl.DataFrame, columns: list[str], last: int | None = None) -> pl.DataFrame:
+    """The rows of the periods in which every series of `errors` has y and at least one of `columns` (only the
+    `last` of those periods, if given).
 
     hierarchicalforecast's conformal sampler drops every period in which any series lacks y or a fit (its
     calibration set is the periods complete across the hierarchy), so passing only those periods gives the same
     intervals, without pivoting every series' whole in-sample history (25M rows at 1M series x 26 weeks)."""
     usable = errors.filter(pl.col("y").is_not_null() & pl.any_horizontal(pl.col(columns).is_not_null()))
-    complete = usable.group_by("ds").len().filter(pl.col("len") == errors["unique_id"].n_unique())["ds"]
-    return errors.filter(pl.col("ds").is_in(complete.implode()))
+    complete = usable.group_by("ds").len().filter(pl.col("len") == errors["unique_id"].n_unique())["ds"].sort()
+    return errors.filter(pl.col("ds").is_in(complete.tail(last or complete.len()).implode()))
 
 
 def publish_label(job: JobSpec) -> str:
@@ -95,8 +96,11 @@ def reconcile(
     """
     labelled = reconcilers(job, sparse, n_series=hierarchy.members.height)
     insample = fitted.select("unique_id", "ds", "y", BASE).drop_nulls()
-    if not uses_error_history(job):
-        insample = calibration_periods(insample, [BASE])
+    # Only the periods every series has (a balanced frame: reshaped by the library, not pivoted), unless a method
+    # estimates variances from every period.
+    balanced = not uses_error_history(job)
+    if balanced:
+        insample = calibration_periods(insample, [BASE], job.reconciliation.calibration_window)
     frames = []
     if labelled:
         engine = HierarchicalReconciliation(reconcilers=[reconciler for _, reconciler in labelled])
@@ -108,6 +112,7 @@ def reconcile(
             level=job.levels,
             intervals_method="conformal",
             seed=job.seed,
+            is_balanced=balanced,
         )
         frames += _long(wide, [label for label, _ in labelled], job)
     for method in job.reconciliation.methods:

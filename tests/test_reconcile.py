@@ -111,3 +111,36 @@ def test_least_worst_method_is_the_one_closest_to_the_best_base_at_its_worst_lev
         ratios.filter((pl.col("model") == "MiddleOut_BottomUp") & (pl.col("level") == "total"))["ratio"].item() == 1.05
     )
     assert rec.least_worst_method(metrics, "rmsse") == "MiddleOut_BottomUp"  # worst 1.05 against 1.10
+
+
+def test_calibrating_on_the_complete_periods_only_changes_nothing(sparse_result, inputs):
+    """reconcile passes the conformal sampler only the periods in which every series has an error; the library
+    drops the others itself, so its intervals from every in-sample period must be the same, bit for bit."""
+    from hierarchicalforecast.core import HierarchicalReconciliation
+
+    from forecasting.models import BASE
+    from forecasting.reconcile import reconcilers
+
+    job = inputs[0]
+    hierarchy, base, reconciled = sparse_result
+    labelled = reconcilers(job, sparse=True, n_series=hierarchy.members.height)
+    every_period = (
+        HierarchicalReconciliation(reconcilers=[r for _, r in labelled])
+        .reconcile(
+            Y_hat_df=base.forecasts.select("unique_id", "ds", pl.col(BASE).clip(lower_bound=0.0)),
+            S_df=hierarchy.S,
+            tags={level: np.asarray(ids) for level, ids in hierarchy.tags.items()},
+            Y_df=base.calibration.select("unique_id", "ds", "y", BASE).drop_nulls(),
+            level=job.levels,
+            intervals_method="conformal",
+            seed=job.seed,
+        )
+        .sort("unique_id", "ds")
+    )
+    means = [c for c in every_period.columns if c.startswith(f"{BASE}/") and "-lo-" not in c and "-hi-" not in c]
+    for (label, _), column in zip(labelled, means, strict=True):
+        ours = reconciled.filter(pl.col("method") == label).sort("unique_id", "ds")
+        for lv in job.levels:
+            for side in ("lo", "hi"):
+                expected = every_period[f"{column}-{side}-{lv}"].clip(lower_bound=0.0)
+                np.testing.assert_array_equal(ours[f"{side}_{lv}"].to_numpy(), expected.to_numpy())
