@@ -50,7 +50,13 @@ class TreeRSS:
         self._thread.join()
 
     def peak_mb(self, start: float, end: float) -> float:
+        """Peak over the samples taken in [start, end]. A stage shorter than the sampling interval may hold none:
+        then the samples just before and just after it bound what it held (rather than a misleading 0)."""
         inside = [rss for t, rss in self.samples if start <= t <= end]
+        if not inside:
+            before = [rss for t, rss in self.samples if t < start][-1:]
+            after = [rss for t, rss in self.samples if t > end][:1]
+            inside = before + after
         return max(inside, default=0) / 2**20
 
 
