@@ -25,7 +25,7 @@ def server_bin() -> Path | None:
 
 
 def why_not_available() -> str | None:
-    """None when a server can be started here, else the reason (support.unavailable fails or skips with it)."""
+    """None when a server can be started here, else the reason (support.unavailable fails with it)."""
     if server_bin() is None:
         return "no PostgreSQL server binaries (initdb) on this machine; .ci/run installs Debian's postgresql"
     if os.geteuid() == 0:

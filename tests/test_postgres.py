@@ -1,6 +1,6 @@
 """The sales history read from a real PostgreSQL server through DuckDB's postgres extension (from the
-duckdb-ext-postgres wheel, loaded with autoinstall off). Where no server binary exists:
-a failure under .ci/run, else a skip with the reason (support.unavailable)."""
+duckdb-ext-postgres wheel, loaded with autoinstall off). Marked `services`: run by `pytest -m services` (.ci/run
+does, after installing PostgreSQL); without a server binary each test fails saying why (support.unavailable)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from forecasting.io import SourceError, load_postgres_extension
 from forecasting.outputs import read_manifest
 from forecasting.pipeline import run_job
 from forecasting.quality import DataQualityError
+
+pytestmark = pytest.mark.services
 
 ITEMS = first_items("CA_1", 10)
 

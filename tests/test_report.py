@@ -150,6 +150,7 @@ def chromium() -> str:
     return found
 
 
+@pytest.mark.services
 def test_console_errors_are_seen(chromium, tmp_path):
     """The check below can fail: a script error on a page shows up as a console line."""
     page = tmp_path / "broken.html"
@@ -158,6 +159,7 @@ def test_console_errors_are_seen(chromium, tmp_path):
     assert any("notDefined" in line for line in lines) and any("said" in line for line in lines)
 
 
+@pytest.mark.services
 def test_report_renders_in_chromium(chromium, report, tmp_path):
     *_, path, _ = report
     dom = headless(chromium, tmp_path / "dom", path.as_uri(), "--dump-dom")
