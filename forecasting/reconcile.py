@@ -107,7 +107,7 @@ def reconcile(
         wide = engine.reconcile(
             Y_hat_df=base.select("unique_id", "ds", pl.col(BASE).clip(lower_bound=0.0)),
             S_df=hierarchy.S,  # sparse SMatrix or dense S_df, as aggregate() built it
-            tags={level: np.asarray(ids) for level, ids in hierarchy.tags.items()},
+            tags=tag_arrays(hierarchy),
             Y_df=insample,
             level=job.levels,
             intervals_method="conformal",
@@ -139,6 +139,11 @@ def _long(wide: pl.DataFrame, labels: list[str], job: JobSpec) -> list[pl.DataFr
         part = wide.select("unique_id", "ds", *rename).rename(rename).with_columns(pl.lit(label).alias("method"))
         frames.append(part)
     return frames
+
+
+def tag_arrays(hierarchy: Hierarchy) -> dict[str, np.ndarray]:
+    """The hierarchy's level -> ids, as the arrays hierarchicalforecast's reconcile() indexes with."""
+    return {level: np.asarray(ids) for level, ids in hierarchy.tags.items()}
 
 
 def middle_level(hierarchy: Hierarchy, job: JobSpec) -> str:
@@ -174,7 +179,7 @@ def middle_out(
     wide = HierarchicalReconciliation(reconcilers=[method]).reconcile(
         Y_hat_df=clipped.filter(is_upper),
         S_df=upper.S,
-        tags={level: np.asarray(ids) for level, ids in upper.tags.items()},
+        tags=tag_arrays(upper),
         Y_df=insample.filter(is_upper),
         level=job.levels,
         intervals_method="conformal",
@@ -186,7 +191,7 @@ def middle_out(
     proportions = (TopDownSparse if sparse else TopDown)(method="forecast_proportions")
     y_hat = pl.concat([upper_part.select("unique_id", "ds", pl.col("mean").alias(BASE)), clipped.filter(~is_upper)])
     split = HierarchicalReconciliation(reconcilers=[proportions]).reconcile(
-        Y_hat_df=y_hat, S_df=hierarchy.S, tags={level: np.asarray(ids) for level, ids in hierarchy.tags.items()}
+        Y_hat_df=y_hat, S_df=hierarchy.S, tags=tag_arrays(hierarchy)
     )
     (column,) = [c for c in split.columns if c.startswith(f"{BASE}/")]
     bounds = [f"{side}_{lv}" for lv in job.levels for side in ("lo", "hi")]
