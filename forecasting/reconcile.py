@@ -54,8 +54,12 @@ def reconcilers(job: JobSpec, sparse: bool, n_series: int = 0) -> list[tuple[str
                 f"reconciliation {label} needs a dense {n_series} x {n_series} covariance; "
                 f"use wls_var or wls_struct above {MAX_DENSE_SERIES} series"
             )
-        cls = MinTraceSparse if sparse and not dense_only else MinTrace
-        chosen.append((label, cls(method=variant, nonnegative=spec.nonnegative, num_threads=job.n_jobs)))
+        nonnegative = spec.nonnegative_method is not None
+        if sparse and not dense_only:
+            qp = spec.nonnegative_method != "clip"
+            chosen.append((label, MinTraceSparse(variant, nonnegative=nonnegative, num_threads=job.n_jobs, qp=qp)))
+        else:  # the library's dense MinTrace has only the QP
+            chosen.append((label, MinTrace(method=variant, nonnegative=nonnegative, num_threads=job.n_jobs)))
     return chosen
 
 
@@ -120,7 +124,7 @@ def reconcile(
         if label.startswith(MIDDLE_OUT):
             frames.append(middle_out(hierarchy, base, insample, job, label, sparse))
     out = pl.concat(frames)
-    if job.reconciliation.nonnegative:
+    if job.reconciliation.nonnegative_method:
         # Means are non-negative by construction (non-negative MinTrace; BottomUp of clipped base forecasts), so
         # clipping them changes nothing; sampled interval bounds can dip below zero and demand cannot.
         bounds = [f"{side}_{lv}" for lv in job.levels for side in ("lo", "hi")]
@@ -172,7 +176,9 @@ def middle_out(
     upper_ids = upper.members["unique_id"].to_list()
     variant = label.removeprefix(MIDDLE_OUT)
     method = (
-        BottomUp() if variant == "BottomUp" else MinTrace(method=variant, nonnegative=job.reconciliation.nonnegative)
+        BottomUp()
+        if variant == "BottomUp"
+        else MinTrace(method=variant, nonnegative=job.reconciliation.nonnegative_method is not None)
     )
     clipped = base.select("unique_id", "ds", pl.col(BASE).clip(lower_bound=0.0))
     is_upper = pl.col("unique_id").is_in(upper_ids)

@@ -7,7 +7,8 @@ For each size it writes (once) a seeded synthetic history under data/synthetic/b
 -> reconcile -> prepare outputs -> write) in a fresh child process, so one size's memory does not colour the next,
 and prints stage, seconds, peak RSS of the process tree and series per second. Models: a baseline set through
 statsforecast (SeasonalNaive and Naive per SKU; AutoETS, SeasonalNaive, Naive on the aggregates), BottomUp and
-non-negative MinTrace wls_struct on the sparse S; `--lightgbm` adds the global LightGBM at SKU level.
+non-negative MinTrace wls_struct on the sparse S (`--nonnegative clip` by default, `qp` for the QP); `--lightgbm`
+adds the global LightGBM at SKU level.
 
 Last, `--throughput-series` series go through statsforecast's own published experiment (experiments/
 benchmarks_at_scale in the statsforecast repository: generate_series(min_length=20, max_length=100), 9 baseline
@@ -35,6 +36,7 @@ from forecasting import synthetic
 from forecasting.config import JobSpec, load_job, project_root
 
 CALIBRATION_WINDOW = 26  # conformal intervals calibrated on the last 26 weeks every series has fits for
+NONNEGATIVE = "clip"  # reconcile unconstrained, clip and sum up only if a bottom value is negative (README, Scale)
 ROWS_PER_PARTITION = 5_000_000  # local engine: series are fitted in groups of about this many history rows
 PUBLISHED = {"series": 1_000_000, "minutes": 4.81, "cpus": 128, "windows": 7, "models_counted": 10, "models_run": 9}
 
@@ -73,7 +75,15 @@ def ensure_data(series: int, periods: int, seed: int = 0) -> Path:
     return folder
 
 
-def bench_job(folder: Path, series: int, periods: int, lightgbm: bool, n_jobs: int, engine: dict | None) -> JobSpec:
+def bench_job(
+    folder: Path,
+    series: int,
+    periods: int,
+    lightgbm: bool,
+    n_jobs: int,
+    engine: dict | None,
+    nonnegative: str = NONNEGATIVE,
+) -> JobSpec:
     """The synthetic-weekly job pointed at `folder`, with the baseline model set (and LightGBM if asked)."""
     base = load_job("synthetic-weekly").model_dump(mode="json")
     spec = synthetic.SyntheticSpec(series=series, periods=periods)
@@ -91,7 +101,7 @@ def bench_job(folder: Path, series: int, periods: int, lightgbm: bool, n_jobs: i
             "observed_from": synthetic.START.isoformat(),
             "observed_to": spec.last_day.isoformat(),
         },
-        reconciliation=base["reconciliation"] | {"calibration_window": CALIBRATION_WINDOW},
+        reconciliation=base["reconciliation"] | {"calibration_window": CALIBRATION_WINDOW, "nonnegative": nonnegative},
         models=base["models"]
         | {
             "aggregate_models": ["AutoETS", "SeasonalNaive", "Naive"],
@@ -114,7 +124,7 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     warnings.filterwarnings("ignore")
     folder = data_dir(args.one, args.periods)
     engine = {"kind": args.engine, "scheduler": args.scheduler, "partitions": args.partitions}
-    job = bench_job(folder, args.one, args.periods, args.lightgbm, args.n_jobs, engine)
+    job = bench_job(folder, args.one, args.periods, args.lightgbm, args.n_jobs, engine, args.nonnegative)
     stages: list[dict[str, Any]] = []
 
     def stage(name: str, fn: Any, *fn_args: Any) -> Any:
@@ -248,6 +258,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--partitions", type=int, default=None, help="engine partitions (default: local, one per 5M history rows)"
     )
+    parser.add_argument(
+        "--nonnegative", choices=["qp", "clip"], default=NONNEGATIVE, help="reconciliation.nonnegative of the job"
+    )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # child process: one size
     args = parser.parse_args(argv)
     if args.one:
@@ -264,7 +277,7 @@ def main(argv: list[str] | None = None) -> None:
         command = [sys.executable, "-m", "forecasting.scale_benchmark", "--one", str(n), "--periods", str(args.periods)]
         rows = n * args.periods
         partitions = args.partitions or (max(1, -(-rows // ROWS_PER_PARTITION)) if args.engine == "local" else None)
-        command += ["--n-jobs", str(args.n_jobs), "--engine", args.engine]
+        command += ["--n-jobs", str(args.n_jobs), "--engine", args.engine, "--nonnegative", args.nonnegative]
         command += ["--partitions", str(partitions)] if partitions else []
         command += (["--lightgbm"] if args.lightgbm else []) + (
             ["--scheduler", args.scheduler] if args.scheduler else []

@@ -303,7 +303,15 @@ class ReconcileSpec(Strict):
         description="MiddleOut: how the levels down to `middle_level` are reconciled among themselves (BottomUp "
         "from the middle level, or MinTrace with this variant; a dense covariance of those few series only)",
     )
-    nonnegative: bool = True
+    nonnegative: bool | Literal["qp", "clip"] = Field(
+        True,
+        description="non-negative reconciled forecasts. `qp` (or true): the optimal non-negative coherent forecast, "
+        "one quadratic program over every bottom series per horizon step (hierarchicalforecast's Clarabel QP); "
+        "`clip`: reconcile unconstrained and, only if some bottom value is negative, clip the bottom level and sum it "
+        "up (the library's cheaper heuristic, MinTraceSparse(qp=False)); false: no constraint. `clip` applies to the "
+        "sparse MinTrace (ols, wls_struct, wls_var on the whole tree); the dense one (mint_shrink, MiddleOut's upper "
+        "part: a few series) has only the QP in the library and keeps it",
+    )
     publish: ReconcileMethod = "MinTrace"
     choose_from_backtest: bool = Field(
         False,
@@ -323,6 +331,20 @@ class ReconcileSpec(Strict):
         "error (default: all of them); for very large jobs, whose in-sample fits are 100M rows at 1M series x 2 "
         "years. Not with wls_var / mint_shrink, which estimate variances from every period",
     )
+
+    @field_validator("nonnegative", mode="before")
+    @classmethod
+    def _known_nonnegative(cls, value: object) -> object:
+        if value not in (True, False, "qp", "clip"):
+            raise ValueError(f"reconciliation.nonnegative must be qp, clip, true (= qp) or false; got {value!r}")
+        return value
+
+    @property
+    def nonnegative_method(self) -> Literal["qp", "clip"] | None:
+        """How non-negativity is enforced: qp, clip, or None (not at all)."""
+        if self.nonnegative is False:
+            return None
+        return "qp" if self.nonnegative is True else self.nonnegative
 
     def label(self, method: str) -> str:
         """The output name of a method: BottomUp, MinTrace_<variant> or MiddleOut_<upper>."""

@@ -106,3 +106,18 @@ def test_middle_out_needs_a_level_above_the_bottom(middle):
     raw["reconciliation"]["middle_level"] = middle
     with pytest.raises(JobConfigError, match=f"middle_level '{middle}' is not a level above the bottom"):
         parse_job(raw)
+
+
+@pytest.mark.parametrize("value", ["qp", "clip", True, False])
+def test_nonnegative_takes_qp_clip_or_a_boolean(value):
+    raw = load_job().model_dump(mode="json")
+    raw["reconciliation"]["nonnegative"] = value
+    spec = parse_job(raw).reconciliation
+    assert spec.nonnegative_method == {"qp": "qp", "clip": "clip", True: "qp", False: None}[value]
+
+
+def test_unknown_nonnegative_method_is_refused():
+    raw = load_job().model_dump(mode="json")
+    raw["reconciliation"]["nonnegative"] = "round"
+    with pytest.raises(JobConfigError, match=r"reconciliation\.nonnegative must be qp, clip, true \(= qp\) or false"):
+        parse_job(raw)
