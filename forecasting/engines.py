@@ -131,13 +131,13 @@ def dask_statistical_forecast(Y_df: pl.DataFrame, job: JobSpec, model_names: lis
         fitted = sf.forecast_fitted_values().compute()
     ds_type = Y_df.schema["ds"]
     return LevelForecast(
-        forecasts=_typed(forecasts, ds_type),
-        fitted=_typed(fitted, ds_type).select("unique_id", "ds", "y", *model_names),
+        forecasts=local_layout(forecasts, ds_type),
+        fitted=local_layout(fitted, ds_type).select("unique_id", "ds", "y", *model_names),
         models=model_names,
     )
 
 
-def _typed(frame, ds_type: pl.DataType) -> pl.DataFrame:
+def local_layout(frame, ds_type: pl.DataType) -> pl.DataFrame:
     """pandas result of the Fugue backend -> polars with the local run's types (Fugue's schema uses float32 for
     model columns), sorted as statsforecast sorts locally."""
     out = pl.from_pandas(frame.reset_index(drop=True))

@@ -190,7 +190,12 @@ def lightgbm_forecast(
 
     Aggregate series have few rows and very different scales: they share one model on standardised targets.
     Each block's model forecasts the whole horizon and keeps its own periods; the in-sample fits are the last
-    block's (the model as the job writes it)."""
+    block's (the model as the job writes it). On a Dask engine the same setup trains on the cluster
+    (forecasting.dask_lightgbm)."""
+    if job.engine.kind == "dask":
+        from forecasting.dask_lightgbm import dask_lightgbm_forecast
+
+        return dask_lightgbm_forecast(Y_df, job, exog, aggregate, name)
     forecasts, fitted = [], None
     for block, (fcst, train, intervals) in lightgbm_setups(Y_df, job, exog, aggregate, name):
         fcst.fit(
