@@ -23,7 +23,7 @@ from forecasting import features, models, outputs, transforms
 from forecasting import hierarchy as hier
 from forecasting import reconcile as rec
 from forecasting.config import PANDAS_FREQ, JobSpec
-from forecasting.pipeline import choose_base, split_levels
+from forecasting.pipeline import best_models, choose_base, split_levels
 
 KEYS = ["unique_id", "ds", "cutoff"]
 
@@ -33,6 +33,7 @@ class Backtest:
     base: pl.DataFrame  # long: unique_id, level, region, warehouse, sku, cutoff, ds, y, model, mean, lo/hi
     reconciled: pl.DataFrame  # long: ... , method, published, mean, lo/hi, y
     metrics: pl.DataFrame  # level, kind, model, mae, rmse, rmsse, bias, coverage_80/95, spl, wrmsse, wspl, ...
+    base_models: dict[str, str]  # level -> the model behind Base in these windows (what was reconciled)
 
 
 def _statistical_cv(
@@ -134,10 +135,25 @@ def run_backtest(
     fitted = pl.concat([g[1] for g in groups], how="diagonal_relaxed")
     forecasts = models.add_combinations(forecasts, job.models.combinations, job.levels)
     fitted = models.add_combinations(fitted, job.models.combinations, job.levels, with_intervals=False)
-    choice = choose_base(hierarchy, job)
+    actuals = forecasts.select(KEYS).join(hierarchy.Y_df.select("unique_id", "ds", "y"), on=["unique_id", "ds"])
+    bottom_prices = features.price_features(prices, bottom_members) if prices is not None else None
+    weigh = partial(window_weights, hierarchy, bottom_prices, job)
+    candidates = hier.level_of(hierarchy.members, models.wide_to_long(forecasts, job.levels, KEYS)).join(
+        actuals, on=KEYS, how="left"
+    )
+    candidate_metrics = score(candidates, "model", hierarchy.Y_df, weigh, "base", job.season_length)
+    # With choose_from_backtest the nightly run takes Base per level from these very scores, so the windows
+    # reconcile that Base (not the job file's): the reconciliation chosen from them is chosen for what it will get.
+    primary = dict(job.models.primary)
+    if job.models.choose_from_backtest:
+        primary |= best_models(candidate_metrics, job)
+    choice = choose_base(hierarchy, job, primary)
     forecasts = models.select_base(forecasts, choice, job.levels)
     fitted = models.select_base(fitted, choice, job.levels, with_intervals=False)
-    actuals = forecasts.select(KEYS).join(hierarchy.Y_df.select("unique_id", "ds", "y"), on=["unique_id", "ds"])
+    base_columns = [models.BASE, *[f"{models.BASE}-{side}-{lv}" for lv in job.levels for side in ("lo", "hi")]]
+    base_rows = hier.level_of(
+        hierarchy.members, models.wide_to_long(forecasts.select(*KEYS, *base_columns), job.levels, KEYS)
+    ).join(actuals, on=KEYS, how="left")
 
     reconciled = []
     cutoffs = sorted(forecasts["cutoff"].unique().to_list())
@@ -153,18 +169,15 @@ def run_backtest(
         .join(actuals, on=KEYS, how="left")
         .with_columns((pl.col("method") == published).alias("published"))
     )
-    base_long = hier.level_of(hierarchy.members, models.wide_to_long(forecasts, job.levels, KEYS)).join(
-        actuals, on=KEYS, how="left"
-    )
-    bottom_prices = features.price_features(prices, bottom_members) if prices is not None else None
-    weigh = partial(window_weights, hierarchy, bottom_prices, job)
     metrics = pl.concat(
         [
-            score(base_long, "model", hierarchy.Y_df, weigh, "base", job.season_length),
+            candidate_metrics,
+            score(base_rows, "model", hierarchy.Y_df, weigh, "base", job.season_length),
             score(reconciled_long, "method", hierarchy.Y_df, weigh, "reconciled", job.season_length),
         ]
-    )
-    return Backtest(base=base_long, reconciled=reconciled_long, metrics=metrics)
+    ).sort("level", "kind", "model")
+    base_long = pl.concat([candidates, base_rows.select(candidates.columns)])
+    return Backtest(base=base_long, reconciled=reconciled_long, metrics=metrics, base_models=primary)
 
 
 def _nixtla_wide(window: pl.DataFrame, by: str) -> pl.DataFrame:
@@ -313,6 +326,7 @@ def backtest_job(
         "step": step or job.horizon,
         "horizon": job.horizon,
         "cutoffs": [str(c) for c in sorted(result.reconciled["cutoff"].unique().to_list())],
+        "base_models": result.base_models,
         "config": job.model_dump(mode="json"),
     }
     return outputs.publish_run(job, loaded.as_of, tables, manifest, subdir=BACKTESTS), result

@@ -25,7 +25,6 @@ import polars as pl
 from forecasting import reconcile as rec
 from forecasting.backtest import Backtest, backtest_job
 from forecasting.config import JobSpec, load_job, project_root
-from forecasting.pipeline import best_models
 
 # M5 organizers, final evaluation (d_1942..d_1969), WRMSSE at levels 1-3 (total, state, store).
 M5_PUBLISHED = {
@@ -46,6 +45,14 @@ class Study:
     seconds: float
 
 
+def with_models(job: JobSpec, chosen: dict[str, str] | None = None) -> JobSpec:
+    """The job choosing Base per level from its own backtest (`chosen` None), or with `chosen` fixed behind Base."""
+    update: dict[str, object] = {"choose_from_backtest": chosen is None}
+    if chosen is not None:
+        update["primary"] = dict(job.models.primary) | chosen
+    return job.model_copy(update={"models": job.models.model_copy(update=update)})
+
+
 def select_then_hold_out(
     job: JobSpec,
     selection_as_of: date,
@@ -55,21 +62,21 @@ def select_then_hold_out(
     say: Callable[[str], None] = print,
     choose_reconciliation: bool = False,
 ) -> Study:
-    """Backtest `windows` origins ending at `selection_as_of`, take the best base model per level by the job's
-    `choice_metric` (and with `choose_reconciliation` the reconciliation to publish, rec.least_worst_method), then
+    """Backtest `windows` origins ending at `selection_as_of`, taking the best base model per level by the job's
+    `choice_metric` and reconciling that Base in every window, as the nightly run's backtest does (and with
+    `choose_reconciliation` the reconciliation to publish from the same windows, rec.least_worst_method), then
     backtest one window ending at `holdout_as_of` with that choice."""
     start = time.perf_counter()
     say(f"selection: {windows} windows of {job.horizon} ending {selection_as_of}")
-    _, selection = backtest_job(job, selection_as_of, windows, step, progress=say)
-    chosen = best_models(selection.metrics, job)
+    _, selection = backtest_job(with_models(job), selection_as_of, windows, step, progress=say)
+    chosen = {level: selection.base_models[level] for level in job.hierarchy.names}
     say(f"chosen per level ({job.models.choice_metric}): {chosen}")
-    models = job.models.model_copy(update={"primary": dict(job.models.primary) | chosen})
-    reconciliation = job.reconciliation
+    held_job = with_models(job, chosen)
     if choose_reconciliation:
         publish = rec.least_worst_method(selection.metrics, job.models.choice_metric)
         say(f"published reconciliation: {publish}")
-        reconciliation = reconciliation.model_copy(update={"publish": publish})
-    held_job = job.model_copy(update={"models": models, "reconciliation": reconciliation})
+        reconciliation = job.reconciliation.model_copy(update={"publish": publish})
+        held_job = held_job.model_copy(update={"reconciliation": reconciliation})
     say(f"hold-out: the {job.horizon} periods ending {holdout_as_of}")
     _, holdout = backtest_job(held_job, holdout_as_of, 1, progress=say)
     return Study(held_job, chosen, selection, holdout, time.perf_counter() - start)

@@ -170,3 +170,35 @@ def test_weighted_and_scaled_metrics(backtest):
     # SKU-level WRMSSE weighs the large sellers: it differs from the plain mean over SKUs.
     sku = metrics.filter((pl.col("level") == "sku") & (pl.col("model") == "Base"))
     assert sku["wrmsse"].item() != pytest.approx(sku["rmsse"].item(), rel=1e-3)
+
+
+def test_choosing_backtest_reconciles_the_base_it_chooses(tmp_path):
+    """With choose_from_backtest, the windows reconcile the Base the nightly run will take from them (the best model
+    per level in the same windows), not the job file's primary: the reconciliation chosen from these windows is then
+    chosen for the Base it will reconcile."""
+    import json
+
+    from forecasting.config import JobSpec
+    from forecasting.pipeline import primary_models
+
+    data = slice_job(tmp_path, n_items=20).model_dump()
+    data["models"]["choose_from_backtest"] = True
+    data["models"]["combinations"] = {"StatMean": ["AutoETS", "AutoTheta"]}
+    job = JobSpec.model_validate(data)
+    folder, result = backtest_job(job, windows=2)
+    assert primary_models(job)[0] == result.base_models
+    assert json.loads((folder / "manifest.json").read_text())["base_models"] == result.base_models
+    base = result.metrics.filter((pl.col("kind") == "base") & (pl.col("model") != "Base"))
+    for level in ("total", "region", "warehouse"):
+        best = base.filter(pl.col("level") == level).sort("rmsse", "model")["model"][0]
+        assert result.base_models[level] == best, level
+        rows = result.base.filter(pl.col("level") == level)
+        chosen = rows.filter(pl.col("model") == best).select("unique_id", "cutoff", "ds", "mean")
+        in_base = rows.filter(pl.col("model") == "Base").select("unique_id", "cutoff", "ds", "mean")
+        assert chosen.sort("unique_id", "cutoff", "ds").equals(in_base.sort("unique_id", "cutoff", "ds")), level
+    # BottomUp's warehouses are the SKU Base sums; MiddleOut_BottomUp's are the warehouse Base itself.
+    middle = result.reconciled.filter((pl.col("method") == "MiddleOut_BottomUp") & (pl.col("level") == "warehouse"))
+    warehouse_base = result.base.filter((pl.col("model") == "Base") & (pl.col("level") == "warehouse"))
+    joined = middle.join(warehouse_base, on=["unique_id", "cutoff", "ds"], suffix="_base")
+    assert joined.height == middle.height > 0
+    np.testing.assert_allclose(joined["mean"], joined["mean_base"].clip(lower_bound=0), rtol=1e-9, atol=1e-6)
