@@ -44,7 +44,7 @@ def run(
     wait: float = typer.Option(
         None, "--wait", help="seconds to wait while another run of the job writes (default: refuse at once)"
     ),
-    engine: str = typer.Option(None, "--engine", help="local or dask: where statsforecast models run (default: job)"),
+    engine: str = typer.Option(None, "--engine", help="local or dask: where the base models run (default: job)"),
     scheduler: str = typer.Option(None, "--scheduler", help="Dask scheduler address, e.g. tcp://host:8786"),
 ) -> None:
     """Run the nightly job: load, validate, aggregate, forecast, reconcile, staff, write."""

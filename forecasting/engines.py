@@ -1,18 +1,19 @@
-"""Where the local statistical models run: in this process (statsforecast's own worker pool) or on a Dask cluster
-through statsforecast's Fugue backend. Nothing here schedules work itself: `StatsForecast.forecast` given a Dask
-DataFrame partitions the series by unique_id and fits each partition on the cluster's workers (Fugue transform).
+"""Where the base models run: in this process (statsforecast's own worker pool, LightGBM's threads) or on a Dask
+cluster through the libraries' distributed APIs. Nothing here schedules work itself: `StatsForecast.forecast` given a
+Dask DataFrame partitions the series by unique_id and fits each partition on the cluster's workers (Fugue
+transform); the global LightGBM trains with mlforecast's DistributedMLForecast and LightGBM's Dask estimator
+(forecasting.dask_lightgbm: conformal intervals from the cluster's cross-validation, in-sample fits computed on the
+workers; bit for bit the local numbers on one worker, within LightGBM's data-parallel gap on more, README).
 
 Job file:
     engine: {kind: dask, scheduler: "tcp://scheduler.internal:8786"}   # a running cluster
     engine: {kind: dask, workers: 2}                                   # a LocalCluster on this machine
 CLI: `forecasting run --engine dask --scheduler tcp://scheduler.internal:8786`.
 
-The cluster's workers need the same Python packages (statsforecast, fugue, dask[distributed]) as the client; they do
-not need this project or the data: the history is sent from the client, partitioned by series.
-The global LightGBM is trained in this process with either engine (one model over all series: the design measured
-it 60x cheaper than local models per SKU): mlforecast's DistributedMLForecast (1.1) has no conformal prediction
-intervals and no in-sample fitted values, and the reconciled intervals need both.
-"""
+The cluster's workers need the same Python packages (statsforecast, mlforecast, lightgbm, fugue, dask[distributed])
+as the client, and this project when the job has a LightGBM (the in-sample fit function and the level-ratio target
+transform are pickled by reference); not the data: the history is sent from the client, partitioned by series.
+Backtests keep the local LightGBM."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ _clients: dict[tuple, Client] = {}
 
 
 class EngineSpec(Strict):
-    """Where statsforecast's local models run."""
+    """Where the base models run."""
 
     kind: Literal["local", "dask"] = "local"
     scheduler: str | None = Field(

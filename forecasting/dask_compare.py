@@ -1,0 +1,93 @@
+"""Local vs Dask LightGBM (a script, not a test): `python -m forecasting.dask_compare --items 40 400 3049`.
+
+For each size, the m5-monthly job's SKU-level LightGBM on the first N items of store CA_1 (forecasts, conformal
+intervals, in-sample fits): once on this machine with one thread, then twice on the Dask engine, each time on a
+fresh distributed.LocalCluster (`--workers` processes, one thread each). Prints seconds, peak RSS of the process
+tree (the cluster's workers included) and the relative L1 distance sum|a - b| / sum|a| of the forecasts and of the
+in-sample fits, local vs the first Dask run and first vs second Dask run, and the ratio of the summed 95 % interval
+widths."""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import duckdb
+import polars as pl
+
+from forecasting import features, models, pipeline
+from forecasting.benchmark import TreeRSS
+from forecasting.config import JobSpec, load_job, project_root
+from forecasting.engines import EngineSpec, close_clients
+
+STORE = "CA_1"
+
+
+def sku_slice(n_items: int) -> tuple[JobSpec, pl.DataFrame, pl.DataFrame | None]:
+    """The job on the store's first n items, its SKU series and their exogenous features."""
+    sales = project_root() / "data" / "m5" / "m5_monthly_sales.parquet"
+    items = duckdb.execute(
+        "SELECT DISTINCT item_id FROM read_parquet(?) WHERE store_id = ? ORDER BY item_id LIMIT ?",
+        [str(sales), STORE, n_items],
+    ).fetchall()
+    # One LightGBM thread on the client, as each worker has: OpenMP threads on shared cores wait on each other.
+    job = load_job("m5-monthly", warehouse_filter=[STORE], sku_filter=[i for (i,) in items], n_jobs=1)
+    loaded, hierarchy = pipeline.load_hierarchy(job)
+    _, Y = pipeline.split_levels(hierarchy)
+    members = hierarchy.members.filter(pl.col("unique_id").is_in(Y["unique_id"].unique().implode()))
+    return job, Y, features.exogenous(members, loaded.prices, loaded.calendar, job, bottom=True)
+
+
+def distance(a: pl.DataFrame, b: pl.DataFrame, column: str) -> float:
+    joined = a.join(b, on=["unique_id", "ds"], suffix="_b")
+    return float((joined[column] - joined[f"{column}_b"]).abs().sum() / joined[column].abs().sum())
+
+
+def width_sum(frame: pl.DataFrame) -> float:
+    return float(frame.select((pl.col("LightGBM-hi-95") - pl.col("LightGBM-lo-95")).sum()).item())
+
+
+def on_fresh_cluster(Y: pl.DataFrame, job: JobSpec, exog: pl.DataFrame | None, workers: int) -> models.LevelForecast:
+    import distributed
+
+    with distributed.LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        engine = EngineSpec(kind="dask", scheduler=cluster.scheduler_address)
+        try:
+            return models.lightgbm_forecast(Y, job.model_copy(update={"engine": engine}), exog=exog)
+        finally:
+            close_clients()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--items", type=int, nargs="+", default=[40, 400, 3049])
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    header = "items  rows     local s  dask s  peak MB  forecasts L1  fits L1  width95 ratio  dask rerun L1"
+    print(header)
+    with TreeRSS() as rss:
+        for n_items in args.items:
+            job, Y, exog = sku_slice(n_items)
+            start = time.perf_counter()
+            local = models.lightgbm_forecast(Y, job, exog=exog)
+            middle = time.perf_counter()
+            dask = on_fresh_cluster(Y, job, exog, args.workers)
+            end = time.perf_counter()
+            again = on_fresh_cluster(Y, job, exog, args.workers)
+            print(
+                f"{Y['unique_id'].n_unique():5d}  {Y.height:7d}  {middle - start:7.1f}  {end - middle:6.1f}  "
+                f"{rss.peak_mb(start, time.perf_counter()):7.0f}  "
+                f"{distance(local.forecasts, dask.forecasts, 'LightGBM'):12.3f}  "
+                f"{distance(local.fitted, dask.fitted, 'LightGBM'):7.3f}  "
+                f"{width_sum(dask.forecasts) / width_sum(local.forecasts):13.3f}  "
+                f"{distance(dask.forecasts, again.forecasts, 'LightGBM'):13.3f}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
