@@ -19,11 +19,13 @@ the same factor as its mean (reconciled / base), which is what forecast proporti
 from __future__ import annotations
 
 from datetime import date
+from inspect import signature
 
 import numpy as np
 import polars as pl
 from hierarchicalforecast.core import HierarchicalReconciliation
 from hierarchicalforecast.methods import BottomUp, BottomUpSparse, MinTrace, MinTraceSparse, TopDown, TopDownSparse
+from hierarchicalforecast.utils import SMatrix
 
 from forecasting.config import JobSpec
 from forecasting.hierarchy import Hierarchy, build_hierarchy
@@ -106,10 +108,13 @@ def reconcile(
     if balanced:
         insample = calibration_periods(insample, [BASE], job.reconciliation.calibration_window)
     frames = []
-    if labelled:
+    y_hat = base.select("unique_id", "ds", pl.col(BASE).clip(lower_bound=0.0))
+    if labelled and balanced and isinstance(hierarchy.S, SMatrix):
+        frames += _long(reconcile_arrays(hierarchy, y_hat, insample, labelled, job), [lb for lb, _ in labelled], job)
+    elif labelled:
         engine = HierarchicalReconciliation(reconcilers=[reconciler for _, reconciler in labelled])
         wide = engine.reconcile(
-            Y_hat_df=base.select("unique_id", "ds", pl.col(BASE).clip(lower_bound=0.0)),
+            Y_hat_df=y_hat,
             S_df=hierarchy.S,  # sparse SMatrix or dense S_df, as aggregate() built it
             tags=tag_arrays(hierarchy),
             Y_df=insample,
@@ -129,6 +134,50 @@ def reconcile(
         # clipping them changes nothing; sampled interval bounds can dip below zero and demand cannot.
         bounds = [f"{side}_{lv}" for lv in job.levels for side in ("lo", "hi")]
         out = out.with_columns([pl.col(c).clip(lower_bound=0.0) for c in bounds])
+    return out
+
+
+def _by_row(frame: pl.DataFrame, rows: pl.DataFrame, column: str, what: str) -> np.ndarray:
+    """`column` of a frame with the same periods for every series -> (series in S's row order, periods)."""
+    per_series = frame.group_by("unique_id").len()["len"]
+    placed = frame.join(rows, on="unique_id", how="inner")
+    if placed.height != frame.height or per_series.len() != rows.height or per_series.n_unique() != 1:
+        raise ValueError(f"reconcile: {what} must hold every series of S, each with the same periods")
+    return placed.sort("row", "ds")[column].to_numpy().reshape(rows.height, -1)
+
+
+def reconcile_arrays(
+    hierarchy: Hierarchy, y_hat: pl.DataFrame, insample: pl.DataFrame, labelled: list[tuple[str, object]], job: JobSpec
+) -> pl.DataFrame:
+    """What HierarchicalReconciliation.reconcile does with a sparse S and balanced frames (sort to S's row order,
+    reshape, each reconciler's fit_predict, one column per output), without its checks that build a Python set of
+    every id of every frame: 10.6M Python iterations at 100k series (3-5 s of the 12 s), ~10x that at 1M. The same
+    arrays reach the same reconcilers, so the numbers are the library's, bit for bit (tested)."""
+    S: SMatrix = hierarchy.S  # type: ignore[assignment]
+    rows = pl.DataFrame({"unique_id": S.row_labels, "row": np.arange(len(S.row_labels))})
+    arrays = {
+        "S": S.to_csr(),
+        "y_hat": _by_row(y_hat, rows, BASE, "base forecasts"),
+        "y_insample": _by_row(insample, rows, "y", "calibration errors"),
+        "y_hat_insample": _by_row(insample, rows, BASE, "calibration errors"),
+        "idx_bottom": np.arange(rows.height)[-S.sparse_shape[1] :],
+        "tags": {
+            level: rows.filter(pl.col("unique_id").is_in(pl.Series(ids).implode()))["row"].to_numpy()
+            for level, ids in hierarchy.tags.items()
+        },
+        "intervals_method": "conformal",
+        "num_samples": 200,  # as the library passes it; the conformal sampler draws none
+        "seed": job.seed,
+    }
+    out = y_hat.join(rows, on="unique_id").sort("row", "ds").drop("row")
+    levels = sorted(job.levels)
+    for label, reconciler in labelled:
+        wanted = signature(reconciler.fit_predict).parameters
+        result = reconciler(**{k: v for k, v in arrays.items() if k in wanted}, level=levels)
+        name = f"{BASE}/{label}"
+        bounds = [f"{name}-lo-{lv}" for lv in reversed(levels)] + [f"{name}-hi-{lv}" for lv in levels]
+        quantiles = np.reshape(result["quantiles"], (out.height, -1))
+        out = out.with_columns(**{name: result["mean"].flatten()}, **dict(zip(bounds, quantiles.T, strict=True)))
     return out
 
 

@@ -189,3 +189,32 @@ def test_clip_is_the_unconstrained_mintrace_when_nothing_is_negative(tmp_path):
     assert free["mean"].min() > 0
     np.testing.assert_array_equal(clip["mean"].to_numpy(), free["mean"].to_numpy())
     np.testing.assert_allclose(qp["mean"].to_numpy(), free["mean"].to_numpy(), rtol=1e-5)
+
+
+def test_the_direct_path_gives_the_library_reconcile_bit_for_bit(sparse_result, inputs):
+    """reconcile_arrays hands hierarchicalforecast's reconcilers the arrays its HierarchicalReconciliation.reconcile
+    would build (without its per-id Python checks): same means and intervals, bit for bit."""
+    from hierarchicalforecast.core import HierarchicalReconciliation
+
+    from forecasting.models import BASE
+
+    job = inputs[0]
+    spec = job.reconciliation.model_copy(update={"methods": ["BottomUp", "MinTrace_ols", "MinTrace_wls_struct"]})
+    job = job.model_copy(update={"reconciliation": spec})
+    hierarchy, base, _ = sparse_result
+    y_hat = base.forecasts.select("unique_id", "ds", pl.col(BASE).clip(lower_bound=0.0))
+    insample = rec.calibration_periods(base.calibration.select("unique_id", "ds", "y", BASE).drop_nulls(), [BASE])
+    ours = rec.reconcile_arrays(hierarchy, y_hat, insample, rec.reconcilers(job, sparse=True), job)
+    library = HierarchicalReconciliation(reconcilers=[r for _, r in rec.reconcilers(job, sparse=True)]).reconcile(
+        Y_hat_df=y_hat,
+        S_df=hierarchy.S,
+        tags=rec.tag_arrays(hierarchy),
+        Y_df=insample,
+        level=job.levels,
+        intervals_method="conformal",
+        seed=job.seed,
+        is_balanced=True,
+    )
+    assert ours.width == library.width and ours.height == library.height
+    for mine, theirs in zip(ours.columns, library.columns, strict=True):
+        np.testing.assert_array_equal(ours[mine].to_numpy(), library[theirs].to_numpy(), err_msg=f"{mine} / {theirs}")
