@@ -61,13 +61,14 @@ def complete_periods(history: pl.DataFrame, job: JobSpec) -> tuple[pl.DataFrame,
             drop_ds.append(ds)
         else:
             prorated.append(label)
-    out = history.filter(~pl.col("ds").is_in(drop_ds)).with_columns(
-        pl.when(pl.col("days_observed") < pl.col("days_in_period"))
-        .then(pl.col("y") * pl.col("days_in_period") / pl.col("days_observed"))
-        .otherwise(pl.col("y"))
-        .alias("y")
-    )
-    out = out.select(*job.hierarchy.columns, "ds", "y")
+    # Filtering or recomputing a column copies it: at 1M series x 2 years each copy is GBs, so the history's columns
+    # are shared as they are when no period is dropped or prorated.
+    kept = history.filter(~pl.col("ds").is_in(drop_ds)) if drop_ds else history
+    y = pl.col("y")
+    if prorated:
+        partial_row = pl.col("days_observed") < pl.col("days_in_period")
+        y = pl.when(partial_row).then(y * pl.col("days_in_period") / pl.col("days_observed")).otherwise(y).alias("y")
+    out = kept.select(*job.hierarchy.columns, "ds", y)
     if out.is_empty():
         return out, PeriodReport(history["ds"].min(), history["ds"].min(), dropped, prorated)
     return out, PeriodReport(out["ds"].min(), out["ds"].max(), dropped, prorated)
@@ -113,7 +114,18 @@ def _level_history(history: pl.DataFrame, keyed: pl.DataFrame, cols: list[str]) 
     else:
         # aggregate()'s own sum (a window sum, then one row per group): bit-identical totals for fractional data
         rows = history.select(*keys, "ds", pl.col("y").sum().over(*keys, "ds")).unique(subset=[*keys, "ds"])
-    return rows.join(ids, on=keys).sort("position", "ds").select("unique_id", "ds", "y")
+    # The row order (id position, period) is computed first and each output column gathered once: joining the ids
+    # onto the rows and sorting that would hold two more copies of the level (GBs at 1M series x 2 years).
+    position = rows.select(keys).join(ids.select(*keys, "position"), on=keys, how="left", maintain_order="left")
+    placed = rows.select("ds", "y").with_columns(position["position"])
+    order = placed.select(pl.arg_sort_by("position", "ds"))["position"]
+    return pl.DataFrame(
+        {
+            "unique_id": ids["unique_id"].gather(placed["position"].gather(order)),
+            "ds": placed["ds"].gather(order),
+            "y": placed["y"].gather(order),
+        }
+    )
 
 
 def _members(

@@ -184,8 +184,10 @@ def check_history(history: pl.DataFrame, job: JobSpec, file: str, last_period: d
                     )
                 ]
             )
-        fill = gaps.select(*keys, "ds", pl.lit(0.0).alias("y"))
-        history = pl.concat([history, fill], how="diagonal_relaxed").sort(*keys, "ds")
+        # Appended, not sorted in: build_hierarchy orders every level's rows itself, and a sorted copy of the whole
+        # history (GBs at 1M series) is what the gate would otherwise hold twice.
+        fill = gaps.select(*keys, "ds", pl.lit(0.0).alias("y")).cast(dict(history.schema))
+        history = pl.concat([history, fill.select(history.columns)], rechunk=False)
     lengths = history.group_by(keys).agg(pl.len().alias("n")).sort(keys)
     short = lengths.filter(pl.col("n") < job.min_history)
     if short.height:
