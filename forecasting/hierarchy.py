@@ -83,7 +83,8 @@ def build_hierarchy(history: pl.DataFrame, spec: HierarchySpec, sparse: bool = T
     on the whole history (tested), without its per-row id strings and window sums over every row of every level
     (10 GB at 1M series x 26 weeks)."""
     columns = {level: [TOTAL, *keys] for level, keys in spec.levels.items()}
-    series = history.select(spec.columns).unique().with_columns(pl.col(spec.columns).cast(pl.String))
+    series = history.lazy().select(spec.columns).unique().collect(engine="streaming")  # groups only, not row keys
+    series = series.with_columns(pl.col(spec.columns).cast(pl.String))
     keyed = series.with_columns(pl.lit(TOTAL).alias(TOTAL))
     first = history["ds"].min()
     one_row = keyed.select(TOTAL, *spec.columns, pl.lit(first).alias("ds"), pl.lit(0.0).alias("y"))
