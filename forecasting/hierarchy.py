@@ -119,7 +119,12 @@ def _level_history(history: pl.DataFrame, keyed: pl.DataFrame, cols: list[str]) 
     # onto the rows and sorting that would hold two more copies of the level (GBs at 1M series x 2 years).
     position = rows.select(keys).join(ids.select(*keys, "position"), on=keys, how="left", maintain_order="left")
     placed = rows.select("ds", "y").with_columns(position["position"])
-    order = placed.select(pl.arg_sort_by("position", "ds"))["position"]
+    if placed.schema["ds"] == pl.Date:  # one u64 key (position, day) sorts 3x faster than two sort columns
+        day = pl.col("ds").to_physical()
+        key = pl.col("position").cast(pl.UInt64) * 2**32 + (day - day.min()).cast(pl.UInt64)
+        order = placed.select(key.arg_sort())["position"]
+    else:
+        order = placed.select(pl.arg_sort_by("position", "ds"))["position"]
     return pl.DataFrame(
         {
             "unique_id": ids["unique_id"].gather(placed["position"].gather(order)),
