@@ -158,15 +158,15 @@ def m5_monthly(windows: int = 4, say: Callable[[str], None] = print) -> str:
     return "\n\n".join(
         [
             "## M5 monthly: RMSSE per level, Jan-Mar 2016 held out (trained through Dec 2015)",
-            f"Models chosen per level by {metric} over {windows} earlier windows: {study.chosen}; published "
-            f"reconciliation (least worst level relative to the best base there, same windows): "
-            f"{rec.publish_label(study.job)}. {study.seconds:.0f} s.",
+            f"Models chosen per level by {metric} over {windows} earlier windows: {study.chosen}; those windows "
+            f"reconcile that Base, and the published reconciliation is the one whose worst level relative to the "
+            f"best base there is least bad in them: {rec.publish_label(study.job)}. {study.seconds:.0f} s.",
             markdown(held),
             "### Reconciled / best base model at each level, hold-out (target: <= 1 everywhere)",
             markdown(target_table(study.holdout.metrics, "rmsse", levels)),
             "### WRMSSE (dollar-sales weights of the last 3 months before the cutoff)",
             markdown(metric_table(study.holdout.metrics, "wrmsse", levels)),
-            "### Selection windows, RMSSE",
+            "### Selection windows (Base = the chosen models), RMSSE",
             markdown(metric_table(study.selection.metrics, "rmsse", levels)),
             f"### Selection windows: reconciled / best base model ({metric})",
             markdown(target_table(study.selection.metrics, metric, levels)),
