@@ -10,6 +10,7 @@ import pytest
 from support import assert_coherent, slice_job
 from typer.testing import CliRunner
 
+from forecasting import reconcile as rec
 from forecasting.backtest import backtest_job
 from forecasting.cli import app
 from forecasting.pipeline import aggregate, load, validate
@@ -47,12 +48,12 @@ def test_every_window_is_coherent(backtest):
 
 def test_metrics_by_hand(backtest):
     """MAE of the published method at warehouse level, recomputed from the stored rows."""
-    _, _, result = backtest
+    job, _, result = backtest
     rows = result.reconciled.filter(pl.col("published") & (pl.col("level") == "warehouse"))
+    assert set(rows["method"]) == {rec.publish_label(job)}
     by_hand = rows.group_by("unique_id", "cutoff").agg((pl.col("mean") - pl.col("y")).abs().mean())["mean"].mean()
-    stored = result.metrics.filter(
-        (pl.col("level") == "warehouse") & (pl.col("kind") == "reconciled") & (pl.col("model") == "MinTrace_wls_struct")
-    )
+    published = (pl.col("kind") == "reconciled") & (pl.col("model") == rec.publish_label(job))
+    stored = result.metrics.filter((pl.col("level") == "warehouse") & published)
     assert stored["mae"].item() == pytest.approx(by_hand)
     assert set(result.metrics["model"]) >= {"AutoETS", "LightGBM", "SeasonalNaive", "Base", "BottomUp"}
     assert result.metrics["rmsse"].is_finite().all()
@@ -154,7 +155,7 @@ def test_published_reconciliation_can_come_from_the_backtest(backtest):
     }
     assert set(worst) == {"BottomUp", "MinTrace_wls_struct", "MiddleOut_BottomUp", "MiddleOut_mint_shrink"}
     assert label == min(worst, key=lambda m: (worst[m], m))
-    assert published_method(job) == ("MinTrace_wls_struct", "job file")
+    assert published_method(job) == (rec.publish_label(job), "job file")
 
 
 def test_weighted_and_scaled_metrics(backtest):
@@ -183,7 +184,7 @@ def test_choosing_backtest_reconciles_the_base_it_chooses(tmp_path):
 
     data = slice_job(tmp_path, n_items=20).model_dump()
     data["models"]["choose_from_backtest"] = True
-    data["models"]["combinations"] = {"StatMean": ["AutoETS", "AutoTheta"]}
+    data["models"]["combinations"] |= {"StatMean": ["AutoETS", "AutoTheta"]}
     job = JobSpec.model_validate(data)
     folder, result = backtest_job(job, windows=2)
     assert primary_models(job)[0] == result.base_models

@@ -58,7 +58,9 @@ def test_dense_and_sparse_reconciliation_agree(sparse_result, inputs):
     key = ["unique_id", "ds", "method"]
     joined = sparse.join(dense, on=key, suffix="_dense")
     assert joined.height == sparse.height == dense.height
-    np.testing.assert_allclose(joined["mean"].to_numpy(), joined["mean_dense"].to_numpy(), rtol=1e-3, atol=1e-3)
+    # Non-negative MinTrace is a QP, posed differently on the sparse and dense paths (hierarchicalforecast hands both
+    # to clarabel, which stops at its tolerances): with the job's Base they differ by up to 0.005 units (0.2-unit SKU).
+    np.testing.assert_allclose(joined["mean"].to_numpy(), joined["mean_dense"].to_numpy(), rtol=1e-3, atol=1e-2)
     np.testing.assert_allclose(joined["hi_95"].to_numpy(), joined["hi_95_dense"].to_numpy(), rtol=1e-2, atol=1e-2)
 
 
