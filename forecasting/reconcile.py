@@ -56,13 +56,17 @@ def reconcilers(job: JobSpec, sparse: bool, n_series: int = 0) -> list[tuple[str
                 f"reconciliation {label} needs a dense {n_series} x {n_series} covariance; "
                 f"use wls_var or wls_struct above {MAX_DENSE_SERIES} series"
             )
-        nonnegative = spec.nonnegative_method is not None
-        if sparse and not dense_only:
-            qp = spec.nonnegative_method != "clip"
-            chosen.append((label, MinTraceSparse(variant, nonnegative=nonnegative, num_threads=job.n_jobs, qp=qp)))
-        else:  # the library's dense MinTrace has only the QP
-            chosen.append((label, MinTrace(method=variant, nonnegative=nonnegative, num_threads=job.n_jobs)))
+        chosen.append((label, min_trace(variant, job, sparse=sparse and not dense_only, threads=job.n_jobs)))
     return chosen
+
+
+def min_trace(variant: str, job: JobSpec, sparse: bool, threads: int = 1) -> MinTrace:
+    """The library's MinTrace for a variant, non-negative as the job says: sparse with the QP or the clip heuristic,
+    dense with the QP (the library's dense MinTrace has only the QP)."""
+    how = job.reconciliation.nonnegative_method
+    if sparse:
+        return MinTraceSparse(variant, nonnegative=how is not None, num_threads=threads, qp=how != "clip")
+    return MinTrace(method=variant, nonnegative=how is not None, num_threads=threads)
 
 
 def uses_error_history(job: JobSpec) -> bool:
@@ -224,11 +228,7 @@ def middle_out(
     upper = upper_hierarchy(hierarchy, middle_level(hierarchy, job))
     upper_ids = upper.members["unique_id"].to_list()
     variant = label.removeprefix(MIDDLE_OUT)
-    method = (
-        BottomUp()
-        if variant == "BottomUp"
-        else MinTrace(method=variant, nonnegative=job.reconciliation.nonnegative_method is not None)
-    )
+    method = BottomUp() if variant == "BottomUp" else min_trace(variant, job, sparse=False)
     clipped = base.select("unique_id", "ds", pl.col(BASE).clip(lower_bound=0.0))
     is_upper = pl.col("unique_id").is_in(upper_ids)
     wide = HierarchicalReconciliation(reconcilers=[method]).reconcile(
