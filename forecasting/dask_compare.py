@@ -1,11 +1,12 @@
 """Local vs Dask LightGBM (a script, not a test): `python -m forecasting.dask_compare --items 40 400 3049`.
 
 For each size, the m5-monthly job's SKU-level LightGBM on the first N items of store CA_1 (forecasts, conformal
-intervals, in-sample fits): once on this machine with one thread, then twice on the Dask engine, each time on a
-fresh distributed.LocalCluster (`--workers` processes, one thread each). Prints seconds, peak RSS of the process
-tree (the cluster's workers included) and the relative L1 distance sum|a - b| / sum|a| of the forecasts and of the
-in-sample fits, local vs the first Dask run and first vs second Dask run, and the ratio of the summed 95 % interval
-widths."""
+intervals, in-sample fits): once on this machine with one thread, then three times on the Dask engine, each time on a
+fresh distributed.LocalCluster (`--workers` processes, one thread each): twice as the engine trains by default (on one
+worker) and once with `lightgbm_training: data_parallel`. Prints seconds, peak RSS of the process tree (the cluster's
+workers included), the relative L1 distance sum|a - b| / sum|a| of the forecasts and of the in-sample fits (local vs
+the first Dask run), the largest absolute forecast difference, the ratio of the summed 95 % interval widths, the
+distance between the two default Dask runs, and the data-parallel run's distance from the local forecasts."""
 
 from __future__ import annotations
 
@@ -48,13 +49,20 @@ def width_sum(frame: pl.DataFrame) -> float:
     return float(frame.select((pl.col("LightGBM-hi-95") - pl.col("LightGBM-lo-95")).sum()).item())
 
 
-def on_fresh_cluster(Y: pl.DataFrame, job: JobSpec, exog: pl.DataFrame | None, workers: int) -> models.LevelForecast:
+def largest_difference(a: pl.DataFrame, b: pl.DataFrame, column: str) -> float:
+    joined = a.join(b, on=["unique_id", "ds"], suffix="_b")
+    return float((joined[column] - joined[f"{column}_b"]).abs().max())
+
+
+def on_fresh_cluster(
+    Y: pl.DataFrame, job: JobSpec, exog: pl.DataFrame | None, workers: int, training: str = "one_worker"
+) -> models.LevelForecast:
     import distributed
 
     with distributed.LocalCluster(
         n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
     ) as cluster:
-        engine = EngineSpec(kind="dask", scheduler=cluster.scheduler_address)
+        engine = EngineSpec(kind="dask", scheduler=cluster.scheduler_address, lightgbm_training=training)
         try:
             return models.lightgbm_forecast(Y, job.model_copy(update={"engine": engine}), exog=exog)
         finally:
@@ -67,7 +75,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
-    header = "items  rows     local s  dask s  peak MB  forecasts L1  fits L1  width95 ratio  dask rerun L1"
+    header = (
+        "items  rows     local s  dask s  peak MB  forecasts L1  fits L1  max |diff|  width95 ratio  dask rerun L1  "
+        "data-parallel s  data-parallel L1"
+    )
     print(header)
     with TreeRSS() as rss:
         for n_items in args.items:
@@ -78,13 +89,19 @@ def main() -> None:
             dask = on_fresh_cluster(Y, job, exog, args.workers)
             end = time.perf_counter()
             again = on_fresh_cluster(Y, job, exog, args.workers)
+            parallel_start = time.perf_counter()
+            parallel = on_fresh_cluster(Y, job, exog, args.workers, training="data_parallel")
+            parallel_end = time.perf_counter()
             print(
                 f"{Y['unique_id'].n_unique():5d}  {Y.height:7d}  {middle - start:7.1f}  {end - middle:6.1f}  "
                 f"{rss.peak_mb(start, time.perf_counter()):7.0f}  "
-                f"{distance(local.forecasts, dask.forecasts, 'LightGBM'):12.3f}  "
-                f"{distance(local.fitted, dask.fitted, 'LightGBM'):7.3f}  "
-                f"{width_sum(dask.forecasts) / width_sum(local.forecasts):13.3f}  "
-                f"{distance(dask.forecasts, again.forecasts, 'LightGBM'):13.3f}",
+                f"{distance(local.forecasts, dask.forecasts, 'LightGBM'):12.3g}  "
+                f"{distance(local.fitted, dask.fitted, 'LightGBM'):7.3g}  "
+                f"{largest_difference(local.forecasts, dask.forecasts, 'LightGBM'):10.3g}  "
+                f"{width_sum(dask.forecasts) / width_sum(local.forecasts):13.6f}  "
+                f"{distance(dask.forecasts, again.forecasts, 'LightGBM'):13.3g}  "
+                f"{parallel_end - parallel_start:15.1f}  "
+                f"{distance(local.forecasts, parallel.forecasts, 'LightGBM'):16.3f}",
                 flush=True,
             )
 

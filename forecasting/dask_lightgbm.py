@@ -11,6 +11,16 @@ What DistributedMLForecast (mlforecast 1.1.0) lacks, and what is used instead, l
   features it trained on) on the cluster; mlforecast's own MLForecast._compute_fitted_values runs on each partition
   there (the trained model's prediction on its training rows, target transforms inverted), the same definition of
   in-sample fit as the local run.
+
+Where LightGBM trains (job.engine.lightgbm_training): LightGBM's data-parallel learner is not its single-machine
+learner, so on two workers it does not give the local model (README, "Local vs Dask LightGBM", measured): each worker
+bins some features from its own rows (lightgbm-org/LightGBM#3835; `forcedbins_filename` cannot pin them in 4.7, whose
+distributed loader gives rank > 0 another feature's forced bounds, lightgbm-org/LightGBM#7436), the boosting starts
+from the unweighted mean of each worker's own starting score, and after the first split the learner sizes leaves by
+counts estimated from hessians (DataParallelTreeLearner::Split keeps the split's estimate, update_cnt false), which
+`min_child_samples` then judges. By default the features, cross-validation windows, forecasts and in-sample fits
+are built on the cluster partition by partition, and each training gathers its feature rows into one partition, so
+LightGBM trains on one worker with its single-machine learner: the local numbers bit for bit on any cluster.
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 import pandas as pd
 import polars as pl
+from mlforecast.distributed.models.dask.lgb import DaskLGBMForecast
 
 if TYPE_CHECKING:
     from mlforecast.distributed import DistributedMLForecast
@@ -29,6 +40,18 @@ if TYPE_CHECKING:
     from forecasting.models import LevelForecast
 
 SEED_SEPARATOR = "__seed"  # one Dask model per seed of a SeedMean: "<name>__seed<s>", averaged into <name>
+
+
+class OneWorkerLGBMForecast(DaskLGBMForecast):
+    """DaskLGBMForecast trained on one worker: the feature rows (built on the cluster) go into one partition first,
+    so LightGBM's Dask training runs its single-machine learner there, as the local run does. The training frame
+    must fit in one worker's memory; the model is the local one."""
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None, **kwargs: Any) -> OneWorkerLGBMForecast:
+        def together(frame: Any) -> Any:
+            return None if frame is None else frame.repartition(npartitions=1)
+
+        return super().fit(together(X), together(y), sample_weight=together(sample_weight), **kwargs)
 
 
 def dask_lightgbm_forecast(
@@ -86,22 +109,23 @@ def distributed_setup(
     local: Any, job: JobSpec, partitions: int, dask_client: Any
 ) -> tuple[DistributedMLForecast, list[str]]:
     """The DistributedMLForecast of a local MLForecast setup: the same features and target transforms, each
-    LightGBM (or each seed of a SeedMean) as a DaskLGBMForecast with the same parameters. Returns it with the names
-    of its models (one per seed, averaged back by mean_of_seeds)."""
+    LightGBM (or each seed of a SeedMean) as a Dask LightGBM with the same parameters, trained on one worker or
+    data-parallel as the engine says. Returns it with the names of its models (one per seed, averaged back by
+    mean_of_seeds)."""
     from mlforecast.distributed import DistributedMLForecast
-    from mlforecast.distributed.models.dask.lgb import DaskLGBMForecast
 
     from forecasting.config import PANDAS_FREQ
     from forecasting.models import SeedMean
 
+    estimator = OneWorkerLGBMForecast if job.engine.lightgbm_training == "one_worker" else DaskLGBMForecast
     ((name, model),) = local.models.items()
     if isinstance(model, SeedMean):
         params = model.estimator.get_params()
         dask_models = {
-            f"{name}{SEED_SEPARATOR}{seed}": DaskLGBMForecast(**params | {"random_state": seed}) for seed in model.seeds
+            f"{name}{SEED_SEPARATOR}{seed}": estimator(**params | {"random_state": seed}) for seed in model.seeds
         }
     else:
-        dask_models = {name: DaskLGBMForecast(**model.get_params())}
+        dask_models = {name: estimator(**model.get_params())}
     ts = local.ts
     fcst = DistributedMLForecast(
         models=dask_models,

@@ -1,9 +1,10 @@
 """Where the base models run: in this process (statsforecast's own worker pool, LightGBM's threads) or on a Dask
 cluster through the libraries' distributed APIs. Nothing here schedules work itself: `StatsForecast.forecast` given a
 Dask DataFrame partitions the series by unique_id and fits each partition on the cluster's workers (Fugue
-transform); the global LightGBM trains with mlforecast's DistributedMLForecast and LightGBM's Dask estimator
-(forecasting.dask_lightgbm: conformal intervals from the cluster's cross-validation, in-sample fits computed on the
-workers; bit for bit the local numbers on one worker, within LightGBM's data-parallel gap on more, README).
+transform); the global LightGBM gets its features, cross-validation, forecasts and in-sample fits from mlforecast's
+DistributedMLForecast on the cluster and trains with LightGBM's Dask estimator (forecasting.dask_lightgbm): on one
+worker by default, bit for bit the local numbers; data-parallel across the workers on request, not the local numbers
+(README).
 
 Job file:
     engine: {kind: dask, scheduler: "tcp://scheduler.internal:8786"}   # a running cluster
@@ -48,6 +49,13 @@ class EngineSpec(Strict):
         description="dask: partitions of the history (default: 2 per worker thread of the cluster); local: fit the "
         "series in this many groups one after another (same forecasts; peak memory of one group's interval and "
         "in-sample arrays instead of all of them)",
+    )
+    lightgbm_training: Literal["one_worker", "data_parallel"] = Field(
+        "one_worker",
+        description="dask: how the global LightGBM trains on the features the cluster built. one_worker: LightGBM's "
+        "single-machine learner on one worker (the local run's numbers bit for bit, on any number of workers); "
+        "data_parallel: LightGBM's data-parallel learner across the workers, for training sets larger than one "
+        "worker's memory (not the local numbers: README, 'Local vs Dask LightGBM')",
     )
 
 
