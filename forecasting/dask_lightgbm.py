@@ -19,8 +19,9 @@ distributed loader gives rank > 0 another feature's forced bounds, lightgbm-org/
 from the unweighted mean of each worker's own starting score, and after the first split the learner sizes leaves by
 counts estimated from hessians (DataParallelTreeLearner::Split keeps the split's estimate, update_cnt false), which
 `min_child_samples` then judges. By default the features, cross-validation windows, forecasts and in-sample fits
-are built on the cluster partition by partition, and each training gathers its feature rows into one partition, so
-LightGBM trains on one worker with its single-machine learner: the local numbers bit for bit on any cluster.
+are built on the cluster partition by partition (whole series, partitions in unique_id order), and each training
+gathers its feature rows into one partition, in the local frame's row order, so LightGBM trains on one worker with
+its single-machine learner on the local rows: the local numbers bit for bit on any cluster, bagging included.
 """
 
 from __future__ import annotations
@@ -72,12 +73,14 @@ def dask_lightgbm_forecast(
     ds_type = Y_df.schema["ds"]
     forecasts, fitted = [], None
     for block, (local, train, intervals) in models.lightgbm_setups(Y_df, job, exog, aggregate, name):
-        fcst, members = distributed_setup(local, job, partitions, dask_client)
-        history = train.to_pandas()
+        fcst, members = distributed_setup(local, job, dask_client)
+        history = train.sort("unique_id", "ds", maintain_order=True).to_pandas()
         history["ds"] = history["ds"].astype("datetime64[ns]")
         statics = models.static_features(job)
         with dask_client.as_current():
-            ddf = dd.from_pandas(history, npartitions=partitions)
+            # Whole series per partition, partitions in unique_id order (the dask frame's divisions): concatenated
+            # for a one-worker training, the rows come in the local frame's order (bagging draws rows by position).
+            ddf = dd.from_pandas(history.set_index("unique_id"), npartitions=partitions, sort=True).reset_index()
             # As MLForecast.fit computes its conformity scores: refit=False, the same frame, no weight column.
             cv = fcst.cross_validation(
                 ddf, n_windows=intervals.n_windows, h=intervals.h, refit=False, static_features=statics
@@ -105,9 +108,7 @@ def dask_lightgbm_forecast(
     return models.LevelForecast(pl.concat(forecasts).sort("unique_id", "ds"), fitted, [name])
 
 
-def distributed_setup(
-    local: Any, job: JobSpec, partitions: int, dask_client: Any
-) -> tuple[DistributedMLForecast, list[str]]:
+def distributed_setup(local: Any, job: JobSpec, dask_client: Any) -> tuple[DistributedMLForecast, list[str]]:
     """The DistributedMLForecast of a local MLForecast setup: the same features and target transforms, each
     LightGBM (or each seed of a SeedMean) as a Dask LightGBM with the same parameters, trained on one worker or
     data-parallel as the engine says. Returns it with the names of its models (one per seed, averaged back by
@@ -137,7 +138,7 @@ def distributed_setup(
         date_features=ts.date_features,
         target_transforms=ts.target_transforms,
         engine=dask_client,
-        num_partitions=partitions,  # Fugue partitions the frame by unique_id: no series is split
+        num_partitions=None,  # keep the frame's partitions (whole series, in unique_id order)
     )
     return fcst, list(dask_models)
 

@@ -68,9 +68,6 @@ def train_parts(address: str, work: Callable[[], Any]) -> tuple[Any, list[str]]:
     return result, [task["worker"] for task in stream.data if "train_part" in task["key"]]
 
 
-# The Dask LightGBM (trained on one worker) against the local one: floating-point summation order only.
-SAME = {"check_exact": False, "rel_tol": 1e-9, "abs_tol": 1e-9}
-
 # LightGBM's data-parallel learner on 2 workers is not its single-machine learner (per-worker bins, the mean of the
 # workers' starting scores, leaf sizes estimated from hessians: forecasting/dask_lightgbm.py). Measured on this slice:
 # 0.13-0.16 relative L1 from the local forecasts; the bound fails a model far from the local one (SeasonalNaive's are
@@ -92,10 +89,9 @@ def test_dask_cluster_gives_the_single_machine_forecasts(tmp_path, cluster, sing
         assert frame.height == dask[name].height > 0 and frame.columns == dask[name].columns
     base_l, base_d = local["base_forecasts"], dask["base_forecasts"]
     lightgbm = pl.col("model") == "LightGBM"
-    # LightGBM's forecasts and conformal intervals: the local numbers (bit for bit on this slice; SAME allows for the
-    # summation order of other row orders, 2e-16 relative measured on 3,049 SKUs).
+    # LightGBM's forecasts and conformal intervals: the local numbers bit for bit.
     assert base_l.filter(lightgbm).height == 40 * dask_job.horizon
-    assert_frame_equal(base_l.filter(lightgbm), base_d.filter(lightgbm), **SAME)
+    assert_frame_equal(base_l.filter(lightgbm), base_d.filter(lightgbm), check_exact=True)
     # Fugue's output schema holds statsforecast's model columns as float32: equal to ~1e-7 relative, not bit for bit;
     # reconciliation mixes them with LightGBM's (its in-sample fits included: Base is LightGBM at SKU level).
     tolerance = {"check_exact": False, "rel_tol": 1e-5, "abs_tol": 1e-3}
@@ -108,8 +104,8 @@ def test_dask_cluster_gives_the_single_machine_forecasts(tmp_path, cluster, sing
 
 def test_a_fresh_two_worker_cluster_gives_the_local_lightgbm_exactly(tmp_path, cluster):
     """Aggregate and SKU level, on a second, fresh 2-worker cluster: forecasts, conformal intervals and in-sample fits
-    equal the local run's (so the first cluster's too); LightGBM's data-parallel learner, on request, trains across
-    both workers and stays near them."""
+    equal the local run's bit for bit (so the first cluster's too), with row subsampling as well; LightGBM's
+    data-parallel learner, on request, trains across both workers and stays near them."""
     job = slice_job(tmp_path, stores=("CA_1",), n_items=40, models=MODELS)
     loaded, hierarchy = load_hierarchy(job)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as fresh:
@@ -120,8 +116,14 @@ def test_a_fresh_two_worker_cluster_gives_the_local_lightgbm_exactly(tmp_path, c
             local = models.lightgbm_forecast(Y, job, exog=exog, aggregate=aggregate)
             dask = models.lightgbm_forecast(Y, dask_job, exog=exog, aggregate=aggregate)
             assert local.forecasts.height == Y["unique_id"].n_unique() * job.horizon
-            assert_frame_equal(local.forecasts, dask.forecasts, **SAME)
-            assert_frame_equal(local.fitted, dask.fitted, **SAME)
+            assert_frame_equal(local.forecasts, dask.forecasts, check_exact=True)
+            assert_frame_equal(local.fitted, dask.fitted, check_exact=True)
+        # Bagging draws rows by position: the cluster's training rows come in the local order.
+        spec = job.models.lightgbm.model_copy(update={"subsample": 0.8})
+        bagged = job.model_copy(update={"models": job.models.model_copy(update={"lightgbm": spec})})
+        bagged_local = models.lightgbm_forecast(Y, bagged, exog=exog)
+        bagged_dask = models.lightgbm_forecast(Y, bagged.model_copy(update={"engine": dask_job.engine}), exog=exog)
+        assert_frame_equal(bagged_local.forecasts, bagged_dask.forecasts, check_exact=True)
         close_clients()
     data_parallel = EngineSpec(kind="dask", scheduler=cluster.scheduler_address, lightgbm_training="data_parallel")
     parallel_job = job.model_copy(update={"engine": data_parallel})
