@@ -1,15 +1,19 @@
-"""The bundled m5-monthly job publishes what `python -m forecasting.reference m5-monthly` chooses."""
+"""The bundled m5-monthly job publishes what `python -m forecasting.reference m5-monthly` chooses (slow), and the
+M5 daily benchmark's level / shape split on the real daily data."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
+import duckdb
+import polars as pl
 import pytest
 
+from forecasting import pipeline
 from forecasting import reconcile as rec
 from forecasting.backtest import backtest_job
-from forecasting.config import load_job
-from forecasting.reference import with_models
+from forecasting.config import load_job, project_root
+from forecasting.reference import level_known, level_table, seasonal_level_errors, window_bias, with_models
 
 
 @pytest.mark.slow
@@ -22,3 +26,76 @@ def test_m5_monthly_job_file_holds_the_reference_choice(tmp_path):
     assert selection.base_models == job.models.primary
     assert rec.least_worst_method(selection.metrics, job.models.choice_metric) == rec.publish_label(job)
     assert not job.models.choose_from_backtest and not job.reconciliation.choose_from_backtest
+
+
+DAILY = project_root() / "data" / "m5" / "m5_daily_store_sales.parquet"
+
+
+@pytest.fixture(scope="module")
+def daily_hierarchy():
+    job = load_job("m5-daily-warehouse")
+    return job, pipeline.load_hierarchy(job, date(2016, 5, 22))[1]
+
+
+def _window(hierarchy, cutoff: date, days: int) -> pl.DataFrame:
+    """The real actuals of the `days` after `cutoff` as a backtest's long rows (unique_id, level, cutoff, ds, y)."""
+    rows = hierarchy.Y_df.filter(pl.col("ds").is_between(cutoff + timedelta(days=1), cutoff + timedelta(days=days)))
+    return rows.join(hierarchy.members.select("unique_id", "level"), on="unique_id").with_columns(
+        pl.lit(cutoff).alias("cutoff")
+    )
+
+
+def test_level_known_keeps_the_shape_and_takes_the_actual_level(daily_hierarchy):
+    """A forecast that is the actuals times a constant is all level error: with the level known it is the actuals.
+    Any forecast comes out with the actual window mean and its own day-to-day ratios."""
+    _, hierarchy = daily_hierarchy
+    actual = _window(hierarchy, date(2016, 4, 24), 28)
+    day = pl.col("ds").dt.weekday().cast(pl.Float64)
+    scaled = actual.with_columns(
+        (pl.col("y") * 0.93).alias("mean"), (pl.col("y") * 0.8).alias("lo_80"), pl.lit("scaled").alias("model")
+    )
+    shaped = actual.with_columns((pl.col("y").mean().over("unique_id") * (1 + day / 50)).alias("mean"))
+    shaped = shaped.with_columns(pl.col("mean").alias("lo_80"), pl.lit("weekday").alias("model"))
+    known = level_known(pl.concat([scaled, shaped]), "model").sort("model", "unique_id", "ds")
+    got = known.filter(pl.col("model") == "scaled")
+    assert (got["mean"] - got["y"]).abs().max() < 1e-6 * got["y"].max()
+    assert (got["lo_80"] - got["y"] * 0.8 / 0.93).abs().max() < 1e-6 * got["y"].max()
+    means = known.group_by("model", "unique_id").agg(pl.col("mean").mean() / pl.col("y").mean() - 1)
+    assert means["mean"].abs().max() < 1e-12
+    weekday = known.filter(pl.col("model") == "weekday")
+    ratios = weekday.with_columns(pl.col("mean") / pl.col("mean").min().over("unique_id"))
+    assert ratios["mean"].max() == pytest.approx((1 + 7 / 50) / (1 + 1 / 50))  # Sunday over Monday, as forecast
+
+
+def test_window_bias_is_the_sum_of_errors_over_the_sum_of_actuals(daily_hierarchy):
+    _, hierarchy = daily_hierarchy
+    rows = _window(hierarchy, date(2016, 3, 27), 28).with_columns(
+        pl.lit("Base").alias("model"),
+        pl.when(pl.col("ds").dt.weekday() == 7).then(pl.col("y") * 0.9).otherwise(pl.col("y")).alias("mean"),
+    )
+    bias = window_bias(rows, "model", "Base")
+    total = rows.filter(pl.col("level") == "total")
+    sundays = total.filter(pl.col("ds").dt.weekday() == 7)["y"].sum()
+    assert bias.filter(pl.col("level") == "total")["bias"].item() == pytest.approx(-0.1 * sundays / total["y"].sum())
+
+
+def test_seasonal_level_error_matches_a_hand_computation_from_the_file(daily_hierarchy):
+    """The hold-out window's seasonal level error of store CA_1, recomputed with DuckDB from the raw daily file:
+    actual mean of Apr 25..May 22 2016 / (mean of Mar 28..Apr 24 2016 x last year's same ratio, 364 days back)."""
+    job, hierarchy = daily_hierarchy
+    members = hierarchy.members.select("unique_id", "level")
+    errors = seasonal_level_errors(hierarchy.Y_df, members, job.horizon, date(2016, 4, 24))
+    ca_1 = errors.filter((pl.col("unique_id") == "total/CA/CA_1") & (pl.col("cutoff") == date(2016, 4, 24)))
+
+    def mean(first: str, last: str) -> float:
+        query = "SELECT avg(sales) FROM read_parquet(?) WHERE store_id = 'CA_1' AND date BETWEEN ? AND ?"
+        return duckdb.execute(query, [str(DAILY), first, last]).fetchone()[0]
+
+    last_year = mean("2015-04-27", "2015-05-24") / mean("2015-03-30", "2015-04-26")
+    expected = mean("2016-04-25", "2016-05-22") / (mean("2016-03-28", "2016-04-24") * last_year) - 1
+    assert ca_1["error"].item() == pytest.approx(expected, rel=1e-12)
+    assert errors["cutoff"].n_unique() == 55 and errors["cutoff"].min() == date(2012, 3, 4)
+    bias = pl.DataFrame({"level": ["warehouse", "total", "region"], "cutoff": [date(2016, 4, 24)] * 3, "bias": 0.0})
+    table = level_table(errors, bias, date(2016, 4, 24), job.hierarchy.names)
+    assert table["level"].to_list() == ["total", "region", "warehouse"]
+    assert table["earlier windows"].to_list() == [54, 54, 54]
