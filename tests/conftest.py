@@ -17,29 +17,25 @@ def _quiet_warnings():
         yield
 
 
-@pytest.fixture(scope="session")
-def slice_run(tmp_path_factory):
+def _quiet_run(job):
+    """(job, run_job(job)) with the libraries' warnings silenced."""
     from forecasting.pipeline import run_job
 
-    tmp = tmp_path_factory.mktemp("slice")
-    job = slice_job(tmp)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = run_job(job)
-    return job, result
+        return job, run_job(job)
+
+
+@pytest.fixture(scope="session")
+def slice_run(tmp_path_factory):
+    return _quiet_run(slice_job(tmp_path_factory.mktemp("slice")))
 
 
 @pytest.fixture(scope="session")
 def full_run(tmp_path_factory):
     """The bundled job on all 30,490 real M5 SKU series (about 90 s on 2 cores)."""
-    from forecasting.pipeline import run_job
-
     tmp = tmp_path_factory.mktemp("full")
-    job = load_job("m5-monthly").model_copy(update={"output_root": str(tmp / "outputs")})
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = run_job(job)
-    return job, result
+    return _quiet_run(load_job("m5-monthly").model_copy(update={"output_root": str(tmp / "outputs")}))
 
 
 @pytest.fixture(scope="session")
