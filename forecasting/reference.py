@@ -133,19 +133,17 @@ def seasonal_level_errors(Y_df: pl.DataFrame, levels: pl.DataFrame, horizon: int
     x last year's ratio of the same two spans), per series: the level error a plain seasonal level estimate makes."""
     wide = Y_df.pivot(on="unique_id", index="ds", values="y").sort("ds")
     days = wide["ds"].to_list()
-    end = days.index(last_cutoff)
+
+    def mean(first: int, length: int) -> pl.DataFrame:  # per series, rows first .. first + length - 1
+        return wide.slice(first, length).drop("ds").mean()
+
     rows = []
-    for cut in range(end, 364 + horizon - 1, -horizon):
-
-        def mean(a: int, b: int) -> pl.DataFrame:
-            return wide.slice(a, b - a).drop("ds").mean()
-
-        now, before = mean(cut + 1, cut + 1 + horizon), mean(cut + 1 - horizon, cut + 1)
-        ly = cut - 364
-        seasonal = mean(ly + 1, ly + 1 + horizon) / mean(ly + 1 - horizon, ly + 1)
-        ratio = now / (before * seasonal)
-        rows.append(ratio.transpose(include_header=True, header_name="unique_id", column_names=["ratio"]))
-        rows[-1] = rows[-1].with_columns(pl.lit(days[cut]).alias("cutoff"))
+    for cut in range(days.index(last_cutoff), 364 + horizon - 1, -horizon):
+        year_ago = cut - 364
+        seasonal = mean(year_ago + 1, horizon) / mean(year_ago + 1 - horizon, horizon)
+        ratio = mean(cut + 1, horizon) / (mean(cut + 1 - horizon, horizon) * seasonal)
+        per_series = ratio.transpose(include_header=True, header_name="unique_id", column_names=["ratio"])
+        rows.append(per_series.with_columns(pl.lit(days[cut]).alias("cutoff")))
     return pl.concat(rows).join(levels, on="unique_id").with_columns((pl.col("ratio") - 1).alias("error"))
 
 
