@@ -130,21 +130,18 @@ def window_bias(long: pl.DataFrame, by: str, name: str) -> pl.DataFrame:
 def seasonal_level_errors(Y_df: pl.DataFrame, levels: pl.DataFrame, horizon: int, last_cutoff: date) -> pl.DataFrame:
     """How well a window's level could be known ahead: for every `horizon`-day window ending at `last_cutoff` or
     earlier with a year of history before it, actual window mean / (mean of the `horizon` days before the cutoff
-    x last year's ratio of the same two spans), per series: the level error a plain seasonal level estimate makes."""
-    wide = Y_df.pivot(on="unique_id", index="ds", values="y").sort("ds")
-    days = wide["ds"].to_list()
-
-    def mean(first: int, length: int) -> pl.DataFrame:  # per series, rows first .. first + length - 1
-        return wide.slice(first, length).drop("ds").mean()
-
-    rows = []
-    for cut in range(days.index(last_cutoff), 364 + horizon - 1, -horizon):
-        year_ago = cut - 364
-        seasonal = mean(year_ago + 1, horizon) / mean(year_ago + 1 - horizon, horizon)
-        ratio = mean(cut + 1, horizon) / (mean(cut + 1 - horizon, horizon) * seasonal)
-        per_series = ratio.transpose(include_header=True, header_name="unique_id", column_names=["ratio"])
-        rows.append(per_series.with_columns(pl.lit(days[cut]).alias("cutoff")))
-    return pl.concat(rows).join(levels, on="unique_id").with_columns((pl.col("ratio") - 1).alias("error"))
+    x last year's ratio of the same two spans), per series: the level error a plain seasonal level estimate makes.
+    Polars' rolling means over each series' daily rows (the gate leaves no gaps)."""
+    before = pl.col("y").rolling_mean(horizon).over("unique_id")  # the `horizon` days ending at ds
+    after = before.shift(-horizon).over("unique_id")  # the `horizon` days after ds
+    seasonal = (after / before).shift(364).over("unique_id")  # the same ratio a year (52 weeks) earlier
+    days_back = (pl.lit(last_cutoff) - pl.col("cutoff")).dt.total_days()
+    errors = (
+        Y_df.sort("unique_id", "ds")
+        .select("unique_id", pl.col("ds").alias("cutoff"), (after / (before * seasonal)).alias("ratio"))
+        .filter((days_back >= 0) & (days_back % horizon == 0) & pl.col("ratio").is_not_null())
+    )
+    return errors.join(levels, on="unique_id").with_columns((pl.col("ratio") - 1).alias("error"))
 
 
 def level_table(errors: pl.DataFrame, bias: pl.DataFrame, holdout: date, order: list[str]) -> pl.DataFrame:
