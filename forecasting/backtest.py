@@ -23,7 +23,7 @@ from forecasting import features, models, outputs, transforms
 from forecasting import hierarchy as hier
 from forecasting import reconcile as rec
 from forecasting.config import PANDAS_FREQ, JobSpec
-from forecasting.pipeline import best_models, choose_base, split_levels
+from forecasting.pipeline import best_models, choose_base, out_of_sample_errors, split_levels
 
 KEYS = ["unique_id", "ds", "cutoff"]
 
@@ -161,8 +161,9 @@ def run_backtest(
         say(f"reconciling window {i}/{len(cutoffs)} (cutoff {cutoff})")
         window_fc = forecasts.filter(pl.col("cutoff") == cutoff)
         window_fit = fitted.filter(pl.col("cutoff") == cutoff).drop("cutoff")
-        part = transforms.zero_closed_days(rec.reconcile(hierarchy, window_fc, window_fit, job), closed)
-        reconciled.append(part.with_columns(pl.lit(cutoff).alias("cutoff")))
+        calibration, source = window_calibration(hierarchy, base_rows, window_fit, job, cutoff)
+        part = transforms.zero_closed_days(rec.reconcile(hierarchy, window_fc, calibration, job), closed)
+        reconciled.append(part.with_columns(pl.lit(cutoff).alias("cutoff"), pl.lit(source).alias("calibration")))
     published = rec.publish_label(job)
     reconciled_long = (
         hier.level_of(hierarchy.members, pl.concat(reconciled))
@@ -178,6 +179,21 @@ def run_backtest(
     ).sort("level", "kind", "model")
     base_long = pl.concat([candidates, base_rows.select(candidates.columns)])
     return Backtest(base=base_long, reconciled=reconciled_long, metrics=metrics, base_models=primary)
+
+
+def window_calibration(
+    hierarchy: hier.Hierarchy, base_rows: pl.DataFrame, window_fit: pl.DataFrame, job: JobSpec, cutoff: date
+) -> tuple[pl.DataFrame, str]:
+    """The errors one window's reconciled intervals are calibrated on, as the nightly run would have had them at
+    that cutoff: its in-sample fits, or with `calibration: backtest` the out-of-sample Base errors of the earlier
+    windows (periods up to the cutoff; in-sample while fewer than 2 per series). So a backtest of a job that
+    calibrates on backtests scores those intervals out of sample, window by window."""
+    if job.reconciliation.calibration == "backtest":
+        earlier = base_rows.filter(pl.col("cutoff") < cutoff)
+        errors = out_of_sample_errors(earlier, cutoff, hierarchy.members.height)
+        if errors is not None:
+            return errors, "earlier windows"
+    return window_fit, "in-sample fits"
 
 
 def _nixtla_wide(window: pl.DataFrame, by: str) -> pl.DataFrame:

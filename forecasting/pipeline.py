@@ -181,29 +181,38 @@ def calibration_set(hierarchy: hier.Hierarchy, fitted: pl.DataFrame, job: JobSpe
     """(unique_id, ds, y, Base) errors to calibrate reconciled intervals on, and where they come from.
 
     In-sample fits understate forecast errors (the backtests measured 54 % coverage for a nominal 80 % warehouse
-    interval); with `calibration: backtest` the latest backtest's out-of-sample Base forecasts are used instead,
-    restricted to periods inside this run's history and, where windows overlap, the latest cutoff per period."""
+    interval); with `calibration: backtest` the latest backtest's out-of-sample Base forecasts are used instead."""
     if job.reconciliation.calibration == "backtest":
         try:
             folder = outputs.run_dir(job, None, subdir="backtests")
         except FileNotFoundError:
             return fitted, "in-sample fits (no backtest published for this job)"
-        last = hierarchy.Y_df["ds"].max()
-        errors = (
-            pl.read_parquet(
-                folder / "backtest_base.parquet", columns=["unique_id", "ds", "cutoff", "model", "y", "mean"]
-            )
-            .filter((pl.col("model") == models.BASE) & (pl.col("ds") <= last))
-            .sort("cutoff")
-            .unique(subset=["unique_id", "ds"], keep="last")
-            .select("unique_id", "ds", "y", pl.col("mean").alias(models.BASE))
+        base = pl.read_parquet(
+            folder / "backtest_base.parquet", columns=["unique_id", "ds", "cutoff", "model", "y", "mean"]
         )
-        covered = errors["unique_id"].n_unique() == hierarchy.members.height
-        points = errors.group_by("unique_id").len()["len"].min() if covered else 0
-        if covered and points >= 2:
+        errors = out_of_sample_errors(base, hierarchy.Y_df["ds"].max(), hierarchy.members.height)
+        if errors is not None:
+            points = errors.group_by("unique_id").len()["len"].min()
             return errors, f"out-of-sample errors of backtest {folder.name} ({points} periods per series)"
         return fitted, f"in-sample fits (backtest {folder.name} does not cover every series)"
     return fitted, "in-sample fits"
+
+
+def out_of_sample_errors(base: pl.DataFrame, last: date, n_series: int) -> pl.DataFrame | None:
+    """Backtest Base forecasts (long: unique_id, ds, cutoff, model, y, mean) as calibration errors (unique_id, ds,
+    y, Base): periods up to `last` only and, where windows overlap, the latest cutoff per period. None unless all
+    `n_series` series have at least 2 periods. Shared by the nightly run and the backtest's own windows."""
+    errors = (
+        base.filter((pl.col("model") == models.BASE) & (pl.col("ds") <= last) & pl.col("y").is_not_null())
+        .sort("cutoff")
+        .unique(subset=["unique_id", "ds"], keep="last")
+        .select("unique_id", "ds", "y", pl.col("mean").alias(models.BASE))
+        .sort("unique_id", "ds")
+    )
+    counts = errors.group_by("unique_id").len()
+    if counts.height < n_series or counts["len"].min() < 2:
+        return None
+    return errors
 
 
 def reconcile(hierarchy: hier.Hierarchy, base: BaseForecasts, job: JobSpec, sparse: bool = True) -> pl.DataFrame:

@@ -203,3 +203,39 @@ def test_choosing_backtest_reconciles_the_base_it_chooses(tmp_path):
     joined = middle.join(warehouse_base, on=["unique_id", "cutoff", "ds"], suffix="_base")
     assert joined.height == middle.height > 0
     np.testing.assert_allclose(joined["mean"], joined["mean_base"].clip(lower_bound=0), rtol=1e-9, atol=1e-6)
+
+
+def test_backtest_calibrated_on_earlier_windows(backtest, tmp_path):
+    """With `calibration: backtest`, each window's reconciled intervals come from the earlier windows' Base errors
+    (the nightly run's calibration as it would have been at that cutoff); the first window has none and keeps its
+    in-sample fits."""
+    from forecasting.backtest import window_calibration
+    from forecasting.config import JobSpec
+
+    job, _, insample = backtest
+    data = job.model_dump() | {"output_root": str(tmp_path / "outputs")}
+    data["reconciliation"]["calibration"] = "backtest"
+    calibrated_job = JobSpec.model_validate(data)
+    _, calibrated = backtest_job(calibrated_job, windows=3)
+    sources = calibrated.reconciled.group_by("cutoff").agg(pl.col("calibration").unique()).sort("cutoff")
+    assert sources["calibration"].to_list() == [["in-sample fits"], ["earlier windows"], ["earlier windows"]]
+    assert set(insample.reconciled["calibration"]) == {"in-sample fits"}
+
+    keys = ["unique_id", "ds", "cutoff", "method"]
+    a, b = (r.reconciled.sort(keys) for r in (insample, calibrated))
+    first = pl.col("cutoff") == date(2015, 6, 1)
+    structural = ~pl.col("method").str.ends_with("mint_shrink")
+    assert a.filter(first).drop("calibration").equals(b.filter(first).drop("calibration"))
+    assert a.filter(structural)["mean"].equals(b.filter(structural)["mean"])
+    assert not a.filter(~first)["hi_80"].equals(b.filter(~first)["hi_80"])
+    for cutoff in b["cutoff"].unique().to_list():
+        assert_coherent(b.filter(pl.col("cutoff") == cutoff))
+
+    # The last window's errors are exactly the Base forecasts and actuals of the two windows before it.
+    hierarchy = aggregate(validate(load(calibrated_job), calibrated_job), calibrated_job)
+    base = calibrated.base.filter(pl.col("model") == "Base")
+    errors, source = window_calibration(hierarchy, base, pl.DataFrame(), calibrated_job, date(2015, 12, 1))
+    expected = base.filter(pl.col("cutoff") < date(2015, 12, 1)).select("unique_id", "ds", "y", pl.col("mean"))
+    assert source == "earlier windows" and errors.height == expected.height == hierarchy.members.height * 6
+    joined = errors.join(expected, on=["unique_id", "ds"])
+    assert joined.height == errors.height and joined["Base"].equals(joined["mean"]) and joined["y"].equals(joined["y_right"])
