@@ -238,4 +238,5 @@ def test_backtest_calibrated_on_earlier_windows(backtest, tmp_path):
     expected = base.filter(pl.col("cutoff") < date(2015, 12, 1)).select("unique_id", "ds", "y", pl.col("mean"))
     assert source == "earlier windows" and errors.height == expected.height == hierarchy.members.height * 6
     joined = errors.join(expected, on=["unique_id", "ds"])
-    assert joined.height == errors.height and joined["Base"].equals(joined["mean"]) and joined["y"].equals(joined["y_right"])
+    assert joined.height == errors.height
+    assert joined["Base"].equals(joined["mean"]) and joined["y"].equals(joined["y_right"])
