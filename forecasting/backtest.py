@@ -112,8 +112,11 @@ def run_backtest(
     step: int | None = None,
     progress: Callable[[str], None] | None = None,
     calendar: pl.DataFrame | None = None,
+    prior_base: pl.DataFrame | None = None,
 ) -> Backtest:
-    """`windows` rolling origins, `step` periods apart (default: the horizon), each forecasting `job.horizon` ahead."""
+    """`windows` rolling origins, `step` periods apart (default: the horizon), each forecasting `job.horizon` ahead.
+    `prior_base`: Base rows of an earlier backtest (as the nightly run would find it published), which windows
+    calibrate on with `calibration: backtest` beside this backtest's own earlier windows."""
     step = step or job.horizon
     say = progress or (lambda message: None)
     closed = job.models.closed_days
@@ -155,13 +158,14 @@ def run_backtest(
         hierarchy.members, models.wide_to_long(forecasts.select(*KEYS, *base_columns), job.levels, KEYS)
     ).join(actuals, on=KEYS, how="left")
 
+    earlier_base = base_rows if prior_base is None else pl.concat([prior_base, base_rows], how="diagonal_relaxed")
     reconciled = []
     cutoffs = sorted(forecasts["cutoff"].unique().to_list())
     for i, cutoff in enumerate(cutoffs, 1):
         say(f"reconciling window {i}/{len(cutoffs)} (cutoff {cutoff})")
         window_fc = forecasts.filter(pl.col("cutoff") == cutoff)
         window_fit = fitted.filter(pl.col("cutoff") == cutoff).drop("cutoff")
-        calibration, source = window_calibration(hierarchy, base_rows, window_fit, job, cutoff)
+        calibration, source = window_calibration(hierarchy, earlier_base, window_fit, job, cutoff)
         part = transforms.zero_closed_days(rec.reconcile(hierarchy, window_fc, calibration, job), closed)
         reconciled.append(part.with_columns(pl.lit(cutoff).alias("cutoff"), pl.lit(source).alias("calibration")))
     published = rec.publish_label(job)
@@ -323,6 +327,7 @@ def backtest_job(
     step: int | None = None,
     horizon: int | None = None,
     progress: Callable[[str], None] | None = None,
+    prior_base: pl.DataFrame | None = None,
 ) -> tuple[Path, Backtest]:
     """Load, validate and aggregate as the nightly run does, backtest, and publish atomically under
     data/outputs/<job>/backtests/<as-of>/ (with its own `latest`)."""
@@ -333,7 +338,7 @@ def backtest_job(
     if horizon is not None:
         job = job.model_copy(update={"horizon": horizon})
     loaded, hierarchy = pipeline.load_hierarchy(job, as_of)
-    result = run_backtest(hierarchy, loaded.prices, job, windows, step, progress, loaded.calendar)
+    result = run_backtest(hierarchy, loaded.prices, job, windows, step, progress, loaded.calendar, prior_base)
     tables = {"backtest_base": result.base, "backtest_reconciled": result.reconciled, "metrics": result.metrics}
     manifest = {
         "job": job.name,

@@ -79,7 +79,9 @@ def select_then_hold_out(
         reconciliation = job.reconciliation.model_copy(update={"publish": publish})
         held_job = held_job.model_copy(update={"reconciliation": reconciliation})
     say(f"hold-out: the {job.horizon} periods ending {holdout_as_of}")
-    _, holdout = backtest_job(held_job, holdout_as_of, 1, progress=say)
+    # With `calibration: backtest` the hold-out's intervals are calibrated on the selection windows' errors, as the
+    # nightly run after that backtest would calibrate them.
+    _, holdout = backtest_job(held_job, holdout_as_of, 1, progress=say, prior_base=selection.base)
     return Study(held_job, chosen, selection, holdout, time.perf_counter() - start)
 
 
@@ -220,7 +222,41 @@ def m5_daily(windows: int = 6, say: Callable[[str], None] = print) -> str:
             "series (every 28-day window back to the first with a year of history). Base bias = sum of errors / "
             "sum of actuals.",
             markdown(levels_held),
+            "### Intervals: coverage and weighted scaled pinball loss (WSPL)",
+            f"Reconciled intervals calibrated on: {calibration_note(job)}.",
+            markdown(interval_table(study.selection.metrics, study.holdout.metrics, INTERVAL_MODELS, levels)),
         ]
+    )
+
+
+INTERVAL_MODELS = ["Base", "BottomUp", "MinTrace_wls_struct"]
+
+
+def calibration_note(job: JobSpec) -> str:
+    if job.reconciliation.calibration == "backtest":
+        return (
+            "each window's earlier windows' out-of-sample Base errors (the hold-out: the selection windows'; the "
+            "first selection window, which has none: its in-sample fits)"
+        )
+    return "each window's in-sample fits"
+
+
+def interval_table(
+    selection: pl.DataFrame, holdout: pl.DataFrame, models: list[str], levels: list[str]
+) -> pl.DataFrame:
+    """(level, model) rows: 80 / 95 % coverage and WSPL over the selection windows beside the hold-out's."""
+    columns = {"coverage_80": "80 % coverage", "coverage_95": "95 % coverage", "wspl": "WSPL"}
+
+    def part(metrics: pl.DataFrame, label: str) -> pl.DataFrame:
+        kept = metrics.filter(pl.col("model").is_in(models))
+        return kept.select("level", "model", *[pl.col(c).alias(f"{name}, {label}") for c, name in columns.items()])
+
+    level_order = {lv: i for i, lv in enumerate(levels)}
+    model_order = {m: i for i, m in enumerate(models)}
+    return (
+        part(selection, "selection")
+        .join(part(holdout, "hold-out"), on=["level", "model"])
+        .sort(pl.col("level").replace_strict(level_order), pl.col("model").replace_strict(model_order))
     )
 
 

@@ -240,3 +240,10 @@ def test_backtest_calibrated_on_earlier_windows(backtest, tmp_path):
     joined = errors.join(expected, on=["unique_id", "ds"])
     assert joined.height == errors.height
     assert joined["Base"].equals(joined["mean"]) and joined["y"].equals(joined["y_right"])
+
+    # A later backtest given this one's Base rows (as the nightly run finds a published backtest) calibrates its
+    # window on them: one window at the last cutoff reproduces that window of the three-window run.
+    _, later = backtest_job(calibrated_job, windows=1, prior_base=calibrated.base)
+    assert set(later.reconciled["calibration"]) == {"earlier windows"}
+    last = b.filter(pl.col("cutoff") == date(2015, 12, 1)).drop("published")
+    assert later.reconciled.sort(keys).drop("published").select(last.columns).equals(last)
