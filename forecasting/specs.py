@@ -321,7 +321,8 @@ class ReconcileSpec(Strict):
     calibration: Literal["insample", "backtest"] = Field(
         "insample",
         description="errors the reconciled intervals are calibrated on: in-sample fits, or the out-of-sample errors "
-        "of the job's latest backtest (falls back to in-sample when there is none covering every series)",
+        "of the job's latest backtest (falls back to in-sample when there is none covering every series); a "
+        "backtest of such a job calibrates each window on the windows before it",
     )
 
     calibration_window: int | None = Field(
