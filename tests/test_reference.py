@@ -99,3 +99,31 @@ def test_seasonal_level_error_matches_a_hand_computation_from_the_file(daily_hie
     table = level_table(errors, bias, date(2016, 4, 24), job.hierarchy.names)
     assert table["level"].to_list() == ["total", "region", "warehouse"]
     assert table["earlier windows"].to_list() == [54, 54, 54]
+
+
+def test_interval_table_puts_selection_beside_hold_out(daily_hierarchy):
+    """Coverage and WSPL come from the frame they are labelled with: intervals that hold every actual in the
+    selection windows and none in the hold-out give 1 and 0, per level in the hierarchy's order."""
+    from functools import partial
+
+    from forecasting.backtest import score, window_weights
+    from forecasting.reference import interval_table
+
+    job, hierarchy = daily_hierarchy
+    weigh = partial(window_weights, hierarchy, None, job)
+
+    def metrics(cutoff: date, width: float) -> pl.DataFrame:
+        rows = _window(hierarchy, cutoff, 28).with_columns(pl.col("y").cast(pl.Float64).alias("mean"))
+        bounds = [(pl.col("y") * (1 - width) + 1).alias(f"lo_{lv}") for lv in (80, 95)]
+        bounds += [(pl.col("y") * (1 + width) + 2).alias(f"hi_{lv}") for lv in (80, 95)]
+        rows = rows.with_columns(*bounds, pl.lit("Base").alias("model"))
+        return score(rows, "model", hierarchy.Y_df, weigh, "base", 7)
+
+    # width 0.5: every actual inside; width -0.5 puts lo above y and hi below it, so none is.
+    table = interval_table(
+        metrics(date(2016, 3, 27), 0.5), metrics(date(2016, 4, 24), -0.5), ["Base"], ["total", "region", "warehouse"]
+    )
+    assert table["level"].to_list() == ["total", "region", "warehouse"]
+    assert table["80 % coverage, selection"].to_list() == [1.0, 1.0, 1.0]
+    assert table["95 % coverage, hold-out"].to_list() == [0.0, 0.0, 0.0]
+    assert (table["WSPL, selection"] > 0).all() and (table["WSPL, hold-out"] > table["WSPL, selection"]).all()
