@@ -158,7 +158,7 @@ def run_backtest(
         hierarchy.members, models.wide_to_long(forecasts.select(*KEYS, *base_columns), job.levels, KEYS)
     ).join(actuals, on=KEYS, how="left")
 
-    earlier_base = base_rows if prior_base is None else pl.concat([prior_base, base_rows], how="diagonal_relaxed")
+    earlier_base = _calibration_rows(base_rows, prior_base, job)
     reconciled = []
     cutoffs = sorted(forecasts["cutoff"].unique().to_list())
     for i, cutoff in enumerate(cutoffs, 1):
@@ -185,14 +185,24 @@ def run_backtest(
     return Backtest(base=base_long, reconciled=reconciled_long, metrics=metrics, base_models=primary)
 
 
+def _calibration_rows(base_rows: pl.DataFrame, prior_base: pl.DataFrame | None, job: JobSpec) -> pl.DataFrame | None:
+    """The Base rows windows may calibrate on (this backtest's and `prior_base`'s), only when the job calibrates on
+    backtests: an earlier backtest's frame holds every candidate model (millions of rows at SKU level)."""
+    if job.reconciliation.calibration != "backtest":
+        return None
+    columns = ["unique_id", "ds", "cutoff", "model", "y", "mean"]
+    parts = [base_rows] if prior_base is None else [prior_base, base_rows]
+    return pl.concat([part.filter(pl.col("model") == models.BASE).select(columns) for part in parts])
+
+
 def window_calibration(
-    hierarchy: hier.Hierarchy, base_rows: pl.DataFrame, window_fit: pl.DataFrame, job: JobSpec, cutoff: date
+    hierarchy: hier.Hierarchy, base_rows: pl.DataFrame | None, window_fit: pl.DataFrame, job: JobSpec, cutoff: date
 ) -> tuple[pl.DataFrame, str]:
     """The errors one window's reconciled intervals are calibrated on, as the nightly run would have had them at
     that cutoff: its in-sample fits, or with `calibration: backtest` the out-of-sample Base errors of the earlier
     windows (periods up to the cutoff; in-sample while fewer than 2 per series). So a backtest of a job that
     calibrates on backtests scores those intervals out of sample, window by window."""
-    if job.reconciliation.calibration == "backtest":
+    if job.reconciliation.calibration == "backtest" and base_rows is not None:
         earlier = base_rows.filter(pl.col("cutoff") < cutoff)
         errors = out_of_sample_errors(earlier, cutoff, hierarchy.members.height)
         if errors is not None:

@@ -85,13 +85,15 @@ def select_then_hold_out(
     return Study(held_job, chosen, selection, holdout, time.perf_counter() - start)
 
 
+def ordered(column: str, order: list[str]) -> pl.Expr:
+    """Sort key: `column` in the given order (levels top-down, models as listed), as a polars Enum."""
+    return pl.col(column).cast(pl.Enum(order))
+
+
 def metric_table(metrics: pl.DataFrame, metric: str, levels: list[str]) -> pl.DataFrame:
     """level x model/method table of one metric (base models, then reconciliation methods)."""
-    wide = (
-        metrics.pivot(on="model", index="level", values=metric, aggregate_function="first")
-        .with_columns(pl.col("level").replace_strict({lv: i for i, lv in enumerate(levels)}).alias("order"))
-        .sort("order")
-        .drop("order")
+    wide = metrics.pivot(on="model", index="level", values=metric, aggregate_function="first").sort(
+        ordered("level", levels)
     )
     base = sorted(metrics.filter(pl.col("kind") == "base")["model"].unique().to_list())
     reconciled = sorted(metrics.filter(pl.col("kind") == "reconciled")["model"].unique().to_list())
@@ -164,7 +166,7 @@ def level_table(errors: pl.DataFrame, bias: pl.DataFrame, holdout: date, order: 
         pl.col("bias").filter(pl.col("cutoff") == holdout).mean().alias("Base bias, hold-out"),
     )
     table = spread.join(held, on="level").join(base, on="level")
-    return table.sort(pl.col("level").replace_strict({lv: i for i, lv in enumerate(order)}))
+    return table.sort(ordered("level", order))
 
 
 def m5_daily(windows: int = 6, say: Callable[[str], None] = print) -> str:
@@ -223,7 +225,8 @@ def m5_daily(windows: int = 6, say: Callable[[str], None] = print) -> str:
             "sum of actuals.",
             markdown(levels_held),
             "### Intervals: coverage and weighted scaled pinball loss (WSPL)",
-            f"Reconciled intervals calibrated on: {calibration_note(job)}.",
+            "Reconciled intervals calibrated on (windows per source): "
+            f"selection {calibration_sources(study.selection)}; hold-out {calibration_sources(study.holdout)}.",
             markdown(interval_table(study.selection.metrics, study.holdout.metrics, INTERVAL_MODELS, levels)),
         ]
     )
@@ -232,13 +235,10 @@ def m5_daily(windows: int = 6, say: Callable[[str], None] = print) -> str:
 INTERVAL_MODELS = ["Base", "BottomUp", "MinTrace_wls_struct"]
 
 
-def calibration_note(job: JobSpec) -> str:
-    if job.reconciliation.calibration == "backtest":
-        return (
-            "each window's earlier windows' out-of-sample Base errors (the hold-out: the selection windows'; the "
-            "first selection window, which has none: its in-sample fits)"
-        )
-    return "each window's in-sample fits"
+def calibration_sources(backtest: Backtest) -> str:
+    """What each window's reconciled intervals were calibrated on, as the backtest recorded it per window."""
+    counts = backtest.reconciled.group_by("calibration").agg(pl.col("cutoff").n_unique()).sort("calibration")
+    return ", ".join(f"{source} {n}" for source, n in counts.iter_rows())
 
 
 def interval_table(
@@ -251,20 +251,17 @@ def interval_table(
         kept = metrics.filter(pl.col("model").is_in(models))
         return kept.select("level", "model", *[pl.col(c).alias(f"{name}, {label}") for c, name in columns.items()])
 
-    level_order = {lv: i for i, lv in enumerate(levels)}
-    model_order = {m: i for i, m in enumerate(models)}
     return (
         part(selection, "selection")
         .join(part(holdout, "hold-out"), on=["level", "model"])
-        .sort(pl.col("level").replace_strict(level_order), pl.col("model").replace_strict(model_order))
+        .sort(ordered("level", levels), ordered("model", models))
     )
 
 
 def target_table(metrics: pl.DataFrame, metric: str, levels: list[str]) -> pl.DataFrame:
     """level x reconciliation: `metric` relative to the best base model at that level (<= 1 meets the target)."""
     ratios = rec.target_ratios(metrics, metric).pivot(on="model", index="level", values="ratio")
-    order = {lv: i for i, lv in enumerate(levels)}
-    return ratios.sort(pl.col("level").replace_strict(order)).select("level", *sorted(ratios.columns[1:]))
+    return ratios.sort(ordered("level", levels)).select("level", *sorted(ratios.columns[1:]))
 
 
 def m5_monthly(windows: int = 4, say: Callable[[str], None] = print) -> str:
