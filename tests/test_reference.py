@@ -127,3 +127,41 @@ def test_interval_table_puts_selection_beside_hold_out(daily_hierarchy):
     assert table["80 % coverage, selection"].to_list() == [1.0, 1.0, 1.0]
     assert table["95 % coverage, hold-out"].to_list() == [0.0, 0.0, 0.0]
     assert (table["WSPL, selection"] > 0).all() and (table["WSPL, hold-out"] > table["WSPL, selection"]).all()
+
+
+def test_seasonal_naive_of_the_aggregates_scores_like_the_published_benchmark_table(daily_hierarchy):
+    """The organizers' sNaive at levels 1-3 is the weekly naive of the aggregate series. Built here straight from the
+    real daily history (the 7 days before 2016-04-24 repeated), it scores the benchmark's SeasonalNaive figures, and
+    naive_relative puts every model as a share of it: the actuals themselves score 0, the naive itself 1."""
+    from functools import partial
+
+    from forecasting.backtest import score, window_weights
+    from forecasting.reference import M5_PUBLISHED, metric_table, naive_relative
+
+    job, hierarchy = daily_hierarchy
+    weigh = partial(window_weights, hierarchy, None, job)
+    cutoff = date(2016, 4, 24)
+    actual = _window(hierarchy, cutoff, 28)
+    last_week = hierarchy.Y_df.filter(pl.col("ds").is_between(cutoff - timedelta(days=6), cutoff)).select(
+        "unique_id", pl.col("ds").dt.weekday().alias("weekday"), pl.col("y").alias("mean")
+    )
+    naive = actual.with_columns(pl.col("ds").dt.weekday().alias("weekday")).join(last_week, on=["unique_id", "weekday"])
+    rows = pl.concat(
+        [
+            naive.drop("weekday").with_columns(pl.lit("SeasonalNaive").alias("model")),
+            actual.with_columns(pl.col("y").alias("mean"), pl.lit("Base").alias("model")),
+        ]
+    ).with_columns(*[pl.col("mean").alias(f"{side}_{lv}") for lv in (80, 95) for side in ("lo", "hi")])
+    held = metric_table(
+        score(rows, "model", hierarchy.Y_df, weigh, "base", 7), "wrmsse", ["total", "region", "warehouse"]
+    )
+    table = naive_relative(held, ["Base", "SeasonalNaive"])
+    assert table["level"].to_list() == ["total", "region", "warehouse"]
+    assert [round(v, 3) for v in table["SeasonalNaive, this window"]] == [0.751, 0.753, 0.798]  # README benchmark 1
+    assert table["Base / SeasonalNaive"].to_list() == [0.0, 0.0, 0.0]
+    assert table["SeasonalNaive / SeasonalNaive"].to_list() == [1.0, 1.0, 1.0]
+    total = M5_PUBLISHED["total"]
+    assert table["target / sNaive"][0] == pytest.approx(0.7 * total["ES_bu"] / total["sNaive"])
+    assert table["this window / published window (sNaive)"][0] == pytest.approx(
+        table["SeasonalNaive, this window"][0] / 0.560
+    )
