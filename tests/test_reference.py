@@ -13,7 +13,8 @@ from forecasting import pipeline
 from forecasting import reconcile as rec
 from forecasting.backtest import backtest_job
 from forecasting.config import load_job, project_root
-from forecasting.reference import level_known, level_table, seasonal_level_errors, window_bias, with_models
+from forecasting.reference import with_models
+from forecasting.reference_tables import level_known, level_table, seasonal_level_errors, window_bias
 
 
 @pytest.mark.slow
@@ -107,7 +108,7 @@ def test_interval_table_puts_selection_beside_hold_out(daily_hierarchy):
     from functools import partial
 
     from forecasting.backtest import score, window_weights
-    from forecasting.reference import interval_table
+    from forecasting.reference_tables import interval_table
 
     job, hierarchy = daily_hierarchy
     weigh = partial(window_weights, hierarchy, None, job)
@@ -136,7 +137,7 @@ def test_seasonal_naive_of_the_aggregates_scores_like_the_published_benchmark_ta
     from functools import partial
 
     from forecasting.backtest import score, window_weights
-    from forecasting.reference import M5_PUBLISHED, metric_table, naive_relative
+    from forecasting.reference_tables import M5_PUBLISHED, metric_table, naive_relative
 
     job, hierarchy = daily_hierarchy
     weigh = partial(window_weights, hierarchy, None, job)
