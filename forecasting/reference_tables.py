@@ -15,6 +15,7 @@ M5_PUBLISHED = {
     "region": {"sNaive": 0.673, "ES_bu": 0.514, "winner": 0.310},
     "warehouse": {"sNaive": 0.718, "ES_bu": 0.580, "winner": 0.400},
 }
+TARGET_OF_ES_BU = 0.7  # the issue's target: at least 30 % below the published ES_bu at each level
 
 
 def ordered(column: str, order: list[str]) -> pl.Expr:
@@ -106,18 +107,18 @@ def naive_relative(held: pl.DataFrame, models: list[str], naive: str = "Seasonal
     """Each level's WRMSSE as a share of the seasonal naive's in the same window, beside the published figures' shares
     of the published sNaive: the organizers' sNaive at levels 1-3 is the weekly naive of the aggregate, so the same
     method measures how hard each window was. Context for the target, not a substitute for it."""
-    shares = [(pl.col(m) / pl.col(naive)).alias(f"{m} / SeasonalNaive") for m in models]
+    shares = [(pl.col(m) / pl.col(naive)).alias(f"{m} / {naive}") for m in models]
     return (
         held.join(published_references(), on="level", how="left")
         .select(
             "level",
-            pl.col(naive).alias("SeasonalNaive, this window"),
+            pl.col(naive).alias(f"{naive}, this window"),
             "published sNaive",
             (pl.col(naive) / pl.col("published sNaive")).alias("this window / published window (sNaive)"),
             *shares,
             (pl.col("published ES_bu") / pl.col("published sNaive")).alias("published ES_bu / sNaive"),
             (pl.col("published winner") / pl.col("published sNaive")).alias("published winner / sNaive"),
-            (0.7 * pl.col("published ES_bu") / pl.col("published sNaive")).alias("target / sNaive"),
+            (TARGET_OF_ES_BU * pl.col("published ES_bu") / pl.col("published sNaive")).alias("target / sNaive"),
         )
         .sort(ordered("level", list(M5_PUBLISHED)))
     )
