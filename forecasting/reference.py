@@ -27,7 +27,6 @@ from forecasting import reconcile as rec
 from forecasting.backtest import Backtest, backtest_job
 from forecasting.config import JobSpec, load_job, project_root
 from forecasting.reference_tables import (
-    TARGET_OF_ES_BU,
     interval_table,
     level_known,
     level_table,
@@ -125,9 +124,7 @@ def m5_daily(windows: int = 6, say: Callable[[str], None] = print) -> str:
     both = pl.concat([study.selection.base, study.holdout.base])
     levels_held = level_table(errors, window_bias(both, "model", "Base"), holdout_cutoff, levels)
     chosen = metric_table(study.selection.metrics, "wrmsse", levels)
-    published = published_references().with_columns(
-        (pl.col("published ES_bu") * TARGET_OF_ES_BU).alias("target (ES_bu - 30 %)"),
-    )
+    published = published_references()
     return "\n\n".join(
         [
             "## M5 daily, levels 1-3: official WRMSSE on d_1914..d_1941 (trained on d_1..d_1913)",
