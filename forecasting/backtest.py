@@ -333,16 +333,19 @@ BACKTESTS = "backtests"
 def backtest_job(
     job: JobSpec,
     as_of: date | None = None,
-    windows: int = 3,
+    windows: int | None = None,
     step: int | None = None,
     horizon: int | None = None,
     progress: Callable[[str], None] | None = None,
     prior_base: pl.DataFrame | None = None,
 ) -> tuple[Path, Backtest]:
     """Load, validate and aggregate as the nightly run does, backtest, and publish atomically under
-    data/outputs/<job>/backtests/<as-of>/ (with its own `latest`)."""
+    data/outputs/<job>/backtests/<as-of>/ (with its own `latest`). Windows and step default to the job's
+    `backtest` settings."""
     from forecasting import pipeline
 
+    windows = job.backtest.windows if windows is None else windows
+    step = job.backtest.step if step is None else step
     if windows < 1:
         raise ValueError("--windows must be at least 1")
     if horizon is not None:

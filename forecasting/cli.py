@@ -119,8 +119,8 @@ def query(
 @app.command()
 def backtest(
     job: str = JOB_OPTION,
-    windows: int = typer.Option(3, "--windows", "-n", help="number of rolling origins"),
-    step: int = typer.Option(None, "--step", help="periods between origins (default: the horizon)"),
+    windows: int = typer.Option(None, "--windows", "-n", help="rolling origins (default: the job's backtest.windows)"),
+    step: int = typer.Option(None, "--step", help="periods between origins (default: backtest.step, else the horizon)"),
     horizon: int = typer.Option(None, "--horizon", help="periods ahead (default: the job's horizon)"),
     as_of: str = typer.Option(None, "--as-of", help="last day of data (default: last day the source covers)"),
 ) -> None:

@@ -18,6 +18,7 @@ from forecasting.labour import StaffingSpec
 from forecasting.specs import (
     IDENTIFIER,
     JOB_NAME,
+    BacktestSpec,
     HierarchySpec,
     ModelSpec,
     ReconcileSpec,
@@ -135,6 +136,7 @@ class JobSpec(Strict):
     levels: list[int] = Field(default_factory=lambda: [60, 80, 90, 95])
     models: ModelSpec = Field(default_factory=ModelSpec)
     reconciliation: ReconcileSpec = Field(default_factory=ReconcileSpec)
+    backtest: BacktestSpec = Field(default_factory=BacktestSpec)
     hierarchy: HierarchySpec = Field(default_factory=HierarchySpec)
     staffing: StaffingSpec | None = Field(None, description="labour standards for the `warehouse` level, if any")
     filters: dict[str, list[str]] = Field(

@@ -282,6 +282,15 @@ ReconcileMethod = Literal[
 UpperReconciler = Literal["BottomUp", "ols", "wls_struct", "wls_var", "mint_shrink"]
 
 
+class BacktestSpec(Strict):
+    """The backtest the nightly run reads (model choice, reconciled intervals, staffing bands): what `forecasting
+    backtest` and the scheduled backtest flow run unless told otherwise. More windows give the intervals more
+    independent errors to calibrate on: each window's errors share its level error."""
+
+    windows: int = Field(3, ge=1, le=260, description="rolling origins")
+    step: int | None = Field(None, ge=1, description="periods between origins (default: the horizon)")
+
+
 class ReconcileSpec(Strict):
     """Reconciliation methods; `MinTrace` means MinTrace with `mintrace_method`, `MinTrace_<m>` names one outright
     (several MinTrace variants can run side by side, as the tourism benchmark does). `MiddleOut` likewise means

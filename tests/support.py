@@ -1,7 +1,8 @@
-"""Test helpers: slices of the real M5 data."""
+"""Test helpers: slices of the real M5 data, and waiting for a flow run's task runs."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import NoReturn
 
@@ -76,3 +77,18 @@ def daily_job(output_root: Path, models: list[str], primary: str, **update) -> J
         | update
     )
     return job.model_copy(update={"models": spec})
+
+
+def task_runs_of(flow_run_id, expected: int, timeout: float = 20.0) -> list:
+    """Task run states reach the server as events; wait until every task run is recorded in a final state."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        deadline = time.monotonic() + timeout
+        while True:
+            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+            settled = [r for r in runs if r.state is not None and r.state.is_final()]
+            if (len(settled) >= expected and len(settled) == len(runs)) or time.monotonic() > deadline:
+                return runs
+            time.sleep(0.25)

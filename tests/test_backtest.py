@@ -63,16 +63,16 @@ def test_metrics_by_hand(backtest):
 def test_cli_backtest_then_query(tmp_path):
     import yaml
 
-    job = slice_job(tmp_path, n_items=20)
+    job = slice_job(tmp_path, n_items=20, backtest={"windows": 2, "step": 1})  # no --windows: the job file's
     path = tmp_path / "job.yaml"
     path.write_text(yaml.safe_dump(job.model_dump(mode="json")))
     runner = CliRunner()
-    result = runner.invoke(app, ["backtest", "--job", str(path), "--windows", "2", "--horizon", "2"])
+    result = runner.invoke(app, ["backtest", "--job", str(path), "--horizon", "2"])
     assert result.exit_code == 0, result.output
     assert "reconciling window 2/2" in result.output
-    query = "SELECT count(DISTINCT cutoff) AS windows, max(ds) AS last FROM backtest_reconciled"
+    query = "SELECT count(DISTINCT cutoff) AS windows, min(cutoff) AS first, max(ds) AS last FROM backtest_reconciled"
     answer = runner.invoke(app, ["query", "--job", str(path), "--format", "csv", query])
-    assert answer.output.strip().splitlines()[-1] == "2,2016-03-01"
+    assert answer.output.strip().splitlines()[-1] == "2,2015-12-01,2016-03-01"  # cutoffs 1 month apart
     assert "must be at least 1" in runner.invoke(app, ["backtest", "--job", str(path), "--windows", "0"]).output
 
 

@@ -1,18 +1,16 @@
 """The Prefect flow on a real slice of M5 (store CA_1, its first 50 items), run against a temporary Prefect server,
 and the deployment definition in prefect.yaml."""
 
-import time
 from pathlib import Path
 
 import duckdb
 import polars as pl
 import pytest
 import yaml
-from prefect import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import ConcurrencyLimitStrategy, StateType
 from prefect.client.schemas.schedules import CronSchedule
 from prefect.testing.utilities import prefect_test_harness
+from support import task_runs_of
 
 from flows.nightly import nightly_forecast, resolve_job
 from forecasting.config import JobSpec, load_job, project_root
@@ -41,18 +39,6 @@ def slice_spec(tmp: Path, **update) -> JobSpec:
     barrier waits, and when another heavy process shares the cores those waits made this run take minutes."""
     data = {"warehouse_filter": ["CA_1"], "sku_filter": first_items("CA_1", N_ITEMS), "output_root": str(tmp)}
     return load_job("m5-monthly").model_copy(update=data | {"n_jobs": 1} | update)
-
-
-def task_runs_of(flow_run_id, expected: int, timeout: float = 20.0) -> list:
-    """Task run states reach the server as events; wait until every task run is recorded in a final state."""
-    with get_client(sync_client=True) as client:
-        deadline = time.monotonic() + timeout
-        while True:
-            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-            settled = [r for r in runs if r.state is not None and r.state.is_final()]
-            if (len(settled) >= expected and len(settled) == len(runs)) or time.monotonic() > deadline:
-                return runs
-            time.sleep(0.25)
 
 
 @pytest.fixture(scope="module")

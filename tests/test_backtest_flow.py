@@ -1,0 +1,101 @@
+"""The scheduled backtest flow (flows/backtest.py) against Prefect's ephemeral API, on the real daily M5 job with two
+cheap models, and the nightly run that then reads it; and its deployment in prefect.yaml."""
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.schedules import CronSchedule
+from prefect.testing.utilities import prefect_test_harness
+from support import daily_job, task_runs_of
+
+from flows.backtest import scheduled_backtest
+from flows.nightly import nightly_forecast
+from forecasting import pipeline
+from forecasting.config import project_root
+from forecasting.outputs import read_manifest, run_dir
+from forecasting.specs import BacktestSpec
+
+MODELS = ["SeasonalNaive", "Naive"]  # fast: the flow is under test, not the models
+
+
+@pytest.fixture(scope="module")
+def harness():
+    with prefect_test_harness(server_startup_timeout=60):
+        yield
+
+
+def backtested_job(tmp: Path):
+    """The daily job choosing Base from its backtest, whose windows (2) come from the job file, not the call."""
+    job = daily_job(tmp, MODELS, "SeasonalNaive", choose_from_backtest=True)
+    return job.model_copy(update={"backtest": BacktestSpec(windows=2)})
+
+
+@pytest.fixture(scope="module")
+def backtest_then_nightly(harness, tmp_path_factory):
+    job = backtested_job(tmp_path_factory.mktemp("backtest-flow"))
+    backtest = scheduled_backtest(job=job, return_state=True)
+    nightly = nightly_forecast(job=job, return_state=True)
+    return job, backtest, nightly
+
+
+def test_the_flow_publishes_the_backtest_the_job_file_asks_for(backtest_then_nightly):
+    job, state, _ = backtest_then_nightly
+    assert state.is_completed(), state.message
+    result = state.result()
+    folder = Path(result["folder"])
+    assert result["job"] == job.name and folder.resolve() == run_dir(job, None, subdir="backtests")
+    manifest = read_manifest(folder)
+    assert manifest["windows"] == 2 and manifest["step"] == job.horizon == 28
+    last_day = date(2016, 5, 22)  # the last day of the daily M5 history
+    expected = [last_day - timedelta(days=28 * k) for k in (2, 1)]
+    assert result["cutoffs"] == manifest["cutoffs"] == [d.isoformat() for d in expected]
+    base = pl.read_parquet(folder / "backtest_base.parquet")
+    assert set(base["model"].unique()) == {*MODELS, "Base"}
+    assert base.group_by("unique_id", "cutoff", "model").len()["len"].unique().to_list() == [job.horizon]
+    assert base["unique_id"].n_unique() == 14 and base["y"].is_not_null().all()
+    [task_run] = task_runs_of(state.state_details.flow_run_id, expected=1)
+    assert task_run.name.startswith("backtest") and task_run.state.type == StateType.COMPLETED
+
+
+def test_the_nightly_run_then_chooses_calibrates_and_staffs_from_it(backtest_then_nightly):
+    job, backtest, nightly = backtest_then_nightly
+    assert nightly.is_completed(), nightly.message
+    folder = Path(backtest.result()["folder"]).resolve()  # the run folder behind the as-of link
+    summary = nightly.result()["summary"]
+    assert summary["model_choice"] == f"lowest WRMSSE per level in backtest {folder.name}"
+    assert summary["interval_calibration"].startswith(f"out-of-sample errors of backtest {folder.name} (56 periods")
+    assert summary["staffing_demand"] == f"errors of backtest {folder.name}"
+    best = pipeline.best_models(pl.read_parquet(folder / "metrics.parquet"), job)
+    assert set(best) == set(job.hierarchy.names)
+    chosen = {row["level"]: row["model"] for row in summary["base_model_per_level"]}
+    assert chosen == best
+
+
+def test_windows_below_one_fail_before_any_work(harness, tmp_path):
+    job = backtested_job(tmp_path)
+    state = scheduled_backtest(job=job, windows=0, return_state=True)
+    assert state.is_failed() and "windows must be at least 1" in state.message
+    assert task_runs_of(state.state_details.flow_run_id, expected=0, timeout=2) == []
+    assert not (tmp_path / job.name).exists()
+
+
+def test_prefect_yaml_refreshes_the_daily_backtest_before_its_nightly_run():
+    root = project_root()
+    config = yaml.safe_load((root / "prefect.yaml").read_text())
+    by_name = {d["name"]: d for d in config["deployments"]}
+    backtest, nightly = by_name["m5-daily-warehouse-backtest"], by_name["m5-daily-warehouse-nightly"]
+    path, _, func = backtest["entrypoint"].partition(":")
+    assert (root / path).is_file() and func == scheduled_backtest.fn.__name__
+    assert backtest["parameters"] == nightly["parameters"] == {"job": "m5-daily-warehouse"}
+    assert backtest["work_pool"] == nightly["work_pool"]
+    assert backtest["concurrency_limit"] == {"limit": 1, "collision_strategy": "CANCEL_NEW"}
+    [weekly], [daily] = backtest["schedules"], nightly["schedules"]
+    assert weekly["timezone"] == daily["timezone"] == "Europe/Berlin"
+    minute, hour, *_, weekday = weekly["cron"].split()
+    nightly_minute, nightly_hour, *_ = daily["cron"].split()
+    assert weekday == "0" and (int(hour), int(minute)) < (int(nightly_hour), int(nightly_minute))
+    CronSchedule(cron=weekly["cron"], timezone=weekly["timezone"])  # valid for Prefect
