@@ -30,8 +30,9 @@ def harness():
 
 def backtested_job(tmp: Path):
     """The daily job choosing Base from its backtest, whose windows (2) come from the job file, not the call."""
-    job = daily_job(tmp, MODELS, "SeasonalNaive", choose_from_backtest=True)
-    return job.model_copy(update={"backtest": BacktestSpec(windows=2)})
+    job = daily_job(tmp, MODELS, "SeasonalNaive", choose_from_backtest=True, combinations={})
+    job = job.model_copy(update={"backtest": BacktestSpec(windows=2)})
+    return type(job).model_validate(job.model_dump())  # a job the deployment's API would accept
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ from prefect.yaml, runs triggered through the API and watched to the end; and `f
 
 The deployed runs use the real nightly deployment with one parameter changed at trigger time: the job, the bundled
 m5-monthly spec sliced to one store and 40 items and writing to a temporary folder (a full spec is a valid value
-of the flow's `job` parameter)."""
+of the flow's `job` parameter). The weekly backtest deployment runs the same way on the daily job."""
 
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 from live_prefect import LiveServer
-from support import slice_job
+from support import daily_job, slice_job
 
 from forecasting.config import JobSpec, project_root
 from forecasting.locks import HOLD_ENV
 from forecasting.outputs import read_manifest, run_dir
+from forecasting.specs import BacktestSpec
 from forecasting.views import open_views
 
 DEPLOYMENT = "nightly-forecast/m5-monthly-nightly"
@@ -86,6 +87,19 @@ def test_deploy_from_prefect_yaml_and_run_on_a_worker(deployed, tmp_path):
         line = rf"{stage}: [\d,-]+ rows, [\d,-]+ series \| .+ \| [\d.]+ s \| peak RSS [\d.]+ MB"
         assert re.search(line, logs), (stage, logs)
     assert re.search(r"aggregate: [\d,]+ rows, 43 series", logs), logs
+
+
+def test_the_weekly_backtest_deployment_runs_on_the_worker(deployed, tmp_path):
+    """prefect.yaml's backtest deployment, on the daily job with two fast models and the job file's 2 windows."""
+    name = "backtest/m5-daily-warehouse-backtest"
+    assert "m5-daily-warehouse-backtest" in deployed.cli("deploy", "--name", "m5-daily-warehouse-backtest").stdout
+    job = daily_job(tmp_path, ["SeasonalNaive", "Naive"], "SeasonalNaive", choose_from_backtest=True, combinations={})
+    job = job.model_copy(update={"backtest": BacktestSpec(windows=2)})
+    flow_run_id, state = deployed.run_deployment(name, {"job": job.model_dump(mode="json")})
+    assert state == "Completed", deployed.log("worker")[-5000:]
+    manifest = read_manifest(run_dir(job, None, subdir="backtests"))
+    assert manifest["windows"] == 2 and manifest["cutoffs"] == ["2016-03-27", "2016-04-24"]
+    assert "reconciling window 2/2 (cutoff 2016-04-24)" in deployed.flow_run_logs(flow_run_id)
 
 
 def test_the_deployment_concurrency_limit_cancels_a_second_run(deployed, tmp_path):
