@@ -5,28 +5,45 @@ otherwise.
 Why a schedule: with `choose_from_backtest`, `calibration: backtest` or `staffing.demand_uncertainty: backtest` the
 nightly run takes its models, its reconciled intervals and its staffing bands from the job's latest backtest; run
 by hand, that backtest only ages. The deployment in prefect.yaml refreshes it weekly, hours before that night's
-forecast. It does not hold the nightly run's output lock while it computes: it publishes atomically into its own
-folder (`backtests/<as-of>/`, own `latest`, under that folder's lock), so a nightly run beside it reads either the
-old backtest or the new one, never half of one.
+forecast. The backtest computes without any lock and publishes under the job's output lock, which a nightly run
+holds from its first read of the backtest to its publish, so a nightly run reads one backtest throughout.
 """
 
 from datetime import date
 from typing import Any
 
 from prefect import flow, get_run_logger, task
+from prefect.client.schemas.objects import State, TaskRun
+from prefect.tasks import Task
 
-from flows.nightly import IN_MEMORY, RETRY_IO, resolve_job
+from flows.nightly import IN_MEMORY, resolve_job
 from forecasting.backtest import backtest_job
 from forecasting.config import DEFAULT_JOB, JobSpec
+from forecasting.outputs import read_manifest
 
 
-@task(name="backtest", **RETRY_IO, **IN_MEMORY)
+def retry_io_only(task: Task[..., Any], task_run: TaskRun, state: State) -> bool:
+    """Retry a failed backtest on an I/O error only: any other error would recompute for minutes and fail the same
+    way (the nightly's load and write tasks retry more, since they are cheap)."""
+    try:
+        state.result()
+    except OSError:
+        return True
+    except Exception:
+        return False
+    return True
+
+
+@task(name="backtest", retries=2, retry_delay_seconds=30, retry_condition_fn=retry_io_only, **IN_MEMORY)
 def backtest_task(job: JobSpec, as_of: date | None, windows: int | None, step: int | None) -> dict[str, Any]:
-    """Load, cross-validate every model, reconcile every window, publish; progress to the run's log."""
-    logger = get_run_logger()
-    folder, result = backtest_job(job, as_of, windows, step, progress=logger.info)
-    cutoffs = sorted(result.reconciled["cutoff"].unique().to_list())
-    return {"folder": str(folder), "cutoffs": [c.isoformat() for c in cutoffs], "base_models": result.base_models}
+    """One task, not one per stage: the backtest's stages share in-memory frames and the CLI runs them as one call;
+    its progress lines go to the run's log."""
+    folder, result = backtest_job(job, as_of, windows, step, progress=get_run_logger().info)
+    manifest = read_manifest(folder)
+    return {k: manifest[k] for k in ("as_of", "windows", "step", "cutoffs")} | {
+        "folder": str(folder),
+        "base_models": result.base_models,
+    }
 
 
 @flow(name="backtest", persist_result=False)
@@ -35,10 +52,9 @@ def scheduled_backtest(
 ) -> dict[str, Any]:
     """Backtest ``job`` (a bundled job name or a full job spec) over ``windows`` rolling origins ``step`` periods
     apart (default: the job's `backtest` settings), as of ``as_of`` (default: the last day the source covers), and
-    publish it where the nightly run looks for it. Returns the backtest folder, its cutoffs and Base per level."""
+    publish it where the nightly run looks for it. Returns the backtest folder, its windows, step and cutoffs, and
+    Base per level."""
     spec = resolve_job(job)
-    if windows is not None and windows < 1:
-        raise ValueError("windows must be at least 1")  # here, not in the task: its retries are for I/O errors
     get_run_logger().info(
         "job %s, %s windows, as of %s", spec.name, windows or spec.backtest.windows, as_of or "the newest data"
     )

@@ -23,6 +23,7 @@ from forecasting import features, models, outputs, transforms
 from forecasting import hierarchy as hier
 from forecasting import reconcile as rec
 from forecasting.config import PANDAS_FREQ, JobSpec
+from forecasting.locks import output_lock
 from forecasting.pipeline import best_models, choose_base, out_of_sample_errors, split_levels
 
 KEYS = ["unique_id", "ds", "cutoff"]
@@ -328,6 +329,7 @@ def _spl(wide: pl.DataFrame, actuals: pl.DataFrame, history: pl.DataFrame, names
 
 
 BACKTESTS = "backtests"
+PUBLISH_WAIT = 3600.0  # seconds a finished backtest waits for a nightly run of the job to publish first
 
 
 def backtest_job(
@@ -347,7 +349,9 @@ def backtest_job(
     windows = job.backtest.windows if windows is None else windows
     step = job.backtest.step if step is None else step
     if windows < 1:
-        raise ValueError("--windows must be at least 1")
+        raise ValueError("backtest windows must be at least 1")
+    if step is not None and step < 1:
+        raise ValueError("backtest step must be at least 1")
     if horizon is not None:
         job = job.model_copy(update={"horizon": horizon})
     loaded, hierarchy = pipeline.load_hierarchy(job, as_of)
@@ -363,4 +367,8 @@ def backtest_job(
         "base_models": result.base_models,
         "config": job.model_dump(mode="json"),
     }
-    return outputs.publish_run(job, loaded.as_of, tables, manifest, subdir=BACKTESTS), result
+    # Published under the job's output lock, which a nightly run holds from its first read of the latest backtest
+    # (model choice) to its publish: so one run reads one backtest throughout, and a republish of the same as-of
+    # date cannot delete the folder a run is reading. A backtest finishing during a nightly run waits for it.
+    with output_lock(job.output_dir(), wait=PUBLISH_WAIT, on_wait=progress):
+        return outputs.publish_run(job, loaded.as_of, tables, manifest, subdir=BACKTESTS), result

@@ -119,8 +119,8 @@ def query(
 @app.command()
 def backtest(
     job: str = JOB_OPTION,
-    windows: int = typer.Option(None, "--windows", "-n", help="rolling origins (default: the job's backtest.windows)"),
-    step: int = typer.Option(None, "--step", help="periods between origins (default: backtest.step, else the horizon)"),
+    windows: int | None = typer.Option(None, "--windows", "-n", help="rolling origins (default: backtest.windows)"),
+    step: int | None = typer.Option(None, "--step", help="periods between origins (default: backtest.step or horizon)"),
     horizon: int = typer.Option(None, "--horizon", help="periods ahead (default: the job's horizon)"),
     as_of: str = typer.Option(None, "--as-of", help="last day of data (default: last day the source covers)"),
 ) -> None:
@@ -137,7 +137,7 @@ def backtest(
     try:
         spec = load_job(job)
         folder, result = backtest_job(spec, as_of_date, windows, step, horizon, progress)
-    except (JobConfigError, DataQualityError, SourceError, ValueError) as exc:
+    except (JobConfigError, DataQualityError, SourceError, ValueError, OutputLockedError) as exc:
         _fail(str(exc))
         return
     metrics = result.metrics.with_columns(pl.col(pl.Float64).round(3))

@@ -287,7 +287,7 @@ class BacktestSpec(Strict):
     backtest` and the scheduled backtest flow run unless told otherwise. More windows give the intervals more
     independent errors to calibrate on: each window's errors share its level error."""
 
-    windows: int = Field(3, ge=1, le=260, description="rolling origins")
+    windows: int = Field(3, ge=1, description="rolling origins")
     step: int | None = Field(None, ge=1, description="periods between origins (default: the horizon)")
 
 

@@ -63,7 +63,7 @@ def test_metrics_by_hand(backtest):
 def test_cli_backtest_then_query(tmp_path):
     import yaml
 
-    job = slice_job(tmp_path, n_items=20, backtest={"windows": 2, "step": 1})  # no --windows: the job file's
+    job = slice_job(tmp_path, n_items=20, backtest={"windows": 2, "step": 1})  # used without --windows / --step
     path = tmp_path / "job.yaml"
     path.write_text(yaml.safe_dump(job.model_dump(mode="json")))
     runner = CliRunner()
@@ -73,6 +73,10 @@ def test_cli_backtest_then_query(tmp_path):
     query = "SELECT count(DISTINCT cutoff) AS windows, min(cutoff) AS first, max(ds) AS last FROM backtest_reconciled"
     answer = runner.invoke(app, ["query", "--job", str(path), "--format", "csv", query])
     assert answer.output.strip().splitlines()[-1] == "2,2015-12-01,2016-03-01"  # cutoffs 1 month apart
+    result = runner.invoke(app, ["backtest", "--job", str(path), "--horizon", "2", "--windows", "1", "--step", "2"])
+    assert result.exit_code == 0, result.output
+    answer = runner.invoke(app, ["query", "--job", str(path), "--format", "csv", query])
+    assert answer.output.strip().splitlines()[-1] == "1,2016-01-01,2016-03-01"  # the options win
     assert "must be at least 1" in runner.invoke(app, ["backtest", "--job", str(path), "--windows", "0"]).output
 
 

@@ -32,7 +32,7 @@ def backtested_job(tmp: Path):
     """The daily job choosing Base from its backtest, whose windows (2) come from the job file, not the call."""
     job = daily_job(tmp, MODELS, "SeasonalNaive", choose_from_backtest=True, combinations={})
     job = job.model_copy(update={"backtest": BacktestSpec(windows=2)})
-    return type(job).model_validate(job.model_dump())  # a job the deployment's API would accept
+    return type(job).model_validate(job.model_dump(mode="json"))  # as a deployment's API would receive it
 
 
 @pytest.fixture(scope="module")
@@ -76,12 +76,20 @@ def test_the_nightly_run_then_chooses_calibrates_and_staffs_from_it(backtest_the
     assert chosen == best
 
 
-def test_windows_below_one_fail_before_any_work(harness, tmp_path):
+def test_the_run_parameters_override_the_job_file(harness, tmp_path):
+    job = backtested_job(tmp_path)
+    result = scheduled_backtest(job=job, as_of=date(2016, 5, 1), windows=3, step=7)
+    assert (result["as_of"], result["windows"], result["step"]) == ("2016-05-01", 3, 7)
+    assert result["cutoffs"] == ["2016-03-20", "2016-03-27", "2016-04-03"]  # 28 days before 2016-05-01, 7 apart
+    assert read_manifest(Path(result["folder"]))["cutoffs"] == result["cutoffs"]
+
+
+def test_a_bad_argument_fails_once_without_retries(harness, tmp_path):
     job = backtested_job(tmp_path)
     state = scheduled_backtest(job=job, windows=0, return_state=True)
-    assert state.is_failed() and "windows must be at least 1" in state.message
-    assert task_runs_of(state.state_details.flow_run_id, expected=0, timeout=2) == []
-    assert not (tmp_path / job.name).exists()
+    assert state.is_failed() and "backtest windows must be at least 1" in state.message
+    [task_run] = task_runs_of(state.state_details.flow_run_id, expected=1)
+    assert task_run.state.type == StateType.FAILED and task_run.run_count == 1  # retries are for I/O errors only
 
 
 def test_prefect_yaml_refreshes_the_daily_backtest_before_its_nightly_run():
@@ -91,7 +99,8 @@ def test_prefect_yaml_refreshes_the_daily_backtest_before_its_nightly_run():
     backtest, nightly = by_name["m5-daily-warehouse-backtest"], by_name["m5-daily-warehouse-nightly"]
     path, _, func = backtest["entrypoint"].partition(":")
     assert (root / path).is_file() and func == scheduled_backtest.fn.__name__
-    assert backtest["parameters"] == nightly["parameters"] == {"job": "m5-daily-warehouse"}
+    assert backtest["parameters"] == {"job": nightly["parameters"]["job"]} == {"job": "m5-daily-warehouse"}
+    assert nightly["parameters"]["lock_wait_seconds"] > 0  # a backtest publishing under the lock delays it only
     assert backtest["work_pool"] == nightly["work_pool"]
     assert backtest["concurrency_limit"] == {"limit": 1, "collision_strategy": "CANCEL_NEW"}
     [weekly], [daily] = backtest["schedules"], nightly["schedules"]

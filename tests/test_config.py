@@ -27,6 +27,8 @@ def test_unknown_job_names_the_bundled_ones():
         ({"unknown_key": 1}, "unknown_key"),
         ({"staffing": {"minutes_per_unit": -1, "productive_hours_per_fte": 150}}, "staffing.minutes_per_unit"),
         ({"staffing": {"minutes_per_unit": 1, "productive_hours_per_fte": 150, "shrinkage": 1.0}}, "shrinkage"),
+        ({"backtest": {"windows": 0}}, "backtest.windows"),
+        ({"backtest": {"windows": 4, "step": 0}}, "backtest.step"),
     ],
 )
 def test_invalid_specs_name_the_field(change, field):

@@ -17,11 +17,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
-from support import slice_job
+from support import daily_job, slice_job
 
 from forecasting.config import JobSpec, project_root
 from forecasting.locks import HOLD_ENV, WAIT_ENV, lock_path, output_lock
 from forecasting.outputs import LATEST, RUNS, publish_run, read_manifest, run_dir
+from forecasting.specs import BacktestSpec
 from forecasting.views import open_views
 
 AS_OF = date(2016, 4, 24)
@@ -49,6 +50,16 @@ from forecasting.pipeline import run_job
 if __name__ == "__main__":
     job = JobSpec.model_validate_json(Path(sys.argv[1]).read_text())
     print("published", run_job(job).run_dir, flush=True)
+"""
+
+BACKTEST = """
+import sys
+from pathlib import Path
+from forecasting.config import JobSpec
+from forecasting.backtest import backtest_job
+if __name__ == "__main__":
+    job = JobSpec.model_validate_json(Path(sys.argv[1]).read_text())
+    print("published", backtest_job(job)[0], flush=True)
 """
 
 
@@ -183,3 +194,30 @@ def test_the_cli_refuses_a_second_run_with_one_clear_line(tmp_path):
     assert refused.stderr.startswith("error: ") and "Traceback" not in refused.stderr
     assert f"another run (pid {os.getpid()} on" in refused.stderr and "refused" in refused.stderr
     assert not job.output_dir().exists()
+
+
+def test_a_backtest_finishing_during_a_nightly_run_publishes_after_it(tmp_path):
+    """The nightly run reads the latest backtest from its model choice to its staffing plan, under the job's lock:
+    a backtest of the same job computes meanwhile but publishes only once that run has published."""
+    job = daily_job(tmp_path, ["SeasonalNaive", "Naive"], "SeasonalNaive", choose_from_backtest=True, combinations={})
+    job = job.model_copy(update={"backtest": BacktestSpec(windows=2)})
+    path = job_file(job, tmp_path)
+    flag = tmp_path / "nightly-holds-the-lock"
+    nightly = python(RUN, str(path), env={HOLD_ENV: f"locked:{flag}"})
+    wait_for(flag, nightly)
+    log = tmp_path / "backtest.err"
+    with open(log, "w") as stderr:
+        backtest = python(BACKTEST, str(path), stderr=stderr)
+    deadline = time.monotonic() + 120
+    while "waiting up to 3600 s" not in log.read_text():
+        assert time.monotonic() < deadline and backtest.poll() is None, log.read_text()
+        time.sleep(0.1)
+    assert not (job.output_dir() / "backtests").exists(), "computed, but not published while the run reads"
+    flag.unlink()
+    out, err = nightly.communicate(timeout=300)
+    assert nightly.returncode == 0, err
+    assert read_manifest(run_dir(job))["summary"]["model_choice"] == "job file (no backtest published for this job)"
+    out, _ = backtest.communicate(timeout=300)
+    assert backtest.returncode == 0, log.read_text()
+    assert "got the write lock" in log.read_text()
+    assert read_manifest(run_dir(job, None, subdir="backtests"))["windows"] == 2
