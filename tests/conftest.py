@@ -1,4 +1,4 @@
-"""Shared fixtures: real M5 data, sliced to stay fast, and one full run of the bundled job."""
+"""Shared fixtures: real M5 data, sliced to stay fast, one full run of the bundled job, and Prefect's ephemeral API."""
 
 from __future__ import annotations
 
@@ -24,6 +24,15 @@ def _quiet_run(job):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return job, run_job(job)
+
+
+@pytest.fixture(scope="module")
+def harness():
+    """A temporary Prefect server for the flow tests of one module."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -79,6 +79,18 @@ def daily_job(output_root: Path, models: list[str], primary: str, **update) -> J
     return job.model_copy(update={"models": spec})
 
 
+def backtested_daily_job(output_root: Path, windows: int = 2) -> JobSpec:
+    """The daily job with two fast models, choosing Base from its latest backtest, whose `windows` come from the job
+    file; validated from its JSON form, as a deployment's API receives it."""
+    from forecasting.specs import BacktestSpec
+
+    job = daily_job(
+        output_root, ["SeasonalNaive", "Naive"], "SeasonalNaive", choose_from_backtest=True, combinations={}
+    )
+    job = job.model_copy(update={"backtest": BacktestSpec(windows=windows)})
+    return JobSpec.model_validate(job.model_dump(mode="json"))
+
+
 def task_runs_of(flow_run_id, expected: int, timeout: float = 20.0) -> list:
     """Task run states reach the server as events; wait until every task run is recorded in a final state."""
     from prefect import get_client

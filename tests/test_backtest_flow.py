@@ -9,35 +9,20 @@ import pytest
 import yaml
 from prefect.client.schemas.objects import StateType
 from prefect.client.schemas.schedules import CronSchedule
-from prefect.testing.utilities import prefect_test_harness
-from support import daily_job, task_runs_of
+from support import backtested_daily_job, task_runs_of
 
 from flows.backtest import scheduled_backtest
 from flows.nightly import nightly_forecast
 from forecasting import pipeline
 from forecasting.config import project_root
 from forecasting.outputs import read_manifest, run_dir
-from forecasting.specs import BacktestSpec
 
-MODELS = ["SeasonalNaive", "Naive"]  # fast: the flow is under test, not the models
-
-
-@pytest.fixture(scope="module")
-def harness():
-    with prefect_test_harness(server_startup_timeout=60):
-        yield
-
-
-def backtested_job(tmp: Path):
-    """The daily job choosing Base from its backtest, whose windows (2) come from the job file, not the call."""
-    job = daily_job(tmp, MODELS, "SeasonalNaive", choose_from_backtest=True, combinations={})
-    job = job.model_copy(update={"backtest": BacktestSpec(windows=2)})
-    return type(job).model_validate(job.model_dump(mode="json"))  # as a deployment's API would receive it
+MODELS = ["SeasonalNaive", "Naive"]  # backtested_daily_job's: fast, since the flow is under test, not the models
 
 
 @pytest.fixture(scope="module")
 def backtest_then_nightly(harness, tmp_path_factory):
-    job = backtested_job(tmp_path_factory.mktemp("backtest-flow"))
+    job = backtested_daily_job(tmp_path_factory.mktemp("backtest-flow"))
     backtest = scheduled_backtest(job=job, return_state=True)
     nightly = nightly_forecast(job=job, return_state=True)
     return job, backtest, nightly
@@ -77,7 +62,7 @@ def test_the_nightly_run_then_chooses_calibrates_and_staffs_from_it(backtest_the
 
 
 def test_the_run_parameters_override_the_job_file(harness, tmp_path):
-    job = backtested_job(tmp_path)
+    job = backtested_daily_job(tmp_path)
     result = scheduled_backtest(job=job, as_of=date(2016, 5, 1), windows=3, step=7)
     assert (result["as_of"], result["windows"], result["step"]) == ("2016-05-01", 3, 7)
     assert result["cutoffs"] == ["2016-03-20", "2016-03-27", "2016-04-03"]  # 28 days before 2016-05-01, 7 apart
@@ -85,7 +70,7 @@ def test_the_run_parameters_override_the_job_file(harness, tmp_path):
 
 
 def test_a_bad_argument_fails_once_without_retries(harness, tmp_path):
-    job = backtested_job(tmp_path)
+    job = backtested_daily_job(tmp_path)
     state = scheduled_backtest(job=job, windows=0, return_state=True)
     assert state.is_failed() and "backtest windows must be at least 1" in state.message
     [task_run] = task_runs_of(state.state_details.flow_run_id, expected=1)

@@ -17,12 +17,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
-from support import daily_job, slice_job
+from support import backtested_daily_job, slice_job
 
 from forecasting.config import JobSpec, project_root
 from forecasting.locks import HOLD_ENV, WAIT_ENV, lock_path, output_lock
 from forecasting.outputs import LATEST, RUNS, publish_run, read_manifest, run_dir
-from forecasting.specs import BacktestSpec
 from forecasting.views import open_views
 
 AS_OF = date(2016, 4, 24)
@@ -199,8 +198,7 @@ def test_the_cli_refuses_a_second_run_with_one_clear_line(tmp_path):
 def test_a_backtest_finishing_during_a_nightly_run_publishes_after_it(tmp_path):
     """The nightly run reads the latest backtest from its model choice to its staffing plan, under the job's lock:
     a backtest of the same job computes meanwhile but publishes only once that run has published."""
-    job = daily_job(tmp_path, ["SeasonalNaive", "Naive"], "SeasonalNaive", choose_from_backtest=True, combinations={})
-    job = job.model_copy(update={"backtest": BacktestSpec(windows=2)})
+    job = backtested_daily_job(tmp_path)
     path = job_file(job, tmp_path)
     flag = tmp_path / "nightly-holds-the-lock"
     nightly = python(RUN, str(path), env={HOLD_ENV: f"locked:{flag}"})

@@ -15,12 +15,11 @@ from pathlib import Path
 
 import pytest
 from live_prefect import LiveServer
-from support import daily_job, slice_job
+from support import backtested_daily_job, slice_job
 
 from forecasting.config import JobSpec, project_root
 from forecasting.locks import HOLD_ENV
 from forecasting.outputs import read_manifest, run_dir
-from forecasting.specs import BacktestSpec
 from forecasting.views import open_views
 
 DEPLOYMENT = "nightly-forecast/m5-monthly-nightly"
@@ -93,8 +92,7 @@ def test_the_weekly_backtest_deployment_runs_on_the_worker(deployed, tmp_path):
     """prefect.yaml's backtest deployment, on the daily job with two fast models and the job file's 2 windows."""
     name = "backtest/m5-daily-warehouse-backtest"
     assert "m5-daily-warehouse-backtest" in deployed.cli("deploy", "--name", "m5-daily-warehouse-backtest").stdout
-    job = daily_job(tmp_path, ["SeasonalNaive", "Naive"], "SeasonalNaive", choose_from_backtest=True, combinations={})
-    job = job.model_copy(update={"backtest": BacktestSpec(windows=2)})
+    job = backtested_daily_job(tmp_path)
     flow_run_id, state = deployed.run_deployment(name, {"job": job.model_dump(mode="json")})
     assert state == "Completed", deployed.log("worker")[-5000:]
     manifest = read_manifest(run_dir(job, None, subdir="backtests"))

@@ -9,7 +9,6 @@ import pytest
 import yaml
 from prefect.client.schemas.objects import ConcurrencyLimitStrategy, StateType
 from prefect.client.schemas.schedules import CronSchedule
-from prefect.testing.utilities import prefect_test_harness
 from support import task_runs_of
 
 from flows.nightly import nightly_forecast, resolve_job
@@ -18,12 +17,6 @@ from forecasting.config import JobSpec, load_job, project_root
 ROOT = project_root()
 STAGES = {"load", "validate", "aggregate", "base_forecasts", "reconcile", "staff", "write", "report"}
 N_ITEMS = 50
-
-
-@pytest.fixture(scope="module")
-def harness():
-    with prefect_test_harness(server_startup_timeout=60):
-        yield
 
 
 def first_items(store: str, n: int) -> list[str]:

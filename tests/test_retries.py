@@ -14,17 +14,10 @@ import time
 import pytest
 from prefect import get_client
 from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName, TaskRunFilterState, TaskRunFilterStateName
-from prefect.testing.utilities import prefect_test_harness
 from support import M5_MONTHLY, slice_job
 
 from flows.nightly import RETRY_IO, nightly_forecast
 from forecasting.outputs import read_manifest, run_dir
-
-
-@pytest.fixture(scope="module")
-def harness():
-    with prefect_test_harness(server_startup_timeout=60):
-        yield
 
 
 def load_runs(state_name: str | None = None) -> list:
