@@ -97,13 +97,15 @@ def output_root() -> Path:
     return project_root() / "data" / "outputs" / "benchmarks"
 
 
-def m5_daily(windows: int = 6, say: Callable[[str], None] = print) -> str:
-    """M5 levels 1-3: choose over `windows` 28-day windows ending 2016-04-24, score d_1914..d_1941; then split the
+def m5_daily(windows: int | None = None, say: Callable[[str], None] = print) -> str:
+    """M5 levels 1-3: choose over `windows` 28-day windows ending 2016-04-24 (default: the job file's
+    `backtest.windows`, what the nightly run chooses and calibrates from), score d_1914..d_1941; then split the
     hold-out error into level and day-to-day shape, and show how far the hold-out's level could be known ahead."""
     from forecasting import pipeline
     from forecasting.backtest import score, window_weights
 
     job = load_job("m5-daily-warehouse", output_root=str(output_root()))
+    windows = windows or job.backtest.windows
     study = select_then_hold_out(job, date(2016, 4, 24), date(2016, 5, 22), windows, 28, say)
     levels = job.hierarchy.names
     held = metric_table(study.holdout.metrics, "wrmsse", levels)
