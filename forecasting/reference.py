@@ -51,6 +51,11 @@ class Study:
     holdout: Backtest
     seconds: float
 
+    @property
+    def windows(self) -> int:
+        """How many selection windows the choice was made over (the job file's, when the caller left it open)."""
+        return self.selection.base["cutoff"].n_unique()
+
 
 def with_models(job: JobSpec, chosen: dict[str, str] | None = None) -> JobSpec:
     """The job choosing Base per level from its own backtest (`chosen` None), or with `chosen` fixed behind Base."""
@@ -64,17 +69,17 @@ def select_then_hold_out(
     job: JobSpec,
     selection_as_of: date,
     holdout_as_of: date,
-    windows: int,
-    step: int,
+    windows: int | None,
+    step: int | None,
     say: Callable[[str], None] = print,
     choose_reconciliation: bool = False,
 ) -> Study:
-    """Backtest `windows` origins ending at `selection_as_of`, taking the best base model per level by the job's
-    `choice_metric` and reconciling that Base in every window, as the nightly run's backtest does (and with
-    `choose_reconciliation` the reconciliation to publish from the same windows, rec.least_worst_method), then
-    backtest one window ending at `holdout_as_of` with that choice."""
+    """Backtest `windows` origins `step` apart (None: the job file's `backtest`) ending at `selection_as_of`, taking
+    the best base model per level by the job's `choice_metric` and reconciling that Base in every window, as the
+    nightly run's backtest does (and with `choose_reconciliation` the reconciliation to publish from the same
+    windows, rec.least_worst_method), then backtest one window ending at `holdout_as_of` with that choice."""
     start = time.perf_counter()
-    say(f"selection: {windows} windows of {job.horizon} ending {selection_as_of}")
+    say(f"selection: {windows or 'backtest.windows'} windows of {job.horizon} ending {selection_as_of}")
     _, selection = backtest_job(with_models(job), selection_as_of, windows, step, progress=say)
     chosen = {level: selection.base_models[level] for level in job.hierarchy.names}
     say(f"chosen per level ({job.models.choice_metric}): {chosen}")
@@ -97,19 +102,23 @@ def output_root() -> Path:
     return project_root() / "data" / "outputs" / "benchmarks"
 
 
+M5_DAILY_SELECTION_END = date(2016, 4, 24)  # the last day before the hold-out d_1914..d_1941
+M5_DAILY_HOLDOUT_END = date(2016, 5, 22)
+
+
 def m5_daily(windows: int | None = None, say: Callable[[str], None] = print) -> str:
-    """M5 levels 1-3: choose over `windows` 28-day windows ending 2016-04-24 (default: the job file's
-    `backtest.windows`, what the nightly run chooses and calibrates from), score d_1914..d_1941; then split the
-    hold-out error into level and day-to-day shape, and show how far the hold-out's level could be known ahead."""
+    """M5 levels 1-3: choose over `windows` windows ending 2016-04-24 (default: the job file's `backtest`, the one
+    the nightly run chooses and calibrates from), score d_1914..d_1941; then split the hold-out error into level and
+    day-to-day shape, and show how far the hold-out's level could be known ahead."""
     from forecasting import pipeline
     from forecasting.backtest import score, window_weights
 
     job = load_job("m5-daily-warehouse", output_root=str(output_root()))
-    windows = windows or job.backtest.windows
-    study = select_then_hold_out(job, date(2016, 4, 24), date(2016, 5, 22), windows, 28, say)
+    study = select_then_hold_out(job, M5_DAILY_SELECTION_END, M5_DAILY_HOLDOUT_END, windows, None, say)
+    windows = study.windows
     levels = job.hierarchy.names
     held = metric_table(study.holdout.metrics, "wrmsse", levels)
-    _, hierarchy = pipeline.load_hierarchy(job, date(2016, 5, 22))
+    _, hierarchy = pipeline.load_hierarchy(job, M5_DAILY_HOLDOUT_END)
     weigh = partial(window_weights, hierarchy, None, job)
 
     def with_level_known(backtest: Backtest) -> pl.DataFrame:
@@ -120,7 +129,7 @@ def m5_daily(windows: int | None = None, say: Callable[[str], None] = print) -> 
             ]
         )
 
-    holdout_cutoff = date(2016, 4, 24)
+    holdout_cutoff = M5_DAILY_SELECTION_END
     members = hierarchy.members.select("unique_id", "level")
     errors = seasonal_level_errors(hierarchy.Y_df, members, job.horizon, holdout_cutoff)
     both = pl.concat([study.selection.base, study.holdout.base])

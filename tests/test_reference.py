@@ -13,7 +13,7 @@ from forecasting import pipeline
 from forecasting import reconcile as rec
 from forecasting.backtest import backtest_job
 from forecasting.config import load_job, project_root
-from forecasting.reference import with_models
+from forecasting.reference import M5_DAILY_SELECTION_END, with_models
 from forecasting.reference_tables import level_known, level_table, seasonal_level_errors, window_bias
 
 
@@ -36,7 +36,7 @@ def test_m5_daily_job_file_holds_the_reference_choice(tmp_path):
     so a nightly run without a backtest publishes what the benchmark scored (the benchmark's selection took 600 s
     of its 637 s on 2 cores)."""
     job = load_job("m5-daily-warehouse", output_root=str(tmp_path))
-    _, selection = backtest_job(with_models(job), date(2016, 4, 24), job.backtest.windows, job.horizon)
+    _, selection = backtest_job(with_models(job), M5_DAILY_SELECTION_END)  # windows and step: the job file's
     assert job.backtest.windows == 12 and selection.base["cutoff"].n_unique() == 12
     assert selection.base_models == job.models.primary
     assert rec.least_worst_method(selection.metrics, job.models.choice_metric) == rec.publish_label(job)
