@@ -286,7 +286,7 @@ def main() -> None:
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     run = BENCHMARKS[args.benchmark]
-    text = run(args.windows) if args.windows else run()
+    text = run() if args.windows is None else run(args.windows)
     path = output_root() / f"{args.benchmark}-results.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text + "\n")
