@@ -24,7 +24,7 @@ from forecasting import hierarchy as hier
 from forecasting import reconcile as rec
 from forecasting.config import PANDAS_FREQ, JobSpec
 from forecasting.locks import output_lock
-from forecasting.pipeline import best_models, choose_base, out_of_sample_errors, split_levels
+from forecasting.pipeline import best_models, choose_base, model_inputs, model_outputs, out_of_sample_errors
 
 KEYS = ["unique_id", "ds", "cutoff"]
 
@@ -122,7 +122,7 @@ def run_backtest(
     say = progress or (lambda message: None)
     closed = job.models.closed_days
     # Models train on closed days imputed; they are scored on the raw actuals (joined back below).
-    Y_agg, Y_bottom = (transforms.impute_closed_days(Y, closed, job.season_length) for Y in split_levels(hierarchy))
+    Y_agg, Y_bottom = model_inputs(hierarchy, job)
     bottom_members = hierarchy.members.filter(pl.col("level") == hierarchy.bottom)
     groups = []
     if Y_agg.height:
@@ -135,8 +135,9 @@ def run_backtest(
     say(f"cross-validating {Y_bottom['unique_id'].n_unique()} {hierarchy.bottom} series ({', '.join(names)})")
     exog = features.exogenous(bottom_members, prices, calendar, job, bottom=True)
     groups.append(_group_cv(Y_bottom, job, names, exog, False, windows, step))
-    forecasts = transforms.zero_closed_days(pl.concat([g[0] for g in groups], how="diagonal_relaxed"), closed, ["y"])
-    fitted = pl.concat([g[1] for g in groups], how="diagonal_relaxed")
+    forecasts = model_outputs(pl.concat([g[0] for g in groups], how="diagonal_relaxed"), job)
+    forecasts = transforms.zero_closed_days(forecasts, closed, ["y"])
+    fitted = model_outputs(pl.concat([g[1] for g in groups], how="diagonal_relaxed"), job)
     forecasts = models.add_combinations(forecasts, job.models.combinations, job.levels)
     fitted = models.add_combinations(fitted, job.models.combinations, job.levels, with_intervals=False)
     actuals = forecasts.select(KEYS).join(hierarchy.Y_df.select("unique_id", "ds", "y"), on=["unique_id", "ds"])

@@ -217,6 +217,43 @@ def calibrate_labour(
     typer.echo(f"written: {out}")
 
 
+FILTER_OPTION = typer.Option(None, "--filter", help="COLUMN=VALUE: keep only those rows (repeatable)")
+CLOSED_OPTION = typer.Option(None, "--closed", help="MM-DD the business is shut (repeatable), left out")
+
+
+@app.command("weekday-weights")
+def weekday_weights(
+    daily: str = typer.Argument(..., help="daily sales (parquet or CSV); several series per day are summed"),
+    date_column: str = typer.Option("date", "--date", help="the date column"),
+    value_column: str = typer.Option("sales", "--value", help="the sales column"),
+    where: list[str] = FILTER_OPTION,
+    until: str = typer.Option(None, "--until", help="last day used (YYYY-MM-DD; default: all)"),
+    closed: list[str] = CLOSED_OPTION,
+) -> None:
+    """Print the weekday weights of `models.trading_days` (Monday .. Sunday) from a daily sales file."""
+    from pathlib import Path
+
+    from forecasting import trading_days
+    from forecasting.specs import MONTH_DAY
+
+    where, closed = where or [], closed or []
+    filters = dict(item.split("=", 1) for item in where if "=" in item)
+    if len(filters) != len(where):
+        _fail(f"--filter expects COLUMN=VALUE, got {[w for w in where if '=' not in w]}")
+    if not all(MONTH_DAY.match(day) for day in closed):
+        _fail(f"--closed expects MM-DD, got {closed}")
+    try:
+        last = date.fromisoformat(until) if until else None
+        frame = trading_days.read_daily(Path(daily), date_column, value_column, filters, last)
+        weights = trading_days.weekday_weights(frame, "date", "value", closed)
+    except ValueError as exc:
+        _fail(str(exc))
+        return
+    days = frame["date"]
+    typer.echo(f"# {daily}: {days.n_unique()} days {days.min()} .. {days.max()}, Monday .. Sunday")
+    typer.echo(f"weekday_weights: {weights}")
+
+
 @app.command()
 def report(
     job: str = JOB_OPTION,

@@ -198,6 +198,8 @@ class JobSpec(Strict):
         absent = [lv for lv in self.hierarchy.levels if lv not in self.models.primary]
         if absent:
             raise ValueError(f"models.primary has no model for level(s) {absent}")
+        if self.models.trading_days is not None and self.freq not in ("month", "quarter"):
+            raise ValueError(f"models.trading_days adjusts month and quarter jobs, not freq {self.freq!r}")
         middle = self.reconciliation.middle_level
         if middle is not None and middle not in list(self.hierarchy.levels)[:-1]:
             raise ValueError(f"reconciliation.middle_level {middle!r} is not a level above the bottom of the hierarchy")

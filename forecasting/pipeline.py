@@ -14,7 +14,7 @@ from typing import Any
 
 import polars as pl
 
-from forecasting import features, io, models, outputs, quality, transforms
+from forecasting import features, io, models, outputs, quality, trading_days, transforms
 from forecasting import hierarchy as hier
 from forecasting import reconcile as rec
 from forecasting import staffing as staffing_plans
@@ -70,9 +70,7 @@ def base_forecasts(
     LightGBM with price, seasonal naive and an intermittent-demand model; calendar features (events, SNAP) feed
     every LightGBM. Base = per level primary model, intermittent bottom series excepted."""
     spec = job.models
-    Y_agg, Y_bottom = (
-        transforms.impute_closed_days(Y, spec.closed_days, job.season_length) for Y in split_levels(hierarchy)
-    )
+    Y_agg, Y_bottom = model_inputs(hierarchy, job)
 
     def run_group(Y: pl.DataFrame, names: list[str], aggregate: bool) -> list[models.LevelForecast]:
         parts = []
@@ -90,7 +88,7 @@ def base_forecasts(
     groups = [run_group(Y_bottom, spec.bottom_models, False)]
     if Y_agg.height:
         groups.insert(0, run_group(Y_agg, spec.aggregate_models, True))
-    forecasts, fitted = models.combine(groups)
+    forecasts, fitted = (model_outputs(frame, job) for frame in models.combine(groups))
     forecasts = transforms.zero_closed_days(forecasts, spec.closed_days)
     forecasts = models.add_combinations(forecasts, spec.combinations, job.levels)
     fitted = models.add_combinations(fitted, spec.combinations, job.levels, with_intervals=False)
@@ -111,6 +109,27 @@ def split_levels(hierarchy: hier.Hierarchy) -> tuple[pl.DataFrame, pl.DataFrame]
     if not is_bottom.head(first).any():
         return Y_df.head(first), Y_df.slice(first)
     return Y_df.filter(~is_bottom), Y_df.filter(is_bottom)
+
+
+def model_inputs(hierarchy: hier.Hierarchy, job: JobSpec) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(aggregate, bottom) series as every model is fitted on them: closed days imputed and, with
+    `models.trading_days`, sales per trading-day-adjusted period. The nightly run and the backtest share it."""
+    spec = job.models
+    Y_agg, Y_bottom = (
+        trading_days.adjust(
+            transforms.impute_closed_days(Y, spec.closed_days, job.season_length),
+            job.freq,
+            spec.trading_days,
+            spec.closed_days,
+        )
+        for Y in split_levels(hierarchy)
+    )
+    return Y_agg, Y_bottom
+
+
+def model_outputs(frame: pl.DataFrame, job: JobSpec) -> pl.DataFrame:
+    """Forecasts, interval bounds and fits of models fitted on model_inputs, back in units."""
+    return trading_days.restore(frame, job.freq, job.models.trading_days, job.models.closed_days)
 
 
 def primary_models(job: JobSpec) -> tuple[dict[str, str], str]:

@@ -27,6 +27,24 @@ class LevelRatioSpec(Strict):
     window: int = Field(28, ge=1, le=1000)
 
 
+class TradingDaysSpec(Strict):
+    """Monthly / quarterly calendar adjustment (forecasting.trading_days): weights of Monday .. Sunday."""
+
+    weekday_weights: list[float] = Field(
+        default_factory=lambda: [1.0] * 7,
+        min_length=7,
+        max_length=7,
+        description="relative sales of an open Monday .. Sunday (scaled to a mean of 1); all 1: days in the period",
+    )
+
+    @field_validator("weekday_weights")
+    @classmethod
+    def _positive(cls, value: list[float]) -> list[float]:
+        if any(w <= 0 for w in value):
+            raise ValueError(f"weekday weights must be positive: {value}")
+        return value
+
+
 class LightGBMSpec(Strict):
     n_estimators: int = Field(200, ge=1, le=5000)
     learning_rate: float = Field(0.05, gt=0, le=1)
@@ -223,6 +241,11 @@ class ModelSpec(Strict):
         "that run, are backtested and can be chosen or combined like any other model",
     )
     conformal_windows: int = Field(2, ge=2, le=10)
+    trading_days: TradingDaysSpec | None = Field(
+        None,
+        description="fit every model on sales per weekday-weighted open day of the period and scale forecasts back "
+        "(month and quarter jobs; forecasting.trading_days)",
+    )
     closed_days: list[str] = Field(
         default_factory=list,
         description="MM-DD days the business is closed every year (M5: 12-25): their history is imputed from the "
