@@ -46,9 +46,11 @@ def read_daily(path: Path, date_col: str, value_col: str, filters: dict[str, str
     frame = raw.with_row_index("_row", offset=offset)
     for column, value in filters.items():
         frame = frame.filter(pl.col(column).cast(pl.String) == value)
+    as_date = pl.col(date_col)
+    as_date = as_date.str.to_date(strict=False) if raw.schema[date_col] == pl.String else as_date.cast(pl.Date)
     frame = frame.select(
         "_row",
-        pl.col(date_col).cast(pl.Date, strict=False).alias("date"),
+        as_date.alias("date"),
         pl.col(value_col).cast(pl.Float64, strict=False).alias("value"),
         pl.col(date_col).is_null().alias("_no_date"),
         pl.col(value_col).is_null().alias("_no_value"),
