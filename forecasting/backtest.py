@@ -102,7 +102,7 @@ def _group_cv(
     for fc, fit in parts[1:]:
         forecasts = forecasts.join(fc.drop("y", strict=False), on=KEYS, how="full", coalesce=True)
         fitted = fitted.join(fit.drop("y"), on=KEYS, how="full", coalesce=True)
-    return forecasts, fitted
+    return model_outputs(forecasts, job, not aggregate), model_outputs(fitted, job, not aggregate)
 
 
 def run_backtest(
@@ -135,9 +135,8 @@ def run_backtest(
     say(f"cross-validating {Y_bottom['unique_id'].n_unique()} {hierarchy.bottom} series ({', '.join(names)})")
     exog = features.exogenous(bottom_members, prices, calendar, job, bottom=True)
     groups.append(_group_cv(Y_bottom, job, names, exog, False, windows, step))
-    forecasts = model_outputs(pl.concat([g[0] for g in groups], how="diagonal_relaxed"), job)
-    forecasts = transforms.zero_closed_days(forecasts, closed, ["y"])
-    fitted = model_outputs(pl.concat([g[1] for g in groups], how="diagonal_relaxed"), job)
+    forecasts = transforms.zero_closed_days(pl.concat([g[0] for g in groups], how="diagonal_relaxed"), closed, ["y"])
+    fitted = pl.concat([g[1] for g in groups], how="diagonal_relaxed")
     forecasts = models.add_combinations(forecasts, job.models.combinations, job.levels)
     fitted = models.add_combinations(fitted, job.models.combinations, job.levels, with_intervals=False)
     actuals = forecasts.select(KEYS).join(hierarchy.Y_df.select("unique_id", "ds", "y"), on=["unique_id", "ds"])

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from forecasting import reconcile as rec
 from forecasting import staffing as staffing_plans
 from forecasting.config import JobSpec
 from forecasting.locks import output_lock
+from forecasting.specs import TradingDaysSpec
 from forecasting.stages import BaseForecasts, Loaded, StageTimer, Validated
 
 PACKAGES = ["duckdb", "polars", "statsforecast", "mlforecast", "hierarchicalforecast", "lightgbm", "prefect", "numpy"]
@@ -83,12 +85,13 @@ def base_forecasts(
             exog = features.exogenous(members, prices, calendar, job, bottom=not aggregate)
             for name in lightgbms:
                 parts.append(models.lightgbm_forecast(Y, job, exog=exog, aggregate=aggregate, name=name))
-        return parts
+        back = partial(model_outputs, job=job, bottom=not aggregate)
+        return [models.LevelForecast(back(p.forecasts), back(p.fitted), p.models) for p in parts]
 
     groups = [run_group(Y_bottom, spec.bottom_models, False)]
     if Y_agg.height:
         groups.insert(0, run_group(Y_agg, spec.aggregate_models, True))
-    forecasts, fitted = (model_outputs(frame, job) for frame in models.combine(groups))
+    forecasts, fitted = models.combine(groups)
     forecasts = transforms.zero_closed_days(forecasts, spec.closed_days)
     forecasts = models.add_combinations(forecasts, spec.combinations, job.levels)
     fitted = models.add_combinations(fitted, spec.combinations, job.levels, with_intervals=False)
@@ -116,20 +119,22 @@ def model_inputs(hierarchy: hier.Hierarchy, job: JobSpec) -> tuple[pl.DataFrame,
     `models.trading_days`, sales per trading-day-adjusted period. The nightly run and the backtest share it."""
     spec = job.models
     Y_agg, Y_bottom = (
-        trading_days.adjust(
-            transforms.impute_closed_days(Y, spec.closed_days, job.season_length),
-            job.freq,
-            spec.trading_days,
-            spec.closed_days,
-        )
-        for Y in split_levels(hierarchy)
+        transforms.impute_closed_days(Y, spec.closed_days, job.season_length) for Y in split_levels(hierarchy)
     )
-    return Y_agg, Y_bottom
+    adjust = partial(trading_days.adjust, freq=job.freq, closed_days=spec.closed_days)
+    return adjust(Y_agg, spec=spec.trading_days), adjust(Y_bottom, spec=_bottom_adjustment(job))
 
 
-def model_outputs(frame: pl.DataFrame, job: JobSpec) -> pl.DataFrame:
-    """Forecasts, interval bounds and fits of models fitted on model_inputs, back in units."""
-    return trading_days.restore(frame, job.freq, job.models.trading_days, job.models.closed_days)
+def model_outputs(frame: pl.DataFrame, job: JobSpec, bottom: bool) -> pl.DataFrame:
+    """Forecasts, interval bounds and fits of models fitted on model_inputs (the bottom group's or the aggregate
+    group's), back in units."""
+    spec = _bottom_adjustment(job) if bottom else job.models.trading_days
+    return trading_days.restore(frame, job.freq, spec, job.models.closed_days)
+
+
+def _bottom_adjustment(job: JobSpec) -> TradingDaysSpec | None:
+    spec = job.models.trading_days
+    return spec if spec is not None and spec.bottom else None
 
 
 def primary_models(job: JobSpec) -> tuple[dict[str, str], str]:

@@ -36,6 +36,9 @@ class TradingDaysSpec(Strict):
         max_length=7,
         description="relative sales of an open Monday .. Sunday (scaled to a mean of 1); all 1: days in the period",
     )
+    bottom: bool = Field(
+        True, description="adjust the bottom series too (false: only the aggregate levels' models see it)"
+    )
 
     @field_validator("weekday_weights")
     @classmethod

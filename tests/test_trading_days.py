@@ -157,3 +157,21 @@ def test_weekday_weights_command_prints_the_job_file_line():
     assert f"weekday_weights: {weights}" in result.output
     refused = CliRunner().invoke(app, [*args, "--closed", "25-12"])
     assert refused.exit_code != 0 and "--closed expects MM-DD" in refused.output
+
+
+def test_bottom_false_adjusts_only_the_aggregate_levels(tmp_path):
+    job = _seasonal_naive_job(tmp_path)
+    spec = job.models.trading_days.model_copy(update={"bottom": False})
+    job = job.model_copy(update={"models": job.models.model_copy(update={"trading_days": spec})})
+    loaded, hierarchy = pipeline.load_hierarchy(job, date(2015, 12, 31))
+    base = pipeline.base_forecasts(hierarchy, loaded.prices, job, loaded.calendar)
+    months = [date(2016, 1, 1), date(2016, 2, 1), date(2016, 3, 1)]
+    adjusted = _expected_naive(hierarchy.Y_df, job, months)
+    got = base.forecasts.with_columns(pl.col("ds").cast(pl.Date)).join(adjusted, on=["unique_id", "ds"])
+    got = got.join(hierarchy.members.select("unique_id", "level"), on="unique_id")
+    skus, upper = got.filter(pl.col("level") == "sku"), got.filter(pl.col("level") != "sku")
+    np.testing.assert_allclose(upper["SeasonalNaive"].to_numpy(), upper["expected"].to_numpy(), rtol=1e-9)
+    flat = hierarchy.Y_df.with_columns(pl.col("ds").cast(pl.Date).dt.offset_by("12mo").alias("ds"))
+    skus = skus.join(flat.rename({"y": "year_before"}), on=["unique_id", "ds"])
+    assert skus.height == 3 * 10 and not np.allclose(skus["expected"].to_numpy(), skus["year_before"].to_numpy())
+    np.testing.assert_allclose(skus["SeasonalNaive"].to_numpy(), skus["year_before"].to_numpy(), rtol=1e-9)
