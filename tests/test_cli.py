@@ -32,8 +32,8 @@ def test_run_then_query(tmp_path):
     query = "SELECT warehouse, count(*) AS n FROM reconciled_forecasts WHERE warehouse = 'CA_1' GROUP BY 1"
     result = runner.invoke(app, ["query", "--job", job_file, "--format", "json", query])
     assert result.exit_code == 0, result.output
-    # 30 SKUs + the warehouse itself, 3 months, 4 methods; as of 2016-03-31 March is complete, so Apr-Jun
-    assert json.loads(result.output) == [{"warehouse": "CA_1", "n": (30 + 1) * 3 * 4}]
+    # 30 SKUs + the warehouse itself, 3 months, 5 methods; as of 2016-03-31 March is complete, so Apr-Jun
+    assert json.loads(result.output) == [{"warehouse": "CA_1", "n": (30 + 1) * 3 * 5}]
     result = runner.invoke(app, ["query", "--job", job_file, "--format", "csv", "SELECT min(ds) FROM forecasts"])
     assert result.output.strip().splitlines()[-1] == "2016-04-01"
 

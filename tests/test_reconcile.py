@@ -9,7 +9,8 @@ from support import M5_MONTHLY, assert_coherent, slice_job
 from forecasting import reconcile as rec
 from forecasting.pipeline import aggregate, base_forecasts, decorate_reconciled, load, reconcile, validate
 
-METHODS = {"BottomUp", "MinTrace_wls_struct", "MiddleOut_BottomUp", "MiddleOut_mint_shrink"}  # the m5-monthly job's
+# the m5-monthly job's
+METHODS = {"BottomUp", "MinTrace_wls_struct", "MiddleOut_BottomUp", "MiddleOut_wls_struct", "MiddleOut_mint_shrink"}
 
 
 @pytest.fixture(scope="module")

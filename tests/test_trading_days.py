@@ -61,7 +61,8 @@ def test_adjust_then_restore_gives_the_history_back_and_keeps_sums():
     np.testing.assert_allclose(adjusted_sum["y"].to_numpy(), td.adjust(total, "month", spec, closed)["y"].to_numpy())
 
 
-def _seasonal_naive_job(tmp_path: Path) -> JobSpec:
+def _seasonal_naive_job(tmp_path: Path, bottom: bool) -> JobSpec:
+    """The m5-monthly slice with SeasonalNaive everywhere, the job file's weights, adjusting the SKUs or not."""
     naive = {
         "aggregate_models": ["SeasonalNaive"],
         "bottom_models": ["SeasonalNaive"],
@@ -70,6 +71,7 @@ def _seasonal_naive_job(tmp_path: Path) -> JobSpec:
         "combinations": {},
     }
     job = slice_job(tmp_path, n_items=5)
+    naive["trading_days"] = job.models.trading_days.model_dump() | {"bottom": bottom}
     return slice_job(tmp_path, n_items=5, models=job.models.model_dump() | naive)
 
 
@@ -91,7 +93,7 @@ def _expected_naive(Y: pl.DataFrame, job: JobSpec, months: list[date]) -> pl.Dat
 def test_nightly_run_and_backtest_fit_on_adjusted_periods_and_publish_units(tmp_path):
     """SeasonalNaive makes the adjustment exact: a forecast is last year's month times the ratio of the two
     months' factors, in the nightly run and in every backtest window, and the fits are in units too."""
-    job = _seasonal_naive_job(tmp_path)
+    job = _seasonal_naive_job(tmp_path, bottom=True)
     as_of = date(2015, 12, 31)
     loaded, hierarchy = pipeline.load_hierarchy(job, as_of)
     base = pipeline.base_forecasts(hierarchy, loaded.prices, job, loaded.calendar)
@@ -160,9 +162,7 @@ def test_weekday_weights_command_prints_the_job_file_line():
 
 
 def test_bottom_false_adjusts_only_the_aggregate_levels(tmp_path):
-    job = _seasonal_naive_job(tmp_path)
-    spec = job.models.trading_days.model_copy(update={"bottom": False})
-    job = job.model_copy(update={"models": job.models.model_copy(update={"trading_days": spec})})
+    job = _seasonal_naive_job(tmp_path, bottom=False)
     loaded, hierarchy = pipeline.load_hierarchy(job, date(2015, 12, 31))
     base = pipeline.base_forecasts(hierarchy, loaded.prices, job, loaded.calendar)
     months = [date(2016, 1, 1), date(2016, 2, 1), date(2016, 3, 1)]
