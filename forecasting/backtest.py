@@ -19,12 +19,12 @@ from utilsforecast.evaluation import evaluate
 from utilsforecast.losses import bias, coverage, mae, mase, rmse
 
 from forecasting import evaluation as ev
-from forecasting import features, models, outputs, transforms
+from forecasting import features, models, outputs, trading_days, transforms
 from forecasting import hierarchy as hier
 from forecasting import reconcile as rec
 from forecasting.config import PANDAS_FREQ, JobSpec
 from forecasting.locks import output_lock
-from forecasting.pipeline import best_models, choose_base, model_inputs, model_outputs, out_of_sample_errors
+from forecasting.pipeline import best_models, choose_base, model_inputs, out_of_sample_errors
 
 KEYS = ["unique_id", "ds", "cutoff"]
 
@@ -102,7 +102,7 @@ def _group_cv(
     for fc, fit in parts[1:]:
         forecasts = forecasts.join(fc.drop("y", strict=False), on=KEYS, how="full", coalesce=True)
         fitted = fitted.join(fit.drop("y"), on=KEYS, how="full", coalesce=True)
-    return model_outputs(forecasts, job, not aggregate), model_outputs(fitted, job, not aggregate)
+    return trading_days.in_units(forecasts, job, aggregate), trading_days.in_units(fitted, job, aggregate)
 
 
 def run_backtest(
@@ -120,7 +120,7 @@ def run_backtest(
     calibrate on with `calibration: backtest` beside this backtest's own earlier windows."""
     step = step or job.horizon
     say = progress or (lambda message: None)
-    closed = job.models.closed_days
+    closed = job.closed_periods
     # Models train on closed days imputed; they are scored on the raw actuals (joined back below).
     Y_agg, Y_bottom = model_inputs(hierarchy, job)
     bottom_members = hierarchy.members.filter(pl.col("level") == hierarchy.bottom)

@@ -237,15 +237,19 @@ def weekday_weights(
     from forecasting.specs import MONTH_DAY
 
     where, closed = where or [], closed or []
-    filters = dict(item.split("=", 1) for item in where if "=" in item)
-    if len(filters) != len(where):
+    pairs = [item.split("=", 1) for item in where]
+    if any(len(pair) != 2 for pair in pairs):
         _fail(f"--filter expects COLUMN=VALUE, got {[w for w in where if '=' not in w]}")
+    filters = dict(pairs)
+    if len(filters) != len(pairs):
+        _fail(f"--filter names a column twice: {where}; keep one value per column")
     if not all(MONTH_DAY.match(day) for day in closed):
         _fail(f"--closed expects MM-DD, got {closed}")
+    last = _parse_date(until, "--until")
     try:
-        last = date.fromisoformat(until) if until else None
-        frame = trading_days.read_daily(Path(daily), date_column, value_column, filters, last)
-        weights = trading_days.weekday_weights(frame, "date", "value", closed)
+        weights, frame = trading_days.weekday_weights_of_file(
+            Path(daily), date_column, value_column, filters, last, closed
+        )
     except ValueError as exc:
         _fail(str(exc))
         return

@@ -207,6 +207,12 @@ class JobSpec(Strict):
             raise ValueError("staffing needs a hierarchy level named 'warehouse'")
         return self
 
+    @property
+    def closed_periods(self) -> list[str]:
+        """Closed days that are whole periods (imputed in the history, forecast as 0): a daily job's. In coarser
+        jobs a period's `ds` is its first day, so a closed day there only counts as a day without trading."""
+        return self.models.closed_days if self.freq == "day" else []
+
     def key_filters(self) -> dict[str, list[str]]:
         """Every filter, the shorthands included: hierarchy key -> values."""
         merged = dict(self.filters)

@@ -70,8 +70,8 @@ def with_distances(calendar: pl.DataFrame, job: JobSpec) -> pl.DataFrame:
         for name, columns in groups.items():
             if columns:
                 parts |= _distance_pair(name, pl.any_horizontal(pl.col(c) > 0 for c in columns), spec.event_distance)
-    if spec.closed_day_distance and job.models.closed_days:
-        closed = closed_mask(pl.col("ds"), job.models.closed_days)
+    if spec.closed_day_distance and job.closed_periods:
+        closed = closed_mask(pl.col("ds"), job.closed_periods)
         parts |= _distance_pair("closed", closed, spec.closed_day_distance)
     return calendar.with_columns(expr.alias(name) for name, expr in parts.items()) if parts else calendar
 

@@ -21,7 +21,6 @@ from forecasting import reconcile as rec
 from forecasting import staffing as staffing_plans
 from forecasting.config import JobSpec
 from forecasting.locks import output_lock
-from forecasting.specs import TradingDaysSpec
 from forecasting.stages import BaseForecasts, Loaded, StageTimer, Validated
 
 PACKAGES = ["duckdb", "polars", "statsforecast", "mlforecast", "hierarchicalforecast", "lightgbm", "prefect", "numpy"]
@@ -85,14 +84,14 @@ def base_forecasts(
             exog = features.exogenous(members, prices, calendar, job, bottom=not aggregate)
             for name in lightgbms:
                 parts.append(models.lightgbm_forecast(Y, job, exog=exog, aggregate=aggregate, name=name))
-        back = partial(model_outputs, job=job, bottom=not aggregate)
-        return [models.LevelForecast(back(p.forecasts), back(p.fitted), p.models) for p in parts]
+        units = partial(trading_days.in_units, job=job, aggregate=aggregate)
+        return [models.LevelForecast(units(p.forecasts), units(p.fitted), p.models) for p in parts]
 
     groups = [run_group(Y_bottom, spec.bottom_models, False)]
     if Y_agg.height:
         groups.insert(0, run_group(Y_agg, spec.aggregate_models, True))
     forecasts, fitted = models.combine(groups)
-    forecasts = transforms.zero_closed_days(forecasts, spec.closed_days)
+    forecasts = transforms.zero_closed_days(forecasts, job.closed_periods)
     forecasts = models.add_combinations(forecasts, spec.combinations, job.levels)
     fitted = models.add_combinations(fitted, spec.combinations, job.levels, with_intervals=False)
     primary, choice_source = primary_models(job)
@@ -115,26 +114,12 @@ def split_levels(hierarchy: hier.Hierarchy) -> tuple[pl.DataFrame, pl.DataFrame]
 
 
 def model_inputs(hierarchy: hier.Hierarchy, job: JobSpec) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(aggregate, bottom) series as every model is fitted on them: closed days imputed and, with
-    `models.trading_days`, sales per trading-day-adjusted period. The nightly run and the backtest share it."""
-    spec = job.models
+    """(aggregate, bottom) series as the models are fitted on them: closed days imputed, and with
+    `models.trading_days` per calendar-adjusted period. The nightly run and the backtest share it."""
     Y_agg, Y_bottom = (
-        transforms.impute_closed_days(Y, spec.closed_days, job.season_length) for Y in split_levels(hierarchy)
+        transforms.impute_closed_days(Y, job.closed_periods, job.season_length) for Y in split_levels(hierarchy)
     )
-    adjust = partial(trading_days.adjust, freq=job.freq, closed_days=spec.closed_days)
-    return adjust(Y_agg, spec=spec.trading_days), adjust(Y_bottom, spec=_bottom_adjustment(job))
-
-
-def model_outputs(frame: pl.DataFrame, job: JobSpec, bottom: bool) -> pl.DataFrame:
-    """Forecasts, interval bounds and fits of models fitted on model_inputs (the bottom group's or the aggregate
-    group's), back in units."""
-    spec = _bottom_adjustment(job) if bottom else job.models.trading_days
-    return trading_days.restore(frame, job.freq, spec, job.models.closed_days)
-
-
-def _bottom_adjustment(job: JobSpec) -> TradingDaysSpec | None:
-    spec = job.models.trading_days
-    return spec if spec is not None and spec.bottom else None
+    return trading_days.for_models(Y_agg, job, aggregate=True), trading_days.for_models(Y_bottom, job, aggregate=False)
 
 
 def primary_models(job: JobSpec) -> tuple[dict[str, str], str]:
@@ -244,7 +229,7 @@ def reconcile(hierarchy: hier.Hierarchy, base: BaseForecasts, job: JobSpec, spar
     series' level, keys and model block by block as it is written (`reconciled_table`): at 1M series the
     decorated, sorted table of every method would be ~6 GB in memory at once."""
     reconciled = rec.reconcile(hierarchy, base.forecasts, base.calibration, job, sparse=sparse)
-    return transforms.zero_closed_days(reconciled, job.models.closed_days)
+    return transforms.zero_closed_days(reconciled, job.closed_periods)
 
 
 def _interval_columns(job: JobSpec) -> list[str]:

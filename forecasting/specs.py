@@ -7,7 +7,7 @@ forecasting.config builds JobSpec from them.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -30,22 +30,13 @@ class LevelRatioSpec(Strict):
 class TradingDaysSpec(Strict):
     """Monthly / quarterly calendar adjustment (forecasting.trading_days): weights of Monday .. Sunday."""
 
-    weekday_weights: list[float] = Field(
+    weekday_weights: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
         default_factory=lambda: [1.0] * 7,
         min_length=7,
         max_length=7,
         description="relative sales of an open Monday .. Sunday (scaled to a mean of 1); all 1: days in the period",
     )
-    bottom: bool = Field(
-        True, description="adjust the bottom series too (false: only the aggregate levels' models see it)"
-    )
-
-    @field_validator("weekday_weights")
-    @classmethod
-    def _positive(cls, value: list[float]) -> list[float]:
-        if any(w <= 0 for w in value):
-            raise ValueError(f"weekday weights must be positive: {value}")
-        return value
+    bottom: bool = Field(True, description="adjust the bottom series too (false: only the aggregate levels' models)")
 
 
 class LightGBMSpec(Strict):

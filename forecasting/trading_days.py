@@ -14,11 +14,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from forecasting.specs import TradingDaysSpec
 from forecasting.transforms import closed_mask
+
+if TYPE_CHECKING:
+    from forecasting.config import JobSpec
 
 PERIOD_STEP = {"month": "1mo", "quarter": "3mo"}
 MEAN_DAYS = {"month": 365.2425 / 12, "quarter": 365.2425 / 4}
@@ -32,7 +36,7 @@ class DailyFileError(ValueError):
 def read_daily(path: Path, date_col: str, value_col: str, filters: dict[str, str], until: date | None) -> pl.DataFrame:
     """`date_col` and `value_col` of a parquet or CSV file, rows kept where every `filters` column equals its value
     (compared as text) and the date is on or before `until`; unreadable dates or negative / non-numeric values are
-    refused with the rows named (CSV: file lines; parquet: 0-based rows)."""
+    refused with the rows named (CSV: file lines; parquet: 0-based rows), as are empty cells."""
     if not path.exists():
         raise DailyFileError(f"{path}: file not found")
     try:
@@ -46,24 +50,23 @@ def read_daily(path: Path, date_col: str, value_col: str, filters: dict[str, str
     frame = raw.with_row_index("_row", offset=offset)
     for column, value in filters.items():
         frame = frame.filter(pl.col(column).cast(pl.String) == value)
-    as_date = pl.col(date_col)
-    as_date = as_date.str.to_date(strict=False) if raw.schema[date_col] == pl.String else as_date.cast(pl.Date)
-    frame = frame.select(
-        "_row",
-        as_date.alias("date"),
-        pl.col(value_col).cast(pl.Float64, strict=False).alias("value"),
-        pl.col(date_col).is_null().alias("_no_date"),
-        pl.col(value_col).is_null().alias("_no_value"),
-    )
-    for column, bad in (
-        (date_col, pl.col("date").is_null() & ~pl.col("_no_date")),
-        (value_col, (pl.col("value").is_null() & ~pl.col("_no_value")) | (pl.col("value") < 0)),
+    dtype = raw.schema[date_col]
+    if dtype == pl.String:
+        as_date = pl.col(date_col).str.to_date(strict=False)
+    elif dtype == pl.Date or isinstance(dtype, pl.Datetime):
+        as_date = pl.col(date_col).cast(pl.Date)
+    else:
+        raise DailyFileError(f"{path}: column {date_col!r} holds {dtype}, not dates")
+    value = pl.col(value_col).cast(pl.Float64, strict=False)
+    frame = frame.select("_row", as_date.alias("date"), value.alias("value"))
+    for column, bad, what in (
+        (date_col, pl.col("date").is_null(), "a date"),
+        (value_col, pl.col("value").is_null() | pl.col("value").is_nan() | (pl.col("value") < 0), "a number >= 0"),
     ):
         rows = frame.filter(bad)["_row"].to_list()
         if rows:
             shown = ", ".join(map(str, rows[:5])) + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
-            raise DailyFileError(f"{path}: column {column!r} is not a date / a non-negative number in {unit} {shown}")
-    frame = frame.drop_nulls(["date", "value"])
+            raise DailyFileError(f"{path}: column {column!r} is empty or not {what} in {unit} {shown}")
     if until is not None:
         frame = frame.filter(pl.col("date") <= until)
     if frame.is_empty():
@@ -82,7 +85,20 @@ def weekday_weights(daily: pl.DataFrame, date_col: str, value_col: str, closed_d
         raise DailyFileError(f"weekday weights need every weekday in {date_col!r}; found {means['weekday'].to_list()}")
     values = means[value_col].to_list()
     mean = sum(values) / 7
+    if mean <= 0:
+        raise DailyFileError(f"weekday weights need sales above 0 in {value_col!r}; every day sold 0")
     return [round(v / mean, 4) for v in values]
+
+
+def weekday_weights_of_file(
+    path: Path, date_col: str, value_col: str, filters: dict[str, str], until: date | None, closed: Sequence[str]
+) -> tuple[list[float], pl.DataFrame]:
+    """read_daily then weekday_weights (what `forecasting weekday-weights` prints), every error naming the file."""
+    daily = read_daily(path, date_col, value_col, filters, until)
+    try:
+        return weekday_weights(daily, "date", "value", closed), daily
+    except DailyFileError as exc:
+        raise DailyFileError(f"{path}: {exc}") from exc
 
 
 def period_factors(ds: pl.Series, freq: str, spec: TradingDaysSpec, closed_days: Sequence[str] = ()) -> pl.DataFrame:
@@ -102,7 +118,8 @@ def period_factors(ds: pl.Series, freq: str, spec: TradingDaysSpec, closed_days:
 def _with_factor(frame: pl.DataFrame, freq: str, spec: TradingDaysSpec, closed_days: Sequence[str]) -> pl.DataFrame:
     factors = period_factors(frame["ds"], freq, spec, closed_days)
     key = pl.col("ds").cast(pl.Date).alias("__period")
-    return frame.with_columns(key).join(factors.rename({"ds": "__period"}), on="__period", how="left").drop("__period")
+    factors = factors.rename({"ds": "__period"})
+    return frame.with_columns(key).join(factors, on="__period", how="left", maintain_order="left").drop("__period")
 
 
 def adjust(Y: pl.DataFrame, freq: str, spec: TradingDaysSpec | None, closed_days: Sequence[str] = ()) -> pl.DataFrame:
@@ -122,3 +139,19 @@ def restore(
     values = [c for c, t in frame.schema.items() if t.is_float()]
     out = _with_factor(frame, freq, spec, closed_days)
     return out.with_columns(pl.col(c) * pl.col(FACTOR) for c in values).drop(FACTOR)
+
+
+def group_spec(job: JobSpec, aggregate: bool) -> TradingDaysSpec | None:
+    """The adjustment the aggregate group's or the bottom group's models get (`bottom: false`: aggregates only)."""
+    spec = job.models.trading_days
+    return spec if spec is not None and (aggregate or spec.bottom) else None
+
+
+def for_models(Y: pl.DataFrame, job: JobSpec, aggregate: bool) -> pl.DataFrame:
+    """A group's series as its models are fitted on them (the nightly run and the backtest both call this)."""
+    return adjust(Y, job.freq, group_spec(job, aggregate), job.models.closed_days)
+
+
+def in_units(frame: pl.DataFrame, job: JobSpec, aggregate: bool) -> pl.DataFrame:
+    """A group's forecasts, interval bounds and fits from models fitted on for_models, back in units."""
+    return restore(frame, job.freq, group_spec(job, aggregate), job.models.closed_days)

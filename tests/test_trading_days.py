@@ -62,24 +62,31 @@ def test_adjust_then_restore_gives_the_history_back_and_keeps_sums():
 
 
 def _seasonal_naive_job(tmp_path: Path, bottom: bool) -> JobSpec:
-    """The m5-monthly slice with SeasonalNaive everywhere, the job file's weights, adjusting the SKUs or not."""
+    """The m5-monthly slice with SeasonalNaive everywhere, the job file's weights, adjusting the SKUs or not. New
+    Year's Day closed as well: on a month start, where it must only count as a day without trading."""
     naive = {
         "aggregate_models": ["SeasonalNaive"],
         "bottom_models": ["SeasonalNaive"],
         "primary": dict.fromkeys(["total", "region", "warehouse", "sku"], "SeasonalNaive"),
         "intermittent_model": None,
         "combinations": {},
+        "closed_days": ["01-01", "12-25"],
     }
     job = slice_job(tmp_path, n_items=5)
     naive["trading_days"] = job.models.trading_days.model_dump() | {"bottom": bottom}
     return slice_job(tmp_path, n_items=5, models=job.models.model_dump() | naive)
 
 
+def _factors(job: JobSpec, months: list[date]) -> dict[date, float]:
+    return dict(
+        td.period_factors(pl.Series(months), "month", job.models.trading_days, job.models.closed_days).iter_rows()
+    )
+
+
 def _expected_naive(Y: pl.DataFrame, job: JobSpec, months: list[date]) -> pl.DataFrame:
-    """Seasonal naive of the adjusted series, scaled back: y(t - 12) / f(t - 12) * f(t)."""
-    spec, closed = job.models.trading_days, job.models.closed_days
+    """Seasonal naive of the adjusted series, scaled back: y(t - 12) / f(t - 12) * f(t); and the flat one, y(t - 12)."""
     year_before = [d.replace(year=d.year - 1) for d in months]
-    factors = dict(td.period_factors(pl.Series(months + year_before), "month", spec, closed).iter_rows())
+    factors = _factors(job, months + year_before)
     back = dict(zip(year_before, months, strict=True))
     rows = Y.filter(pl.col("ds").cast(pl.Date).is_in(year_before)).with_columns(pl.col("ds").cast(pl.Date))
     ratio = {b: factors[m] / factors[b] for b, m in back.items()}
@@ -87,25 +94,59 @@ def _expected_naive(Y: pl.DataFrame, job: JobSpec, months: list[date]) -> pl.Dat
         "unique_id",
         pl.col("ds").replace_strict(back).alias("ds"),
         (pl.col("y") * pl.col("ds").replace_strict(ratio)).alias("expected"),
+        pl.col("y").alias("flat"),
     )
+
+
+def _by_level(frame: pl.DataFrame, hierarchy) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(SKU rows, aggregate rows)."""
+    frame = frame.join(hierarchy.members.select("unique_id", pl.col("level").alias("_level")), on="unique_id")
+    return frame.filter(pl.col("_level") == "sku"), frame.filter(pl.col("_level") != "sku")
 
 
 def test_nightly_run_and_backtest_fit_on_adjusted_periods_and_publish_units(tmp_path):
     """SeasonalNaive makes the adjustment exact: a forecast is last year's month times the ratio of the two
-    months' factors, in the nightly run and in every backtest window, and the fits are in units too."""
+    months' factors, in the nightly run and in every backtest window; in-sample fits and interval bounds are
+    scaled back the same way."""
     job = _seasonal_naive_job(tmp_path, bottom=True)
-    as_of = date(2015, 12, 31)
-    loaded, hierarchy = pipeline.load_hierarchy(job, as_of)
+    loaded, hierarchy = pipeline.load_hierarchy(job, date(2015, 12, 31))
     base = pipeline.base_forecasts(hierarchy, loaded.prices, job, loaded.calendar)
     months = [date(2016, 1, 1), date(2016, 2, 1), date(2016, 3, 1)]
     expected = _expected_naive(hierarchy.Y_df, job, months)
     got = base.forecasts.with_columns(pl.col("ds").cast(pl.Date)).join(expected, on=["unique_id", "ds"])
     assert got.height == expected.height == 3 * hierarchy.Y_df["unique_id"].n_unique()
     np.testing.assert_allclose(got["SeasonalNaive"].to_numpy(), got["expected"].to_numpy(), rtol=1e-9)
-    # Feb 2016 had a 29th day: the forecast is above Feb 2015 by more than the flat seasonal naive would be.
+    assert not np.allclose(got["expected"].to_numpy(), got["flat"].to_numpy())
+    # Feb 2016 had a 29th day: the forecast is above Feb 2015 by more than the flat seasonal naive would be; and a
+    # closed day on a month start (Jan 1) does not close the month.
     total = got.filter(pl.col("unique_id") == "total").sort("ds")
-    feb_2015 = hierarchy.Y_df.filter((pl.col("unique_id") == "total") & (pl.col("ds") == date(2015, 2, 1)))["y"][0]
-    assert total["SeasonalNaive"][1] > feb_2015 * 1.03
+    assert total["SeasonalNaive"][1] > total["flat"][1] * 1.03
+    assert (got.filter(pl.col("ds") == months[0])["SeasonalNaive"] > 0).any()
+
+    # Intervals: the library's seasonal naive on the adjusted history, its bounds times f.
+    from statsforecast import StatsForecast
+    from statsforecast.models import SeasonalNaive
+
+    spec, closed = job.models.trading_days, job.models.closed_days
+    adjusted = td.adjust(hierarchy.Y_df.with_columns(pl.col("y").cast(pl.Float64)), "month", spec, closed)
+    sf = StatsForecast(models=[SeasonalNaive(season_length=12)], freq="MS", n_jobs=1)
+    library = pl.from_pandas(sf.forecast(df=adjusted.to_pandas(), h=3, level=job.levels, fitted=True))
+    library = td.restore(library.with_columns(pl.col("ds").cast(pl.Date)), "month", spec, closed)
+    bounds = [f"SeasonalNaive-{side}-{lv}" for lv in job.levels for side in ("lo", "hi")]
+    ours = base.forecasts.with_columns(pl.col("ds").cast(pl.Date)).join(library, on=["unique_id", "ds"], suffix="_lib")
+    assert ours.height == got.height
+    for column in bounds:
+        np.testing.assert_allclose(ours[column].to_numpy(), ours[f"{column}_lib"].to_numpy(), rtol=1e-9)
+    # In-sample fits: the same relation one year back, and the fitted frame's y in units.
+    fitted = base.fitted.with_columns(pl.col("ds").cast(pl.Date)).drop_nulls("SeasonalNaive")
+    in_2015 = [date(2015, m, 1) for m in range(1, 13)]
+    expected_fit = _expected_naive(hierarchy.Y_df, job, in_2015)
+    fits = fitted.join(expected_fit, on=["unique_id", "ds"])
+    assert fits.height == 12 * hierarchy.Y_df["unique_id"].n_unique()
+    np.testing.assert_allclose(fits["SeasonalNaive"].to_numpy(), fits["expected"].to_numpy(), rtol=1e-9)
+    actual = hierarchy.Y_df.with_columns(pl.col("ds").cast(pl.Date)).rename({"y": "actual"})
+    joined = fits.join(actual, on=["unique_id", "ds"])
+    np.testing.assert_allclose(joined["y"].to_numpy(), joined["actual"].to_numpy())
 
     bt = run_backtest(hierarchy, loaded.prices, job, windows=1, step=3, calendar=loaded.calendar)
     window = bt.base.filter(pl.col("model") == "SeasonalNaive")
@@ -115,9 +156,28 @@ def test_nightly_run_and_backtest_fit_on_adjusted_periods_and_publish_units(tmp_
     got = window.with_columns(pl.col("ds").cast(pl.Date)).join(expected, on=["unique_id", "ds"])
     assert got.height == expected.height > 0
     np.testing.assert_allclose(got["mean"].to_numpy(), got["expected"].to_numpy(), rtol=1e-9)
-    actual = hierarchy.Y_df.with_columns(pl.col("ds").cast(pl.Date)).rename({"y": "actual"})
-    scored = got.join(actual, on=["unique_id", "ds"])
-    np.testing.assert_allclose(scored["y"].to_numpy(), scored["actual"].to_numpy())  # scored against units
+
+
+def test_bottom_false_adjusts_only_the_aggregate_levels(tmp_path):
+    """The shipped setting: the SKUs' models see raw sales (flat seasonal naive), the aggregates' adjusted ones, in
+    the nightly run and in the backtest."""
+    job = _seasonal_naive_job(tmp_path, bottom=False)
+    loaded, hierarchy = pipeline.load_hierarchy(job, date(2015, 12, 31))
+    base = pipeline.base_forecasts(hierarchy, loaded.prices, job, loaded.calendar)
+    months = [date(2016, 1, 1), date(2016, 2, 1), date(2016, 3, 1)]
+    expected = _expected_naive(hierarchy.Y_df, job, months)
+    got = base.forecasts.with_columns(pl.col("ds").cast(pl.Date)).join(expected, on=["unique_id", "ds"])
+    nightly = _by_level(got.rename({"SeasonalNaive": "mean"}), hierarchy)
+    bt = run_backtest(hierarchy, loaded.prices, job, windows=1, step=3, calendar=loaded.calendar)
+    window = bt.base.filter(pl.col("model") == "SeasonalNaive").with_columns(pl.col("ds").cast(pl.Date))
+    ahead = sorted(window["ds"].unique().to_list())
+    held = _expected_naive(hierarchy.Y_df.filter(pl.col("ds") <= window["cutoff"].max()), job, ahead)
+    backtest = _by_level(window.join(held, on=["unique_id", "ds"]), hierarchy)
+    for skus, upper in (nightly, backtest):
+        assert skus.height == 3 * 10 and upper.height == 3 * 5
+        assert not np.allclose(skus["expected"].to_numpy(), skus["flat"].to_numpy())
+        np.testing.assert_allclose(skus["mean"].to_numpy(), skus["flat"].to_numpy(), rtol=1e-9)
+        np.testing.assert_allclose(upper["mean"].to_numpy(), upper["expected"].to_numpy(), rtol=1e-9)
 
 
 def test_trading_days_refused_for_daily_jobs():
@@ -126,7 +186,7 @@ def test_trading_days_refused_for_daily_jobs():
     data["models"]["trading_days"] = {"weekday_weights": [1] * 7}
     with pytest.raises(ValidationError, match="adjusts month and quarter jobs"):
         JobSpec.model_validate(data)
-    with pytest.raises(ValidationError, match="positive"):
+    with pytest.raises(ValidationError, match="greater than 0"):
         TradingDaysSpec(weekday_weights=[1, 1, 1, 0, 1, 1, 1])
 
 
@@ -141,10 +201,18 @@ def test_weekday_weights_file_errors_name_the_file_column_and_rows(tmp_path):
     dates.write_text("date,sales\n2016-01-04,10\n2016-13-01,12\n")
     with pytest.raises(td.DailyFileError, match=r"dates.csv: column 'date' .* lines 3$"):
         td.read_daily(dates, "date", "sales", {}, None)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("date,sales\n2016-01-04,10\n2016-01-05,\n")
+    with pytest.raises(td.DailyFileError, match=r"empty.csv: column 'sales' is empty or not a number >= 0 in lines 3$"):
+        td.read_daily(empty, "date", "sales", {}, None)
+    numbers = tmp_path / "numbers.csv"
+    numbers.write_text("date,sales\n20160104,10\n")
+    with pytest.raises(td.DailyFileError, match=r"numbers.csv: column 'date' holds Int64, not dates"):
+        td.read_daily(numbers, "date", "sales", {}, None)
     short = tmp_path / "short.csv"
     short.write_text("date,sales\n2016-01-04,10\n2016-01-05,12\n")
-    with pytest.raises(td.DailyFileError, match="every weekday"):
-        td.weekday_weights(td.read_daily(short, "date", "sales", {}, None), "date", "value")
+    with pytest.raises(td.DailyFileError, match="short.csv: weekday weights need every weekday"):
+        td.weekday_weights_of_file(short, "date", "sales", {}, None, [])
 
 
 def test_weekday_weights_command_prints_the_job_file_line():
@@ -159,19 +227,5 @@ def test_weekday_weights_command_prints_the_job_file_line():
     assert f"weekday_weights: {weights}" in result.output
     refused = CliRunner().invoke(app, [*args, "--closed", "25-12"])
     assert refused.exit_code != 0 and "--closed expects MM-DD" in refused.output
-
-
-def test_bottom_false_adjusts_only_the_aggregate_levels(tmp_path):
-    job = _seasonal_naive_job(tmp_path, bottom=False)
-    loaded, hierarchy = pipeline.load_hierarchy(job, date(2015, 12, 31))
-    base = pipeline.base_forecasts(hierarchy, loaded.prices, job, loaded.calendar)
-    months = [date(2016, 1, 1), date(2016, 2, 1), date(2016, 3, 1)]
-    adjusted = _expected_naive(hierarchy.Y_df, job, months)
-    got = base.forecasts.with_columns(pl.col("ds").cast(pl.Date)).join(adjusted, on=["unique_id", "ds"])
-    got = got.join(hierarchy.members.select("unique_id", "level"), on="unique_id")
-    skus, upper = got.filter(pl.col("level") == "sku"), got.filter(pl.col("level") != "sku")
-    np.testing.assert_allclose(upper["SeasonalNaive"].to_numpy(), upper["expected"].to_numpy(), rtol=1e-9)
-    flat = hierarchy.Y_df.with_columns(pl.col("ds").cast(pl.Date).dt.offset_by("12mo").alias("ds"))
-    skus = skus.join(flat.rename({"y": "year_before"}), on=["unique_id", "ds"])
-    assert skus.height == 3 * 10 and not np.allclose(skus["expected"].to_numpy(), skus["year_before"].to_numpy())
-    np.testing.assert_allclose(skus["SeasonalNaive"].to_numpy(), skus["year_before"].to_numpy(), rtol=1e-9)
+    twice = CliRunner().invoke(app, [*args, "--filter", "level=store"])
+    assert twice.exit_code != 0 and "--filter names a column twice" in twice.output
