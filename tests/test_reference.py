@@ -21,7 +21,8 @@ from forecasting.reference_tables import level_known, level_table, seasonal_leve
 def test_m5_monthly_job_file_holds_the_reference_choice(tmp_path):
     """The reference's selection (4 windows of 3 months ending 2015-12, each reconciling the Base chosen in them):
     the job file's primary models and published reconciliation must be its choice, so the nightly run publishes
-    what the benchmark scored (the selection backtest alone: 206 s on a quiet 2-core machine in stop 19, peak RSS 5.0 GB)."""
+    what the benchmark scored (the selection backtest alone: 206 s on a quiet 2-core machine in stop 19, peak RSS
+    5.0 GB)."""
     job = load_job("m5-monthly", output_root=str(tmp_path))
     _, selection = backtest_job(with_models(job), date(2015, 12, 31), 4, 3)
     assert selection.base_models == job.models.primary
