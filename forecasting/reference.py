@@ -180,22 +180,29 @@ def calibration_sources(backtest: Backtest) -> str:
     return ", ".join(f"{source} {n}" for source, n in counts.iter_rows())
 
 
-def m5_monthly(windows: int = 4, say: Callable[[str], None] = print) -> str:
+M5_MONTHLY_SELECTION_END = date(2015, 12, 31)
+M5_MONTHLY_HOLDOUT_END = date(2016, 3, 31)
+
+
+def m5_monthly(windows: int | None = None, say: Callable[[str], None] = print) -> str:
     """M5 monthly, all 30,490 SKUs: choose models and the published reconciliation over `windows` 3-month windows
-    ending 2015-12-31, hold out Jan-Mar 2016."""
+    ending 2015-12-31 (default: the job file's `backtest`, the one the nightly run calibrates on), hold out Jan-Mar
+    2016."""
     job = load_job("m5-monthly", output_root=str(output_root()))
     study = select_then_hold_out(
-        job, date(2015, 12, 31), date(2016, 3, 31), windows, 3, say, choose_reconciliation=True
+        job, M5_MONTHLY_SELECTION_END, M5_MONTHLY_HOLDOUT_END, windows, None, say, choose_reconciliation=True
     )
+    windows = study.windows
     levels = job.hierarchy.names
     metric = job.models.choice_metric
+    published = rec.publish_label(study.job)
     held = metric_table(study.holdout.metrics, "rmsse", levels)
     return "\n\n".join(
         [
             "## M5 monthly: RMSSE per level, Jan-Mar 2016 held out (trained through Dec 2015)",
             f"Models chosen per level by {metric} over {windows} earlier windows: {study.chosen}; those windows "
             f"reconcile that Base, and the published reconciliation is the one whose worst level relative to the "
-            f"best base there is least bad in them: {rec.publish_label(study.job)}. {study.seconds:.0f} s.",
+            f"best base there is least bad in them: {published}. {study.seconds:.0f} s.",
             markdown(held),
             "### Reconciled / best base model at each level, hold-out (target: <= 1 everywhere)",
             markdown(target_table(study.holdout.metrics, "rmsse", levels)),
@@ -205,6 +212,10 @@ def m5_monthly(windows: int = 4, say: Callable[[str], None] = print) -> str:
             markdown(metric_table(study.selection.metrics, "rmsse", levels)),
             f"### Selection windows: reconciled / best base model ({metric})",
             markdown(target_table(study.selection.metrics, metric, levels)),
+            "### Intervals: coverage and weighted scaled pinball loss (WSPL)",
+            "Reconciled intervals calibrated on (windows per source): "
+            f"selection {calibration_sources(study.selection)}; hold-out {calibration_sources(study.holdout)}.",
+            markdown(interval_table(study.selection.metrics, study.holdout.metrics, ["Base", published], levels)),
         ]
     )
 

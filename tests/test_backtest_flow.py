@@ -14,7 +14,7 @@ from support import backtested_daily_job, task_runs_of
 from flows.backtest import scheduled_backtest
 from flows.nightly import nightly_forecast
 from forecasting import pipeline
-from forecasting.config import project_root
+from forecasting.config import load_job, project_root
 from forecasting.outputs import read_manifest, run_dir
 
 MODELS = ["SeasonalNaive", "Naive"]  # backtested_daily_job's: fast, since the flow is under test, not the models
@@ -77,14 +77,19 @@ def test_a_bad_argument_fails_once_without_retries(harness, tmp_path):
     assert task_run.state.type == StateType.FAILED and task_run.run_count == 1  # retries are for I/O errors only
 
 
-def test_prefect_yaml_refreshes_the_daily_backtest_before_its_nightly_run():
+@pytest.mark.parametrize("job_name", ["m5-daily-warehouse", "m5-monthly"])
+def test_prefect_yaml_refreshes_the_backtest_before_the_nightly_run_that_reads_it(job_name):
+    """Both bundled M5 jobs read their latest backtest at night (the daily one its models, intervals and staffing
+    bands, the monthly one its reconciled intervals), so each has a weekly backtest deployment before its run."""
     root = project_root()
+    job = load_job(job_name)
+    assert job.reconciliation.calibration == "backtest"
     config = yaml.safe_load((root / "prefect.yaml").read_text())
     by_name = {d["name"]: d for d in config["deployments"]}
-    backtest, nightly = by_name["m5-daily-warehouse-backtest"], by_name["m5-daily-warehouse-nightly"]
+    backtest, nightly = by_name[f"{job_name}-backtest"], by_name[f"{job_name}-nightly"]
     path, _, func = backtest["entrypoint"].partition(":")
     assert (root / path).is_file() and func == scheduled_backtest.fn.__name__
-    assert backtest["parameters"] == {"job": nightly["parameters"]["job"]} == {"job": "m5-daily-warehouse"}
+    assert backtest["parameters"] == {"job": nightly["parameters"]["job"]} == {"job": job_name}
     assert nightly["parameters"]["lock_wait_seconds"] > 0  # a backtest publishing under the lock delays it only
     assert backtest["work_pool"] == nightly["work_pool"]
     assert backtest["concurrency_limit"] == {"limit": 1, "collision_strategy": "CANCEL_NEW"}

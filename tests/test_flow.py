@@ -98,7 +98,7 @@ def test_prefect_yaml_defines_the_nightly_deployment():
     [deployment] = [d for d in config["deployments"] if d["name"] == "m5-monthly-nightly"]
     path, _, func = deployment["entrypoint"].partition(":")
     assert (ROOT / path).is_file() and func == "nightly_forecast"
-    assert deployment["parameters"] == {"job": "m5-monthly"}
+    assert deployment["parameters"] == {"job": "m5-monthly", "lock_wait_seconds": 600}
     [schedule] = deployment["schedules"]
     assert schedule["cron"] == "30 2 * * *" and schedule["timezone"] == "Europe/Berlin"
     CronSchedule(cron=schedule["cron"], timezone=schedule["timezone"])  # a valid cron and IANA zone for Prefect

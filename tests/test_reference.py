@@ -13,18 +13,18 @@ from forecasting import pipeline
 from forecasting import reconcile as rec
 from forecasting.backtest import backtest_job
 from forecasting.config import load_job, project_root
-from forecasting.reference import M5_DAILY_SELECTION_END, with_models
+from forecasting.reference import M5_DAILY_SELECTION_END, M5_MONTHLY_SELECTION_END, with_models
 from forecasting.reference_tables import level_known, level_table, seasonal_level_errors, window_bias
 
 
 @pytest.mark.slow
 def test_m5_monthly_job_file_holds_the_reference_choice(tmp_path):
-    """The reference's selection (4 windows of 3 months ending 2015-12, each reconciling the Base chosen in them):
-    the job file's primary models and published reconciliation must be its choice, so the nightly run publishes
-    what the benchmark scored (the selection backtest alone: 206 s on a quiet 2-core machine in stop 19, peak RSS
-    5.0 GB)."""
+    """The reference's selection is the job's own backtest (its `backtest.windows` of 3 months ending 2015-12, each
+    reconciling the Base chosen in them): the job file's primary models and published reconciliation must be its
+    choice, so the nightly run publishes what the benchmark scored."""
     job = load_job("m5-monthly", output_root=str(tmp_path))
-    _, selection = backtest_job(with_models(job), date(2015, 12, 31), 4, 3)
+    _, selection = backtest_job(with_models(job), M5_MONTHLY_SELECTION_END)
+    assert selection.base["cutoff"].n_unique() == job.backtest.windows
     assert selection.base_models == job.models.primary
     assert rec.least_worst_method(selection.metrics, job.models.choice_metric) == rec.publish_label(job)
     assert not job.models.choose_from_backtest and not job.reconciliation.choose_from_backtest
