@@ -104,24 +104,32 @@ def _by_level(frame: pl.DataFrame, hierarchy) -> tuple[pl.DataFrame, pl.DataFram
     return frame.filter(pl.col("_level") == "sku"), frame.filter(pl.col("_level") != "sku")
 
 
+MONTHS = [date(2016, 1, 1), date(2016, 2, 1), date(2016, 3, 1)]
+
+
+def _nightly_naive(job: JobSpec):
+    """The nightly run's base forecasts as of 2015-12-31, joined to the expected seasonal naive of Jan-Mar 2016."""
+    loaded, hierarchy = pipeline.load_hierarchy(job, date(2015, 12, 31))
+    base = pipeline.base_forecasts(hierarchy, loaded.prices, job, loaded.calendar)
+    expected = _expected_naive(hierarchy.Y_df, job, MONTHS)
+    got = base.forecasts.with_columns(pl.col("ds").cast(pl.Date)).join(expected, on=["unique_id", "ds"])
+    return loaded, hierarchy, base, got
+
+
 def test_nightly_run_and_backtest_fit_on_adjusted_periods_and_publish_units(tmp_path):
     """SeasonalNaive makes the adjustment exact: a forecast is last year's month times the ratio of the two
     months' factors, in the nightly run and in every backtest window; in-sample fits and interval bounds are
     scaled back the same way."""
     job = _seasonal_naive_job(tmp_path, bottom=True)
-    loaded, hierarchy = pipeline.load_hierarchy(job, date(2015, 12, 31))
-    base = pipeline.base_forecasts(hierarchy, loaded.prices, job, loaded.calendar)
-    months = [date(2016, 1, 1), date(2016, 2, 1), date(2016, 3, 1)]
-    expected = _expected_naive(hierarchy.Y_df, job, months)
-    got = base.forecasts.with_columns(pl.col("ds").cast(pl.Date)).join(expected, on=["unique_id", "ds"])
-    assert got.height == expected.height == 3 * hierarchy.Y_df["unique_id"].n_unique()
+    loaded, hierarchy, base, got = _nightly_naive(job)
+    assert got.height == 3 * hierarchy.Y_df["unique_id"].n_unique()
     np.testing.assert_allclose(got["SeasonalNaive"].to_numpy(), got["expected"].to_numpy(), rtol=1e-9)
     assert not np.allclose(got["expected"].to_numpy(), got["flat"].to_numpy())
     # Feb 2016 had a 29th day: the forecast is above Feb 2015 by more than the flat seasonal naive would be; and a
     # closed day on a month start (Jan 1) does not close the month.
     total = got.filter(pl.col("unique_id") == "total").sort("ds")
     assert total["SeasonalNaive"][1] > total["flat"][1] * 1.03
-    assert (got.filter(pl.col("ds") == months[0])["SeasonalNaive"] > 0).any()
+    assert (got.filter(pl.col("ds") == MONTHS[0])["SeasonalNaive"] > 0).any()
 
     # Intervals: the library's seasonal naive on the adjusted history, its bounds times f.
     from statsforecast import StatsForecast
@@ -162,11 +170,7 @@ def test_bottom_false_adjusts_only_the_aggregate_levels(tmp_path):
     """The shipped setting: the SKUs' models see raw sales (flat seasonal naive), the aggregates' adjusted ones, in
     the nightly run and in the backtest."""
     job = _seasonal_naive_job(tmp_path, bottom=False)
-    loaded, hierarchy = pipeline.load_hierarchy(job, date(2015, 12, 31))
-    base = pipeline.base_forecasts(hierarchy, loaded.prices, job, loaded.calendar)
-    months = [date(2016, 1, 1), date(2016, 2, 1), date(2016, 3, 1)]
-    expected = _expected_naive(hierarchy.Y_df, job, months)
-    got = base.forecasts.with_columns(pl.col("ds").cast(pl.Date)).join(expected, on=["unique_id", "ds"])
+    loaded, hierarchy, base, got = _nightly_naive(job)
     nightly = _by_level(got.rename({"SeasonalNaive": "mean"}), hierarchy)
     bt = run_backtest(hierarchy, loaded.prices, job, windows=1, step=3, calendar=loaded.calendar)
     window = bt.base.filter(pl.col("model") == "SeasonalNaive").with_columns(pl.col("ds").cast(pl.Date))
@@ -190,29 +194,27 @@ def test_trading_days_refused_for_daily_jobs():
         TradingDaysSpec(weekday_weights=[1, 1, 1, 0, 1, 1, 1])
 
 
-def test_weekday_weights_file_errors_name_the_file_column_and_rows(tmp_path):
-    bad = tmp_path / "daily.csv"
-    bad.write_text("date,sales\n2016-01-04,10\n2016-01-05,x\n2016-01-06,-3\n")
-    with pytest.raises(td.DailyFileError, match=r"daily.csv: column 'sales' .* lines 3, 4"):
-        td.read_daily(bad, "date", "sales", {}, None)
-    with pytest.raises(td.DailyFileError, match=r"column\(s\) \['qty'\] not in the file"):
-        td.read_daily(bad, "date", "qty", {}, None)
-    dates = tmp_path / "dates.csv"
-    dates.write_text("date,sales\n2016-01-04,10\n2016-13-01,12\n")
-    with pytest.raises(td.DailyFileError, match=r"dates.csv: column 'date' .* lines 3$"):
-        td.read_daily(dates, "date", "sales", {}, None)
-    empty = tmp_path / "empty.csv"
-    empty.write_text("date,sales\n2016-01-04,10\n2016-01-05,\n")
-    with pytest.raises(td.DailyFileError, match=r"empty.csv: column 'sales' is empty or not a number >= 0 in lines 3$"):
-        td.read_daily(empty, "date", "sales", {}, None)
-    numbers = tmp_path / "numbers.csv"
-    numbers.write_text("date,sales\n20160104,10\n")
-    with pytest.raises(td.DailyFileError, match=r"numbers.csv: column 'date' holds Int64, not dates"):
-        td.read_daily(numbers, "date", "sales", {}, None)
-    short = tmp_path / "short.csv"
-    short.write_text("date,sales\n2016-01-04,10\n2016-01-05,12\n")
-    with pytest.raises(td.DailyFileError, match="short.csv: weekday weights need every weekday"):
-        td.weekday_weights_of_file(short, "date", "sales", {}, None, [])
+@pytest.mark.parametrize(
+    ("name", "text", "value_column", "message"),
+    [
+        ("daily.csv", "2016-01-04,10\n2016-01-05,x\n2016-01-06,-3\n", "sales", r"column 'sales' .* lines 3, 4$"),
+        ("daily.csv", "2016-01-04,10\n", "qty", r"column\(s\) \['qty'\] not in the file"),
+        ("dates.csv", "2016-01-04,10\n2016-13-01,12\n", "sales", r"column 'date' .* lines 3$"),
+        (
+            "empty.csv",
+            "2016-01-04,10\n2016-01-05,\n",
+            "sales",
+            r"column 'sales' is empty or not a number >= 0 in lines 3$",
+        ),
+        ("numbers.csv", "20160104,10\n", "sales", r"column 'date' holds Int64, not dates"),
+        ("short.csv", "2016-01-04,10\n2016-01-05,12\n", "sales", r"weekday weights need every weekday"),
+    ],
+)
+def test_weekday_weights_file_errors_name_the_file_column_and_rows(tmp_path, name, text, value_column, message):
+    path = tmp_path / name
+    path.write_text("date,sales\n" + text)
+    with pytest.raises(td.DailyFileError, match=f"^{path}: {message}"):
+        td.weekday_weights_of_file(path, "date", value_column, {}, None, [])
 
 
 def test_weekday_weights_command_prints_the_job_file_line():
