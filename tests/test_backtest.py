@@ -18,7 +18,11 @@ from forecasting.pipeline import aggregate, load, validate
 
 @pytest.fixture(scope="module")
 def backtest(tmp_path_factory):
-    job = slice_job(tmp_path_factory.mktemp("backtest"))
+    """A 3-window backtest of the monthly slice with in-sample calibration: the baseline the calibration tests below
+    set `calibration: backtest` against (the bundled job file calibrates on its backtest)."""
+    bundled = slice_job(tmp_path_factory.mktemp("bundled"))
+    reconciliation = bundled.reconciliation.model_dump() | {"calibration": "insample"}
+    job = slice_job(tmp_path_factory.mktemp("backtest"), reconciliation=reconciliation)
     folder, result = backtest_job(job, windows=3)
     return job, folder, result
 
