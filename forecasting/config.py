@@ -18,6 +18,7 @@ from forecasting.labour import StaffingSpec
 from forecasting.specs import (
     IDENTIFIER,
     JOB_NAME,
+    TRADING_DAY_PERIODS,
     BacktestSpec,
     HierarchySpec,
     ModelSpec,
@@ -198,8 +199,10 @@ class JobSpec(Strict):
         absent = [lv for lv in self.hierarchy.levels if lv not in self.models.primary]
         if absent:
             raise ValueError(f"models.primary has no model for level(s) {absent}")
-        if self.models.trading_days is not None and self.freq not in ("month", "quarter"):
-            raise ValueError(f"models.trading_days adjusts month and quarter jobs, not freq {self.freq!r}")
+        if self.models.trading_days is not None and self.freq not in TRADING_DAY_PERIODS:
+            raise ValueError(
+                f"models.trading_days adjusts {' and '.join(TRADING_DAY_PERIODS)} jobs, not freq {self.freq!r}"
+            )
         middle = self.reconciliation.middle_level
         if middle is not None and middle not in list(self.hierarchy.levels)[:-1]:
             raise ValueError(f"reconciliation.middle_level {middle!r} is not a level above the bottom of the hierarchy")

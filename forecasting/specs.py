@@ -27,6 +27,10 @@ class LevelRatioSpec(Strict):
     window: int = Field(28, ge=1, le=1000)
 
 
+# The periods a trading-day adjustment applies to, and their mean length in days.
+TRADING_DAY_PERIODS = {"month": 365.2425 / 12, "quarter": 365.2425 / 4}
+
+
 class TradingDaysSpec(Strict):
     """Monthly / quarterly calendar adjustment (forecasting.trading_days): weights of Monday .. Sunday."""
 
@@ -242,8 +246,9 @@ class ModelSpec(Strict):
     )
     closed_days: list[str] = Field(
         default_factory=list,
-        description="MM-DD days the business is closed every year (M5: 12-25): their history is imputed from the "
-        "same weekday one and two seasons earlier for training, their forecasts are 0",
+        description="MM-DD days the business is closed every year (M5: 12-25): in a daily job their history is "
+        "imputed from the same weekday one and two seasons earlier for training and their forecasts are 0; in a "
+        "coarser job they only count as days without trading (models.trading_days)",
     )
 
     @field_validator("closed_days")

@@ -22,12 +22,11 @@ import numpy as np
 import polars as pl
 from scipy.stats import norm
 
-from forecasting.config import JobSpec
+from forecasting.config import POLARS_FREQ, JobSpec
 from forecasting.labour import Scenario, load_standards, standards_for
 from forecasting.outputs import run_dir
 
 QUANTILES = {"p50": 0.5, "p80": 0.8, "p95": 0.95}
-PERIOD_STEP = {"day": "1d", "week": "1w", "month": "1mo", "quarter": "3mo"}
 SCHEMA = {
     "region": pl.String,
     "warehouse": pl.String,
@@ -100,7 +99,7 @@ def apply_scenario(forecast: pl.DataFrame, scenario: Scenario | None) -> pl.Data
 
 def period_days(freq: str) -> pl.Expr:
     """Calendar days in the period starting at ds."""
-    return (pl.col("ds").dt.offset_by(PERIOD_STEP[freq]) - pl.col("ds")).dt.total_days().cast(pl.Float64)
+    return (pl.col("ds").dt.offset_by(POLARS_FREQ[freq]) - pl.col("ds")).dt.total_days().cast(pl.Float64)
 
 
 @dataclass(frozen=True)

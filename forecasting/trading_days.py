@@ -14,18 +14,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import polars as pl
 
-from forecasting.specs import TradingDaysSpec
+from forecasting.config import POLARS_FREQ, JobSpec
+from forecasting.specs import TRADING_DAY_PERIODS, TradingDaysSpec
 from forecasting.transforms import closed_mask
 
-if TYPE_CHECKING:
-    from forecasting.config import JobSpec
-
-PERIOD_STEP = {"month": "1mo", "quarter": "3mo"}
-MEAN_DAYS = {"month": 365.2425 / 12, "quarter": 365.2425 / 4}
 FACTOR = "__trading_factor"
 
 
@@ -104,15 +99,16 @@ def weekday_weights_of_file(
 def period_factors(ds: pl.Series, freq: str, spec: TradingDaysSpec, closed_days: Sequence[str] = ()) -> pl.DataFrame:
     """(ds, factor) for every distinct period start in `ds`: the sum of the weekday weights of the period's open
     days over the average period length (weights scaled to a mean of 1, so f is near 1 for an average period)."""
+    step, mean_days = POLARS_FREQ[freq], TRADING_DAY_PERIODS[freq]
     weights = spec.weekday_weights
     scaled = {i + 1: w * 7 / sum(weights) for i, w in enumerate(weights)}
     starts = ds.cast(pl.Date).unique().to_frame("ds")
-    end = pl.col("ds").dt.offset_by(PERIOD_STEP[freq]).dt.offset_by("-1d")
+    end = pl.col("ds").dt.offset_by(step).dt.offset_by("-1d")
     days = starts.with_columns(pl.date_ranges("ds", end).alias("day")).explode("day")
     if closed_days:
         days = days.filter(~closed_mask(pl.col("day"), list(closed_days)))
     weight = pl.col("day").dt.weekday().replace_strict(scaled, return_dtype=pl.Float64)
-    return days.group_by("ds").agg((weight.sum() / MEAN_DAYS[freq]).alias(FACTOR))
+    return days.group_by("ds").agg((weight.sum() / mean_days).alias(FACTOR))
 
 
 def _with_factor(frame: pl.DataFrame, freq: str, spec: TradingDaysSpec, closed_days: Sequence[str]) -> pl.DataFrame:
