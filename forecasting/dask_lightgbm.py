@@ -13,7 +13,7 @@ What DistributedMLForecast (mlforecast 1.1.0) lacks, and what is used instead, l
   in-sample fit as the local run.
 
 Where LightGBM trains (job.engine.lightgbm_training): LightGBM's data-parallel learner is not its single-machine
-learner, so on two workers it does not give the local model (README, "Local vs Dask LightGBM", measured): each worker
+learner, so on two workers it does not give the local model (docs/scale.md, "Local vs Dask LightGBM"): each worker
 bins some features from its own rows (lightgbm-org/LightGBM#3835; `forcedbins_filename` cannot pin them in 4.7, whose
 distributed loader gives rank > 0 another feature's forced bounds, lightgbm-org/LightGBM#7436), the boosting starts
 from the unweighted mean of each worker's own starting score, and after the first split the learner sizes leaves by

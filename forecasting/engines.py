@@ -4,7 +4,7 @@ Dask DataFrame partitions the series by unique_id and fits each partition on the
 transform); the global LightGBM gets its features, cross-validation, forecasts and in-sample fits from mlforecast's
 DistributedMLForecast on the cluster and trains with LightGBM's Dask estimator (forecasting.dask_lightgbm): on one
 worker by default, bit for bit the local numbers; data-parallel across the workers on request, not the local numbers
-(README).
+(docs/scale.md).
 
 Job file:
     engine: {kind: dask, scheduler: "tcp://scheduler.internal:8786"}   # a running cluster
@@ -55,7 +55,7 @@ class EngineSpec(Strict):
         description="dask: how the global LightGBM trains on the features the cluster built. one_worker: LightGBM's "
         "single-machine learner on one worker (the local run's numbers bit for bit, on any number of workers); "
         "data_parallel: LightGBM's data-parallel learner across the workers, for training sets larger than one "
-        "worker's memory (not the local numbers: README, 'Local vs Dask LightGBM')",
+        "worker's memory (not the local numbers: docs/scale.md, 'Local vs Dask LightGBM')",
     )
 
 

@@ -36,7 +36,7 @@ from forecasting import synthetic
 from forecasting.config import JobSpec, load_job, project_root
 
 CALIBRATION_WINDOW = 26  # conformal intervals calibrated on the last 26 weeks every series has fits for
-NONNEGATIVE = "clip"  # reconcile unconstrained, clip and sum up only if a bottom value is negative (README, Scale)
+NONNEGATIVE = "clip"  # reconcile unconstrained, clip and sum up only if a bottom value is negative (docs/scale.md)
 ROWS_PER_PARTITION = 5_000_000  # local engine: series are fitted in groups of about this many history rows
 PUBLISHED = {"series": 1_000_000, "minutes": 4.81, "cpus": 128, "windows": 7, "models_counted": 10, "models_run": 9}
 

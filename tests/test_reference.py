@@ -172,7 +172,7 @@ def test_seasonal_naive_of_the_aggregates_scores_like_the_published_benchmark_ta
     )
     table = naive_relative(held, ["Base", "SeasonalNaive"])
     assert table["level"].to_list() == ["total", "region", "warehouse"]
-    assert [round(v, 3) for v in table["SeasonalNaive, this window"]] == [0.751, 0.753, 0.798]  # README benchmark 1
+    assert [round(v, 3) for v in table["SeasonalNaive, this window"]] == [0.751, 0.753, 0.798]  # docs/benchmarks.md
     assert table["Base / SeasonalNaive"].to_list() == [0.0, 0.0, 0.0]
     assert table["SeasonalNaive / SeasonalNaive"].to_list() == [1.0, 1.0, 1.0]
     total = M5_PUBLISHED["total"]
