@@ -126,13 +126,21 @@ def adjust(Y: pl.DataFrame, freq: str, spec: TradingDaysSpec | None, closed_days
     return out.with_columns((pl.col("y") / pl.col(FACTOR)).alias("y")).drop(FACTOR)
 
 
+KEYS = ("unique_id", "ds", "cutoff")  # the only columns of a forecast or fit frame that are not in units
+
+
 def restore(
     frame: pl.DataFrame, freq: str, spec: TradingDaysSpec | None, closed_days: Sequence[str] = ()
 ) -> pl.DataFrame:
-    """Every float column (forecasts, interval bounds, fits, y) times f: back from adjusted periods to units."""
+    """Every column but the keys (forecasts, interval bounds, fits, y) times f: back from adjusted periods to units.
+    A non-key column that is not a float is refused rather than guessed at (a feature or a label must not be
+    scaled, and a value must not be left unscaled)."""
     if spec is None or frame.is_empty():
         return frame
-    values = [c for c, t in frame.schema.items() if t.is_float()]
+    values = [c for c in frame.columns if c not in KEYS]
+    odd = [c for c in values if not frame.schema[c].is_float()]
+    if odd:
+        raise ValueError(f"trading-day restore: columns {odd} are neither keys {list(KEYS)} nor float values")
     out = _with_factor(frame, freq, spec, closed_days)
     return out.with_columns(pl.col(c) * pl.col(FACTOR) for c in values).drop(FACTOR)
 

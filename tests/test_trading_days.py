@@ -61,6 +61,23 @@ def test_adjust_then_restore_gives_the_history_back_and_keeps_sums():
     np.testing.assert_allclose(adjusted_sum["y"].to_numpy(), td.adjust(total, "month", spec, closed)["y"].to_numpy())
 
 
+def test_restore_scales_every_value_column_and_refuses_a_column_it_cannot_place():
+    """Forecasts, bounds and y are scaled back; keys are not; a non-float extra column is an error, not a guess."""
+    spec = load_job("m5-monthly").models.trading_days
+    frame = pl.DataFrame(
+        {"unique_id": ["a", "a"], "ds": [date(2016, 1, 1), date(2016, 2, 1)], "cutoff": [date(2015, 12, 1)] * 2}
+    ).with_columns(pl.lit(10.0).alias("y"), pl.lit(10.0).alias("M"), pl.lit(8.0).alias("M-lo-80"))
+    by_month = dict(td.period_factors(frame["ds"], "month", spec).iter_rows())
+    factors = np.array([by_month[d] for d in frame["ds"]])
+    assert not np.allclose(factors, 1.0)
+    restored = td.restore(frame, "month", spec)
+    for column, value in (("y", 10.0), ("M", 10.0), ("M-lo-80", 8.0)):
+        np.testing.assert_allclose(restored[column].to_numpy(), value * factors)
+    assert restored.select("unique_id", "ds", "cutoff").equals(frame.select("unique_id", "ds", "cutoff"))
+    with pytest.raises(ValueError, match=r"\['model'\] are neither keys"):
+        td.restore(frame.with_columns(pl.lit("x").alias("model")), "month", spec)
+
+
 def _seasonal_naive_job(tmp_path: Path, bottom: bool) -> JobSpec:
     """The m5-monthly slice with SeasonalNaive everywhere, the job file's weights, adjusting the SKUs or not. New
     Year's Day closed as well: on a month start, where it must only count as a day without trading."""
