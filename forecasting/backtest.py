@@ -15,8 +15,6 @@ from pathlib import Path
 
 import polars as pl
 from statsforecast import StatsForecast
-from utilsforecast.evaluation import evaluate
-from utilsforecast.losses import bias, coverage, mae, mase, rmse
 
 from forecasting import evaluation as ev
 from forecasting import features, models, outputs, trading_days, transforms
@@ -25,6 +23,7 @@ from forecasting import reconcile as rec
 from forecasting.config import PANDAS_FREQ, JobSpec
 from forecasting.locks import output_lock
 from forecasting.pipeline import best_models, choose_base, model_inputs, out_of_sample_errors
+from forecasting.scoring import scores
 
 KEYS = ["unique_id", "ds", "cutoff"]
 
@@ -35,6 +34,7 @@ class Backtest:
     reconciled: pl.DataFrame  # long: ... , method, published, mean, lo/hi, y
     metrics: pl.DataFrame  # level, kind, model, mae, rmse, rmsse, bias, coverage_80/95, spl, wrmsse, wspl, ...
     base_models: dict[str, str]  # level -> the model behind Base in these windows (what was reconciled)
+    series_metrics: pl.DataFrame  # unique_id, level, keys, kind, model, the same metrics per series over the windows
 
 
 def _statistical_cv(
@@ -145,7 +145,8 @@ def run_backtest(
     candidates = hier.level_of(hierarchy.members, models.wide_to_long(forecasts, job.levels, KEYS)).join(
         actuals, on=KEYS, how="left"
     )
-    candidate_metrics = score(candidates, "model", hierarchy.Y_df, weigh, "base", job.season_length)
+    candidate_scores = scores(candidates, "model", hierarchy.Y_df, weigh, "base", job.season_length)
+    candidate_metrics = candidate_scores.levels
     # With choose_from_backtest the nightly run takes Base per level from these very scores, so the windows
     # reconcile that Base (not the job file's): the reconciliation chosen from them is chosen for what it will get.
     primary = dict(job.models.primary)
@@ -175,15 +176,19 @@ def run_backtest(
         .join(actuals, on=KEYS, how="left")
         .with_columns((pl.col("method") == published).alias("published"))
     )
-    metrics = pl.concat(
-        [
-            candidate_metrics,
-            score(base_rows, "model", hierarchy.Y_df, weigh, "base", job.season_length),
-            score(reconciled_long, "method", hierarchy.Y_df, weigh, "reconciled", job.season_length),
-        ]
-    ).sort("level", "kind", "model")
+    parts = [
+        candidate_scores,
+        scores(base_rows, "model", hierarchy.Y_df, weigh, "base", job.season_length),
+        scores(reconciled_long, "method", hierarchy.Y_df, weigh, "reconciled", job.season_length),
+    ]
+    metrics = pl.concat([p.levels for p in parts]).sort("level", "kind", "model")
+    per_series = pl.concat([p.series for p in parts]).join(hierarchy.members.drop("level"), on="unique_id")
+    keys = [c for c in hierarchy.members.columns if c not in ("unique_id", "level")]
+    per_series = per_series.select("unique_id", "level", *keys, pl.exclude("unique_id", "level", *keys))
     base_long = pl.concat([candidates, base_rows.select(candidates.columns)])
-    return Backtest(base=base_long, reconciled=reconciled_long, metrics=metrics, base_models=primary)
+    return Backtest(
+        base_long, reconciled_long, metrics, primary, per_series.sort("level", "unique_id", "kind", "model")
+    )
 
 
 def _calibration_rows(base_rows: pl.DataFrame, prior_base: pl.DataFrame | None, job: JobSpec) -> pl.DataFrame | None:
@@ -211,16 +216,6 @@ def window_calibration(
     return window_fit, "in-sample fits"
 
 
-def _nixtla_wide(window: pl.DataFrame, by: str) -> pl.DataFrame:
-    """Long rows of one window -> unique_id, ds, y, <model>, <model>-lo-80 ... as utilsforecast's metrics expect."""
-    wide = window.select("unique_id", "ds", "y").unique()
-    for name in sorted(window[by].unique().to_list()):
-        rename = {"mean": name} | {f"{side}_{lv}": f"{name}-{side}-{lv}" for lv in (80, 95) for side in ("lo", "hi")}
-        part = window.filter(pl.col(by) == name).select("unique_id", "ds", *rename).rename(rename)
-        wide = wide.join(part, on=["unique_id", "ds"], how="left")
-    return wide
-
-
 def window_weights(
     hierarchy: hier.Hierarchy, prices: pl.DataFrame | None, job: JobSpec, history: pl.DataFrame
 ) -> pl.DataFrame:
@@ -230,102 +225,6 @@ def window_weights(
         return ev.m5_official_weights(job.official_weights_path())
     bottom = history.filter(pl.col("unique_id").is_in(hierarchy.ids(hierarchy.bottom)))
     return ev.sales_weights(bottom, hierarchy.S, hierarchy.members, job.horizon, prices)
-
-
-def score(
-    long: pl.DataFrame,
-    by: str,
-    train: pl.DataFrame,
-    weigh: Callable[[pl.DataFrame], pl.DataFrame],
-    kind: str,
-    season_length: int = 1,
-) -> pl.DataFrame:
-    """Per level and model, over series and windows: MAE, RMSE, RMSSE (M5's: scaled by the one-step naive error of
-    the history before the cutoff from the series' first non-zero value), MASE (scaled by the seasonal naive error
-    at lag `season_length`, fpp3's), bias (sum of errors / sum of actuals),
-    80/95 % coverage, scaled pinball loss over the 2.5/10/50/90/97.5 % quantiles, and the weighted WRMSSE and WSPL
-    per level (weights from `weigh(history)`), averaged over windows."""
-    rows, weighted = [], []
-    for cutoff in sorted(long["cutoff"].unique().to_list()):
-        window = long.filter(pl.col("cutoff") == cutoff)
-        wide = _nixtla_wide(window, by)
-        names = sorted(window[by].unique().to_list())
-        history = train.filter(pl.col("ds") <= cutoff)
-        per_series = evaluate(
-            wide,
-            metrics=[mae, rmse, partial(mase, seasonality=season_length), bias, coverage],
-            models=names,
-            train_df=history,
-            level=[80, 95],
-        )
-        melted = per_series.unpivot(index=["unique_id", "metric"], variable_name=by, value_name="value")
-        actuals = wide.select("unique_id", "ds", "y")
-        scale = ev.m5_rmsse_scale(history)
-        m5 = ev.rmsse_per_series(wide, actuals, scale, names).join(
-            _spl(wide, actuals, history, names), on=["unique_id", "model"]
-        )
-        m5_long = m5.unpivot(index=["unique_id", "model"], variable_name="metric", value_name="value").rename(
-            {"model": by}
-        )
-        rows.append(pl.concat([melted, m5_long.select(melted.columns)]).with_columns(pl.lit(cutoff).alias("cutoff")))
-        weighted.append(_weighted_scores(m5, weigh(history)))
-    per_series = (
-        pl.concat(rows)
-        .pivot(on="metric", index=["unique_id", by, "cutoff"], values="value")
-        .rename({"coverage_level80": "coverage_80", "coverage_level95": "coverage_95"})
-    )
-    mean_y = long.group_by("unique_id", by, "cutoff").agg(pl.col("y").mean().alias("mean_y"))
-    levels = long.select("unique_id", "level").unique()
-    joined = per_series.join(mean_y, on=["unique_id", by, "cutoff"]).join(levels, on="unique_id")
-    per_level = (
-        joined.group_by("level", by)
-        .agg(
-            pl.col("mae").mean(),
-            pl.col("rmse").mean(),
-            pl.col("rmsse").filter(pl.col("rmsse").is_finite()).mean(),
-            pl.col("mase").filter(pl.col("mase").is_finite()).mean(),
-            (pl.col("bias").sum() / pl.col("mean_y").sum()).alias("bias"),
-            pl.col("coverage_80").mean(),
-            pl.col("coverage_95").mean(),
-            pl.col("spl").filter(pl.col("spl").is_finite()).mean(),
-            pl.col("unique_id").n_unique().alias("series"),
-            pl.col("cutoff").n_unique().alias("windows"),
-        )
-        .rename({by: "model"})
-    )
-    weighted_mean = pl.concat(weighted).group_by("level", "model").agg(pl.col("wrmsse").mean(), pl.col("wspl").mean())
-    return (
-        per_level.join(weighted_mean, on=["level", "model"], how="left")
-        .with_columns(pl.lit(kind).alias("kind"))
-        .select(*METRIC_COLUMNS)
-        .sort("level", "kind", "model")
-    )
-
-
-METRIC_COLUMNS = [
-    "level", "kind", "model", "mae", "rmse", "rmsse", "wrmsse", "mase", "bias",
-    "coverage_80", "coverage_95", "spl", "wspl", "series", "windows",
-]  # fmt: skip
-
-
-def _weighted_scores(per_series: pl.DataFrame, weights: pl.DataFrame) -> pl.DataFrame:
-    """WRMSSE and WSPL per level and model, for the models run at that level. Series without a finite score (no
-    non-zero history before the cutoff, so no scale) or without weight are left out and the level's weights
-    renormalised over the rest, as M5 scored only series with sales."""
-    finite = per_series.filter(pl.col("rmsse").is_finite() & pl.col("spl").is_finite())
-    frames = []
-    for model in finite["model"].unique().sort().to_list():
-        scores = finite.filter(pl.col("model") == model)
-        usable = weights.filter((pl.col("weight") > 0) & pl.col("unique_id").is_in(scores["unique_id"].implode()))
-        usable = usable.with_columns(pl.col("weight") / pl.col("weight").sum().over("level"))
-        frames.append(ev.wrmsse(scores, usable).join(ev.wspl(scores, usable), on=["level", "model"]))
-    return pl.concat(frames)
-
-
-def _spl(wide: pl.DataFrame, actuals: pl.DataFrame, history: pl.DataFrame, names: list[str]) -> pl.DataFrame:
-    """Scaled pinball loss per series over the quantiles the 80/95 % intervals and the point forecast give."""
-    quantiles, taus = ev.intervals_to_quantiles(wide, names, [80, 95])
-    return ev.scaled_pinball_loss(quantiles, actuals, ev.m5_spl_scale(history), taus, models=names)
 
 
 BACKTESTS = "backtests"
@@ -356,7 +255,12 @@ def backtest_job(
         job = job.model_copy(update={"horizon": horizon})
     loaded, hierarchy = pipeline.load_hierarchy(job, as_of)
     result = run_backtest(hierarchy, loaded.prices, job, windows, step, progress, loaded.calendar, prior_base)
-    tables = {"backtest_base": result.base, "backtest_reconciled": result.reconciled, "metrics": result.metrics}
+    tables = {
+        "backtest_base": result.base,
+        "backtest_reconciled": result.reconciled,
+        "metrics": result.metrics,
+        "series_metrics": result.series_metrics,
+    }
     manifest = {
         "job": job.name,
         "as_of": loaded.as_of.isoformat(),

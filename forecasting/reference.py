@@ -111,7 +111,8 @@ def m5_daily(windows: int | None = None, say: Callable[[str], None] = print) -> 
     the nightly run chooses and calibrates from), score d_1914..d_1941; then split the hold-out error into level and
     day-to-day shape, and show how far the hold-out's level could be known ahead."""
     from forecasting import pipeline
-    from forecasting.backtest import score, window_weights
+    from forecasting.backtest import window_weights
+    from forecasting.scoring import score
 
     job = load_job("m5-daily-warehouse", output_root=str(output_root()))
     study = select_then_hold_out(job, M5_DAILY_SELECTION_END, M5_DAILY_HOLDOUT_END, windows, None, say)

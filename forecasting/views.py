@@ -11,8 +11,9 @@ from forecasting.outputs import run_dir
 
 def open_views(job: JobSpec, as_of: str | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with views over the job's latest (or given) run and, when one has been
-    published, its latest backtest (backtest_base, backtest_reconciled, backtest_metrics), and the staffing what-ifs
-    and plan backtests written by `forecasting staff` (staffing_scenarios, staffing_backtest)."""
+    published, its latest backtest (backtest_base, backtest_reconciled, backtest_metrics, backtest_series_metrics),
+    and the staffing what-ifs and plan backtests written by `forecasting staff` (staffing_scenarios,
+    staffing_backtest)."""
     con = duckdb.connect()
     found = False
     try:
@@ -23,8 +24,11 @@ def open_views(job: JobSpec, as_of: str | None = None) -> duckdb.DuckDBPyConnect
         if as_of:
             raise
     try:
-        con.execute("SET VARIABLE backtest_dir = ?", [str(run_dir(job, None, subdir="backtests"))])
+        backtest = run_dir(job, None, subdir="backtests")
+        con.execute("SET VARIABLE backtest_dir = ?", [str(backtest)])
         _run_script(con, "backtest_views")
+        if (backtest / "series_metrics.parquet").exists():
+            _run_script(con, "backtest_series_views")
         found = True
     except FileNotFoundError:
         pass

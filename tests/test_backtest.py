@@ -64,6 +64,45 @@ def test_metrics_by_hand(backtest):
     assert result.metrics["coverage_80"].is_between(0, 1).all()
 
 
+def test_series_metrics_by_hand_and_consistent_with_the_level_table(backtest):
+    """Per series: every series x base model / method of the backtest, MAE and relative bias recomputed from the
+    stored rows, RMSSE from the M5 scale of the history before each cutoff; the level table is their mean."""
+    from forecasting import evaluation as ev
+
+    job, folder, result = backtest
+    series = result.series_metrics
+    assert (folder / "series_metrics.parquet").exists()
+    assert pl.read_parquet(folder / "series_metrics.parquet").equals(series)
+    assert series.columns[:5] == ["unique_id", "level", "region", "warehouse", "sku"]
+    published = rec.publish_label(job)
+    expected = result.reconciled.select("unique_id", "method").unique().height
+    assert series.filter(pl.col("kind") == "reconciled").height == expected
+    n_series = result.reconciled["unique_id"].n_unique()
+    assert series.filter((pl.col("kind") == "reconciled") & (pl.col("model") == published)).height == n_series
+
+    rows = result.reconciled.filter(pl.col("method") == published)
+    one = "total/CA/CA_1"
+    mine = rows.filter(pl.col("unique_id") == one)
+    stored = series.filter((pl.col("unique_id") == one) & (pl.col("model") == published)).row(0, named=True)
+    window_mae = mine.group_by("cutoff").agg((pl.col("mean") - pl.col("y")).abs().mean())["mean"]
+    assert stored["mae"] == pytest.approx(window_mae.mean())
+    assert stored["bias"] == pytest.approx((mine["mean"].sum() - mine["y"].sum()) / mine["y"].sum())
+    hierarchy = aggregate(validate(load(job), job), job)
+    rmsse = []
+    for cutoff in sorted(mine["cutoff"].unique().to_list()):
+        scale = ev.m5_rmsse_scale(hierarchy.Y_df.filter((pl.col("unique_id") == one) & (pl.col("ds") <= cutoff)))
+        window = mine.filter(pl.col("cutoff") == cutoff)
+        mse = ((window["mean"] - window["y"]) ** 2).mean()
+        rmsse.append((mse / scale["scale"].item()) ** 0.5)
+    assert stored["rmsse"] == pytest.approx(np.mean(rmsse))
+    assert stored["windows"] == 3 and stored["warehouse"] == "CA_1" and stored["sku"] is None
+
+    per_level = series.group_by("level", "kind", "model").agg(pl.col("mae").mean().alias("from_series"))
+    joined = result.metrics.join(per_level, on=["level", "kind", "model"])
+    assert joined.height == result.metrics.height
+    np.testing.assert_allclose(joined["mae"].to_numpy(), joined["from_series"].to_numpy(), rtol=1e-12)
+
+
 def test_cli_backtest_then_query(tmp_path):
     import yaml
 
@@ -77,6 +116,11 @@ def test_cli_backtest_then_query(tmp_path):
     query = "SELECT count(DISTINCT cutoff) AS windows, min(cutoff) AS first, max(ds) AS last FROM backtest_reconciled"
     answer = runner.invoke(app, ["query", "--job", str(path), "--format", "csv", query])
     assert answer.output.strip().splitlines()[-1] == "2,2015-12-01,2016-03-01"  # cutoffs 1 month apart
+    per_series = "SELECT string_agg(warehouse, ' ' ORDER BY warehouse), min(windows), count(*) FILTER (rmsse > 0) "
+    per_series += "FROM backtest_series_metrics WHERE level = 'warehouse' AND kind = 'base' AND model = 'Base'"
+    answer = runner.invoke(app, ["query", "--job", str(path), "--format", "csv", per_series])
+    assert answer.exit_code == 0, answer.output
+    assert answer.output.strip().splitlines()[-1] == "CA_1 TX_1,2,2"
     result = runner.invoke(app, ["backtest", "--job", str(path), "--horizon", "2", "--windows", "1", "--step", "2"])
     assert result.exit_code == 0, result.output
     answer = runner.invoke(app, ["query", "--job", str(path), "--format", "csv", query])

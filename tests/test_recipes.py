@@ -39,6 +39,7 @@ def test_every_recipe_is_tested():
         "headcount_next_month_p80",
         "headcount_next_week_p80",
         "next_month_demand_by_warehouse",
+        "series_most_wrong",
         "sku_forecast_moved_most",
     ]
 
@@ -220,3 +221,29 @@ def test_cli_diff_and_recipe(planner_runs, tmp_path):
     )
     bad = CliRunner().invoke(app, ["recipe", "nope", "--job", str(job_file)])
     assert bad.exit_code == 2 and "no recipe 'nope'" in bad.output
+
+
+def test_series_most_wrong(planner_runs):
+    """The published method's per-series RMSSE over the backtest, worst first, recomputed from the stored rows."""
+    from forecasting import evaluation as ev
+    from forecasting.pipeline import aggregate, load, validate
+
+    job, *_ = planner_runs
+    got = recipes.run_recipe(job, "series_most_wrong")
+    folder = job.output_dir() / "backtests" / "latest"
+    rec = pl.read_parquet(folder / "backtest_reconciled.parquet").filter(pl.col("published"))
+    assert got["level"].to_list() == ["warehouse"] * 2 and set(got["method"]) == set(rec["method"])
+    assert got["windows"].to_list() == [2, 2] and got["rmsse"].to_list() == sorted(got["rmsse"], reverse=True)
+    history = aggregate(validate(load(job), job), job).Y_df
+    for row in got.iter_rows(named=True):
+        rows = rec.filter(pl.col("unique_id") == row["unique_id"])
+        own = history.filter(pl.col("unique_id") == row["unique_id"])
+        rmsse = []
+        for cutoff in sorted(rows["cutoff"].unique().to_list()):
+            window = rows.filter(pl.col("cutoff") == cutoff)
+            scale = ev.m5_rmsse_scale(own.filter(pl.col("ds") <= cutoff))
+            rmsse.append(float(((window["mean"] - window["y"]) ** 2).mean() / scale["scale"].item()) ** 0.5)
+        assert row["rmsse"] == pytest.approx(sum(rmsse) / len(rmsse), abs=5e-4)
+        assert row["bias"] == pytest.approx((rows["mean"].sum() - rows["y"].sum()) / rows["y"].sum(), abs=5e-4)
+    skus = recipes.run_recipe(job, "series_most_wrong", {"level": "sku", "top": "5"})
+    assert skus.height == 5 and set(skus["level"]) == {"sku"} and skus["sku"].null_count() == 0

@@ -121,8 +121,9 @@ def test_interval_table_puts_selection_beside_hold_out(daily_hierarchy):
     selection windows and none in the hold-out give 1 and 0, per level in the hierarchy's order."""
     from functools import partial
 
-    from forecasting.backtest import score, window_weights
+    from forecasting.backtest import window_weights
     from forecasting.reference_tables import interval_table
+    from forecasting.scoring import score
 
     job, hierarchy = daily_hierarchy
     weigh = partial(window_weights, hierarchy, None, job)
@@ -150,8 +151,9 @@ def test_seasonal_naive_of_the_aggregates_scores_like_the_published_benchmark_ta
     naive_relative puts every model as a share of it: the actuals themselves score 0, the naive itself 1."""
     from functools import partial
 
-    from forecasting.backtest import score, window_weights
+    from forecasting.backtest import window_weights
     from forecasting.reference_tables import M5_PUBLISHED, metric_table, naive_relative
+    from forecasting.scoring import score
 
     job, hierarchy = daily_hierarchy
     weigh = partial(window_weights, hierarchy, None, job)
