@@ -274,7 +274,7 @@ def middle_out(
 
 def target_ratios(metrics: pl.DataFrame, metric: str) -> pl.DataFrame:
     """Per reconciliation method and level: its `metric` divided by the best base model's at that level (the target
-    is <= 1 at every level). `metrics`: level, kind, model, <metric> (scoring.score's table)."""
+    is <= 1 at every level). `metrics`: level, kind, model, <metric> (scoring.scores(...).levels)."""
     best = (
         metrics.filter((pl.col("kind") == "base") & (pl.col("model") != BASE) & pl.col(metric).is_not_null())
         .group_by("level")

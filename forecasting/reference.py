@@ -112,7 +112,7 @@ def m5_daily(windows: int | None = None, say: Callable[[str], None] = print) -> 
     day-to-day shape, and show how far the hold-out's level could be known ahead."""
     from forecasting import pipeline
     from forecasting.backtest import window_weights
-    from forecasting.scoring import score
+    from forecasting.scoring import scores
 
     job = load_job("m5-daily-warehouse", output_root=str(output_root()))
     study = select_then_hold_out(job, M5_DAILY_SELECTION_END, M5_DAILY_HOLDOUT_END, windows, None, say)
@@ -123,11 +123,9 @@ def m5_daily(windows: int | None = None, say: Callable[[str], None] = print) -> 
     weigh = partial(window_weights, hierarchy, None, job)
 
     def with_level_known(backtest: Backtest) -> pl.DataFrame:
+        parts = [(backtest.base, "model", "base"), (backtest.reconciled, "method", "reconciled")]
         return pl.concat(
-            [
-                score(level_known(backtest.base, "model"), "model", hierarchy.Y_df, weigh, "base"),
-                score(level_known(backtest.reconciled, "method"), "method", hierarchy.Y_df, weigh, "reconciled"),
-            ]
+            [scores(level_known(rows, by), by, hierarchy.Y_df, weigh, kind).levels for rows, by, kind in parts]
         )
 
     holdout_cutoff = M5_DAILY_SELECTION_END

@@ -33,18 +33,6 @@ class Scores:
     series: pl.DataFrame  # SERIES_METRIC_COLUMNS: per series and model, over windows
 
 
-def score(
-    long: pl.DataFrame,
-    by: str,
-    train: pl.DataFrame,
-    weigh: Callable[[pl.DataFrame], pl.DataFrame],
-    kind: str,
-    season_length: int = 1,
-) -> pl.DataFrame:
-    """The per-level table of `scores` (what model choice and the benchmarks read)."""
-    return scores(long, by, train, weigh, kind, season_length).levels
-
-
 def scores(
     long: pl.DataFrame,
     by: str,

@@ -123,7 +123,7 @@ def test_interval_table_puts_selection_beside_hold_out(daily_hierarchy):
 
     from forecasting.backtest import window_weights
     from forecasting.reference_tables import interval_table
-    from forecasting.scoring import score
+    from forecasting.scoring import scores
 
     job, hierarchy = daily_hierarchy
     weigh = partial(window_weights, hierarchy, None, job)
@@ -133,7 +133,7 @@ def test_interval_table_puts_selection_beside_hold_out(daily_hierarchy):
         bounds = [(pl.col("y") * (1 - width) + 1).alias(f"lo_{lv}") for lv in (80, 95)]
         bounds += [(pl.col("y") * (1 + width) + 2).alias(f"hi_{lv}") for lv in (80, 95)]
         rows = rows.with_columns(*bounds, pl.lit("Base").alias("model"))
-        return score(rows, "model", hierarchy.Y_df, weigh, "base", 7)
+        return scores(rows, "model", hierarchy.Y_df, weigh, "base", 7).levels
 
     # width 0.5: every actual inside; width -0.5 puts lo above y and hi below it, so none is.
     table = interval_table(
@@ -153,7 +153,7 @@ def test_seasonal_naive_of_the_aggregates_scores_like_the_published_benchmark_ta
 
     from forecasting.backtest import window_weights
     from forecasting.reference_tables import M5_PUBLISHED, metric_table, naive_relative
-    from forecasting.scoring import score
+    from forecasting.scoring import scores
 
     job, hierarchy = daily_hierarchy
     weigh = partial(window_weights, hierarchy, None, job)
@@ -170,7 +170,7 @@ def test_seasonal_naive_of_the_aggregates_scores_like_the_published_benchmark_ta
         ]
     ).with_columns(*[pl.col("mean").alias(f"{side}_{lv}") for lv in (80, 95) for side in ("lo", "hi")])
     held = metric_table(
-        score(rows, "model", hierarchy.Y_df, weigh, "base", 7), "wrmsse", ["total", "region", "warehouse"]
+        scores(rows, "model", hierarchy.Y_df, weigh, "base", 7).levels, "wrmsse", ["total", "region", "warehouse"]
     )
     table = naive_relative(held, ["Base", "SeasonalNaive"])
     assert table["level"].to_list() == ["total", "region", "warehouse"]
