@@ -145,8 +145,7 @@ def backtest(
         typer.echo(metrics)
     typer.echo(f"backtest outputs: {folder}")
     typer.echo(f"try: forecasting query --job {spec.name} \"SELECT * FROM backtest_metrics WHERE level = 'warehouse'\"")
-    worst = "SELECT unique_id, rmsse, bias FROM backtest_series_metrics WHERE model = 'Base' ORDER BY rmsse DESC"
-    typer.echo(f'per series: forecasting query --job {spec.name} "{worst}"')
+    typer.echo(f"per series (the published method's worst): forecasting recipe series_most_wrong --job {spec.name}")
 
 
 @app.command()

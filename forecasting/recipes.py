@@ -15,6 +15,7 @@ from forecasting.run_diff import previous_as_of
 from forecasting.views import open_views
 
 NAME = re.compile(r"[a-z_][a-z0-9_]*")
+BACKTEST_VIEWS = ("backtest_base", "backtest_reconciled", "backtest_metrics", "backtest_series_metrics")
 
 
 def recipes_dir():
@@ -42,6 +43,13 @@ def run_recipe(job: JobSpec, name: str, params: dict[str, str] | None = None, as
             con.execute("SET VARIABLE previous_run_dir = ?", [str(outputs.run_dir(job, previous))])
         elif "getvariable('previous_run_dir')" in sql and "previous_run_dir" not in (params or {}):
             raise FileNotFoundError(f"recipe {name!r} compares with the previous run; job {job.name!r} has none")
+        have = {row[0] for row in con.execute("SELECT view_name FROM duckdb_views() WHERE temporary").fetchall()}
+        missing = [view for view in BACKTEST_VIEWS if view in sql and view not in have]
+        if missing:
+            raise FileNotFoundError(
+                f"recipe {name!r} reads {', '.join(missing)}, which job {job.name!r} has not published: run "
+                f"`forecasting backtest --job {job.name}` (backtests before stop 21 lack backtest_series_metrics)"
+            )
         for key, value in (params or {}).items():
             if not NAME.fullmatch(key):
                 raise ValueError(f"parameter name {key!r}: use lower-case letters, digits and _")

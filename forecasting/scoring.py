@@ -97,15 +97,16 @@ def scores(
 
 
 def _summed(joined: pl.DataFrame, by: list[str], with_mean_y: bool = False) -> pl.DataFrame:
-    """Means over the (series and) windows in each group; bias relative to the actuals' sum. Scores that are not
-    finite (a series without non-zero history has no scale) are left out of their mean."""
+    """Means over the (series and) windows in each group; bias relative to the actuals' sum (null where nothing was
+    sold). Scores that are not finite (a series without non-zero history has no scale) are left out of their mean,
+    so a series' RMSSE may average fewer windows than `windows` counts."""
     finite_mean = [pl.col(c).filter(pl.col(c).is_finite()).mean() for c in ("rmsse", "mase", "spl")]
     extra = [pl.col("mean_y").mean()] if with_mean_y else [pl.col("unique_id").n_unique().alias("series")]
     return joined.group_by(by).agg(
         pl.col("mae").mean(),
         pl.col("rmse").mean(),
         *finite_mean,
-        (pl.col("bias").sum() / pl.col("mean_y").sum()).alias("bias"),
+        pl.when(pl.col("mean_y").sum() > 0).then(pl.col("bias").sum() / pl.col("mean_y").sum()).alias("bias"),
         pl.col("coverage_80").mean(),
         pl.col("coverage_95").mean(),
         *extra,

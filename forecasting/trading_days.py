@@ -133,8 +133,8 @@ def restore(
     frame: pl.DataFrame, freq: str, spec: TradingDaysSpec | None, closed_days: Sequence[str] = ()
 ) -> pl.DataFrame:
     """Every column but the keys (forecasts, interval bounds, fits, y) times f: back from adjusted periods to units.
-    A non-key column that is not a float is refused rather than guessed at (a feature or a label must not be
-    scaled, and a value must not be left unscaled)."""
+    A non-key column that is not a float (a label, a code) is refused rather than guessed at: the frames passed here
+    hold only keys, y and model columns."""
     if spec is None or frame.is_empty():
         return frame
     values = [c for c in frame.columns if c not in KEYS]

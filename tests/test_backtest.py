@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from functools import partial
 
 import numpy as np
 import polars as pl
@@ -97,10 +98,30 @@ def test_series_metrics_by_hand_and_consistent_with_the_level_table(backtest):
     assert stored["rmsse"] == pytest.approx(np.mean(rmsse))
     assert stored["windows"] == 3 and stored["warehouse"] == "CA_1" and stored["sku"] is None
 
-    per_level = series.group_by("level", "kind", "model").agg(pl.col("mae").mean().alias("from_series"))
+    assert series.select("unique_id", "kind", "model").is_unique().all()
+    # Every series has every window here, so the level's MAE, RMSE and coverage are the means of its series' rows.
+    columns = ["mae", "rmse", "coverage_80"]
+    per_level = series.group_by("level", "kind", "model").agg(pl.col(c).mean().alias(f"{c}_s") for c in columns)
     joined = result.metrics.join(per_level, on=["level", "kind", "model"])
     assert joined.height == result.metrics.height
-    np.testing.assert_allclose(joined["mae"].to_numpy(), joined["from_series"].to_numpy(), rtol=1e-12)
+    for column in columns:
+        np.testing.assert_allclose(joined[column].to_numpy(), joined[f"{column}_s"].to_numpy(), rtol=1e-12)
+
+
+def test_series_bias_is_empty_where_nothing_was_sold(backtest):
+    """A series with no sales in any window has no relative bias (not inf); the other series keep theirs."""
+    from forecasting.backtest import window_weights
+    from forecasting.scoring import scores
+
+    job, _, result = backtest
+    hierarchy = aggregate(validate(load(job), job), job)
+    rows = result.reconciled.filter(pl.col("level") == "sku")
+    unsold = rows["unique_id"].unique().sort()[0]
+    rows = rows.with_columns(pl.when(pl.col("unique_id") == unsold).then(0.0).otherwise(pl.col("y")).alias("y"))
+    weigh = partial(window_weights, hierarchy, None, job)
+    got = scores(rows, "method", hierarchy.Y_df, weigh, "reconciled", job.season_length).series
+    assert got.filter(pl.col("unique_id") == unsold)["bias"].null_count() == got["model"].n_unique()
+    assert got.filter(pl.col("unique_id") != unsold)["bias"].is_finite().all()
 
 
 def test_cli_backtest_then_query(tmp_path):

@@ -18,6 +18,7 @@ from forecasting.cli import app
 from forecasting.io import sql_text
 from forecasting.pipeline import run_job
 from forecasting.run_diff import diff_runs, previous_as_of, resolve_pair
+from forecasting.views import open_views
 
 
 def published(run_dir, level: str) -> pl.DataFrame:
@@ -246,4 +247,29 @@ def test_series_most_wrong(planner_runs):
         assert row["rmsse"] == pytest.approx(sum(rmsse) / len(rmsse), abs=5e-4)
         assert row["bias"] == pytest.approx((rows["mean"].sum() - rows["y"].sum()) / rows["y"].sum(), abs=5e-4)
     skus = recipes.run_recipe(job, "series_most_wrong", {"level": "sku", "top": "5"})
-    assert skus.height == 5 and set(skus["level"]) == {"sku"} and skus["sku"].null_count() == 0
+    table = pl.read_parquet(folder / "series_metrics.parquet").filter(
+        (pl.col("level") == "sku") & (pl.col("kind") == "reconciled") & pl.col("model").is_in(rec["method"].unique())
+    )
+    worst = table.sort(pl.col("rmsse"), pl.col("unique_id"), descending=[True, False], nulls_last=True).head(5)
+    assert skus["unique_id"].to_list() == worst["unique_id"].to_list() and skus["sku"].null_count() == 0
+    unknown = "no level 'store' in this backtest; its levels: region, sku, total, warehouse"
+    with pytest.raises(duckdb.InvalidInputException, match=unknown):
+        recipes.run_recipe(job, "series_most_wrong", {"level": "store"})
+
+
+def test_a_backtest_without_per_series_metrics_still_opens_and_the_recipe_says_why(planner_runs, tmp_path):
+    """A backtest published before series_metrics.parquet existed: its other views open, the recipe that needs the
+    per-series view fails with one message naming it and the command to run."""
+    import shutil
+
+    job, *_ = planner_runs
+    old = job.model_copy(update={"output_root": str(tmp_path / "outputs")})
+    shutil.copytree(job.output_dir(), old.output_dir())  # links followed: the original stays untouched
+    (old.output_dir() / "backtests" / "latest" / "series_metrics.parquet").unlink()
+    con = open_views(old)
+    assert con.sql("SELECT count(*) FROM backtest_metrics").fetchone()[0] > 0
+    views = {row[0] for row in con.sql("SELECT view_name FROM duckdb_views()").fetchall()}
+    assert "backtest_reconciled" in views and "backtest_series_metrics" not in views
+    says = "reads backtest_series_metrics, which job 'm5-monthly' has not published: run `forecasting backtest"
+    with pytest.raises(FileNotFoundError, match=says):
+        recipes.run_recipe(old, "series_most_wrong")
