@@ -182,9 +182,8 @@ def run_backtest(
         scores(reconciled_long, "method", hierarchy.Y_df, weigh, "reconciled", job.season_length),
     ]
     metrics = pl.concat([p.levels for p in parts]).sort("level", "kind", "model")
-    per_series = pl.concat([p.series for p in parts]).join(hierarchy.members.drop("level"), on="unique_id")
-    keys = [c for c in hierarchy.members.columns if c not in ("unique_id", "level")]
-    per_series = per_series.select("unique_id", "level", *keys, pl.exclude("unique_id", "level", *keys))
+    # The members first: each scored series' level and keys lead its row, as in every other output table.
+    per_series = hierarchy.members.join(pl.concat([p.series for p in parts]).drop("level"), on="unique_id")
     base_long = pl.concat([candidates, base_rows.select(candidates.columns)])
     return Backtest(
         base_long, reconciled_long, metrics, primary, per_series.sort("level", "unique_id", "kind", "model")

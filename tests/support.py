@@ -104,3 +104,19 @@ def task_runs_of(flow_run_id, expected: int, timeout: float = 20.0) -> list:
             if (len(settled) >= expected and len(settled) == len(runs)) or time.monotonic() > deadline:
                 return runs
             time.sleep(0.25)
+
+
+def rmsse_by_hand(rows, history) -> float:
+    """One series' RMSSE over its backtest windows, without the platform's scorer: per window the mean squared error
+    over the M5 scale (mean squared one-step change of the history up to the cutoff, from the first non-zero value),
+    its square root, averaged over the windows. `rows`: the series' cutoff, mean, y; `history`: its ds, y."""
+    import polars as pl
+
+    values = []
+    for cutoff in sorted(rows["cutoff"].unique().to_list()):
+        window = rows.filter(pl.col("cutoff") == cutoff)
+        past = history.filter(pl.col("ds") <= cutoff).sort("ds")["y"]
+        past = past.filter((past != 0).cum_sum() > 0)
+        scale = (past.diff() ** 2).mean()
+        values.append(float(((window["mean"] - window["y"]) ** 2).mean() / scale) ** 0.5)
+    return sum(values) / len(values)
