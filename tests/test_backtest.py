@@ -156,8 +156,9 @@ def test_nightly_run_can_calibrate_intervals_on_the_backtest(backtest):
         f"out-of-sample errors of backtest {folder.resolve().name}"
     )
     b = pl.read_parquet(calibrated.run_dir / "reconciled_forecasts.parquet")
-    # Same point forecasts, other interval widths (mint_shrink's covariance comes from the calibration errors).
-    structural = ~pl.col("method").str.ends_with("mint_shrink")
+    # Same point forecasts, other interval widths (wls_var's variances and mint_shrink's covariance come from the
+    # calibration errors, so their points move too).
+    structural = ~pl.col("method").str.contains("wls_var|mint_shrink")
     assert a.filter(structural)["mean"].equals(b.filter(structural)["mean"])
     assert not a["hi_80"].equals(b["hi_80"])
     assert_coherent(b)
@@ -218,8 +219,7 @@ def test_published_reconciliation_can_come_from_the_backtest(backtest):
         )
         for method in metrics.filter(pl.col("kind") == "reconciled")["model"].unique().to_list()
     }
-    methods = {"BottomUp", "MinTrace_wls_struct", "MiddleOut_BottomUp", "MiddleOut_wls_struct", "MiddleOut_mint_shrink"}
-    assert set(worst) == methods
+    assert set(worst) == {job.reconciliation.label(m) for m in job.reconciliation.methods}
     assert label == min(worst, key=lambda m: (worst[m], m))
     assert published_method(job) == (rec.publish_label(job), "job file")
 
@@ -263,10 +263,11 @@ def test_choosing_backtest_reconciles_the_base_it_chooses(tmp_path):
         chosen = rows.filter(pl.col("model") == best).select("unique_id", "cutoff", "ds", "mean")
         in_base = rows.filter(pl.col("model") == "Base").select("unique_id", "cutoff", "ds", "mean")
         assert chosen.sort("unique_id", "cutoff", "ds").equals(in_base.sort("unique_id", "cutoff", "ds")), level
-    # BottomUp's warehouses are the SKU Base sums; MiddleOut_BottomUp's are the warehouse Base itself.
-    middle = result.reconciled.filter((pl.col("method") == "MiddleOut_BottomUp") & (pl.col("level") == "warehouse"))
-    warehouse_base = result.base.filter((pl.col("model") == "Base") & (pl.col("level") == "warehouse"))
-    joined = middle.join(warehouse_base, on=["unique_id", "cutoff", "ds"], suffix="_base")
+    # BottomUp's upper levels are the SKU Base sums; MiddleOut_BottomUp's middle level (region) is that level's Base.
+    middle_level = job.reconciliation.middle_level
+    middle = result.reconciled.filter((pl.col("method") == "MiddleOut_BottomUp") & (pl.col("level") == middle_level))
+    middle_base = result.base.filter((pl.col("model") == "Base") & (pl.col("level") == middle_level))
+    joined = middle.join(middle_base, on=["unique_id", "cutoff", "ds"], suffix="_base")
     assert joined.height == middle.height > 0
     np.testing.assert_allclose(joined["mean"], joined["mean_base"].clip(lower_bound=0), rtol=1e-9, atol=1e-6)
 
@@ -290,7 +291,7 @@ def test_backtest_calibrated_on_earlier_windows(backtest, tmp_path):
     keys = ["unique_id", "ds", "cutoff", "method"]
     a, b = (r.reconciled.sort(keys) for r in (insample, calibrated))
     first = pl.col("cutoff") == date(2015, 6, 1)
-    structural = ~pl.col("method").str.ends_with("mint_shrink")
+    structural = ~pl.col("method").str.contains("wls_var|mint_shrink")
     assert a.filter(first).drop("calibration").equals(b.filter(first).drop("calibration"))
     assert a.filter(structural)["mean"].equals(b.filter(structural)["mean"])
     assert not a.filter(~first)["hi_80"].equals(b.filter(~first)["hi_80"])

@@ -9,8 +9,11 @@ from support import M5_MONTHLY, assert_coherent, slice_job
 from forecasting import reconcile as rec
 from forecasting.pipeline import aggregate, base_forecasts, decorate_reconciled, load, reconcile, validate
 
-# the m5-monthly job's
-METHODS = {"BottomUp", "MinTrace_wls_struct", "MiddleOut_BottomUp", "MiddleOut_wls_struct", "MiddleOut_mint_shrink"}
+# the m5-monthly job's (middle level: region)
+METHODS = {
+    "BottomUp", "MinTrace_wls_struct", "MiddleOut_BottomUp", "MiddleOut_wls_struct", "MiddleOut_ols", "MiddleOut_wls_var"
+}  # fmt: skip
+SHARES = [("warehouse", "region"), ("sku", "warehouse")]  # (child level, the parent it is split from)
 
 
 @pytest.fixture(scope="module")
@@ -21,12 +24,23 @@ def inputs(tmp_path_factory):
     return job, loaded, validated
 
 
-@pytest.fixture(scope="module")
-def sparse_result(inputs):
-    job, loaded, validated = inputs
+def _reconciled(job, loaded, validated):
     hierarchy = aggregate(validated, job, sparse=True)
     base = base_forecasts(hierarchy, loaded.prices, job)
     return hierarchy, base, decorate_reconciled(hierarchy, base, reconcile(hierarchy, base, job, sparse=True), job)
+
+
+@pytest.fixture(scope="module")
+def sparse_result(inputs):
+    return _reconciled(*inputs)
+
+
+@pytest.fixture(scope="module")
+def three_stores(tmp_path_factory):
+    """Two CA stores and one TX store: the region middle level then has a region with two warehouses to split."""
+    job = slice_job(tmp_path_factory.mktemp("three"), stores=("CA_1", "CA_2", "TX_1"))
+    loaded = load(job)
+    return job, _reconciled(job, loaded, validate(loaded, job))
 
 
 def test_coherent_and_non_negative(sparse_result, inputs):
@@ -65,31 +79,69 @@ def test_dense_and_sparse_reconciliation_agree(sparse_result, inputs):
     np.testing.assert_allclose(joined["hi_95"].to_numpy(), joined["hi_95_dense"].to_numpy(), rtol=1e-2, atol=1e-2)
 
 
-def test_middle_out_keeps_the_warehouses_and_splits_skus_by_their_base_shares(sparse_result):
-    hierarchy, base, reconciled = sparse_result
+def assert_split_by_base_shares(reconciled, base, method: str, pairs: list[tuple[str, str]]) -> None:
+    """Below the middle level, each child's share of its parent equals its share of the parent in the base forecasts."""
     clipped = base.forecasts.select("unique_id", "ds", pl.col("Base").clip(lower_bound=0))
-    middle = reconciled.filter((pl.col("method") == "MiddleOut_BottomUp") & (pl.col("level") == "warehouse"))
-    joined = middle.join(clipped, on=["unique_id", "ds"])
-    np.testing.assert_allclose(joined["mean"].to_numpy(), joined["Base"].to_numpy(), rtol=1e-9)
-    for method in ("MiddleOut_BottomUp", "MiddleOut_mint_shrink"):
-        skus = reconciled.filter((pl.col("method") == method) & (pl.col("level") == "sku")).join(
+    for child, parent in pairs:
+        rows = reconciled.filter((pl.col("method") == method) & (pl.col("level") == child)).join(
             clipped, on=["unique_id", "ds"]
         )
-        shares = skus.with_columns(
-            (pl.col("mean") / pl.col("mean").sum().over("warehouse", "ds")).alias("share"),
-            (pl.col("Base") / pl.col("Base").sum().over("warehouse", "ds")).alias("base_share"),
+        assert rows.height > 0, (method, child)
+        shares = rows.with_columns(
+            (pl.col("mean") / pl.col("mean").sum().over(parent, "ds")).alias("share"),
+            (pl.col("Base") / pl.col("Base").sum().over(parent, "ds")).alias("base_share"),
         )
         np.testing.assert_allclose(shares["share"].to_numpy(), shares["base_share"].to_numpy(), atol=1e-9)
-    shrunk = reconciled.filter((pl.col("method") == "MiddleOut_mint_shrink") & (pl.col("level") == "warehouse"))
-    assert not np.allclose(shrunk.sort("unique_id", "ds")["mean"], middle.sort("unique_id", "ds")["mean"])
+
+
+def middle_rows(reconciled, base, method: str, level: str) -> pl.DataFrame:
+    clipped = base.forecasts.select("unique_id", "ds", pl.col("Base").clip(lower_bound=0))
+    rows = reconciled.filter((pl.col("method") == method) & (pl.col("level") == level))
+    return rows.join(clipped, on=["unique_id", "ds"]).sort("unique_id", "ds")
+
+
+def test_middle_out_keeps_the_regions_and_splits_warehouses_and_skus_by_their_base_shares(three_stores):
+    """The job's middle level is region: MiddleOut_BottomUp keeps the region Base and sums it to the total; every
+    middle-out method splits warehouses from regions and SKUs from warehouses by base forecast proportions."""
+    _, (_, base, reconciled) = three_stores
+    assert_coherent(reconciled)
+    warehouses = reconciled.filter(pl.col("level") == "warehouse").group_by("region").agg(pl.col("warehouse").n_unique())
+    assert warehouses["warehouse"].max() == 2
+    kept = middle_rows(reconciled, base, "MiddleOut_BottomUp", "region")
+    np.testing.assert_allclose(kept["mean"].to_numpy(), kept["Base"].to_numpy(), rtol=1e-9)
+    for method in ("MiddleOut_BottomUp", "MiddleOut_wls_struct", "MiddleOut_ols", "MiddleOut_wls_var"):
+        assert_split_by_base_shares(reconciled, base, method, SHARES)
+    moved = middle_rows(reconciled, base, "MiddleOut_wls_var", "region")
+    assert not np.allclose(moved["mean"].to_numpy(), kept["mean"].to_numpy())
+
+
+def test_middle_out_at_the_warehouses(sparse_result, inputs):
+    """With the warehouses as the middle level (the 14 upper series at full size), MiddleOut_BottomUp keeps the
+    warehouse Base, mint_shrink moves it, and only the SKUs are split."""
+    job, *_ = inputs
+    hierarchy, base, _ = sparse_result
+    at_warehouses = job.reconciliation.model_copy(
+        update={"middle_level": "warehouse", "methods": ["MiddleOut_BottomUp", "MiddleOut_mint_shrink"]}
+    )
+    job = job.model_copy(update={"reconciliation": at_warehouses})
+    reconciled = decorate_reconciled(hierarchy, base, reconcile(hierarchy, base, job, sparse=True), job)
+    assert_coherent(reconciled)
+    kept = middle_rows(reconciled, base, "MiddleOut_BottomUp", "warehouse")
+    np.testing.assert_allclose(kept["mean"].to_numpy(), kept["Base"].to_numpy(), rtol=1e-9)
+    for method in ("MiddleOut_BottomUp", "MiddleOut_mint_shrink"):
+        assert_split_by_base_shares(reconciled, base, method, SHARES[1:])
+    shrunk = middle_rows(reconciled, base, "MiddleOut_mint_shrink", "warehouse")
+    assert not np.allclose(shrunk["mean"].to_numpy(), kept["mean"].to_numpy())
 
 
 def test_middle_out_intervals_scale_with_the_mean(sparse_result):
     _, base, reconciled = sparse_result
-    skus = reconciled.filter((pl.col("method") == "MiddleOut_mint_shrink") & (pl.col("level") == "sku"))
-    joined = skus.join(base.forecasts, on=["unique_id", "ds"]).filter(pl.col("Base") > 0)
-    factor = joined["mean"] / joined["Base"]
-    np.testing.assert_allclose(joined["hi_95"], joined["Base-hi-95"].clip(lower_bound=0) * factor, rtol=1e-9)
+    for level in ("warehouse", "sku"):
+        rows = reconciled.filter((pl.col("method") == "MiddleOut_wls_var") & (pl.col("level") == level))
+        joined = rows.join(base.forecasts, on=["unique_id", "ds"]).filter(pl.col("Base") > 0)
+        assert joined.height > 0, level
+        factor = joined["mean"] / joined["Base"]
+        np.testing.assert_allclose(joined["hi_95"], joined["Base-hi-95"].clip(lower_bound=0) * factor, rtol=1e-9)
 
 
 def test_reconciliation_reruns_to_the_same_numbers(sparse_result, inputs):
