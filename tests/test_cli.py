@@ -10,6 +10,7 @@ from support import slice_job
 from typer.testing import CliRunner
 
 from forecasting.cli import app
+from forecasting.config import load_job
 
 runner = CliRunner()
 
@@ -32,8 +33,10 @@ def test_run_then_query(tmp_path):
     query = "SELECT warehouse, count(*) AS n FROM reconciled_forecasts WHERE warehouse = 'CA_1' GROUP BY 1"
     result = runner.invoke(app, ["query", "--job", job_file, "--format", "json", query])
     assert result.exit_code == 0, result.output
-    # 30 SKUs + the warehouse itself, 3 months, 5 methods; as of 2016-03-31 March is complete, so Apr-Jun
-    assert json.loads(result.output) == [{"warehouse": "CA_1", "n": (30 + 1) * 3 * 5}]
+    # 30 SKUs + the warehouse itself, 3 months, every method of the job file (6); as of 2016-03-31 March is
+    # complete, so Apr-Jun
+    methods = len(load_job(job_file).reconciliation.methods)
+    assert methods == 6 and json.loads(result.output) == [{"warehouse": "CA_1", "n": (30 + 1) * 3 * methods}]
     result = runner.invoke(app, ["query", "--job", job_file, "--format", "csv", "SELECT min(ds) FROM forecasts"])
     assert result.output.strip().splitlines()[-1] == "2016-04-01"
 
