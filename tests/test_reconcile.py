@@ -10,9 +10,9 @@ from forecasting import reconcile as rec
 from forecasting.pipeline import aggregate, base_forecasts, decorate_reconciled, load, reconcile, validate
 
 # the m5-monthly job's (middle level: region)
-METHODS = {
-    "BottomUp", "MinTrace_wls_struct", "MiddleOut_BottomUp", "MiddleOut_wls_struct", "MiddleOut_ols", "MiddleOut_wls_var"
-}  # fmt: skip
+METHODS = {"BottomUp", "MinTrace_wls_struct"} | {
+    f"MiddleOut_{upper}" for upper in ("BottomUp", "wls_struct", "ols", "wls_var")
+}
 SHARES = [("warehouse", "region"), ("sku", "warehouse")]  # (child level, the parent it is split from)
 
 
@@ -105,7 +105,8 @@ def test_middle_out_keeps_the_regions_and_splits_warehouses_and_skus_by_their_ba
     middle-out method splits warehouses from regions and SKUs from warehouses by base forecast proportions."""
     _, (_, base, reconciled) = three_stores
     assert_coherent(reconciled)
-    warehouses = reconciled.filter(pl.col("level") == "warehouse").group_by("region").agg(pl.col("warehouse").n_unique())
+    warehouse_rows = reconciled.filter(pl.col("level") == "warehouse")
+    warehouses = warehouse_rows.group_by("region").agg(pl.col("warehouse").n_unique())
     assert warehouses["warehouse"].max() == 2
     kept = middle_rows(reconciled, base, "MiddleOut_BottomUp", "region")
     np.testing.assert_allclose(kept["mean"].to_numpy(), kept["Base"].to_numpy(), rtol=1e-9)
