@@ -7,8 +7,8 @@ per-series quantiles of the signed errors: linear in the number of series, spars
 Caveat (the library's own): in-sample errors are smaller than out-of-sample ones, so intervals tend to be narrow;
 the backtests measure actual coverage.
 
-Middle-out (`MiddleOut_<upper>`): the few series down to the middle level (M5 monthly: total, 3 regions, 10
-warehouses) are reconciled among themselves (BottomUp from the middle level, or MinTrace with a dense covariance of
+Middle-out (`MiddleOut_<upper>`): the few series down to the middle level (M5 monthly: total and 3 regions) are
+reconciled among themselves (BottomUp from the middle level, or MinTrace with a dense covariance of
 those series only, which mint_shrink needs), then every lower series is split from them by forecast proportions
 (hierarchicalforecast's TopDown, sparse). Why: at 30,490 SKUs, MinTrace on the whole tree lets the SKU sum outvote
 better aggregate forecasts, and a dense covariance of all 30,504 series does not fit in memory. Intervals: the
