@@ -35,6 +35,8 @@ from forecasting.specs import HierarchySpec
 MIDDLE_OUT = "MiddleOut_"
 
 DENSE_ONLY = {"mint_shrink"}  # the library has no sparse version: an n x n shrunk covariance
+# MinTrace variants whose weights are estimated from the calibration errors: their points move with the calibration.
+FROM_ERRORS = {"wls_var", "mint_shrink"}
 MAX_DENSE_SERIES = 5000  # 5,000^2 doubles = 200 MB per covariance; M5 monthly's 30,504 series would need 7.4 GB
 
 
@@ -74,7 +76,7 @@ def uses_error_history(job: JobSpec) -> bool:
     then it needs every period of them; otherwise only the conformal intervals read them."""
     spec = job.reconciliation
     upper = {spec.label(m).removeprefix(MIDDLE_OUT) for m in spec.methods if spec.label(m).startswith(MIDDLE_OUT)}
-    return bool(upper & {"wls_var", "mint_shrink"}) or any(
+    return bool(upper & FROM_ERRORS) or any(
         getattr(reconciler, "insample", False) for _, reconciler in reconcilers(job, sparse=False)
     )
 

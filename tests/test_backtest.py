@@ -158,7 +158,7 @@ def test_nightly_run_can_calibrate_intervals_on_the_backtest(backtest):
     b = pl.read_parquet(calibrated.run_dir / "reconciled_forecasts.parquet")
     # Same point forecasts, other interval widths (wls_var's variances and mint_shrink's covariance come from the
     # calibration errors, so their points move too).
-    structural = ~pl.col("method").str.contains("wls_var|mint_shrink")
+    structural = ~pl.col("method").str.contains("|".join(rec.FROM_ERRORS))
     assert a.filter(structural)["mean"].equals(b.filter(structural)["mean"])
     assert not a["hi_80"].equals(b["hi_80"])
     assert_coherent(b)
@@ -291,7 +291,7 @@ def test_backtest_calibrated_on_earlier_windows(backtest, tmp_path):
     keys = ["unique_id", "ds", "cutoff", "method"]
     a, b = (r.reconciled.sort(keys) for r in (insample, calibrated))
     first = pl.col("cutoff") == date(2015, 6, 1)
-    structural = ~pl.col("method").str.contains("wls_var|mint_shrink")
+    structural = ~pl.col("method").str.contains("|".join(rec.FROM_ERRORS))
     assert a.filter(first).drop("calibration").equals(b.filter(first).drop("calibration"))
     assert a.filter(structural)["mean"].equals(b.filter(structural)["mean"])
     assert not a.filter(~first)["hi_80"].equals(b.filter(~first)["hi_80"])

@@ -24,10 +24,15 @@ def inputs(tmp_path_factory):
     return job, loaded, validated
 
 
+def reconciled_with(hierarchy, base, job) -> pl.DataFrame:
+    """The job's reconciliations of `base` on the sparse S, with level and keys."""
+    return decorate_reconciled(hierarchy, base, reconcile(hierarchy, base, job, sparse=True), job)
+
+
 def _reconciled(job, loaded, validated):
     hierarchy = aggregate(validated, job, sparse=True)
     base = base_forecasts(hierarchy, loaded.prices, job)
-    return hierarchy, base, decorate_reconciled(hierarchy, base, reconcile(hierarchy, base, job, sparse=True), job)
+    return hierarchy, base, reconciled_with(hierarchy, base, job)
 
 
 @pytest.fixture(scope="module")
@@ -79,25 +84,23 @@ def test_dense_and_sparse_reconciliation_agree(sparse_result, inputs):
     np.testing.assert_allclose(joined["hi_95"].to_numpy(), joined["hi_95_dense"].to_numpy(), rtol=1e-2, atol=1e-2)
 
 
+def middle_rows(reconciled, base, method: str, level: str) -> pl.DataFrame:
+    """One method's rows at one level beside the Base they came from (clipped at zero, as reconcile clips it)."""
+    clipped = base.forecasts.select("unique_id", "ds", pl.col("Base").clip(lower_bound=0))
+    rows = reconciled.filter((pl.col("method") == method) & (pl.col("level") == level))
+    return rows.join(clipped, on=["unique_id", "ds"]).sort("unique_id", "ds")
+
+
 def assert_split_by_base_shares(reconciled, base, method: str, pairs: list[tuple[str, str]]) -> None:
     """Below the middle level, each child's share of its parent equals its share of the parent in the base forecasts."""
-    clipped = base.forecasts.select("unique_id", "ds", pl.col("Base").clip(lower_bound=0))
     for child, parent in pairs:
-        rows = reconciled.filter((pl.col("method") == method) & (pl.col("level") == child)).join(
-            clipped, on=["unique_id", "ds"]
-        )
+        rows = middle_rows(reconciled, base, method, child)
         assert rows.height > 0, (method, child)
         shares = rows.with_columns(
             (pl.col("mean") / pl.col("mean").sum().over(parent, "ds")).alias("share"),
             (pl.col("Base") / pl.col("Base").sum().over(parent, "ds")).alias("base_share"),
         )
         np.testing.assert_allclose(shares["share"].to_numpy(), shares["base_share"].to_numpy(), atol=1e-9)
-
-
-def middle_rows(reconciled, base, method: str, level: str) -> pl.DataFrame:
-    clipped = base.forecasts.select("unique_id", "ds", pl.col("Base").clip(lower_bound=0))
-    rows = reconciled.filter((pl.col("method") == method) & (pl.col("level") == level))
-    return rows.join(clipped, on=["unique_id", "ds"]).sort("unique_id", "ds")
 
 
 def test_middle_out_keeps_the_regions_and_splits_warehouses_and_skus_by_their_base_shares(three_stores):
@@ -125,7 +128,7 @@ def test_middle_out_at_the_warehouses(sparse_result, inputs):
         update={"middle_level": "warehouse", "methods": ["MiddleOut_BottomUp", "MiddleOut_mint_shrink"]}
     )
     job = job.model_copy(update={"reconciliation": at_warehouses})
-    reconciled = decorate_reconciled(hierarchy, base, reconcile(hierarchy, base, job, sparse=True), job)
+    reconciled = reconciled_with(hierarchy, base, job)
     assert_coherent(reconciled)
     kept = middle_rows(reconciled, base, "MiddleOut_BottomUp", "warehouse")
     np.testing.assert_allclose(kept["mean"].to_numpy(), kept["Base"].to_numpy(), rtol=1e-9)
@@ -148,7 +151,7 @@ def test_middle_out_intervals_scale_with_the_mean(sparse_result):
 def test_reconciliation_reruns_to_the_same_numbers(sparse_result, inputs):
     job = inputs[0]
     hierarchy, base, first = sparse_result
-    again = decorate_reconciled(hierarchy, base, reconcile(hierarchy, base, job, sparse=True), job)
+    again = reconciled_with(hierarchy, base, job)
     assert again.sort("unique_id", "ds", "method").equals(first.sort("unique_id", "ds", "method"))
 
 
