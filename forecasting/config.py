@@ -24,6 +24,7 @@ from forecasting.specs import (
     ModelSpec,
     ReconcileSpec,
     Strict,
+    middle_out_parts,
 )
 
 DEFAULT_JOB = "m5-monthly"
@@ -203,9 +204,16 @@ class JobSpec(Strict):
             raise ValueError(
                 f"models.trading_days adjusts {' and '.join(TRADING_DAY_PERIODS)} jobs, not freq {self.freq!r}"
             )
+        above_bottom = list(self.hierarchy.levels)[:-1]
         middle = self.reconciliation.middle_level
-        if middle is not None and middle not in list(self.hierarchy.levels)[:-1]:
+        if middle is not None and middle not in above_bottom:
             raise ValueError(f"reconciliation.middle_level {middle!r} is not a level above the bottom of the hierarchy")
+        for method in self.reconciliation.methods:
+            at_level = middle_out_parts(method)[1] if method.startswith("MiddleOut") else None
+            if at_level is not None and at_level not in above_bottom:
+                raise ValueError(
+                    f"reconciliation method {method!r}: {at_level!r} is not a level above the bottom of the hierarchy"
+                )
         if self.staffing is not None and "warehouse" not in self.hierarchy.levels:
             raise ValueError("staffing needs a hierarchy level named 'warehouse'")
         return self

@@ -30,7 +30,7 @@ from hierarchicalforecast.utils import SMatrix
 from forecasting.config import JobSpec
 from forecasting.hierarchy import Hierarchy, build_hierarchy
 from forecasting.models import BASE
-from forecasting.specs import HierarchySpec
+from forecasting.specs import HierarchySpec, middle_out_parts
 
 MIDDLE_OUT = "MiddleOut_"
 
@@ -75,7 +75,7 @@ def uses_error_history(job: JobSpec) -> bool:
     """Whether a configured method estimates error variances from the calibration errors (wls_var, mint_shrink):
     then it needs every period of them; otherwise only the conformal intervals read them."""
     spec = job.reconciliation
-    upper = {spec.label(m).removeprefix(MIDDLE_OUT) for m in spec.methods if spec.label(m).startswith(MIDDLE_OUT)}
+    upper = {middle_out_parts(label)[0] for label in map(spec.label, spec.methods) if label.startswith(MIDDLE_OUT)}
     return bool(upper & FROM_ERRORS) or any(
         getattr(reconciler, "insample", False) for _, reconciler in reconcilers(job, sparse=False)
     )
@@ -205,16 +205,25 @@ def tag_arrays(hierarchy: Hierarchy) -> dict[str, np.ndarray]:
     return {level: np.asarray(ids) for level, ids in hierarchy.tags.items()}
 
 
-def middle_level(hierarchy: Hierarchy, job: JobSpec) -> str:
-    """The job's middle level, by default the level above the bottom."""
-    return job.reconciliation.middle_level or hierarchy.spec.names[-2]
+def middle_level(hierarchy: Hierarchy, job: JobSpec, label: str | None = None) -> str:
+    """The middle level of a MiddleOut method: its own `@<level>`, else the job's, by default the level above the
+    bottom."""
+    at_level = middle_out_parts(label)[1] if label else None
+    return at_level or job.reconciliation.middle_level or hierarchy.spec.names[-2]
 
 
 def upper_hierarchy(hierarchy: Hierarchy, middle: str) -> Hierarchy:
-    """The levels down to `middle` as a hierarchy of their own (dense S: a handful of series), with the same ids."""
+    """The levels down to `middle` as a hierarchy of their own (dense S: a handful of series), with the same ids.
+    From the top level it is that one series (the split below is then top-down by forecast proportions)."""
     names = hierarchy.spec.names
     levels = {name: hierarchy.spec.levels[name] for name in names[: names.index(middle) + 1]}
     keys = levels[middle]
+    if not keys:
+        top = hierarchy.members.filter(pl.col("level") == middle)
+        ids = top["unique_id"].to_list()
+        S = pl.DataFrame({"unique_id": ids, **{i: [1.0] for i in ids}})
+        empty = pl.DataFrame(schema={"unique_id": pl.String, "ds": pl.Date, "y": pl.Float64})
+        return Hierarchy(Y_df=empty, S=S, tags={middle: ids}, members=top, spec=hierarchy.spec)
     nested = {child: parent for child, parent in hierarchy.spec.nested.items() if {child, parent} <= set(keys)}
     spec = HierarchySpec(columns=keys, levels=levels, nested=nested)
     # aggregate() wants a history; one dummy period is enough for S and the tags (the run may have dropped Y_df).
@@ -227,9 +236,9 @@ def middle_out(
 ) -> pl.DataFrame:
     """Reconcile the levels down to the middle one among themselves, then split every lower series from them by
     forecast proportions; lower intervals are the base intervals scaled like their means (module docstring)."""
-    upper = upper_hierarchy(hierarchy, middle_level(hierarchy, job))
+    upper = upper_hierarchy(hierarchy, middle_level(hierarchy, job, label))
     upper_ids = upper.members["unique_id"].to_list()
-    variant = label.removeprefix(MIDDLE_OUT)
+    variant = middle_out_parts(label)[0]
     method = BottomUp() if variant == "BottomUp" else min_trace(variant, job, sparse=False)
     clipped = base.select("unique_id", "ds", pl.col(BASE).clip(lower_bound=0.0))
     is_upper = pl.col("unique_id").is_in(upper_ids)

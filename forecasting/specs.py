@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -296,12 +296,32 @@ class ModelSpec(Strict):
         return run + [name for name, members in self.combinations.items() if set(members) <= set(run)]
 
 
-ReconcileMethod = Literal[
+UpperReconciler = Literal["BottomUp", "ols", "wls_struct", "wls_var", "mint_shrink"]
+PLAIN_METHODS = (
     "BottomUp", "MinTrace", "MinTrace_ols", "MinTrace_wls_struct", "MinTrace_wls_var", "MinTrace_mint_shrink",
     "MiddleOut", "MiddleOut_BottomUp", "MiddleOut_ols", "MiddleOut_wls_struct", "MiddleOut_wls_var",
     "MiddleOut_mint_shrink",
-]  # fmt: skip
-UpperReconciler = Literal["BottomUp", "ols", "wls_struct", "wls_var", "mint_shrink"]
+)  # fmt: skip
+MIDDLE_AT = "@"  # MiddleOut_<upper>@<level>: middle-out from that level instead of `middle_level`
+
+
+def _known_method(value: str) -> str:
+    name, at, level = value.partition(MIDDLE_AT)
+    if name not in PLAIN_METHODS or (at and not (name.startswith("MiddleOut") and IDENTIFIER.match(level))):
+        raise ValueError(
+            f"unknown reconciliation method {value!r}: one of {', '.join(PLAIN_METHODS)}, or a MiddleOut one with "
+            f"{MIDDLE_AT}<level> (e.g. MiddleOut_BottomUp{MIDDLE_AT}warehouse)"
+        )
+    return value
+
+
+ReconcileMethod = Annotated[str, AfterValidator(_known_method)]
+
+
+def middle_out_parts(label: str) -> tuple[str, str | None]:
+    """`MiddleOut_<upper>[@<level>]` -> (upper, level or None: the job's `middle_level`)."""
+    upper, _, level = label.removeprefix("MiddleOut_").partition(MIDDLE_AT)
+    return upper, level or None
 
 
 class BacktestSpec(Strict):
@@ -316,7 +336,9 @@ class BacktestSpec(Strict):
 class ReconcileSpec(Strict):
     """Reconciliation methods; `MinTrace` means MinTrace with `mintrace_method`, `MinTrace_<m>` names one outright
     (several MinTrace variants can run side by side, as the tourism benchmark does). `MiddleOut` likewise means
-    middle-out with `middle_out_upper`, `MiddleOut_<u>` names one outright."""
+    middle-out with `middle_out_upper`, `MiddleOut_<u>` names one outright, and `MiddleOut_<u>@<level>` middle-out
+    from that level instead of `middle_level`: so one backtest scores several middle levels and `choose_from_backtest`
+    (or the benchmark's rule) chooses among them too."""
 
     methods: list[ReconcileMethod] = Field(default_factory=lambda: ["BottomUp", "MinTrace"])
     mintrace_method: Literal["ols", "wls_struct", "wls_var", "mint_shrink"] = Field(
@@ -327,7 +349,8 @@ class ReconcileSpec(Strict):
     middle_level: str | None = Field(
         None,
         description="MiddleOut: the level the upper part is reconciled down to and the lower levels are split from "
-        "by forecast proportions (default: the level above the bottom)",
+        "by forecast proportions (default: the level above the bottom; the top level is top-down by forecast "
+        "proportions). A method named MiddleOut_<upper>@<level> uses that level instead",
     )
     middle_out_upper: UpperReconciler = Field(
         "mint_shrink",
@@ -379,12 +402,13 @@ class ReconcileSpec(Strict):
         return "qp" if self.nonnegative is True else self.nonnegative
 
     def label(self, method: str) -> str:
-        """The output name of a method: BottomUp, MinTrace_<variant> or MiddleOut_<upper>."""
-        if method == "MinTrace":
+        """The output name of a method: BottomUp, MinTrace_<variant> or MiddleOut_<upper>[@<level>]."""
+        name, at, level = method.partition(MIDDLE_AT)
+        if name == "MinTrace":
             return f"MinTrace_{self.mintrace_method}"
-        if method == "MiddleOut":
-            return f"MiddleOut_{self.middle_out_upper}"
-        return method
+        if name == "MiddleOut":
+            name = f"MiddleOut_{self.middle_out_upper}"
+        return name + at + level
 
     @model_validator(mode="after")
     def _publish_is_run(self) -> ReconcileSpec:

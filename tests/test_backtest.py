@@ -294,6 +294,7 @@ def test_backtest_calibrated_on_earlier_windows(backtest, tmp_path):
     structural = ~pl.col("method").str.contains("|".join(rec.FROM_ERRORS))
     assert a.filter(first).drop("calibration").equals(b.filter(first).drop("calibration"))
     assert a.filter(structural)["mean"].equals(b.filter(structural)["mean"])
+    assert not a.filter(~first & ~structural)["mean"].equals(b.filter(~first & ~structural)["mean"])
     assert not a.filter(~first)["hi_80"].equals(b.filter(~first)["hi_80"])
     for cutoff in b["cutoff"].unique().to_list():
         assert_coherent(b.filter(pl.col("cutoff") == cutoff))

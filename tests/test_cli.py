@@ -36,7 +36,7 @@ def test_run_then_query(tmp_path):
     # 30 SKUs + the warehouse itself, 3 months, every method of the job file (6); as of 2016-03-31 March is
     # complete, so Apr-Jun
     methods = len(load_job(job_file).reconciliation.methods)
-    assert methods == 6 and json.loads(result.output) == [{"warehouse": "CA_1", "n": (30 + 1) * 3 * methods}]
+    assert methods == 12 and json.loads(result.output) == [{"warehouse": "CA_1", "n": (30 + 1) * 3 * methods}]
     result = runner.invoke(app, ["query", "--job", job_file, "--format", "csv", "SELECT min(ds) FROM forecasts"])
     assert result.output.strip().splitlines()[-1] == "2016-04-01"
 

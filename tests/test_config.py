@@ -110,6 +110,23 @@ def test_middle_out_needs_a_level_above_the_bottom(middle):
         parse_job(raw)
 
 
+@pytest.mark.parametrize("method", ["MiddleOut_BottomUp@sku", "MiddleOut_ols@aisle"])
+def test_middle_out_methods_need_a_level_above_the_bottom(method):
+    raw = load_job().model_dump(mode="json")
+    raw["reconciliation"]["methods"].append(method)
+    level = method.partition("@")[2]
+    with pytest.raises(JobConfigError, match=f"{method}'.*'{level}' is not a level above the bottom"):
+        parse_job(raw)
+
+
+@pytest.mark.parametrize("method", ["MinTrace@region", "MiddleOut_median@region", "MiddleOut_BottomUp@"])
+def test_unknown_reconciliation_methods_are_named(method):
+    raw = load_job().model_dump(mode="json")
+    raw["reconciliation"]["methods"].append(method)
+    with pytest.raises(JobConfigError, match=f"unknown reconciliation method '{method}'"):
+        parse_job(raw)
+
+
 @pytest.mark.parametrize("value", ["qp", "clip", True, False])
 def test_nonnegative_takes_qp_clip_or_a_boolean(value):
     raw = load_job().model_dump(mode="json")

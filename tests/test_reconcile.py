@@ -9,10 +9,10 @@ from support import M5_MONTHLY, assert_coherent, slice_job
 from forecasting import reconcile as rec
 from forecasting.pipeline import aggregate, base_forecasts, decorate_reconciled, load, reconcile, validate
 
-# the m5-monthly job's (middle level: region)
-METHODS = {"BottomUp", "MinTrace_wls_struct"} | {
-    f"MiddleOut_{upper}" for upper in ("BottomUp", "wls_struct", "ols", "wls_var")
-}
+# the m5-monthly job's (middle level: region; the warehouses and the total as other middle levels, `@<level>`)
+AT_REGION = [f"MiddleOut_{upper}" for upper in ("BottomUp", "wls_struct", "ols", "wls_var")]
+AT_WAREHOUSE = [f"MiddleOut_{upper}@warehouse" for upper in ("BottomUp", "wls_struct", "ols", "wls_var", "mint_shrink")]
+METHODS = {"BottomUp", "MinTrace_wls_struct", *AT_REGION, *AT_WAREHOUSE, "MiddleOut_BottomUp@total"}
 SHARES = [("warehouse", "region"), ("sku", "warehouse")]  # (child level, the parent it is split from)
 
 
@@ -92,13 +92,15 @@ def middle_rows(reconciled, base, method: str, level: str) -> pl.DataFrame:
 
 
 def assert_split_by_base_shares(reconciled, base, method: str, pairs: list[tuple[str, str]]) -> None:
-    """Below the middle level, each child's share of its parent equals its share of the parent in the base forecasts."""
+    """Below the middle level, each child's share of its parent equals its share of the parent in the base forecasts
+    (the total has no key column: its children share each period)."""
     for child, parent in pairs:
         rows = middle_rows(reconciled, base, method, child)
         assert rows.height > 0, (method, child)
+        group = ["ds"] if parent == "total" else [parent, "ds"]
         shares = rows.with_columns(
-            (pl.col("mean") / pl.col("mean").sum().over(parent, "ds")).alias("share"),
-            (pl.col("Base") / pl.col("Base").sum().over(parent, "ds")).alias("base_share"),
+            (pl.col("mean") / pl.col("mean").sum().over(group)).alias("share"),
+            (pl.col("Base") / pl.col("Base").sum().over(group)).alias("base_share"),
         )
         np.testing.assert_allclose(shares["share"].to_numpy(), shares["base_share"].to_numpy(), atol=1e-9)
 
@@ -113,29 +115,35 @@ def test_middle_out_keeps_the_regions_and_splits_warehouses_and_skus_by_their_ba
     assert warehouses["warehouse"].max() == 2
     kept = middle_rows(reconciled, base, "MiddleOut_BottomUp", "region")
     np.testing.assert_allclose(kept["mean"].to_numpy(), kept["Base"].to_numpy(), rtol=1e-9)
-    for method in ("MiddleOut_BottomUp", "MiddleOut_wls_struct", "MiddleOut_ols", "MiddleOut_wls_var"):
+    for method in AT_REGION:
         assert_split_by_base_shares(reconciled, base, method, SHARES)
     moved = middle_rows(reconciled, base, "MiddleOut_wls_var", "region")
     assert not np.allclose(moved["mean"].to_numpy(), kept["mean"].to_numpy())
 
 
-def test_middle_out_at_the_warehouses(sparse_result, inputs):
-    """With the warehouses as the middle level (the 14 upper series at full size), MiddleOut_BottomUp keeps the
-    warehouse Base, mint_shrink moves it, and only the SKUs are split."""
-    job, *_ = inputs
-    hierarchy, base, _ = sparse_result
-    at_warehouses = job.reconciliation.model_copy(
-        update={"middle_level": "warehouse", "methods": ["MiddleOut_BottomUp", "MiddleOut_mint_shrink"]}
-    )
-    job = job.model_copy(update={"reconciliation": at_warehouses})
-    reconciled = reconciled_with(hierarchy, base, job)
-    assert_coherent(reconciled)
-    kept = middle_rows(reconciled, base, "MiddleOut_BottomUp", "warehouse")
+def test_middle_out_at_the_warehouses(three_stores):
+    """`MiddleOut_<upper>@warehouse`, in the same run: the 14 upper series reconciled among themselves (BottomUp keeps
+    the warehouse Base, mint_shrink moves it), and only the SKUs split."""
+    _, (_, base, reconciled) = three_stores
+    kept = middle_rows(reconciled, base, "MiddleOut_BottomUp@warehouse", "warehouse")
     np.testing.assert_allclose(kept["mean"].to_numpy(), kept["Base"].to_numpy(), rtol=1e-9)
-    for method in ("MiddleOut_BottomUp", "MiddleOut_mint_shrink"):
+    region = middle_rows(reconciled, base, "MiddleOut_BottomUp", "region")
+    summed = middle_rows(reconciled, base, "MiddleOut_BottomUp@warehouse", "region")
+    assert not np.allclose(summed["mean"].to_numpy(), region["mean"].to_numpy())  # regions: warehouse sums now
+    for method in AT_WAREHOUSE:
         assert_split_by_base_shares(reconciled, base, method, SHARES[1:])
-    shrunk = middle_rows(reconciled, base, "MiddleOut_mint_shrink", "warehouse")
+    shrunk = middle_rows(reconciled, base, "MiddleOut_mint_shrink@warehouse", "warehouse")
     assert not np.allclose(shrunk["mean"].to_numpy(), kept["mean"].to_numpy())
+
+
+def test_middle_out_from_the_total_is_top_down_by_base_shares(three_stores):
+    """`MiddleOut_BottomUp@total` keeps the total Base and splits every level below by forecast proportions."""
+    _, (_, base, reconciled) = three_stores
+    assert_coherent(reconciled)
+    kept = middle_rows(reconciled, base, "MiddleOut_BottomUp@total", "total")
+    assert kept.height == 3
+    np.testing.assert_allclose(kept["mean"].to_numpy(), kept["Base"].to_numpy(), rtol=1e-9)
+    assert_split_by_base_shares(reconciled, base, "MiddleOut_BottomUp@total", [("region", "total"), *SHARES])
 
 
 def test_middle_out_intervals_scale_with_the_mean(sparse_result):
