@@ -15,6 +15,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from forecasting.engines import EngineSpec
 from forecasting.labour import StaffingSpec
+from forecasting.reconcile_spec import MIDDLE_OUT, ReconcileSpec, middle_out_parts
 from forecasting.specs import (
     IDENTIFIER,
     JOB_NAME,
@@ -22,9 +23,7 @@ from forecasting.specs import (
     BacktestSpec,
     HierarchySpec,
     ModelSpec,
-    ReconcileSpec,
     Strict,
-    middle_out_parts,
 )
 
 DEFAULT_JOB = "m5-monthly"
@@ -204,19 +203,44 @@ class JobSpec(Strict):
             raise ValueError(
                 f"models.trading_days adjusts {' and '.join(TRADING_DAY_PERIODS)} jobs, not freq {self.freq!r}"
             )
-        above_bottom = list(self.hierarchy.levels)[:-1]
         middle = self.reconciliation.middle_level
-        if middle is not None and middle not in above_bottom:
+        if middle is not None and middle not in list(self.hierarchy.levels)[:-1]:
             raise ValueError(f"reconciliation.middle_level {middle!r} is not a level above the bottom of the hierarchy")
-        for method in self.reconciliation.methods:
-            at_level = middle_out_parts(method)[1] if method.startswith("MiddleOut") else None
-            if at_level is not None and at_level not in above_bottom:
-                raise ValueError(
-                    f"reconciliation method {method!r}: {at_level!r} is not a level above the bottom of the hierarchy"
-                )
+        self._check_middle_out()
         if self.staffing is not None and "warehouse" not in self.hierarchy.levels:
             raise ValueError("staffing needs a hierarchy level named 'warehouse'")
         return self
+
+    def _check_middle_out(self) -> None:
+        """Middle-out splits each level from the one above it, so it needs a tree; and two methods that would
+        compute the same reconciliation under two names are refused (at the top level every upper method is the
+        total's Base itself)."""
+        spec = self.reconciliation
+        labels = [spec.label(m) for m in spec.methods if spec.label(m).startswith(MIDDLE_OUT)]
+        if not labels:
+            return
+        levels = self.hierarchy.levels
+        names = list(levels)
+        crossed = [(a, b) for a, b in zip(names, names[1:], strict=False) if not set(levels[a]) <= set(levels[b])]
+        if crossed:
+            a, b = crossed[0]
+            raise ValueError(
+                f"reconciliation method {labels[0]!r}: middle-out needs a tree, but levels {a!r} and {b!r} group by "
+                "crossed keys (a grouped structure); use BottomUp or MinTrace"
+            )
+        same: dict[tuple[str, str], str] = {}
+        for label in labels:
+            upper, at_level = middle_out_parts(label)
+            level = at_level or spec.middle_level or names[-2]
+            if level not in names[:-1]:
+                raise ValueError(
+                    f"reconciliation method {label!r}: {level!r} is not a level above the bottom of the hierarchy "
+                    f"(one of {', '.join(names[:-1])})"
+                )
+            key = ("top-down" if level == names[0] else upper, level)
+            if key in same:
+                raise ValueError(f"reconciliation methods {same[key]!r} and {label!r} are the same reconciliation")
+            same[key] = label
 
     @property
     def closed_periods(self) -> list[str]:

@@ -7,7 +7,8 @@ per-series quantiles of the signed errors: linear in the number of series, spars
 Caveat (the library's own): in-sample errors are smaller than out-of-sample ones, so intervals tend to be narrow;
 the backtests measure actual coverage.
 
-Middle-out (`MiddleOut_<upper>`): the few series down to the middle level (M5 monthly: total and 3 regions) are
+Middle-out (`MiddleOut_<upper>`, or `MiddleOut_<upper>@<level>` from a level other than the job's `middle_level`;
+from the top level it is top-down): the few series down to the middle level (M5 monthly: total and 3 regions) are
 reconciled among themselves (BottomUp from the middle level, or MinTrace with a dense covariance of
 those series only, which mint_shrink needs), then every lower series is split from them by forecast proportions
 (hierarchicalforecast's TopDown, sparse). Why: at 30,490 SKUs, MinTrace on the whole tree lets the SKU sum outvote
@@ -30,9 +31,8 @@ from hierarchicalforecast.utils import SMatrix
 from forecasting.config import JobSpec
 from forecasting.hierarchy import Hierarchy, build_hierarchy
 from forecasting.models import BASE
-from forecasting.specs import HierarchySpec, middle_out_parts
-
-MIDDLE_OUT = "MiddleOut_"
+from forecasting.reconcile_spec import MIDDLE_OUT, middle_out_parts
+from forecasting.specs import HierarchySpec
 
 DENSE_ONLY = {"mint_shrink"}  # the library has no sparse version: an n x n shrunk covariance
 # MinTrace variants whose weights are estimated from the calibration errors: their points move with the calibration.
@@ -239,6 +239,8 @@ def middle_out(
     upper = upper_hierarchy(hierarchy, middle_level(hierarchy, job, label))
     upper_ids = upper.members["unique_id"].to_list()
     variant = middle_out_parts(label)[0]
+    if variant in DENSE_ONLY and len(upper_ids) > MAX_DENSE_SERIES:
+        raise ValueError(f"reconciliation {label} needs a dense covariance of {len(upper_ids)} upper series")
     method = BottomUp() if variant == "BottomUp" else min_trace(variant, job, sparse=False)
     clipped = base.select("unique_id", "ds", pl.col(BASE).clip(lower_bound=0.0))
     is_upper = pl.col("unique_id").is_in(upper_ids)

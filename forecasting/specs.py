@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -296,34 +296,6 @@ class ModelSpec(Strict):
         return run + [name for name, members in self.combinations.items() if set(members) <= set(run)]
 
 
-UpperReconciler = Literal["BottomUp", "ols", "wls_struct", "wls_var", "mint_shrink"]
-PLAIN_METHODS = (
-    "BottomUp", "MinTrace", "MinTrace_ols", "MinTrace_wls_struct", "MinTrace_wls_var", "MinTrace_mint_shrink",
-    "MiddleOut", "MiddleOut_BottomUp", "MiddleOut_ols", "MiddleOut_wls_struct", "MiddleOut_wls_var",
-    "MiddleOut_mint_shrink",
-)  # fmt: skip
-MIDDLE_AT = "@"  # MiddleOut_<upper>@<level>: middle-out from that level instead of `middle_level`
-
-
-def _known_method(value: str) -> str:
-    name, at, level = value.partition(MIDDLE_AT)
-    if name not in PLAIN_METHODS or (at and not (name.startswith("MiddleOut") and IDENTIFIER.match(level))):
-        raise ValueError(
-            f"unknown reconciliation method {value!r}: one of {', '.join(PLAIN_METHODS)}, or a MiddleOut one with "
-            f"{MIDDLE_AT}<level> (e.g. MiddleOut_BottomUp{MIDDLE_AT}warehouse)"
-        )
-    return value
-
-
-ReconcileMethod = Annotated[str, AfterValidator(_known_method)]
-
-
-def middle_out_parts(label: str) -> tuple[str, str | None]:
-    """`MiddleOut_<upper>[@<level>]` -> (upper, level or None: the job's `middle_level`)."""
-    upper, _, level = label.removeprefix("MiddleOut_").partition(MIDDLE_AT)
-    return upper, level or None
-
-
 class BacktestSpec(Strict):
     """The backtest the nightly run reads (model choice, reconciled intervals, staffing bands): what `forecasting
     backtest` and the scheduled backtest flow run unless told otherwise. More windows give the intervals more
@@ -331,90 +303,3 @@ class BacktestSpec(Strict):
 
     windows: int = Field(3, ge=1, description="rolling origins")
     step: int | None = Field(None, ge=1, description="periods between origins (default: the horizon)")
-
-
-class ReconcileSpec(Strict):
-    """Reconciliation methods; `MinTrace` means MinTrace with `mintrace_method`, `MinTrace_<m>` names one outright
-    (several MinTrace variants can run side by side, as the tourism benchmark does). `MiddleOut` likewise means
-    middle-out with `middle_out_upper`, `MiddleOut_<u>` names one outright, and `MiddleOut_<u>@<level>` middle-out
-    from that level instead of `middle_level`: so one backtest scores several middle levels and `choose_from_backtest`
-    (or the benchmark's rule) chooses among them too."""
-
-    methods: list[ReconcileMethod] = Field(default_factory=lambda: ["BottomUp", "MinTrace"])
-    mintrace_method: Literal["ols", "wls_struct", "wls_var", "mint_shrink"] = Field(
-        "wls_struct",
-        description="wls_var and mint_shrink estimate error variances from the calibration errors (in-sample fits or "
-        "backtest errors, see `calibration`); mint_shrink needs a dense n x n covariance (small hierarchies only)",
-    )
-    middle_level: str | None = Field(
-        None,
-        description="MiddleOut: the level the upper part is reconciled down to and the lower levels are split from "
-        "by forecast proportions (default: the level above the bottom; the top level is top-down by forecast "
-        "proportions). A method named MiddleOut_<upper>@<level> uses that level instead",
-    )
-    middle_out_upper: UpperReconciler = Field(
-        "mint_shrink",
-        description="MiddleOut: how the levels down to `middle_level` are reconciled among themselves (BottomUp "
-        "from the middle level, or MinTrace with this variant; a dense covariance of those few series only)",
-    )
-    nonnegative: bool | Literal["qp", "clip"] = Field(
-        True,
-        description="non-negative reconciled forecasts. `qp` (or true): the optimal non-negative coherent forecast, "
-        "one quadratic program over every bottom series per horizon step (hierarchicalforecast's Clarabel QP); "
-        "`clip`: reconcile unconstrained and, only if some bottom value is negative, clip the bottom level and sum it "
-        "up (the library's cheaper heuristic, MinTraceSparse(qp=False)); false: no constraint. `clip` applies to the "
-        "sparse MinTrace (ols, wls_struct, wls_var on the whole tree); the dense one (mint_shrink, MiddleOut's upper "
-        "part: a few series) has only the QP in the library and keeps it",
-    )
-    publish: ReconcileMethod = "MinTrace"
-    choose_from_backtest: bool = Field(
-        False,
-        description="publish the method whose worst level, relative to the best base model at that level, is the "
-        "least bad in the job's latest backtest (`publish` when there is none)",
-    )
-    calibration: Literal["insample", "backtest"] = Field(
-        "insample",
-        description="errors the reconciled intervals are calibrated on: in-sample fits, or the out-of-sample errors "
-        "of the job's latest backtest (falls back to in-sample when there is none covering every series); a "
-        "backtest of such a job calibrates each window on the windows before it",
-    )
-
-    calibration_window: int | None = Field(
-        None,
-        ge=2,
-        description="calibrate the conformal intervals on only the last N periods in which every series has an "
-        "error (default: all of them); for very large jobs, whose in-sample fits are 100M rows at 1M series x 2 "
-        "years. Not with wls_var / mint_shrink, which estimate variances from every period",
-    )
-
-    @field_validator("nonnegative", mode="before")
-    @classmethod
-    def _known_nonnegative(cls, value: object) -> object:
-        if value not in (True, False, "qp", "clip"):
-            raise ValueError(f"reconciliation.nonnegative must be qp, clip, true (= qp) or false; got {value!r}")
-        return value
-
-    @property
-    def nonnegative_method(self) -> Literal["qp", "clip"] | None:
-        """How non-negativity is enforced: qp, clip, or None (not at all)."""
-        if self.nonnegative is False:
-            return None
-        return "qp" if self.nonnegative is True else self.nonnegative
-
-    def label(self, method: str) -> str:
-        """The output name of a method: BottomUp, MinTrace_<variant> or MiddleOut_<upper>[@<level>]."""
-        name, at, level = method.partition(MIDDLE_AT)
-        if name == "MinTrace":
-            return f"MinTrace_{self.mintrace_method}"
-        if name == "MiddleOut":
-            name = f"MiddleOut_{self.middle_out_upper}"
-        return name + at + level
-
-    @model_validator(mode="after")
-    def _publish_is_run(self) -> ReconcileSpec:
-        labels = [self.label(m) for m in self.methods]
-        if len(set(labels)) != len(labels):
-            raise ValueError(f"methods name the same reconciliation twice: {labels}")
-        if self.label(self.publish) not in labels:
-            raise ValueError(f"publish method {self.publish!r} is not in methods")
-        return self

@@ -33,7 +33,7 @@ def test_run_then_query(tmp_path):
     query = "SELECT warehouse, count(*) AS n FROM reconciled_forecasts WHERE warehouse = 'CA_1' GROUP BY 1"
     result = runner.invoke(app, ["query", "--job", job_file, "--format", "json", query])
     assert result.exit_code == 0, result.output
-    # 30 SKUs + the warehouse itself, 3 months, every method of the job file (6); as of 2016-03-31 March is
+    # 30 SKUs + the warehouse itself, 3 months, every method of the job file (12); as of 2016-03-31 March is
     # complete, so Apr-Jun
     methods = len(load_job(job_file).reconciliation.methods)
     assert methods == 12 and json.loads(result.output) == [{"warehouse": "CA_1", "n": (30 + 1) * 3 * methods}]

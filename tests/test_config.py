@@ -119,6 +119,32 @@ def test_middle_out_methods_need_a_level_above_the_bottom(method):
         parse_job(raw)
 
 
+@pytest.mark.parametrize(
+    ("method", "same_as"),
+    [("MiddleOut_BottomUp@region", "MiddleOut_BottomUp"), ("MiddleOut_ols@total", "MiddleOut_BottomUp@total")],
+)
+def test_two_names_for_one_middle_out_reconciliation_are_refused(method, same_as):
+    """The job's middle level is region; at the top level every upper method keeps the total's Base."""
+    raw = load_job().model_dump(mode="json")
+    raw["reconciliation"]["methods"].append(method)
+    with pytest.raises(JobConfigError, match=f"'{same_as}' and '{method}' are the same reconciliation"):
+        parse_job(raw)
+
+
+def test_middle_out_needs_a_tree():
+    raw = load_job("tourism").model_dump(mode="json")
+    raw["reconciliation"]["methods"].append("MiddleOut_BottomUp@state")
+    with pytest.raises(JobConfigError, match="middle-out needs a tree, but levels 'purpose' and 'state'"):
+        parse_job(raw)
+
+
+def test_middle_out_without_an_upper_takes_the_job_one():
+    from forecasting.reconcile_spec import ReconcileSpec
+
+    spec = ReconcileSpec(methods=["MiddleOut@warehouse"], middle_out_upper="ols", publish="MiddleOut@warehouse")
+    assert spec.label("MiddleOut@warehouse") == "MiddleOut_ols@warehouse"
+
+
 @pytest.mark.parametrize("method", ["MinTrace@region", "MiddleOut_median@region", "MiddleOut_BottomUp@"])
 def test_unknown_reconciliation_methods_are_named(method):
     raw = load_job().model_dump(mode="json")

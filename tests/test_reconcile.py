@@ -146,14 +146,45 @@ def test_middle_out_from_the_total_is_top_down_by_base_shares(three_stores):
     assert_split_by_base_shares(reconciled, base, "MiddleOut_BottomUp@total", [("region", "total"), *SHARES])
 
 
-def test_middle_out_intervals_scale_with_the_mean(sparse_result):
+@pytest.mark.parametrize(
+    ("method", "levels"),
+    [("MiddleOut_wls_var", ("warehouse", "sku")), ("MiddleOut_BottomUp@total", ("region", "warehouse", "sku"))],
+)
+def test_middle_out_intervals_scale_with_the_mean(sparse_result, method, levels):
     _, base, reconciled = sparse_result
-    for level in ("warehouse", "sku"):
-        rows = reconciled.filter((pl.col("method") == "MiddleOut_wls_var") & (pl.col("level") == level))
+    for level in levels:
+        rows = reconciled.filter((pl.col("method") == method) & (pl.col("level") == level))
         joined = rows.join(base.forecasts, on=["unique_id", "ds"]).filter(pl.col("Base") > 0)
         assert joined.height > 0, level
         factor = joined["mean"] / joined["Base"]
         np.testing.assert_allclose(joined["hi_95"], joined["Base-hi-95"].clip(lower_bound=0) * factor, rtol=1e-9)
+
+
+def test_the_job_middle_level_and_an_at_level_give_the_same_reconciliation(sparse_result, inputs):
+    """`middle_level: total` with MiddleOut_BottomUp is MiddleOut_BottomUp@total under another name."""
+    job, *_ = inputs
+    hierarchy, base, reconciled = sparse_result
+    from_total = job.reconciliation.model_copy(
+        update={"middle_level": "total", "methods": ["MiddleOut_BottomUp"], "publish": "MiddleOut_BottomUp"}
+    )
+    alone = reconciled_with(hierarchy, base, job.model_copy(update={"reconciliation": from_total}))
+    keys = ["unique_id", "ds"]
+    at_total = reconciled.filter(pl.col("method") == "MiddleOut_BottomUp@total").sort(keys)
+    assert alone.sort(keys).drop("method", "published").equals(at_total.drop("method", "published"))
+
+
+@pytest.mark.parametrize(
+    ("methods", "expected"),
+    [
+        (["BottomUp", "MiddleOut_wls_var@warehouse"], True),
+        (["BottomUp", "MiddleOut_mint_shrink@total"], True),
+        (["BottomUp", "MiddleOut_BottomUp@warehouse", "MiddleOut_wls_struct@warehouse"], False),
+    ],
+)
+def test_methods_at_another_level_that_estimate_variances_need_every_error_period(inputs, methods, expected):
+    job, *_ = inputs
+    spec = job.reconciliation.model_copy(update={"methods": methods, "publish": "BottomUp"})
+    assert rec.uses_error_history(job.model_copy(update={"reconciliation": spec})) is expected
 
 
 def test_reconciliation_reruns_to_the_same_numbers(sparse_result, inputs):
