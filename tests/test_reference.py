@@ -21,7 +21,8 @@ from forecasting.reference_tables import level_known, level_table, seasonal_leve
 def test_m5_monthly_job_file_holds_the_reference_choice(tmp_path):
     """The reference's selection is the job's own backtest (its `backtest.windows` of 3 months ending 2015-12, each
     reconciling the Base chosen in them): the job file's primary models and published reconciliation must be its
-    choice, so the nightly run publishes what the benchmark scored (762 s beside CI on 2 cores, peak RSS 12.3 GB)."""
+    choice, so the nightly run publishes what the benchmark scored (659 s on 2 cores with 12 reconciliations, peak RSS
+    12.7 GB)."""
     job = load_job("m5-monthly", output_root=str(tmp_path))
     _, selection = backtest_job(with_models(job), M5_MONTHLY_SELECTION_END)
     assert selection.base["cutoff"].n_unique() == job.backtest.windows
