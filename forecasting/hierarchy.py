@@ -85,7 +85,8 @@ def build_hierarchy(history: pl.DataFrame, spec: HierarchySpec, sparse: bool = T
     columns = {level: [TOTAL, *keys] for level, keys in spec.levels.items()}
     series = history.lazy().select(spec.columns).unique().collect(engine="streaming")  # groups only, not row keys
     series = series.with_columns(pl.col(spec.columns).cast(pl.String))
-    keyed = series.with_columns(pl.lit(TOTAL).alias(TOTAL))
+    # With no key columns (the total alone, middle-out's upper part from the top) the one series has no keys.
+    keyed = series.with_columns(pl.lit(TOTAL).alias(TOTAL)) if spec.columns else pl.DataFrame({TOTAL: [TOTAL]})
     first = history["ds"].min()
     one_row = keyed.select(TOTAL, *spec.columns, pl.lit(first).alias("ds"), pl.lit(0.0).alias("y"))
     _, S, raw_tags = aggregate(one_row, list(columns.values()), sparse_s=sparse)

@@ -218,12 +218,6 @@ def upper_hierarchy(hierarchy: Hierarchy, middle: str) -> Hierarchy:
     names = hierarchy.spec.names
     levels = {name: hierarchy.spec.levels[name] for name in names[: names.index(middle) + 1]}
     keys = levels[middle]
-    if not keys:
-        top = hierarchy.members.filter(pl.col("level") == middle)
-        ids = top["unique_id"].to_list()
-        S = pl.DataFrame({"unique_id": ids, **{i: [1.0] for i in ids}})
-        empty = pl.DataFrame(schema={"unique_id": pl.String, "ds": pl.Date, "y": pl.Float64})
-        return Hierarchy(Y_df=empty, S=S, tags={middle: ids}, members=top, spec=hierarchy.spec)
     nested = {child: parent for child, parent in hierarchy.spec.nested.items() if {child, parent} <= set(keys)}
     spec = HierarchySpec(columns=keys, levels=levels, nested=nested)
     # aggregate() wants a history; one dummy period is enough for S and the tags (the run may have dropped Y_df).
