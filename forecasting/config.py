@@ -230,8 +230,8 @@ class JobSpec(Strict):
             )
         same: dict[tuple[str, str], str] = {}
         for label in labels:
-            upper, at_level = middle_out_parts(label)
-            level = at_level or spec.middle_level or names[-2]
+            upper = middle_out_parts(label)[0]
+            level = spec.middle_level_of(label, names)
             if level not in names[:-1]:
                 raise ValueError(
                     f"reconciliation method {label!r}: {level!r} is not a level above the bottom of the hierarchy "

@@ -205,13 +205,6 @@ def tag_arrays(hierarchy: Hierarchy) -> dict[str, np.ndarray]:
     return {level: np.asarray(ids) for level, ids in hierarchy.tags.items()}
 
 
-def middle_level(hierarchy: Hierarchy, job: JobSpec, label: str | None = None) -> str:
-    """The middle level of a MiddleOut method: its own `@<level>`, else the job's, by default the level above the
-    bottom."""
-    at_level = middle_out_parts(label)[1] if label else None
-    return at_level or job.reconciliation.middle_level or hierarchy.spec.names[-2]
-
-
 def upper_hierarchy(hierarchy: Hierarchy, middle: str) -> Hierarchy:
     """The levels down to `middle` as a hierarchy of their own (dense S: a handful of series), with the same ids.
     From the top level it is that one series (the split below is then top-down by forecast proportions)."""
@@ -230,7 +223,7 @@ def middle_out(
 ) -> pl.DataFrame:
     """Reconcile the levels down to the middle one among themselves, then split every lower series from them by
     forecast proportions; lower intervals are the base intervals scaled like their means (module docstring)."""
-    upper = upper_hierarchy(hierarchy, middle_level(hierarchy, job, label))
+    upper = upper_hierarchy(hierarchy, job.reconciliation.middle_level_of(label, hierarchy.spec.names))
     upper_ids = upper.members["unique_id"].to_list()
     variant = middle_out_parts(label)[0]
     if variant in DENSE_ONLY and len(upper_ids) > MAX_DENSE_SERIES:

@@ -11,14 +11,14 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from forecasting.specs import IDENTIFIER, Strict
 
-UpperReconciler = Literal["BottomUp", "ols", "wls_struct", "wls_var", "mint_shrink"]
-MINTRACE_VARIANTS = ("ols", "wls_struct", "wls_var", "mint_shrink")
+MinTraceVariant = Literal["ols", "wls_struct", "wls_var", "mint_shrink"]
+UpperReconciler = Literal["BottomUp", MinTraceVariant]
 MIDDLE_OUT = "MiddleOut_"
 MIDDLE_AT = "@"  # MiddleOut_<upper>@<level>: middle-out from that level instead of `middle_level`
 PLAIN_METHODS = (
     "BottomUp",
     "MinTrace",
-    *(f"MinTrace_{variant}" for variant in MINTRACE_VARIANTS),
+    *(f"MinTrace_{variant}" for variant in get_args(MinTraceVariant)),
     "MiddleOut",
     *(f"{MIDDLE_OUT}{upper}" for upper in get_args(UpperReconciler)),
 )
@@ -51,7 +51,7 @@ class ReconcileSpec(Strict):
     (or the benchmark's rule) chooses among them too."""
 
     methods: list[ReconcileMethod] = Field(default_factory=lambda: ["BottomUp", "MinTrace"])
-    mintrace_method: Literal["ols", "wls_struct", "wls_var", "mint_shrink"] = Field(
+    mintrace_method: MinTraceVariant = Field(
         "wls_struct",
         description="wls_var and mint_shrink estimate error variances from the calibration errors (in-sample fits or "
         "backtest errors, see `calibration`); mint_shrink needs a dense n x n covariance (small hierarchies only)",
@@ -111,6 +111,11 @@ class ReconcileSpec(Strict):
         if self.nonnegative is False:
             return None
         return "qp" if self.nonnegative is True else self.nonnegative
+
+    def middle_level_of(self, label: str, level_names: list[str]) -> str:
+        """The middle level of a MiddleOut method: its own `@<level>`, else `middle_level`, by default the level
+        above the bottom (`level_names`: the hierarchy's levels, top to bottom)."""
+        return middle_out_parts(label)[1] or self.middle_level or level_names[-2]
 
     def label(self, method: str) -> str:
         """The output name of a method: BottomUp, MinTrace_<variant> or MiddleOut_<upper>[@<level>]."""
