@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from datetime import date
+from itertools import pairwise
 from pathlib import Path
 from typing import Literal
 
@@ -221,7 +222,7 @@ class JobSpec(Strict):
             return
         levels = self.hierarchy.levels
         names = list(levels)
-        crossed = [(a, b) for a, b in zip(names, names[1:], strict=False) if not set(levels[a]) <= set(levels[b])]
+        crossed = [(a, b) for a, b in pairwise(names) if not set(levels[a]) <= set(levels[b])]
         if crossed:
             a, b = crossed[0]
             raise ValueError(
