@@ -68,7 +68,8 @@ def _lightgbm_cv(
     """mlforecast cross_validation of the LightGBM called `name`; with horizon blocks, each block's model is
     cross-validated over the same windows and keeps its own periods (in-sample fits: the last block's)."""
     forecasts, fitted = [], None
-    for block, (fcst, train, intervals) in models.lightgbm_setups(Y, job, exog, aggregate, name):
+    held_back = job.horizon + (n_windows - 1) * step  # the first window's fit does not see these periods
+    for block, (fcst, train, intervals) in models.lightgbm_setups(Y, job, exog, aggregate, name, held_back):
         cv = fcst.cross_validation(
             train,
             n_windows=n_windows,

@@ -222,12 +222,18 @@ def in_block(frame: pl.DataFrame, block: HorizonBlock, by: list[str]) -> pl.Data
 
 
 def lightgbm_setups(
-    Y_df: pl.DataFrame, job: JobSpec, exog: pl.DataFrame | None, aggregate: bool, name: str = LIGHTGBM
+    Y_df: pl.DataFrame,
+    job: JobSpec,
+    exog: pl.DataFrame | None,
+    aggregate: bool,
+    name: str = LIGHTGBM,
+    held_back: int = 0,
 ) -> list[tuple[HorizonBlock, tuple[MLForecast, pl.DataFrame, PredictionIntervals]]]:
-    """(block, unfitted setup) for each horizon block of the LightGBM called `name`."""
+    """(block, unfitted setup) for each horizon block of the LightGBM called `name`. `held_back`: periods the
+    shortest fit does not see (a backtest's first window trains on all but its windows' periods)."""
     spec = job.models.lightgbm_spec(name)
     return [
-        (block, lightgbm_setup(Y_df, job, exog, aggregate, block_spec(spec, job.horizon, block), name))
+        (block, lightgbm_setup(Y_df, job, exog, aggregate, block_spec(spec, job.horizon, block), name, held_back))
         for block in horizon_blocks(spec, job.horizon)
     ]
 
@@ -239,6 +245,7 @@ def lightgbm_setup(
     aggregate: bool,
     spec: LightGBMSpec | None = None,
     name: str = LIGHTGBM,
+    held_back: int = 0,
 ) -> tuple[MLForecast, pl.DataFrame, PredictionIntervals]:
     """The unfitted MLForecast, its training frame (with exogenous columns) and conformal settings; shared by the
     nightly forecast and the backtests so both fit the same model. `spec`: one block's settings (default: the
@@ -274,9 +281,18 @@ def lightgbm_setup(
         age = pl.col("ds").rank("ordinal", descending=True).over("unique_id") - 1
         train = train.with_columns((0.5 ** (age / spec.half_life)).alias(WEIGHT))
     intervals = PredictionIntervals(n_windows=job.models.conformal_windows, h=job.horizon)
-    n_periods = Y_df.group_by("unique_id").len()["len"].min()
-    if n_periods <= max_lag + job.horizon * job.models.conformal_windows:
-        raise ValueError(f"series too short for LightGBM: {n_periods} periods, need > {max_lag} lags + calibration")
+    lengths = Y_df.group_by("unique_id").len()["len"]
+    # mlforecast's conformal model trains on the periods before its windows: at or below max_lag + calibration a
+    # series has no row with every lag. Every series must have one in the nightly fit; in a backtest's first window
+    # (which lacks `held_back` periods) at least the longest must, or LightGBM fails with "num_data > 0".
+    calibration = job.horizon * job.models.conformal_windows
+    for n_periods, where in [(lengths.min(), ""), (lengths.max() - held_back, " in the first backtest window")]:
+        if n_periods <= max_lag + calibration:
+            raise ValueError(
+                f"series too short for {name}: {n_periods} periods{where}, need more than {max_lag} (the "
+                f"longest lag) + {calibration} (models.conformal_windows={job.models.conformal_windows} windows of "
+                f"{job.horizon}); use fewer backtest windows or conformal windows"
+            )
     return fcst, train, intervals
 
 

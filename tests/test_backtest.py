@@ -315,3 +315,52 @@ def test_backtest_calibrated_on_earlier_windows(backtest, tmp_path):
     assert set(later.reconciled["calibration"]) == {"earlier windows"}
     last = b.filter(pl.col("cutoff") == date(2015, 12, 1)).drop("published")
     assert later.reconciled.sort(keys).drop("published").select(last.columns).equals(last)
+
+
+def _sku_lightgbm_cv(job, as_of: date) -> pl.DataFrame:
+    """The SKU LightGBM of the job's backtest, cross-validated over the job's `backtest.windows` ending `as_of`."""
+    from forecasting import backtest, features, pipeline
+
+    loaded, hierarchy = pipeline.load_hierarchy(job, as_of)
+    _, Y_bottom = pipeline.model_inputs(hierarchy, job)
+    members = hierarchy.members.filter(pl.col("level") == hierarchy.bottom)
+    exog = features.exogenous(members, loaded.prices, loaded.calendar, job, bottom=True)
+    forecasts, _ = backtest._lightgbm_cv(Y_bottom, job, exog, False, job.backtest.windows, job.horizon)
+    return forecasts
+
+
+def test_monthly_conformal_windows_are_the_most_the_first_backtest_window_allows(tmp_path):
+    """m5-monthly calibrates its conformal intervals on 4 windows of 3 months: its benchmark backtest's first window
+    (cutoff 2013-03, 26 months of history, lags up to 12) still gets ordered intervals from them. A fifth window
+    would leave the conformal model no training row there; that is refused before any fit, with the reason."""
+    job = slice_job(tmp_path, n_items=10)
+    assert job.models.conformal_windows == 4
+    forecasts = _sku_lightgbm_cv(job, date(2015, 12, 31))
+    assert forecasts["cutoff"].min() == date(2013, 3, 1) and forecasts["cutoff"].n_unique() == job.backtest.windows
+    lo95, lo80, hi80, hi95 = (
+        pl.col(f"LightGBM-{side}-{lv}") for side, lv in [("lo", 95), ("lo", 80), ("hi", 80), ("hi", 95)]
+    )
+    ordered = forecasts.select(
+        ((lo95 <= lo80) & (lo80 <= pl.col("LightGBM")) & (pl.col("LightGBM") <= hi80) & (hi80 <= hi95)).all()
+    )
+    assert ordered.item()
+    widths = forecasts.select((hi95 - lo95).alias("width"), "cutoff").group_by("cutoff").agg(pl.col("width").mean())
+    assert widths["width"].min() > 0
+    more = job.model_copy(update={"models": job.models.model_copy(update={"conformal_windows": 5})})
+    with pytest.raises(ValueError, match=r"26 periods in the first backtest window, need more than 12 .* \+ 15"):
+        _sku_lightgbm_cv(more, date(2015, 12, 31))
+    later = more.model_copy(update={"backtest": more.backtest.model_copy(update={"windows": 10})})
+    assert _sku_lightgbm_cv(later, date(2015, 12, 31))["cutoff"].min() == date(2013, 6, 1)
+
+
+def test_lightgbm_refuses_a_history_too_short_for_its_conformal_windows(tmp_path):
+    """The nightly fit needs every series longer than the longest lag + the calibration periods: 24 months against
+    12 + 4 x 3 is refused before any fit, naming the setting."""
+    from forecasting import models, pipeline
+
+    job = slice_job(tmp_path, n_items=5)
+    _, hierarchy = pipeline.load_hierarchy(job, date(2013, 1, 31))
+    _, Y_bottom = pipeline.model_inputs(hierarchy, job)
+    assert Y_bottom.group_by("unique_id").len()["len"].min() == 24
+    with pytest.raises(ValueError, match=r"LightGBM: 24 periods, need more than 12 .*conformal_windows=4"):
+        models.lightgbm_setups(Y_bottom, job, None, False)
