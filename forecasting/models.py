@@ -229,8 +229,8 @@ def lightgbm_setups(
     name: str = LIGHTGBM,
     held_back: int = 0,
 ) -> list[tuple[HorizonBlock, tuple[MLForecast, pl.DataFrame, PredictionIntervals]]]:
-    """(block, unfitted setup) for each horizon block of the LightGBM called `name`. `held_back`: periods the
-    shortest fit does not see (a backtest's first window trains on all but its windows' periods)."""
+    """(block, unfitted setup) for each horizon block of the LightGBM called `name`. `held_back`: the last periods
+    of `Y_df` that the earliest fit does not see (a backtest's first window: its horizon and the later windows)."""
     spec = job.models.lightgbm_spec(name)
     return [
         (block, lightgbm_setup(Y_df, job, exog, aggregate, block_spec(spec, job.horizon, block), name, held_back))
