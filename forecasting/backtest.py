@@ -19,6 +19,7 @@ from statsforecast import StatsForecast
 from forecasting import evaluation as ev
 from forecasting import features, models, outputs, trading_days, transforms
 from forecasting import hierarchy as hier
+from forecasting import lightgbm_models as gbm
 from forecasting import reconcile as rec
 from forecasting.config import PANDAS_FREQ, JobSpec
 from forecasting.locks import output_lock
@@ -63,25 +64,25 @@ def _lightgbm_cv(
     aggregate: bool,
     n_windows: int,
     step: int,
-    name: str = models.LIGHTGBM,
+    name: str = gbm.LIGHTGBM,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """mlforecast cross_validation of the LightGBM called `name`; with horizon blocks, each block's model is
     cross-validated over the same windows and keeps its own periods (in-sample fits: the last block's)."""
     forecasts, fitted = [], None
     held_back = job.horizon + (n_windows - 1) * step  # the first window's fit does not see these periods
-    for block, (fcst, train, intervals) in models.lightgbm_setups(Y, job, exog, aggregate, name, held_back):
+    for block, (fcst, train, intervals) in gbm.lightgbm_setups(Y, job, exog, aggregate, name, held_back):
         cv = fcst.cross_validation(
             train,
             n_windows=n_windows,
             h=job.horizon,
             step_size=step,
-            static_features=models.static_features(job),
+            static_features=gbm.static_features(job),
             prediction_intervals=intervals,
             level=job.levels,
             fitted=True,
-            weight_col=models.weight_column(train),
+            weight_col=gbm.weight_column(train),
         )
-        forecasts.append(models.in_block(_dates(cv.drop("y")), block, ["unique_id", "cutoff"]))
+        forecasts.append(gbm.in_block(_dates(cv.drop("y")), block, ["unique_id", "cutoff"]))
         cutoffs = sorted(cv["cutoff"].unique().to_list())
         fold_to_cutoff = pl.DataFrame({"fold": list(range(len(cutoffs))), "cutoff": cutoffs}).cast({"fold": pl.Int32})
         fitted = fcst.cross_validation_fitted_values().cast({"fold": pl.Int32}).join(fold_to_cutoff, on="fold")

@@ -18,6 +18,7 @@ import duckdb
 import polars as pl
 
 from forecasting import features, models, pipeline
+from forecasting import lightgbm_models as gbm
 from forecasting.benchmark import TreeRSS
 from forecasting.config import JobSpec, load_job, project_root
 from forecasting.engines import EngineSpec, close_clients
@@ -64,7 +65,7 @@ def on_fresh_cluster(
     ) as cluster:
         engine = EngineSpec(kind="dask", scheduler=cluster.scheduler_address, lightgbm_training=training)
         try:
-            return models.lightgbm_forecast(Y, job.model_copy(update={"engine": engine}), exog=exog)
+            return gbm.lightgbm_forecast(Y, job.model_copy(update={"engine": engine}), exog=exog)
         finally:
             close_clients()
 
@@ -84,7 +85,7 @@ def main() -> None:
         for n_items in args.items:
             job, Y, exog = sku_slice(n_items)
             start = time.perf_counter()
-            local = models.lightgbm_forecast(Y, job, exog=exog)
+            local = gbm.lightgbm_forecast(Y, job, exog=exog)
             middle = time.perf_counter()
             dask = on_fresh_cluster(Y, job, exog, args.workers)
             end = time.perf_counter()

@@ -1,6 +1,7 @@
 """The global LightGBM on a Dask cluster: mlforecast's DistributedMLForecast with DaskLGBMForecast (LightGBM's own
-data-parallel Dask training), built from the same setup as the local model (models.lightgbm_setups: lags, rolling
-means, date features, target transforms, exogenous price / calendar columns, static series code, sample weights).
+data-parallel Dask training), built from the same setup as the local model (lightgbm_models.lightgbm_setups: lags,
+rolling means, date features, target transforms, exogenous price / calendar columns, static series code,
+sample weights).
 
 What DistributedMLForecast (mlforecast 1.1.0) lacks, and what is used instead, library code in every case:
 - conformal intervals: its `fit` takes no `prediction_intervals`. Local MLForecast.fit gets them from
@@ -58,11 +59,12 @@ class OneWorkerLGBMForecast(DaskLGBMForecast):
 def dask_lightgbm_forecast(
     Y_df: pl.DataFrame, job: JobSpec, exog: pl.DataFrame | None, aggregate: bool, name: str
 ) -> LevelForecast:
-    """models.lightgbm_forecast on the job's Dask cluster: point forecasts, conformal intervals and in-sample fits
-    in the local run's frame layout."""
+    """lightgbm_models.lightgbm_forecast on the job's Dask cluster: point forecasts, conformal intervals and in-sample
+    fits in the local run's frame layout."""
     import dask.dataframe as dd
     from mlforecast.conformal_prediction import compute_conformity_scores, get_conformal_method
 
+    from forecasting import lightgbm_models as gbm
     from forecasting import models
     from forecasting.engines import client, local_layout
 
@@ -72,11 +74,11 @@ def dask_lightgbm_forecast(
     partitions = min(job.engine.partitions or 2 * threads, n_series)
     ds_type = Y_df.schema["ds"]
     forecasts, fitted = [], None
-    for block, (local, train, intervals) in models.lightgbm_setups(Y_df, job, exog, aggregate, name):
+    for block, (local, train, intervals) in gbm.lightgbm_setups(Y_df, job, exog, aggregate, name):
         fcst, members = distributed_setup(local, job, dask_client)
         history = train.sort("unique_id", "ds", maintain_order=True).to_pandas()
         history["ds"] = history["ds"].astype("datetime64[ns]")
-        statics = models.static_features(job)
+        statics = gbm.static_features(job)
         with dask_client.as_current():
             # Whole series per partition, partitions in unique_id order (the dask frame's divisions): concatenated
             # for a one-worker training, the rows come in the local frame's order (bagging draws rows by position).
@@ -85,7 +87,7 @@ def dask_lightgbm_forecast(
             cv = fcst.cross_validation(
                 ddf, n_windows=intervals.n_windows, h=intervals.h, refit=False, static_features=statics
             ).compute()
-            fcst.fit(ddf, static_features=statics, weight_col=models.weight_column(train))
+            fcst.fit(ddf, static_features=statics, weight_col=gbm.weight_column(train))
             predicted = fcst.predict(job.horizon, X_df=future_exogenous(Y_df, job, exog)).compute()
             in_sample = in_sample_fits(fcst, name, members) if block.last == job.horizon else None
         predicted = mean_of_seeds(predicted, name, members).sort_values(["unique_id", "ds"], ignore_index=True)
@@ -101,7 +103,7 @@ def dask_lightgbm_forecast(
             n_series=predicted["unique_id"].nunique(),
             horizon=job.horizon,
         )
-        forecasts.append(models.in_block(local_layout(with_intervals, ds_type), block, ["unique_id"]))
+        forecasts.append(gbm.in_block(local_layout(with_intervals, ds_type), block, ["unique_id"]))
         if in_sample is not None:
             fitted = local_layout(in_sample, ds_type).select("unique_id", "ds", "y", name)
     assert fitted is not None
@@ -116,7 +118,7 @@ def distributed_setup(local: Any, job: JobSpec, dask_client: Any) -> tuple[Distr
     from mlforecast.distributed import DistributedMLForecast
 
     from forecasting.config import PANDAS_FREQ
-    from forecasting.models import SeedMean
+    from forecasting.lightgbm_models import SeedMean
 
     estimator = OneWorkerLGBMForecast if job.engine.lightgbm_training == "one_worker" else DaskLGBMForecast
     ((name, model),) = local.models.items()

@@ -17,6 +17,7 @@ import polars as pl
 
 from forecasting import features, io, models, outputs, quality, trading_days, transforms
 from forecasting import hierarchy as hier
+from forecasting import lightgbm_models as gbm
 from forecasting import reconcile as rec
 from forecasting import staffing as staffing_plans
 from forecasting.config import JobSpec
@@ -83,7 +84,7 @@ def base_forecasts(
             members = hierarchy.members.filter(pl.col("unique_id").is_in(Y["unique_id"].unique().implode()))
             exog = features.exogenous(members, prices, calendar, job, bottom=not aggregate)
             for name in lightgbms:
-                parts.append(models.lightgbm_forecast(Y, job, exog=exog, aggregate=aggregate, name=name))
+                parts.append(gbm.lightgbm_forecast(Y, job, exog=exog, aggregate=aggregate, name=name))
         units = partial(trading_days.in_units, job=job, aggregate=aggregate)
         return [models.LevelForecast(units(p.forecasts), units(p.fitted), p.models) for p in parts]
 

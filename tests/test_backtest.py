@@ -356,11 +356,12 @@ def test_monthly_conformal_windows_are_the_most_the_first_backtest_window_allows
 def test_lightgbm_refuses_a_history_too_short_for_its_conformal_windows(tmp_path):
     """The nightly fit needs every series longer than the longest lag + the calibration periods: 24 months against
     12 + 4 x 3 is refused before any fit, naming the setting."""
-    from forecasting import models, pipeline
+    from forecasting import lightgbm_models as gbm
+    from forecasting import pipeline
 
     job = slice_job(tmp_path, n_items=5)
     _, hierarchy = pipeline.load_hierarchy(job, date(2013, 1, 31))
     _, Y_bottom = pipeline.model_inputs(hierarchy, job)
     assert Y_bottom.group_by("unique_id").len()["len"].min() == 24
     with pytest.raises(ValueError, match=r"LightGBM: 24 periods, need more than 12 .*conformal_windows=4"):
-        models.lightgbm_setups(Y_bottom, job, None, False)
+        gbm.lightgbm_setups(Y_bottom, job, None, False)

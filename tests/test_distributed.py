@@ -15,7 +15,8 @@ import pytest
 from polars.testing import assert_frame_equal
 from support import assert_coherent, slice_job
 
-from forecasting import features, models
+from forecasting import features
+from forecasting import lightgbm_models as gbm
 from forecasting.config import load_job
 from forecasting.engines import EngineSpec, close_clients
 from forecasting.pipeline import load_hierarchy, run_job, split_levels
@@ -113,22 +114,22 @@ def test_a_fresh_two_worker_cluster_gives_the_local_lightgbm_exactly(tmp_path, c
         for Y, aggregate in zip(split_levels(hierarchy), (True, False), strict=True):
             members = hierarchy.members.filter(pl.col("unique_id").is_in(Y["unique_id"].unique().implode()))
             exog = features.exogenous(members, loaded.prices, loaded.calendar, job, bottom=not aggregate)
-            local = models.lightgbm_forecast(Y, job, exog=exog, aggregate=aggregate)
-            dask = models.lightgbm_forecast(Y, dask_job, exog=exog, aggregate=aggregate)
+            local = gbm.lightgbm_forecast(Y, job, exog=exog, aggregate=aggregate)
+            dask = gbm.lightgbm_forecast(Y, dask_job, exog=exog, aggregate=aggregate)
             assert local.forecasts.height == Y["unique_id"].n_unique() * job.horizon
             assert_frame_equal(local.forecasts, dask.forecasts, check_exact=True)
             assert_frame_equal(local.fitted, dask.fitted, check_exact=True)
         # Bagging draws rows by position: the cluster's training rows come in the local order.
         spec = job.models.lightgbm.model_copy(update={"subsample": 0.8})
         bagged = job.model_copy(update={"models": job.models.model_copy(update={"lightgbm": spec})})
-        bagged_local = models.lightgbm_forecast(Y, bagged, exog=exog)
-        bagged_dask = models.lightgbm_forecast(Y, bagged.model_copy(update={"engine": dask_job.engine}), exog=exog)
+        bagged_local = gbm.lightgbm_forecast(Y, bagged, exog=exog)
+        bagged_dask = gbm.lightgbm_forecast(Y, bagged.model_copy(update={"engine": dask_job.engine}), exog=exog)
         assert_frame_equal(bagged_local.forecasts, bagged_dask.forecasts, check_exact=True)
         close_clients()
     data_parallel = EngineSpec(kind="dask", scheduler=cluster.scheduler_address, lightgbm_training="data_parallel")
     parallel_job = job.model_copy(update={"engine": data_parallel})
     parallel, trainings = train_parts(
-        cluster.scheduler_address, lambda: models.lightgbm_forecast(Y, parallel_job, exog=exog)
+        cluster.scheduler_address, lambda: gbm.lightgbm_forecast(Y, parallel_job, exog=exog)
     )
     close_clients()
     assert len(trainings) == 4 and len(set(trainings)) == 2, trainings  # 2 trainings, each on both workers

@@ -8,6 +8,7 @@ import pytest
 from support import slice_job
 
 from forecasting import features, models
+from forecasting import lightgbm_models as gbm
 from forecasting.config import JobSpec
 from forecasting.pipeline import aggregate, base_forecasts, load, validate
 
@@ -53,7 +54,7 @@ def test_lightgbm_contract_with_price(prepared):
     Y = hierarchy.Y_df.filter(pl.col("unique_id").is_in(hierarchy.ids("sku")))
     exog = features.price_features(loaded.prices, hierarchy.members.filter(pl.col("level") == "sku"))
     assert {"price", "price_change", "price_ratio"} <= set(exog.columns)
-    result = models.lightgbm_forecast(Y, job, exog=exog)
+    result = gbm.lightgbm_forecast(Y, job, exog=exog)
     _check_contract(result, Y, job)
 
 
@@ -61,7 +62,7 @@ def test_lightgbm_contract_across_aggregates(prepared):
     job, _, hierarchy = prepared
     ids = [i for level in ("total", "region", "warehouse") for i in hierarchy.ids(level)]
     Y = hierarchy.Y_df.filter(pl.col("unique_id").is_in(ids))
-    _check_contract(models.lightgbm_forecast(Y, job, aggregate=True), Y, job)
+    _check_contract(gbm.lightgbm_forecast(Y, job, aggregate=True), Y, job)
 
 
 def test_base_is_the_primary_model_per_level_and_intermittent_model_for_sparse_skus(prepared):
@@ -99,7 +100,7 @@ def test_worker_pool_after_multithreaded_lightgbm_matches_one_process(prepared):
     job, loaded, hierarchy = prepared
     Y = hierarchy.Y_df.filter(pl.col("unique_id").is_in(hierarchy.ids("sku")))
     two_threads = job.model_copy(update={"n_jobs": 2})
-    models.lightgbm_forecast(Y, two_threads)
+    gbm.lightgbm_forecast(Y, two_threads)
     one = models.statistical_forecast(Y, job, ["SeasonalNaive", "CrostonSBA"], n_jobs=1).forecasts
     for _ in range(2):
         pooled = models.statistical_forecast(Y, two_threads, ["SeasonalNaive", "CrostonSBA"], n_jobs=2).forecasts
@@ -162,7 +163,7 @@ def test_horizon_blocks_never_read_the_target_nearer_than_their_last_day(daily_b
     """No look-ahead: a block forecasting days first..last reads y no nearer than `last` days back (lags, rolling
     means, the level), so its forecasts never feed its own features; the blocks cover the horizon once."""
     job, stores, exog = daily_blocks
-    setups = models.lightgbm_setups(stores, job, exog, aggregate=False, name="LightGBMBlocks")
+    setups = gbm.lightgbm_setups(stores, job, exog, aggregate=False, name="LightGBMBlocks")
     blocks = [block for block, _ in setups]
     assert [(b.first, b.last) for b in blocks] == [(1, 7), (8, 14), (15, 21), (22, 28)]
     for block, (fcst, _, _) in setups:
@@ -170,10 +171,10 @@ def test_horizon_blocks_never_read_the_target_nearer_than_their_last_day(daily_b
         assert 364 in fcst.ts.lags  # the fixed lag stays a year back in every block
     # Time-decay weights (half_life 730 days): 1 on each series' last day, 0.5 two years before it.
     train = setups[0][1][1]
-    ca1 = train.filter(pl.col("unique_id") == "total/CA/CA_1").sort("ds")[models.WEIGHT].to_numpy()
+    ca1 = train.filter(pl.col("unique_id") == "total/CA/CA_1").sort("ds")[gbm.WEIGHT].to_numpy()
     assert ca1[-1] == 1.0 and ca1[-1 - 730] == pytest.approx(0.5)
     # The job's single LightGBM is the last block: every reach at or beyond the 28-day horizon.
-    ((block, (fcst, _, _)),) = models.lightgbm_setups(stores, job, exog, aggregate=False, name="LightGBM")
+    ((block, (fcst, _, _)),) = gbm.lightgbm_setups(stores, job, exog, aggregate=False, name="LightGBM")
     assert (block.first, block.last) == (1, 28) and _reach(fcst) >= 28
 
 
@@ -196,22 +197,22 @@ def test_horizon_blocks_forecast_the_horizon_the_same_way_nightly_and_in_the_bac
     from forecasting.backtest import _lightgbm_cv
 
     job, stores, exog = daily_blocks
-    result = models.lightgbm_forecast(stores, job, exog, aggregate=False, name="LightGBMBlocks")
+    result = gbm.lightgbm_forecast(stores, job, exog, aggregate=False, name="LightGBMBlocks")
     _check_contract(result, stores, job)
-    again = models.lightgbm_forecast(stores, job, exog, aggregate=False, name="LightGBMBlocks")
+    again = gbm.lightgbm_forecast(stores, job, exog, aggregate=False, name="LightGBMBlocks")
     assert again.forecasts.equals(result.forecasts)
     # Days 1-7 are the first block's own forecast (a model with lags from 7 days back).
-    (block, (fcst, train, intervals)), *_ = models.lightgbm_setups(stores, job, exog, False, "LightGBMBlocks")
-    fcst.fit(train, static_features=models.static_features(job), weight_col=models.weight_column(train))
+    (block, (fcst, train, intervals)), *_ = gbm.lightgbm_setups(stores, job, exog, False, "LightGBMBlocks")
+    fcst.fit(train, static_features=gbm.static_features(job), weight_col=gbm.weight_column(train))
     X_df = fcst.make_future_dataframe(block.last).join(exog, on=["unique_id", "ds"], how="left")
     first = fcst.predict(h=block.last, X_df=X_df).sort("unique_id", "ds")
-    got = models.in_block(result.forecasts, block, ["unique_id"]).select("unique_id", "ds", "LightGBMBlocks")
+    got = gbm.in_block(result.forecasts, block, ["unique_id"]).select("unique_id", "ds", "LightGBMBlocks")
     assert got.equals(first)
     # One backtest window ending at the history's last day: the origin is 28 days earlier; refit there nightly.
     cutoff = stores["ds"].max() - __import__("datetime").timedelta(days=job.horizon)
     cv, _ = _lightgbm_cv(stores, job, exog, False, 1, job.horizon, "LightGBMBlocks")
     assert cv.group_by("unique_id").len()["len"].to_list() == [job.horizon] * 10 and (cv["cutoff"] == cutoff).all()
-    nightly = models.lightgbm_forecast(stores.filter(pl.col("ds") <= cutoff), job, exog, False, "LightGBMBlocks")
+    nightly = gbm.lightgbm_forecast(stores.filter(pl.col("ds") <= cutoff), job, exog, False, "LightGBMBlocks")
     joined = nightly.forecasts.join(cv, on=["unique_id", "ds"], suffix="_cv")
     assert joined.height == 10 * job.horizon
     # Equal to rounding: the time-decay weights differ by a constant factor between the two fits.
