@@ -174,7 +174,7 @@ def lightgbm_setup(
     if spec is None:
         spec = job.models.lightgbm
         spec = spec.model_copy(update={"lags": spec.lags + spec.fixed_lags})
-    max_lag = max(spec.lags)
+    _check_history(Y_df, job, name, max(spec.lags), held_back)
     if aggregate:
         # A few hundred rows: extra OpenMP threads only add barrier waits (minutes when the cores are shared).
         model = _lightgbm(job, spec, "regression", 5, threads=1)
@@ -202,10 +202,15 @@ def lightgbm_setup(
         age = pl.col("ds").rank("ordinal", descending=True).over("unique_id") - 1
         train = train.with_columns((0.5 ** (age / spec.half_life)).alias(WEIGHT))
     intervals = PredictionIntervals(n_windows=job.models.conformal_windows, h=job.horizon)
+    return fcst, train, intervals
+
+
+def _check_history(Y_df: pl.DataFrame, job: JobSpec, name: str, max_lag: int, held_back: int) -> None:
+    """Refuse, before any fit, a history too short for the lags and the conformal windows. mlforecast's conformal
+    model trains on the periods before its windows: at or below max_lag + calibration a series has no row with every
+    lag. Every series must have one in the nightly fit; in a backtest's first window (which lacks `held_back`
+    periods) at least the longest must, or LightGBM fails with "num_data > 0"."""
     lengths = Y_df.group_by("unique_id").len()["len"]
-    # mlforecast's conformal model trains on the periods before its windows: at or below max_lag + calibration a
-    # series has no row with every lag. Every series must have one in the nightly fit; in a backtest's first window
-    # (which lacks `held_back` periods) at least the longest must, or LightGBM fails with "num_data > 0".
     calibration = job.horizon * job.models.conformal_windows
     for n_periods, where in [(lengths.min(), ""), (lengths.max() - held_back, " in the first backtest window")]:
         if n_periods <= max_lag + calibration:
@@ -214,7 +219,6 @@ def lightgbm_setup(
                 f"longest lag) + {calibration} (models.conformal_windows={job.models.conformal_windows} windows of "
                 f"{job.horizon}); use fewer backtest windows or conformal windows"
             )
-    return fcst, train, intervals
 
 
 SERIES_CODE = "series_code"
