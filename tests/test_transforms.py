@@ -144,7 +144,7 @@ def test_daily_job_uses_the_level_ratio_lightgbm_and_closes_on_christmas():
 
 
 def test_seed_mean_is_the_mean_of_one_lightgbm_per_seed(stores):
-    from forecasting.models import SeedMean
+    from forecasting.lightgbm_models import SeedMean
 
     frame = stores.filter(pl.col("unique_id") == "CA_1").with_columns(
         pl.col("y").shift(28).alias("lag28"), pl.col("ds").dt.weekday().cast(pl.Float64).alias("weekday")
