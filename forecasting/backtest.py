@@ -252,6 +252,8 @@ def backtest_job(
         raise ValueError("backtest windows must be at least 1")
     if step is not None and step < 1:
         raise ValueError("backtest step must be at least 1")
+    if horizon is not None and horizon < 1:
+        raise ValueError("backtest horizon must be at least 1")
     if horizon is not None:
         job = job.model_copy(update={"horizon": horizon})
     loaded, hierarchy = pipeline.load_hierarchy(job, as_of)

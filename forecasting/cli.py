@@ -144,7 +144,8 @@ def backtest(
     with pl.Config(tbl_rows=100, tbl_cols=20, tbl_hide_dataframe_shape=True, tbl_width_chars=200):
         typer.echo(metrics)
     typer.echo(f"backtest outputs: {folder}")
-    typer.echo(f"try: forecasting query --job {spec.name} \"SELECT * FROM backtest_metrics WHERE level = 'warehouse'\"")
+    level = list(spec.hierarchy.levels)[-1]
+    typer.echo(f"try: forecasting query --job {spec.name} \"SELECT * FROM backtest_metrics WHERE level = '{level}'\"")
     typer.echo(f"per series (the published method's worst): forecasting recipe series_most_wrong --job {spec.name}")
 
 

@@ -188,6 +188,19 @@ def observed_range(con: duckdb.DuckDBPyConnection, job: JobSpec) -> tuple[date, 
     return job.source.observed_from or first, job.source.observed_to or last
 
 
+def resolve_as_of(con: duckdb.DuckDBPyConnection, job: JobSpec, as_of: date | None, label: str) -> date:
+    """The as-of date asked for, or the last day the data covers. One after that day is refused: the forecast
+    would start after the data's last day, not after it, and the run would be published (as `latest`) under a date
+    the data does not reach."""
+    last_day = observed_range(con, job)[1]
+    if as_of is not None and as_of > last_day:
+        raise SourceError(
+            f"{label}: the as-of date {as_of} is after the last day the sales data covers ({last_day}); "
+            "leave --as-of out to forecast from the end of the data"
+        )
+    return as_of or last_day
+
+
 def read_history(con: duckdb.DuckDBPyConnection, job: JobSpec, as_of: date) -> pl.DataFrame:
     """Bottom series x period sales (the hierarchy keys, ds, y) with coverage columns (days_observed,
     days_in_period, cut_by_as_of)."""

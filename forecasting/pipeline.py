@@ -31,7 +31,7 @@ def load(job: JobSpec, as_of: date | None = None) -> Loaded:
     con, labels = io.connect_sources(job)
     try:
         quality.check_raw(con, job, labels["raw_sales"])
-        as_of = as_of or io.observed_range(con, job)[1]
+        as_of = io.resolve_as_of(con, job, as_of, labels["raw_sales"])
         history = io.read_history(con, job, as_of)
         prices = io.read_prices(con, job)
         calendar = io.read_calendar_features(con, job)

@@ -77,9 +77,19 @@ def scores(
     per_series = pl.concat(rows, how="diagonal_relaxed").rename(
         {"coverage_level80": "coverage_80", "coverage_level95": "coverage_95"}
     )
-    mean_y = long.group_by("unique_id", by, "cutoff").agg(pl.col("y").mean().alias("mean_y"))
+    # Sorted before every mean: a float sum depends on the order of its terms, and joins and unique() do not keep
+    # one, so reruns differed in the 14th digit.
+    mean_y = (
+        long.sort("unique_id", by, "cutoff", "ds")
+        .group_by("unique_id", by, "cutoff")
+        .agg(pl.col("y").mean().alias("mean_y"))
+    )
     levels = long.select("unique_id", "level").unique()
-    joined = per_series.join(mean_y, on=["unique_id", by, "cutoff"]).join(levels, on="unique_id")
+    joined = (
+        per_series.join(mean_y, on=["unique_id", by, "cutoff"])
+        .join(levels, on="unique_id")
+        .sort("unique_id", by, "cutoff")
+    )
     per_level = _summed(joined, ["level", by]).rename({by: "model"})
     weighted_mean = pl.concat(weighted).group_by("level", "model").agg(pl.col("wrmsse").mean(), pl.col("wspl").mean())
     level_table = (
@@ -118,7 +128,7 @@ def _summed(joined: pl.DataFrame, by: list[str], with_mean_y: bool = False) -> p
 
 def _nixtla_wide(window: pl.DataFrame, by: str) -> pl.DataFrame:
     """Long rows of one window -> unique_id, ds, y, <model>, <model>-lo-80 ... as utilsforecast's metrics expect."""
-    wide = window.select("unique_id", "ds", "y").unique()
+    wide = window.select("unique_id", "ds", "y").unique().sort("unique_id", "ds")  # left joins keep this order
     for name in sorted(window[by].unique().to_list()):
         rename = {"mean": name} | {f"{side}_{lv}": f"{name}-{side}-{lv}" for lv in (80, 95) for side in ("lo", "hi")}
         part = window.filter(pl.col(by) == name).select("unique_id", "ds", *rename).rename(rename)

@@ -116,6 +116,24 @@ def test_series_bias_is_empty_where_nothing_was_sold(backtest):
     assert got.filter(pl.col("unique_id") != unsold)["bias"].is_finite().all()
 
 
+def test_scores_do_not_depend_on_the_order_of_the_rows(backtest):
+    """The same rows in another order give the same scores to the last bit: a rerun's joins may order them
+    differently, and float sums taken in another order differed in the 14th digit."""
+    from forecasting.backtest import window_weights
+    from forecasting.scoring import scores
+
+    job, _, result = backtest
+    hierarchy = aggregate(validate(load(job), job), job)
+    weigh = partial(window_weights, hierarchy, None, job)
+    rows = result.reconciled.filter(pl.col("level") != "sku")
+    got = [
+        scores(frame, "method", hierarchy.Y_df, weigh, "reconciled", job.season_length)
+        for frame in (rows, rows.sample(fraction=1.0, shuffle=True, seed=1), rows.reverse())
+    ]
+    for other in got[1:]:
+        assert other.levels.equals(got[0].levels) and other.series.equals(got[0].series)
+
+
 def test_cli_backtest_then_query(tmp_path):
     import yaml
 
@@ -126,6 +144,7 @@ def test_cli_backtest_then_query(tmp_path):
     result = runner.invoke(app, ["backtest", "--job", str(path), "--horizon", "2"])
     assert result.exit_code == 0, result.output
     assert "reconciling window 2/2" in result.output
+    assert "WHERE level = 'sku'" in result.output  # the suggested query names one of the job's own levels
     query = "SELECT count(DISTINCT cutoff) AS windows, min(cutoff) AS first, max(ds) AS last FROM backtest_reconciled"
     answer = runner.invoke(app, ["query", "--job", str(path), "--format", "csv", query])
     assert answer.output.strip().splitlines()[-1] == "2,2015-12-01,2016-03-01"  # cutoffs 1 month apart
@@ -139,6 +158,9 @@ def test_cli_backtest_then_query(tmp_path):
     answer = runner.invoke(app, ["query", "--job", str(path), "--format", "csv", query])
     assert answer.output.strip().splitlines()[-1] == "1,2016-01-01,2016-03-01"  # the options win
     assert "must be at least 1" in runner.invoke(app, ["backtest", "--job", str(path), "--windows", "0"]).output
+    for horizon in ("0", "-3"):
+        result = runner.invoke(app, ["backtest", "--job", str(path), "--horizon", horizon])
+        assert result.exit_code == 2 and "backtest horizon must be at least 1" in result.output, result.output
 
 
 def test_nightly_run_can_calibrate_intervals_on_the_backtest(backtest):

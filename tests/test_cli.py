@@ -64,6 +64,18 @@ def test_bad_as_of_and_unknown_job(tmp_path):
     assert "unknown job" in runner.invoke(app, ["run", "--job", "nope"]).output
 
 
+def test_an_as_of_date_after_the_data_is_refused_and_nothing_is_written(tmp_path):
+    """The slice's data ends 2016-04-24: a later as-of date would forecast from 2016-04-25 and be published as the
+    latest run under a date the data does not reach."""
+    job_file = _job_file(tmp_path)
+    for command in ("run", "backtest"):
+        result = runner.invoke(app, [command, "--job", job_file, "--as-of", "2030-01-01"])
+        assert result.exit_code == 2, result.output
+        assert "the as-of date 2030-01-01 is after the last day the sales data covers (2016-04-24)" in result.output
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "outputs").exists()
+
+
 def test_console_script_is_installed():
     result = subprocess.run(
         [os.path.join(os.path.dirname(sys.executable), "forecasting"), "jobs"], capture_output=True, text=True
