@@ -56,7 +56,10 @@ def scheduled_backtest(
     Base per level."""
     spec = resolve_job(job)
     get_run_logger().info(
-        "job %s, %s windows, as of %s", spec.name, windows or spec.backtest.windows, as_of or "the newest data"
+        "job %s, %s windows, as of %s",
+        spec.name,
+        spec.backtest.windows if windows is None else windows,
+        as_of or "the newest data",
     )
     return {"job": spec.name, **backtest_task(spec, as_of, windows, step)}
 

@@ -249,6 +249,12 @@ class JobSpec(Strict):
         jobs a period's `ds` is its first day, so a closed day there only counts as a day without trading."""
         return self.models.closed_days if self.freq == "day" else []
 
+    def lightgbm_history(self) -> tuple[int, int]:
+        """(longest lag, calibration periods) of the LightGBMs: a series must be longer than their sum to have a
+        training row with every lag before mlforecast's conformal windows."""
+        spec = self.models.lightgbm
+        return max(spec.lags + spec.fixed_lags), self.horizon * self.models.conformal_windows
+
     def key_filters(self) -> dict[str, list[str]]:
         """Every filter, the shorthands included: hierarchy key -> values."""
         merged = dict(self.filters)

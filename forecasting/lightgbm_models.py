@@ -211,7 +211,7 @@ def _check_history(Y_df: pl.DataFrame, job: JobSpec, name: str, max_lag: int, he
     lag. Every series must have one in the nightly fit; in a backtest's first window (which lacks `held_back`
     periods) at least the longest must, or LightGBM fails with "num_data > 0"."""
     lengths = Y_df.group_by("unique_id").len()["len"]
-    calibration = job.horizon * job.models.conformal_windows
+    calibration = job.lightgbm_history()[1]
     for n_periods, where in [(lengths.min(), ""), (lengths.max() - held_back, " in the first backtest window")]:
         if n_periods <= max_lag + calibration:
             raise ValueError(

@@ -161,5 +161,30 @@ def run_dir(job: JobSpec, as_of: str | None = None, subdir: str | None = None) -
     return link.resolve()
 
 
+def backtest_dir(job: JobSpec, known_through: date | None = None) -> Path:
+    """The published backtest a run reads (model choice, reconciliation choice, calibration, staffing errors): the
+    latest, or with `known_through` (the run's last period of history) the newest whose actuals all end by then, so
+    a backfill never chooses or calibrates on actuals after its own data. FileNotFoundError if there is none."""
+    latest = run_dir(job, None, subdir="backtests")
+    if known_through is None:
+        return latest
+    dated = (job.output_dir() / "backtests").iterdir()
+    published = {p.resolve() for p in dated if _is_date(p.name) and (p / MANIFEST).exists()}
+    folders = [latest, *sorted(published, key=lambda p: read_manifest(p)["as_of"], reverse=True)]
+    for folder in folders:
+        last = pl.scan_parquet(folder / "backtest_base.parquet").select(pl.col("ds").max()).collect().item()
+        if last is not None and last <= known_through:
+            return folder
+    raise FileNotFoundError(f"no published backtest of job {job.name!r} ends by {known_through}")
+
+
+def _is_date(name: str) -> bool:
+    try:
+        date.fromisoformat(name)
+    except ValueError:
+        return False
+    return True
+
+
 def read_manifest(path: Path) -> dict:
     return json.loads((path / MANIFEST).read_text())

@@ -95,12 +95,13 @@ def base_forecasts(
     forecasts = transforms.zero_closed_days(forecasts, job.closed_periods)
     forecasts = models.add_combinations(forecasts, spec.combinations, job.levels)
     fitted = models.add_combinations(fitted, spec.combinations, job.levels, with_intervals=False)
-    primary, choice_source = primary_models(job)
+    known_through = hierarchy.Y_df["ds"].max()
+    primary, choice_source = primary_models(job, known_through)
     choice = choose_base(hierarchy, job, primary)
     forecasts = models.select_base(forecasts, choice, job.levels)
     fitted = models.select_base(fitted, choice, job.levels, with_intervals=False)
     calibration, calibration_source = calibration_set(hierarchy, fitted, job)
-    return BaseForecasts(forecasts, fitted, choice, choice_source, calibration, calibration_source)
+    return BaseForecasts(forecasts, fitted, choice, choice_source, calibration, calibration_source, known_through)
 
 
 def split_levels(hierarchy: hier.Hierarchy) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -123,30 +124,31 @@ def model_inputs(hierarchy: hier.Hierarchy, job: JobSpec) -> tuple[pl.DataFrame,
     return trading_days.for_models(Y_agg, job, aggregate=True), trading_days.for_models(Y_bottom, job, aggregate=False)
 
 
-def primary_models(job: JobSpec) -> tuple[dict[str, str], str]:
+def primary_models(job: JobSpec, known_through: date | None = None) -> tuple[dict[str, str], str]:
     """The model behind Base per level, and why: the job file's `primary`, or with `choose_from_backtest` the base
-    model with the lowest `choice_metric` at that level in the job's latest backtest (among the models run there)."""
+    model with the lowest `choice_metric` at that level in the job's backtest (`outputs.backtest_dir`; among the
+    models run there)."""
     primary = dict(job.models.primary)
     if not job.models.choose_from_backtest:
         return primary, "job file"
     try:
-        folder = outputs.run_dir(job, None, subdir="backtests")
+        folder = outputs.backtest_dir(job, known_through)
     except FileNotFoundError:
-        return primary, "job file (no backtest published for this job)"
+        return primary, "job file (no backtest published for this job ends by the run's data)"
     chosen = best_models(pl.read_parquet(folder / "metrics.parquet"), job)
     return primary | chosen, f"lowest {job.models.choice_metric.upper()} per level in backtest {folder.name}"
 
 
-def published_method(job: JobSpec) -> tuple[str, str]:
+def published_method(job: JobSpec, known_through: date | None = None) -> tuple[str, str]:
     """The reconciliation the run publishes, and why: the job file's `publish`, or with
-    `reconciliation.choose_from_backtest` rec.least_worst_method over the job's latest backtest."""
+    `reconciliation.choose_from_backtest` rec.least_worst_method over the job's backtest (`outputs.backtest_dir`)."""
     spec, metric = job.reconciliation, job.models.choice_metric
     if not spec.choose_from_backtest:
         return rec.publish_label(job), "job file"
     try:
-        folder = outputs.run_dir(job, None, subdir="backtests")
+        folder = outputs.backtest_dir(job, known_through)
     except FileNotFoundError:
-        return rec.publish_label(job), "job file (no backtest published for this job)"
+        return rec.publish_label(job), "job file (no backtest published for this job ends by the run's data)"
     metrics = pl.read_parquet(folder / "metrics.parquet")
     run = [spec.label(m) for m in spec.methods]
     metrics = metrics.filter((pl.col("kind") == "base") | pl.col("model").is_in(run))
@@ -194,9 +196,9 @@ def calibration_set(hierarchy: hier.Hierarchy, fitted: pl.DataFrame, job: JobSpe
     interval); with `calibration: backtest` the latest backtest's out-of-sample Base forecasts are used instead."""
     if job.reconciliation.calibration == "backtest":
         try:
-            folder = outputs.run_dir(job, None, subdir="backtests")
+            folder = outputs.backtest_dir(job, hierarchy.Y_df["ds"].max())
         except FileNotFoundError:
-            return fitted, "in-sample fits (no backtest published for this job)"
+            return fitted, "in-sample fits (no backtest published for this job ends by the run's data)"
         base = pl.read_parquet(
             folder / "backtest_base.parquet", columns=["unique_id", "ds", "cutoff", "model", "y", "mean"]
         )
@@ -244,7 +246,7 @@ def decorate_reconciled(
     return (
         hier.level_of(hierarchy.members, reconciled)
         .join(base.choice, on="unique_id", how="left")
-        .with_columns((pl.col("method") == published_method(job)[0]).alias("published"))
+        .with_columns((pl.col("method") == published_method(job, base.known_through)[0]).alias("published"))
         .select(*series_columns(job), "model", "method", "published", "mean", *_interval_columns(job))
         .sort("level", "unique_id", "method", "ds")
     )
@@ -254,8 +256,10 @@ def staff(hierarchy: hier.Hierarchy, base: BaseForecasts, reconciled: pl.DataFra
     """Headcount per warehouse x process x period with p50/p80/p95 bands from the published reconciled warehouse
     forecast (empty when the job has no labour standards, e.g. the tourism benchmark)."""
     warehouses = pl.Series(hierarchy.ids("warehouse") if "warehouse" in hierarchy.tags else [], dtype=pl.String)
-    rows = reconciled.filter(pl.col("unique_id").is_in(warehouses) & (pl.col("method") == published_method(job)[0]))
-    return staffing_plans.plan_for_job(decorate_reconciled(hierarchy, base, rows, job), job)
+    published = published_method(job, base.known_through)[0]
+    rows = reconciled.filter(pl.col("unique_id").is_in(warehouses) & (pl.col("method") == published))
+    forecast = decorate_reconciled(hierarchy, base, rows, job)
+    return staffing_plans.plan_for_job(forecast, job, known_through=base.known_through)
 
 
 SERIES_PER_BLOCK = 100_000  # output rows are built and written for this many series at a time
@@ -331,11 +335,11 @@ def summarize(hierarchy: hier.Hierarchy, validated: Validated, base: BaseForecas
         "base_model_per_level": [{"level": lv, "model": m, "series": n} for lv, m, n in models_by_level],
         "models_run": [c for c in base.forecasts.columns if c not in ("unique_id", "ds") and "-" not in c],
         "reconciliation": job.reconciliation.methods,
-        "published_method": published_method(job)[0],
-        "reconciliation_choice": published_method(job)[1],
+        "published_method": published_method(job, base.known_through)[0],
+        "reconciliation_choice": published_method(job, base.known_through)[1],
         "interval_calibration": base.calibration_source,
         "model_choice": base.choice_source,
-        "staffing_demand": staffing_plans.demand_source(job),
+        "staffing_demand": staffing_plans.demand_source(job, base.known_through),
         "horizon": job.horizon,
         "freq": job.freq,
     }

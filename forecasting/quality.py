@@ -192,17 +192,32 @@ def check_history(history: pl.DataFrame, job: JobSpec, file: str, last_period: d
         fill = gaps.select(*keys, "ds", pl.lit(0.0).alias("y")).cast(dict(history.schema))
         history = pl.concat([history, fill.select(history.columns)], rechunk=False)
     lengths = history.lazy().group_by(keys).agg(pl.len().alias("n")).collect(engine="streaming").sort(keys)
-    short = lengths.filter(pl.col("n") < job.min_history)
+    needed, what = job.min_history, f"min_history={job.min_history} complete periods"
+    if _bottom_lightgbm(job):
+        # The bottom LightGBMs refuse a shorter series (lightgbm_models._check_history) after the statistical
+        # models have run; the gate says so first, with the series.
+        lag, calibration = job.lightgbm_history()
+        if lag + calibration + 1 > needed:
+            needed = lag + calibration + 1
+            what = (
+                f"{needed} complete periods, which the bottom LightGBM needs: {lag} (the longest lag) + "
+                f"{calibration} (models.conformal_windows={job.models.conformal_windows} windows of {job.horizon}) + 1"
+            )
+    short = lengths.filter(pl.col("n") < needed)
     if short.height:
         raise DataQualityError(
             [
                 Problem(
                     file,
                     cols["date"],
-                    f"series shorter than min_history={job.min_history} complete periods",
+                    f"series shorter than {what}",
                     short.height,
                     [tuple(r) for r in short.head(EXAMPLES).rows()],
                 )
             ]
         )
     return history
+
+
+def _bottom_lightgbm(job: JobSpec) -> bool:
+    return any(m == "LightGBM" or m in job.models.lightgbm_variants for m in job.models.bottom_models)

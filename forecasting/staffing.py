@@ -16,6 +16,7 @@ hours quantile then covers both sources of uncertainty.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from scipy.stats import norm
 
 from forecasting.config import POLARS_FREQ, JobSpec
 from forecasting.labour import Scenario, load_standards, standards_for
-from forecasting.outputs import run_dir
+from forecasting.outputs import backtest_dir
 
 QUANTILES = {"p50": 0.5, "p80": 0.8, "p95": 0.95}
 SCHEMA = {
@@ -270,7 +271,7 @@ def plan_shortfall(
 
 def log_errors(backtest_forecast: pl.DataFrame, before: object) -> pl.DataFrame:
     """(warehouse, log_error = log(actual / forecast mean)) of backtest rows from windows cut before `before` whose
-    period began before it too (actuals known by then); rows with a zero actual or mean are left out."""
+    period began on or before it (actuals known by then); rows with a zero actual or mean are left out."""
     known = backtest_forecast.filter(
         (pl.col("cutoff") < before) & (pl.col("ds") <= before) & (pl.col("y") > 0) & (pl.col("mean") > 0)
     )
@@ -313,39 +314,45 @@ def job_standards(job: JobSpec, warehouses: list[str]) -> pl.DataFrame:
     return standards_for(load_standards(path), warehouses, path, strict=not job.key_filters())
 
 
-def plan_for_job(warehouse_forecast: pl.DataFrame, job: JobSpec, scenario: Scenario | None = None) -> pl.DataFrame:
-    """The job's staffing plan from its published warehouse forecast, optionally under a what-if scenario."""
+def plan_for_job(
+    warehouse_forecast: pl.DataFrame,
+    job: JobSpec,
+    scenario: Scenario | None = None,
+    known_through: date | None = None,
+) -> pl.DataFrame:
+    """The job's staffing plan from its published warehouse forecast, optionally under a what-if scenario.
+    `known_through`: the run's last period of history (default: the day before its first forecast period)."""
     if job.staffing is None:
         return empty_plan()
     standards = job_standards(job, warehouse_forecast["warehouse"].unique().to_list())
     forecast = apply_scenario(warehouse_forecast, scenario)
     errors = (
-        backtest_log_errors(job, warehouse_forecast["ds"].min())
+        backtest_log_errors(job, known_through or warehouse_forecast["ds"].min() - timedelta(days=1))
         if job.staffing.demand_uncertainty == "backtest"
         else None
     )
     return staffing_plan(forecast, standards, PlanSettings.for_job(job), errors)
 
 
-def demand_source(job: JobSpec) -> str:
+def demand_source(job: JobSpec, known_through: date | None = None) -> str:
     """Where the staffing plan's demand draws come from, for the run summary."""
     if job.staffing is None:
         return "no staffing"
     if job.staffing.demand_uncertainty == "reconciled":
         return "reconciled quantiles"
     try:
-        return f"errors of backtest {run_dir(job, None, subdir='backtests').name}"
+        return f"errors of backtest {backtest_dir(job, known_through).name}"
     except FileNotFoundError:
         return "reconciled quantiles (no backtest published for this job)"
 
 
-def backtest_log_errors(job: JobSpec, first_period: object) -> pl.DataFrame | None:
-    """Warehouse errors of the job's latest backtest known before `first_period`; None (reconciled quantiles are
-    used) when no backtest is published."""
+def backtest_log_errors(job: JobSpec, known_through: date) -> pl.DataFrame | None:
+    """Warehouse errors of the job's backtest (`outputs.backtest_dir`) whose actuals were known by `known_through`;
+    None (reconciled quantiles are used) when there is no such backtest."""
     try:
-        folder = run_dir(job, None, subdir="backtests")
+        folder = backtest_dir(job, known_through)
     except FileNotFoundError:
         return None
     rows = published_warehouse(pl.read_parquet(folder / "backtest_reconciled.parquet"))
-    errors = log_errors(rows, before=first_period)
+    errors = log_errors(rows, before=known_through)
     return errors if errors.height else None

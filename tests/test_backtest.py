@@ -134,6 +134,29 @@ def test_scores_do_not_depend_on_the_order_of_the_rows(backtest):
         assert other.levels.equals(got[0].levels) and other.series.equals(got[0].series)
 
 
+def test_a_backfill_reads_only_a_backtest_that_ends_by_its_data(tmp_path):
+    """A run as of an earlier date must not choose models (nor calibrate, nor draw staffing errors) from a backtest
+    whose windows' actuals come after its own data: it takes the newest published backtest that ends by then, or
+    the job file when there is none."""
+    from forecasting import outputs
+    from forecasting.pipeline import primary_models
+
+    reconciliation = slice_job(tmp_path).reconciliation.model_dump() | {"methods": ["BottomUp"], "publish": "BottomUp"}
+    job = slice_job(tmp_path, n_items=20, reconciliation=reconciliation)
+    job = job.model_copy(update={"models": job.models.model_copy(update={"choose_from_backtest": True})})
+    later, _ = backtest_job(job, windows=1)  # as of 2016-04-24: the window Jan-Mar 2016
+    assert outputs.backtest_dir(job, date(2016, 3, 1)) == later.resolve()
+    with pytest.raises(FileNotFoundError, match="ends by 2016-02-01"):
+        outputs.backtest_dir(job, date(2016, 2, 1))
+    expected = (dict(job.models.primary), "job file (no backtest published for this job ends by the run's data)")
+    assert primary_models(job, date(2016, 2, 1)) == expected
+    earlier, _ = backtest_job(job, date(2015, 12, 31), windows=1)  # the window Oct-Dec 2015
+    assert outputs.backtest_dir(job, date(2016, 2, 1)) == earlier.resolve()
+    assert outputs.backtest_dir(job) == later.resolve()  # the backfill did not move `latest`
+    assert f"backtest {earlier.resolve().name}" in primary_models(job, date(2016, 2, 1))[1]
+    assert f"backtest {later.resolve().name}" in primary_models(job, date(2016, 3, 1))[1]
+
+
 def test_cli_backtest_then_query(tmp_path):
     import yaml
 

@@ -106,6 +106,22 @@ def test_too_short_series(clean_rows, tmp_path):
     assert_rejected(job, DataQualityError, "shorter than min_history=24", ITEMS[2])
 
 
+def test_the_gate_refuses_a_history_too_short_for_the_bottom_lightgbm(tmp_path):
+    """The daily job as of 2012-03-01: 398 days pass min_history=364, but its store LightGBM needs 364 lags and 10
+    conformal windows of 28 days before it; the gate refuses, naming them, before any model runs (it was a
+    traceback from inside the backtest-less nightly fit)."""
+    from forecasting.config import load_job
+
+    job = load_job("m5-daily-warehouse").model_copy(update={"output_root": str(tmp_path / "outputs")})
+    with pytest.raises(DataQualityError) as caught:
+        run_job(job, date(2012, 3, 1))
+    message = str(caught.value)
+    assert "series shorter than 645 complete periods, which the bottom LightGBM needs: 364" in message
+    assert "models.conformal_windows=10 windows of 28" in message and "'CA_1', 398" in message
+    assert not job.output_dir().exists()
+    validate(load(job, date(2013, 1, 1)), job)  # 703 days: enough
+
+
 def test_warehouse_in_two_regions(clean_rows, tmp_path):
     rows = clean_rows.with_columns(
         pl.when(pl.col("item_id") == ITEMS[0]).then(pl.lit("TX")).otherwise(pl.col("state_id")).alias("state_id")
