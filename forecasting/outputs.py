@@ -178,6 +178,16 @@ def backtest_dir(job: JobSpec, known_through: date | None = None) -> Path:
     raise FileNotFoundError(f"no published backtest of job {job.name!r} ends by {known_through}")
 
 
+def usable_backtest(job: JobSpec, known_through: date | None = None) -> tuple[Path | None, str]:
+    """`backtest_dir`, or None and why there is none (for the run summary)."""
+    try:
+        return backtest_dir(job, known_through), ""
+    except FileNotFoundError:
+        if (job.output_dir() / "backtests" / LATEST / MANIFEST).exists():
+            return None, f"no backtest of this job ends by {known_through}"
+        return None, "no backtest published for this job"
+
+
 def _is_date(name: str) -> bool:
     try:
         date.fromisoformat(name)

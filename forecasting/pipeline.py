@@ -131,10 +131,9 @@ def primary_models(job: JobSpec, known_through: date | None = None) -> tuple[dic
     primary = dict(job.models.primary)
     if not job.models.choose_from_backtest:
         return primary, "job file"
-    try:
-        folder = outputs.backtest_dir(job, known_through)
-    except FileNotFoundError:
-        return primary, "job file (no backtest published for this job ends by the run's data)"
+    folder, missing = outputs.usable_backtest(job, known_through)
+    if folder is None:
+        return primary, f"job file ({missing})"
     chosen = best_models(pl.read_parquet(folder / "metrics.parquet"), job)
     return primary | chosen, f"lowest {job.models.choice_metric.upper()} per level in backtest {folder.name}"
 
@@ -145,10 +144,9 @@ def published_method(job: JobSpec, known_through: date | None = None) -> tuple[s
     spec, metric = job.reconciliation, job.models.choice_metric
     if not spec.choose_from_backtest:
         return rec.publish_label(job), "job file"
-    try:
-        folder = outputs.backtest_dir(job, known_through)
-    except FileNotFoundError:
-        return rec.publish_label(job), "job file (no backtest published for this job ends by the run's data)"
+    folder, missing = outputs.usable_backtest(job, known_through)
+    if folder is None:
+        return rec.publish_label(job), f"job file ({missing})"
     metrics = pl.read_parquet(folder / "metrics.parquet")
     run = [spec.label(m) for m in spec.methods]
     metrics = metrics.filter((pl.col("kind") == "base") | pl.col("model").is_in(run))
@@ -195,10 +193,9 @@ def calibration_set(hierarchy: hier.Hierarchy, fitted: pl.DataFrame, job: JobSpe
     In-sample fits understate forecast errors (the backtests measured 54 % coverage for a nominal 80 % warehouse
     interval); with `calibration: backtest` the latest backtest's out-of-sample Base forecasts are used instead."""
     if job.reconciliation.calibration == "backtest":
-        try:
-            folder = outputs.backtest_dir(job, hierarchy.Y_df["ds"].max())
-        except FileNotFoundError:
-            return fitted, "in-sample fits (no backtest published for this job ends by the run's data)"
+        folder, missing = outputs.usable_backtest(job, hierarchy.Y_df["ds"].max())
+        if folder is None:
+            return fitted, f"in-sample fits ({missing})"
         base = pl.read_parquet(
             folder / "backtest_base.parquet", columns=["unique_id", "ds", "cutoff", "model", "y", "mean"]
         )

@@ -25,7 +25,7 @@ from scipy.stats import norm
 
 from forecasting.config import POLARS_FREQ, JobSpec
 from forecasting.labour import Scenario, load_standards, standards_for
-from forecasting.outputs import backtest_dir
+from forecasting.outputs import usable_backtest
 
 QUANTILES = {"p50": 0.5, "p80": 0.8, "p95": 0.95}
 SCHEMA = {
@@ -340,18 +340,15 @@ def demand_source(job: JobSpec, known_through: date | None = None) -> str:
         return "no staffing"
     if job.staffing.demand_uncertainty == "reconciled":
         return "reconciled quantiles"
-    try:
-        return f"errors of backtest {backtest_dir(job, known_through).name}"
-    except FileNotFoundError:
-        return "reconciled quantiles (no backtest published for this job)"
+    folder, missing = usable_backtest(job, known_through)
+    return f"errors of backtest {folder.name}" if folder is not None else f"reconciled quantiles ({missing})"
 
 
 def backtest_log_errors(job: JobSpec, known_through: date) -> pl.DataFrame | None:
     """Warehouse errors of the job's backtest (`outputs.backtest_dir`) whose actuals were known by `known_through`;
     None (reconciled quantiles are used) when there is no such backtest."""
-    try:
-        folder = backtest_dir(job, known_through)
-    except FileNotFoundError:
+    folder, _ = usable_backtest(job, known_through)
+    if folder is None:
         return None
     rows = published_warehouse(pl.read_parquet(folder / "backtest_reconciled.parquet"))
     errors = log_errors(rows, before=known_through)
