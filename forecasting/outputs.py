@@ -161,6 +161,22 @@ def run_dir(job: JobSpec, as_of: str | None = None, subdir: str | None = None) -
     return link.resolve()
 
 
+def published_as_of(job: JobSpec, subdir: str | None = None) -> list[str]:
+    """The as-of dates with a published run (or backtest, with `subdir`), oldest first: the `<as-of>` links."""
+    folder = job.output_dir() / subdir if subdir else job.output_dir()
+    if not folder.is_dir():
+        return []
+    found = []
+    for link in folder.iterdir():
+        if link.is_symlink() and link.name != LATEST and (link / MANIFEST).exists():
+            try:
+                date.fromisoformat(link.name)
+            except ValueError:
+                continue
+            found.append(link.name)
+    return sorted(found)
+
+
 def backtest_dir(job: JobSpec, known_through: date | None = None) -> Path:
     """The published backtest a run reads (model choice, reconciliation choice, calibration, staffing errors): the
     latest, or with `known_through` (the run's last period of history) the newest whose actuals all end by then, so
@@ -168,10 +184,8 @@ def backtest_dir(job: JobSpec, known_through: date | None = None) -> Path:
     latest = run_dir(job, None, subdir="backtests")
     if known_through is None:
         return latest
-    dated = (job.output_dir() / "backtests").iterdir()
-    published = {p.resolve() for p in dated if _is_date(p.name) and (p / MANIFEST).exists()}
-    folders = [latest, *sorted(published, key=lambda p: read_manifest(p)["as_of"], reverse=True)]
-    for folder in folders:
+    for as_of in reversed(published_as_of(job, subdir="backtests")):  # `latest` is the newest as-of date
+        folder = run_dir(job, as_of, subdir="backtests")
         last = pl.scan_parquet(folder / "backtest_base.parquet").select(pl.col("ds").max()).collect().item()
         if last is not None and last <= known_through:
             return folder
@@ -186,14 +200,6 @@ def usable_backtest(job: JobSpec, known_through: date | None = None) -> tuple[Pa
         if (job.output_dir() / "backtests" / LATEST / MANIFEST).exists():
             return None, f"no backtest of this job ends by {known_through}"
         return None, "no backtest published for this job"
-
-
-def _is_date(name: str) -> bool:
-    try:
-        date.fromisoformat(name)
-    except ValueError:
-        return False
-    return True
 
 
 def read_manifest(path: Path) -> dict:

@@ -123,10 +123,10 @@ def reconcile(
     elif labelled:
         engine = HierarchicalReconciliation(reconcilers=[reconciler for _, reconciler in labelled])
         wide = engine.reconcile(
-            Y_hat_df=y_hat.sort("unique_id", "ds"),
+            Y_hat_df=y_hat,
             S_df=hierarchy.S,  # sparse SMatrix or dense S_df, as aggregate() built it
             tags=tag_arrays(hierarchy),
-            Y_df=insample.sort("unique_id", "ds"),  # a fixed order of the errors, so reruns give the same numbers
+            Y_df=insample,
             level=job.levels,
             intervals_method="conformal",
             seed=job.seed,

@@ -14,6 +14,7 @@ import polars as pl
 
 from forecasting import outputs
 from forecasting.config import JobSpec
+from forecasting.outputs import published_as_of
 
 
 @dataclass
@@ -23,22 +24,6 @@ class RunDiff:
     forecasts: pl.DataFrame  # top series per level by absolute change of the summed forecast over common periods
     staffing: pl.DataFrame  # top warehouse x process x period x quantile rows by absolute headcount change
     notes: list[str] = field(default_factory=list)
-
-
-def published_as_of(job: JobSpec) -> list[str]:
-    """The as-of dates with a published run, oldest first (the `<as-of>` links in the job's output folder)."""
-    folder = job.output_dir()
-    if not folder.is_dir():
-        return []
-    found = []
-    for link in folder.iterdir():
-        if link.is_symlink() and link.name != outputs.LATEST and (link / outputs.MANIFEST).exists():
-            try:
-                date.fromisoformat(link.name)
-            except ValueError:
-                continue
-            found.append(link.name)
-    return sorted(found)
 
 
 def previous_as_of(job: JobSpec, as_of: str | None = None) -> str | None:
