@@ -193,7 +193,7 @@ def check_history(history: pl.DataFrame, job: JobSpec, file: str, last_period: d
         history = pl.concat([history, fill.select(history.columns)], rechunk=False)
     lengths = history.lazy().group_by(keys).agg(pl.len().alias("n")).collect(engine="streaming").sort(keys)
     needed, what = job.min_history, f"min_history={job.min_history} complete periods"
-    if set(job.models.bottom_models) & set(job.models.lightgbm_names()):
+    if set(job.models.bottom_models) & set(job.models.lightgbm_names):
         # The bottom LightGBMs refuse a shorter series (lightgbm_models._check_history) after the statistical
         # models have run; the gate says so first, with the series.
         lag, calibration = job.lightgbm_history()
