@@ -192,8 +192,12 @@ def backtest_dir(job: JobSpec, known_through: date | None = None) -> Path:
     raise FileNotFoundError(f"no published backtest of job {job.name!r} ends by {known_through}")
 
 
-def usable_backtest(job: JobSpec, known_through: date | None = None) -> tuple[Path | None, str]:
-    """`backtest_dir`, or None and why there is none (for the run summary)."""
+# The backtest a run reads, resolved once per run: its folder, or None and why there is none (for the summary).
+FoundBacktest = tuple[Path | None, str]
+
+
+def usable_backtest(job: JobSpec, known_through: date | None = None) -> FoundBacktest:
+    """`backtest_dir`, or None and why there is none."""
     try:
         return backtest_dir(job, known_through), ""
     except FileNotFoundError:

@@ -95,13 +95,13 @@ def base_forecasts(
     forecasts = transforms.zero_closed_days(forecasts, job.closed_periods)
     forecasts = models.add_combinations(forecasts, spec.combinations, job.levels)
     fitted = models.add_combinations(fitted, spec.combinations, job.levels, with_intervals=False)
-    known_through = hierarchy.Y_df["ds"].max()
-    primary, choice_source = primary_models(job, known_through)
+    backtest = outputs.usable_backtest(job, hierarchy.Y_df["ds"].max())
+    primary, choice_source = primary_models(job, backtest)
     choice = choose_base(hierarchy, job, primary)
     forecasts = models.select_base(forecasts, choice, job.levels)
     fitted = models.select_base(fitted, choice, job.levels, with_intervals=False)
-    calibration, calibration_source = calibration_set(hierarchy, fitted, job)
-    return BaseForecasts(forecasts, fitted, choice, choice_source, calibration, calibration_source, known_through)
+    calibration, calibration_source = calibration_set(hierarchy, fitted, job, backtest)
+    return BaseForecasts(forecasts, fitted, choice, choice_source, calibration, calibration_source, backtest)
 
 
 def split_levels(hierarchy: hier.Hierarchy) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -124,27 +124,27 @@ def model_inputs(hierarchy: hier.Hierarchy, job: JobSpec) -> tuple[pl.DataFrame,
     return trading_days.for_models(Y_agg, job, aggregate=True), trading_days.for_models(Y_bottom, job, aggregate=False)
 
 
-def primary_models(job: JobSpec, known_through: date | None = None) -> tuple[dict[str, str], str]:
+def primary_models(job: JobSpec, backtest: outputs.FoundBacktest | None = None) -> tuple[dict[str, str], str]:
     """The model behind Base per level, and why: the job file's `primary`, or with `choose_from_backtest` the base
-    model with the lowest `choice_metric` at that level in the job's backtest (`outputs.backtest_dir`; among the
-    models run there)."""
+    model with the lowest `choice_metric` at that level in `backtest` (default: the latest; among the models run
+    there)."""
     primary = dict(job.models.primary)
     if not job.models.choose_from_backtest:
         return primary, "job file"
-    folder, missing = outputs.usable_backtest(job, known_through)
+    folder, missing = backtest or outputs.usable_backtest(job)
     if folder is None:
         return primary, f"job file ({missing})"
     chosen = best_models(pl.read_parquet(folder / "metrics.parquet"), job)
     return primary | chosen, f"lowest {job.models.choice_metric.upper()} per level in backtest {folder.name}"
 
 
-def published_method(job: JobSpec, known_through: date | None = None) -> tuple[str, str]:
+def published_method(job: JobSpec, backtest: outputs.FoundBacktest | None = None) -> tuple[str, str]:
     """The reconciliation the run publishes, and why: the job file's `publish`, or with
-    `reconciliation.choose_from_backtest` rec.least_worst_method over the job's backtest (`outputs.backtest_dir`)."""
+    `reconciliation.choose_from_backtest` rec.least_worst_method over `backtest` (default: the latest)."""
     spec, metric = job.reconciliation, job.models.choice_metric
     if not spec.choose_from_backtest:
         return rec.publish_label(job), "job file"
-    folder, missing = outputs.usable_backtest(job, known_through)
+    folder, missing = backtest or outputs.usable_backtest(job)
     if folder is None:
         return rec.publish_label(job), f"job file ({missing})"
     metrics = pl.read_parquet(folder / "metrics.parquet")
@@ -187,13 +187,16 @@ def choose_base(hierarchy: hier.Hierarchy, job: JobSpec, primary: dict[str, str]
     )
 
 
-def calibration_set(hierarchy: hier.Hierarchy, fitted: pl.DataFrame, job: JobSpec) -> tuple[pl.DataFrame, str]:
+def calibration_set(
+    hierarchy: hier.Hierarchy, fitted: pl.DataFrame, job: JobSpec, backtest: outputs.FoundBacktest | None = None
+) -> tuple[pl.DataFrame, str]:
     """(unique_id, ds, y, Base) errors to calibrate reconciled intervals on, and where they come from.
 
     In-sample fits understate forecast errors (the backtests measured 54 % coverage for a nominal 80 % warehouse
-    interval); with `calibration: backtest` the latest backtest's out-of-sample Base forecasts are used instead."""
+    interval); with `calibration: backtest` the out-of-sample Base forecasts of `backtest` (default: the newest that
+    ends by the history) are used instead."""
     if job.reconciliation.calibration == "backtest":
-        folder, missing = outputs.usable_backtest(job, hierarchy.Y_df["ds"].max())
+        folder, missing = backtest or outputs.usable_backtest(job, hierarchy.Y_df["ds"].max())
         if folder is None:
             return fitted, f"in-sample fits ({missing})"
         base = pl.read_parquet(
@@ -243,7 +246,7 @@ def decorate_reconciled(
     return (
         hier.level_of(hierarchy.members, reconciled)
         .join(base.choice, on="unique_id", how="left")
-        .with_columns((pl.col("method") == published_method(job, base.known_through)[0]).alias("published"))
+        .with_columns((pl.col("method") == published_method(job, base.backtest)[0]).alias("published"))
         .select(*series_columns(job), "model", "method", "published", "mean", *_interval_columns(job))
         .sort("level", "unique_id", "method", "ds")
     )
@@ -253,10 +256,10 @@ def staff(hierarchy: hier.Hierarchy, base: BaseForecasts, reconciled: pl.DataFra
     """Headcount per warehouse x process x period with p50/p80/p95 bands from the published reconciled warehouse
     forecast (empty when the job has no labour standards, e.g. the tourism benchmark)."""
     warehouses = pl.Series(hierarchy.ids("warehouse") if "warehouse" in hierarchy.tags else [], dtype=pl.String)
-    published = published_method(job, base.known_through)[0]
+    published = published_method(job, base.backtest)[0]
     rows = reconciled.filter(pl.col("unique_id").is_in(warehouses) & (pl.col("method") == published))
     forecast = decorate_reconciled(hierarchy, base, rows, job)
-    return staffing_plans.plan_for_job(forecast, job, known_through=base.known_through)
+    return staffing_plans.plan_for_job(forecast, job, backtest=base.backtest)
 
 
 SERIES_PER_BLOCK = 100_000  # output rows are built and written for this many series at a time
@@ -332,11 +335,11 @@ def summarize(hierarchy: hier.Hierarchy, validated: Validated, base: BaseForecas
         "base_model_per_level": [{"level": lv, "model": m, "series": n} for lv, m, n in models_by_level],
         "models_run": [c for c in base.forecasts.columns if c not in ("unique_id", "ds") and "-" not in c],
         "reconciliation": job.reconciliation.methods,
-        "published_method": published_method(job, base.known_through)[0],
-        "reconciliation_choice": published_method(job, base.known_through)[1],
+        "published_method": published_method(job, base.backtest)[0],
+        "reconciliation_choice": published_method(job, base.backtest)[1],
         "interval_calibration": base.calibration_source,
         "model_choice": base.choice_source,
-        "staffing_demand": staffing_plans.demand_source(job, base.known_through),
+        "staffing_demand": staffing_plans.demand_source(job, base.backtest),
         "horizon": job.horizon,
         "freq": job.freq,
     }

@@ -25,7 +25,7 @@ from scipy.stats import norm
 
 from forecasting.config import POLARS_FREQ, JobSpec
 from forecasting.labour import Scenario, load_standards, standards_for
-from forecasting.outputs import usable_backtest
+from forecasting.outputs import FoundBacktest, usable_backtest
 
 QUANTILES = {"p50": 0.5, "p80": 0.8, "p95": 0.95}
 SCHEMA = {
@@ -318,36 +318,38 @@ def plan_for_job(
     warehouse_forecast: pl.DataFrame,
     job: JobSpec,
     scenario: Scenario | None = None,
-    known_through: date | None = None,
+    backtest: FoundBacktest | None = None,
 ) -> pl.DataFrame:
     """The job's staffing plan from its published warehouse forecast, optionally under a what-if scenario.
-    `known_through`: the run's last period of history (default: the day before its first forecast period)."""
+    `backtest`: the one the run reads (default: the latest)."""
     if job.staffing is None:
         return empty_plan()
     standards = job_standards(job, warehouse_forecast["warehouse"].unique().to_list())
     forecast = apply_scenario(warehouse_forecast, scenario)
     errors = (
-        backtest_log_errors(job, known_through or warehouse_forecast["ds"].min() - timedelta(days=1))
+        backtest_log_errors(job, warehouse_forecast["ds"].min() - timedelta(days=1), backtest)
         if job.staffing.demand_uncertainty == "backtest"
         else None
     )
     return staffing_plan(forecast, standards, PlanSettings.for_job(job), errors)
 
 
-def demand_source(job: JobSpec, known_through: date | None = None) -> str:
+def demand_source(job: JobSpec, backtest: FoundBacktest | None = None) -> str:
     """Where the staffing plan's demand draws come from, for the run summary."""
     if job.staffing is None:
         return "no staffing"
     if job.staffing.demand_uncertainty == "reconciled":
         return "reconciled quantiles"
-    folder, missing = usable_backtest(job, known_through)
+    folder, missing = backtest or usable_backtest(job)
     return f"errors of backtest {folder.name}" if folder is not None else f"reconciled quantiles ({missing})"
 
 
-def backtest_log_errors(job: JobSpec, known_through: date) -> pl.DataFrame | None:
-    """Warehouse errors of the job's backtest (`outputs.backtest_dir`) whose actuals were known by `known_through`;
-    None (reconciled quantiles are used) when there is no such backtest."""
-    folder, _ = usable_backtest(job, known_through)
+def backtest_log_errors(
+    job: JobSpec, known_through: date, backtest: FoundBacktest | None = None
+) -> pl.DataFrame | None:
+    """Warehouse errors of `backtest` (default: the newest that ends by `known_through`) whose actuals were known by
+    `known_through`; None (reconciled quantiles are used) when there is no such backtest."""
+    folder, _ = backtest or usable_backtest(job, known_through)
     if folder is None:
         return None
     rows = published_warehouse(pl.read_parquet(folder / "backtest_reconciled.parquet"))

@@ -39,7 +39,9 @@ class BaseForecasts:
     choice_source: str  # why those models: the job file or a backtest
     calibration: pl.DataFrame  # unique_id, ds, y, Base: errors the reconciled intervals are calibrated on
     calibration_source: str
-    known_through: date | None = None  # the last period of history: which backtest the run may read
+    # The backtest the run reads for all four (outputs.usable_backtest): model and reconciliation choice,
+    # calibration, staffing errors.
+    backtest: outputs.FoundBacktest
 
 
 @dataclass

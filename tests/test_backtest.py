@@ -149,12 +149,13 @@ def test_a_backfill_reads_only_a_backtest_that_ends_by_its_data(tmp_path):
     with pytest.raises(FileNotFoundError, match="ends by 2016-02-01"):
         outputs.backtest_dir(job, date(2016, 2, 1))
     expected = (dict(job.models.primary), "job file (no backtest of this job ends by 2016-02-01)")
-    assert primary_models(job, date(2016, 2, 1)) == expected
+    assert primary_models(job, outputs.usable_backtest(job, date(2016, 2, 1))) == expected
     earlier, _ = backtest_job(job, date(2015, 12, 31), windows=1)  # the window Oct-Dec 2015
     assert outputs.backtest_dir(job, date(2016, 2, 1)) == earlier.resolve()
     assert outputs.backtest_dir(job) == later.resolve()  # the backfill did not move `latest`
-    assert f"backtest {earlier.resolve().name}" in primary_models(job, date(2016, 2, 1))[1]
-    assert f"backtest {later.resolve().name}" in primary_models(job, date(2016, 3, 1))[1]
+    before, after = (outputs.usable_backtest(job, date(2016, month, 1)) for month in (2, 3))
+    assert f"backtest {earlier.resolve().name}" in primary_models(job, before)[1]
+    assert f"backtest {later.resolve().name}" in primary_models(job, after)[1]
 
 
 def test_cli_backtest_then_query(tmp_path):
