@@ -85,6 +85,7 @@ def _weighted(per_series: pl.DataFrame, weights: pl.DataFrame, value: str, out: 
     res = (
         weights.select("unique_id", "level", "weight")
         .join(per_series.select("unique_id", "model", value), on="unique_id", how="inner")
+        .sort("unique_id")  # the join keeps no row order, and the sum below depends on it (reruns: 1e-16)
         .group_by("level", "model")
         .agg(
             (pl.col("weight") * pl.col(value)).sum().alias(out),
@@ -175,7 +176,8 @@ def sales_weights(
     if prices is not None:
         recent = recent.join(prices.select(*KEY, "price"), on=KEY, how="left")
         value = value * pl.col("price").cast(pl.Float64).fill_null(0.0)
-    bottom = recent.group_by("unique_id").agg(value.sum().alias("sales"))
+    # Sorted: a join keeps no row order, and a float sum depends on it (reruns differed in the 16th digit).
+    bottom = recent.sort("unique_id", "ds").group_by("unique_id").agg(value.sum().alias("sales"))
     order = pl.DataFrame({"unique_id": S.col_labels.astype(str)})
     vector = order.join(bottom, on="unique_id", how="left")["sales"].fill_null(0.0).to_numpy()
     totals = pl.DataFrame({"unique_id": S.row_labels.astype(str), "sales": S.to_csr() @ vector})
