@@ -1,7 +1,4 @@
-"""How a job reconciles: the method names (`MinTrace_<variant>`, `MiddleOut_<upper>[@<level>]`) and their settings.
-
-Split from forecasting.specs to keep each module short; forecasting.config builds JobSpec from both.
-"""
+"""How a job reconciles: the method names (`MinTrace_<variant>`, `MiddleOut_<upper>[@<level>]`) and their settings."""
 
 from __future__ import annotations
 
@@ -9,10 +6,13 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from forecasting.specs import IDENTIFIER, Strict
+from forecasting.job.common import IDENTIFIER, Strict
 
 MinTraceVariant = Literal["ols", "wls_struct", "wls_var", "mint_shrink"]
 UpperReconciler = Literal["BottomUp", MinTraceVariant]
+# MinTrace variants whose weights are estimated from the calibration errors: their points move with the calibration,
+# and they need every period of those errors (the others read only the periods the conformal intervals use).
+FROM_ERRORS = frozenset({"wls_var", "mint_shrink"})
 MIDDLE_OUT = "MiddleOut_"
 MIDDLE_AT = "@"  # MiddleOut_<upper>@<level>: middle-out from that level instead of `middle_level`
 PLAIN_METHODS = (
@@ -116,6 +116,16 @@ class ReconcileSpec(Strict):
         """The middle level of a MiddleOut method: its own `@<level>`, else `middle_level`, by default the level
         above the bottom (`level_names`: the hierarchy's levels, top to bottom)."""
         return middle_out_parts(label)[1] or self.middle_level or level_names[-2]
+
+    @property
+    def estimates_from_errors(self) -> bool:
+        """Whether a configured method (or a middle-out one's upper part) estimates error variances from the
+        calibration errors (wls_var, mint_shrink): then it needs every period of them, not only the periods the
+        conformal intervals are calibrated on."""
+        labels = [self.label(method) for method in self.methods]
+        variants = {label.removeprefix("MinTrace_") for label in labels if label.startswith("MinTrace_")}
+        uppers = {middle_out_parts(label)[0] for label in labels if label.startswith(MIDDLE_OUT)}
+        return bool((variants | uppers) & FROM_ERRORS)
 
     def label(self, method: str) -> str:
         """The output name of a method: BottomUp, MinTrace_<variant> or MiddleOut_<upper>[@<level>]."""

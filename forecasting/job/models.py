@@ -1,24 +1,17 @@
-"""The parts of a job that say how to model it: the hierarchy, the models per level, LightGBM, reconciliation.
+"""The job's models: which run at which level, the LightGBM settings, combinations, trading days, closed days.
 
-Split from forecasting.config (sources, labour standard, the job itself, loading) to keep each module short;
-forecasting.config builds JobSpec from them.
+Model names are checked against the catalogue (forecasting.job.catalogue); what a model is and how it runs is
+forecasting.models' business.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-MONTH_DAY = re.compile(r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+from forecasting.job.catalogue import model_names
+from forecasting.job.common import IDENTIFIER, MONTH_DAY, Strict
 
 class LevelRatioSpec(Strict):
     """Target y_t / mean(y_{t-shift-window+1} .. y_{t-shift}); keep shift >= horizon so the level is known."""
@@ -122,82 +115,13 @@ class LightGBMSpec(Strict):
         return [f"{name} {value} < horizon {horizon}" for name, value in reaches.items() if value < horizon]
 
 
-STATISTICAL_MODELS = ("AutoETS", "AutoTheta", "AutoARIMA", "SeasonalNaive", "Naive")
-INTERMITTENT_MODELS = ("CrostonSBA", "TSB", "IMAPA")
-LIGHTGBM = "LightGBM"
+STATISTICAL_MODELS = model_names("statistical")
 
 
-class HierarchySpec(Strict):
-    """Which key columns identify a bottom series and which aggregation levels exist.
+INTERMITTENT_MODELS = model_names("intermittent")
 
-    `columns` are the key columns of a bottom series; each level lists the ones it groups by (total: none). A strict
-    tree (total -> region -> warehouse -> sku) and a grouped structure (Australian tourism: (State / Region) x
-    Purpose) are both written this way. `nested` names child -> parent keys that must be consistent in the data
-    (a warehouse sits in one region)."""
 
-    columns: list[str] = Field(
-        default_factory=lambda: ["region", "warehouse", "sku"], description="key columns of a bottom series"
-    )
-    levels: dict[str, list[str]] = Field(
-        default_factory=lambda: {
-            "total": [],
-            "region": ["region"],
-            "warehouse": ["region", "warehouse"],
-            "sku": ["region", "warehouse", "sku"],
-        }
-    )
-    nested: dict[str, str] = Field(default_factory=lambda: {"warehouse": "region"})
-
-    @field_validator("levels")
-    @classmethod
-    def _top_to_bottom(cls, value: dict[str, list[str]], info: ValidationInfo) -> dict[str, list[str]]:
-        """Mapping order means nothing in YAML: order levels by how many keys they group by, and each level's keys
-        as in `columns` (so ids read total/CA/CA_1/FOODS_1_001 whatever order the file uses)."""
-        keys = info.data.get("columns") or []
-        position = {k: i for i, k in enumerate(keys)}
-        ordered = sorted(value.items(), key=lambda item: len(item[1]))
-        return {name: sorted(cols, key=lambda c: position.get(c, len(keys))) for name, cols in ordered}
-
-    @model_validator(mode="after")
-    def _check(self) -> HierarchySpec:
-        reserved = {"unique_id", "level", "ds", "y", "total", "date", "quantity", "week", "price"}
-        for key in self.columns:
-            if not IDENTIFIER.match(key) or key in reserved:
-                raise ValueError(f"hierarchy key {key!r} must be a plain identifier other than {sorted(reserved)}")
-        if len(set(self.columns)) != len(self.columns):
-            raise ValueError("hierarchy keys repeat")
-        if not self.levels:
-            raise ValueError("hierarchy needs at least one level")
-        seen: list[frozenset[str]] = []
-        for name, columns in self.levels.items():
-            if not JOB_NAME.match(name):
-                raise ValueError(f"level name {name!r} may hold letters, digits, '.', '_' and '-' only")
-            unknown = set(columns) - set(self.columns)
-            if unknown:
-                raise ValueError(f"level {name!r} uses {sorted(unknown)}, which are not hierarchy keys")
-            if frozenset(columns) in seen:
-                raise ValueError(f"level {name!r} groups by the same keys as another level")
-            seen.append(frozenset(columns))
-        if list(self.levels.values())[-1] != self.columns:
-            raise ValueError("one level must group by all keys (the bottom series)")
-        for child, parent in self.nested.items():
-            if child not in self.columns or parent not in self.columns:
-                raise ValueError(f"nested {child!r} -> {parent!r}: both must be hierarchy keys")
-        return self
-
-    @property
-    def bottom(self) -> str:
-        return list(self.levels)[-1]
-
-    @property
-    def identity(self) -> list[str]:
-        """The keys that identify a bottom series: parents implied by `nested` are left out (sku, warehouse)."""
-        implied = {parent for child, parent in self.nested.items() if child in self.columns}
-        return [k for k in self.columns if k not in implied]
-
-    @property
-    def names(self) -> list[str]:
-        return list(self.levels)
+(LIGHTGBM,) = model_names("lightgbm")
 
 
 class ModelSpec(Strict):
@@ -294,12 +218,3 @@ class ModelSpec(Strict):
         """The models run at `level`, and the combinations whose members all run there."""
         run = list(self.bottom_models if level == bottom else self.aggregate_models)
         return run + [name for name, members in self.combinations.items() if set(members) <= set(run)]
-
-
-class BacktestSpec(Strict):
-    """The backtest the nightly run reads (model choice, reconciled intervals, staffing bands): what `forecasting
-    backtest` and the scheduled backtest flow run unless told otherwise. More windows give the intervals more
-    independent errors to calibrate on: each window's errors share its level error."""
-
-    windows: int = Field(3, ge=1, description="rolling origins")
-    step: int | None = Field(None, ge=1, description="periods between origins (default: the horizon)")

@@ -1,47 +1,30 @@
-"""Job specifications: a job is data (source, frequency, horizon, models, labour standard), validated here.
-
-Bundled jobs live in ``data/jobs/<name>.yaml``; paths inside a job are relative to the project root unless absolute.
-"""
+"""The job schema: a job is data (sources, frequency, horizon, hierarchy, models, reconciliation, backtest, labour
+standards), validated here. Paths inside a job are relative to the project root unless absolute."""
 
 from __future__ import annotations
 
-import os
 from datetime import date
 from itertools import pairwise
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from forecasting.engines import EngineSpec
-from forecasting.labour import StaffingSpec
-from forecasting.reconcile_spec import MIDDLE_OUT, ReconcileSpec, middle_out_parts
-from forecasting.specs import (
-    IDENTIFIER,
-    JOB_NAME,
-    TRADING_DAY_PERIODS,
-    BacktestSpec,
-    HierarchySpec,
-    ModelSpec,
-    Strict,
-)
+from forecasting.job.common import IDENTIFIER, JOB_NAME, Strict, project_root
+from forecasting.job.engine import EngineSpec
+from forecasting.job.hierarchy import HierarchySpec
+from forecasting.job.models import TRADING_DAY_PERIODS, ModelSpec
+from forecasting.job.reconciliation import MIDDLE_OUT, ReconcileSpec, middle_out_parts
+from forecasting.job.staffing import StaffingSpec
 
-DEFAULT_JOB = "m5-monthly"
 Frequency = Literal["day", "week", "month", "quarter"]
+
+
 POLARS_FREQ = {"day": "1d", "week": "1w", "month": "1mo", "quarter": "3mo"}
+
+
 # pandas aliases for the libraries that need them (statsforecast on pandas / Fugue); periods are dated by their start.
 PANDAS_FREQ = {"day": "D", "week": "W-MON", "month": "MS", "quarter": "QS"}
-
-
-def project_root() -> Path:
-    """The folder holding data/, sql/ and prefect.yaml (override with FORECASTING_HOME)."""
-    env = os.environ.get("FORECASTING_HOME")
-    return Path(env).resolve() if env else Path(__file__).resolve().parent.parent
-
-
-class JobConfigError(ValueError):
-    """A job file or spec that does not validate; the message names the file and the fields at fault."""
 
 
 class TableSource(Strict):
@@ -123,6 +106,15 @@ class SourceSpec(Strict):
         if self.observed_from and self.observed_to and self.observed_from > self.observed_to:
             raise ValueError("observed_from is after observed_to")
         return self
+
+
+class BacktestSpec(Strict):
+    """The backtest the nightly run reads (model choice, reconciled intervals, staffing bands): what `forecasting
+    backtest` and the scheduled backtest flow run unless told otherwise. More windows give the intervals more
+    independent errors to calibrate on: each window's errors share its level error."""
+
+    windows: int = Field(3, ge=1, description="rolling origins")
+    step: int | None = Field(None, ge=1, description="periods between origins (default: the horizon)")
 
 
 class JobSpec(Strict):
@@ -277,43 +269,3 @@ class JobSpec(Strict):
     def output_dir(self) -> Path:
         path = Path(self.output_root)
         return (path if path.is_absolute() else project_root() / path) / self.name
-
-
-def jobs_dir() -> Path:
-    return project_root() / "data" / "jobs"
-
-
-def available_jobs() -> list[str]:
-    return sorted(p.stem for p in jobs_dir().glob("*.yaml"))
-
-
-def load_job(name_or_path: str | Path | None = None, **overrides: object) -> JobSpec:
-    """Read a bundled job by name, or a YAML file by path, and validate it (overrides win)."""
-    name_or_path = name_or_path or DEFAULT_JOB
-    path = Path(name_or_path)
-    if path.suffix not in (".yaml", ".yml"):
-        if not JOB_NAME.match(str(name_or_path)):
-            raise JobConfigError(f"job name {str(name_or_path)!r} is not valid")
-        path = jobs_dir() / f"{name_or_path}.yaml"
-        if not path.exists():
-            raise JobConfigError(f"unknown job {str(name_or_path)!r}; bundled jobs: {', '.join(available_jobs())}")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise JobConfigError(f"{path}: cannot read job file: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise JobConfigError(f"{path}: a job file must be a mapping")
-    raw.update({k: v for k, v in overrides.items() if v is not None})
-    return parse_job(raw, origin=str(path))
-
-
-def parse_job(raw: dict | JobSpec, origin: str = "job spec") -> JobSpec:
-    if isinstance(raw, JobSpec):
-        return raw
-    try:
-        return JobSpec.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
-        )
-        raise JobConfigError(f"{origin}: invalid job: {problems}") from exc
