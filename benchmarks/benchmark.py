@@ -1,4 +1,4 @@
-"""Benchmark of the nightly job (a script, not a test): `python -m forecasting.benchmark [--job NAME]`.
+"""Benchmark of the nightly job (a script, not a test): `python -m benchmarks.benchmark [--job NAME]`.
 
 Prints stage, seconds and peak RSS, where RSS is sampled every 0.1 s over this process *and* its child processes
 (statsforecast's n_jobs pool and the forkserver it starts from), summed: an upper bound on what the machine must
@@ -16,7 +16,7 @@ import warnings
 
 import psutil
 
-from forecasting.config import load_job
+from forecasting.job.loading import load_job
 from forecasting.pipeline import run_job
 
 

@@ -1,4 +1,4 @@
-"""Local vs Dask LightGBM (a script, not a test): `python -m forecasting.dask_compare --items 40 400 3049`.
+"""Local vs Dask LightGBM (a script, not a test): `python -m benchmarks.dask_compare --items 40 400 3049`.
 
 For each size, the m5-monthly job's SKU-level LightGBM on the first N items of store CA_1 (forecasts, conformal
 intervals, in-sample fits): once on this machine with one thread, then three times on the Dask engine, each time on a
@@ -17,11 +17,18 @@ import warnings
 import duckdb
 import polars as pl
 
-from forecasting import features, models, pipeline
-from forecasting import lightgbm_models as gbm
-from forecasting.benchmark import TreeRSS
-from forecasting.config import JobSpec, load_job, project_root
-from forecasting.engines import EngineSpec, close_clients
+from benchmarks.benchmark import TreeRSS
+from forecasting import (
+    models,  # FIXME
+    pipeline,
+)
+from forecasting.data import features
+from forecasting.job.common import project_root
+from forecasting.job.engine import EngineSpec
+from forecasting.job.loading import load_job
+from forecasting.job.schema import JobSpec
+from forecasting.models import engines
+from forecasting.models.cluster import close_clients
 
 STORE = "CA_1"
 
@@ -65,7 +72,7 @@ def on_fresh_cluster(
     ) as cluster:
         engine = EngineSpec(kind="dask", scheduler=cluster.scheduler_address, lightgbm_training=training)
         try:
-            return gbm.lightgbm_forecast(Y, job.model_copy(update={"engine": engine}), exog=exog)
+            return engines.lightgbm_forecast(Y, job.model_copy(update={"engine": engine}), exog=exog)
         finally:
             close_clients()
 
@@ -85,7 +92,7 @@ def main() -> None:
         for n_items in args.items:
             job, Y, exog = sku_slice(n_items)
             start = time.perf_counter()
-            local = gbm.lightgbm_forecast(Y, job, exog=exog)
+            local = engines.lightgbm_forecast(Y, job, exog=exog)
             middle = time.perf_counter()
             dask = on_fresh_cluster(Y, job, exog, args.workers)
             end = time.perf_counter()

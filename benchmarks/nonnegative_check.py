@@ -1,7 +1,7 @@
 """How different are the two non-negative reconciliations (a script, not a test)?
 
-    python -m forecasting.nonnegative_check --job m5-monthly
-    python -m forecasting.nonnegative_check --bench-series 10000
+    python -m benchmarks.nonnegative_check --job m5-monthly
+    python -m benchmarks.nonnegative_check --bench-series 10000
 
 Runs a job's stages up to the base forecasts once, then reconciles MinTrace (the job's variant, sparse S) with
 `reconciliation.nonnegative: qp` (hierarchicalforecast's QP: the optimal non-negative coherent forecast) and with
@@ -19,7 +19,8 @@ import warnings
 import polars as pl
 
 from forecasting import pipeline
-from forecasting.config import JobSpec, load_job
+from forecasting.job.loading import load_job
+from forecasting.job.schema import JobSpec
 
 
 def reconciled_means(job: JobSpec, hierarchy, base, nonnegative: str | bool) -> tuple[pl.DataFrame, float]:
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     if args.bench_series:
-        from forecasting.scale_benchmark import bench_job, ensure_data
+        from benchmarks.scale_benchmark import bench_job, ensure_data
 
         folder = ensure_data(args.bench_series, 104)
         engine = {"kind": "local", "scheduler": None, "partitions": None}

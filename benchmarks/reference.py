@@ -1,13 +1,13 @@
 """Accuracy benchmarks against published references (scripts, not tests):
 
-    python -m forecasting.reference m5-daily      # M5 levels 1-3, d_1914..d_1941, official WRMSSE vs the organizers
-    python -m forecasting.reference m5-monthly    # last 3 months held out, RMSSE per level, base vs reconciled
-    python -m forecasting.reference tourism       # fpp3 section 11.4 protocol, RMSE / MASE per level
+    python -m benchmarks.reference m5-daily      # M5 levels 1-3, d_1914..d_1941, official WRMSSE vs the organizers
+    python -m benchmarks.reference m5-monthly    # last 3 months held out, RMSSE per level, base vs reconciled
+    python -m benchmarks.reference tourism       # fpp3 section 11.4 protocol, RMSE / MASE per level
 
 Every benchmark chooses its models the way the nightly job does, from a rolling backtest over windows that end
 before the held-out period (never from the held-out period itself), then scores one held-out window with the same
-backtest code (`forecasting.backtest`), and prints a markdown table beside the published figures. Outputs go under
-data/outputs/benchmarks/<job>/ (the backtests' parquet files) and data/outputs/benchmarks/<name>-results.md.
+backtest code (`forecasting.evaluate.backtest`), and prints a markdown table beside the published figures. Outputs go
+under data/outputs/benchmarks/<job>/ (the backtests' parquet files) and data/outputs/benchmarks/<name>-results.md.
 """
 
 from __future__ import annotations
@@ -23,10 +23,7 @@ from pathlib import Path
 
 import polars as pl
 
-from forecasting import reconcile as rec
-from forecasting.backtest import Backtest, backtest_job
-from forecasting.config import JobSpec, load_job, project_root
-from forecasting.reference_tables import (
+from benchmarks.reference_tables import (
     interval_table,
     level_known,
     level_table,
@@ -39,6 +36,12 @@ from forecasting.reference_tables import (
     window_bias,
     with_all_series,
 )
+from forecasting import reconcile as rec  # FIXME
+from forecasting.evaluate.backtest import Backtest
+from forecasting.job.common import project_root
+from forecasting.job.loading import load_job
+from forecasting.job.schema import JobSpec
+from forecasting.pipeline import backtest_job
 
 
 @dataclass
@@ -111,8 +114,8 @@ def m5_daily(windows: int | None = None, say: Callable[[str], None] = print) -> 
     the nightly run chooses and calibrates from), score d_1914..d_1941; then split the hold-out error into level and
     day-to-day shape, and show how far the hold-out's level could be known ahead."""
     from forecasting import pipeline
-    from forecasting.backtest import window_weights
-    from forecasting.scoring import scores
+    from forecasting.evaluate.backtest import window_weights
+    from forecasting.evaluate.scoring import scores
 
     job = load_job("m5-daily-warehouse", output_root=str(output_root()))
     study = select_then_hold_out(job, M5_DAILY_SELECTION_END, M5_DAILY_HOLDOUT_END, windows, None, say)

@@ -1,4 +1,4 @@
-"""Tables the accuracy benchmarks print (forecasting.reference): metrics per level beside the published figures,
+"""Tables the accuracy benchmarks print (benchmarks.reference): metrics per level beside the published figures,
 and the M5 daily hold-out split into its level and day-to-day shape. Pure polars on backtest frames; no runs here."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from datetime import date
 
 import polars as pl
 
-from forecasting import reconcile as rec
+from forecasting import reconcile as rec  # FIXME
 
 # M5 organizers, final evaluation (d_1942..d_1969), WRMSSE at levels 1-3 (total, state, store).
 M5_PUBLISHED = {

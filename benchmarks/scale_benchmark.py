@@ -1,9 +1,9 @@
 """Scale benchmark (a script, not a test): the nightly job on synthetic weekly data at growing sizes.
 
-    python -m forecasting.scale_benchmark --series 10000 100000 1000000
+    python -m benchmarks.scale_benchmark --series 10000 100000 1000000
 
 For each size it writes (once) a seeded synthetic history under data/synthetic/bench-<n>-<periods>w/
-(forecasting.synthetic, no prices file), then runs the whole job (load -> validate -> aggregate -> base_forecasts
+(forecasting.data.synthetic, no prices file), then runs the whole job (load -> validate -> aggregate -> base_forecasts
 -> reconcile -> prepare outputs -> write) in a fresh child process, so one size's memory does not colour the next,
 and prints stage, seconds, peak RSS of the process tree and series per second. Models: a baseline set through
 statsforecast (SeasonalNaive and Naive per SKU; AutoETS, SeasonalNaive, Naive on the aggregates), BottomUp and
@@ -32,8 +32,10 @@ from typing import Any
 
 import psutil
 
-from forecasting import synthetic
-from forecasting.config import JobSpec, load_job, project_root
+from forecasting.data import synthetic
+from forecasting.job.common import project_root
+from forecasting.job.loading import load_job
+from forecasting.job.schema import JobSpec
 
 CALIBRATION_WINDOW = 26  # conformal intervals calibrated on the last 26 weeks every series has fits for
 NONNEGATIVE = "clip"  # reconcile unconstrained, clip and sum up only if a bottom value is negative (docs/scale.md)
@@ -118,8 +120,8 @@ def bench_job(
 def run_one(args: argparse.Namespace) -> dict[str, Any]:
     """In the child process: the job's stages in run_job's order (pipeline.py), each reported on stdout as it ends,
     so a run stopped by the memory cap still shows how far it got."""
+    from benchmarks.benchmark import TreeRSS
     from forecasting import pipeline
-    from forecasting.benchmark import TreeRSS
 
     warnings.filterwarnings("ignore")
     folder = data_dir(args.one, args.periods)
@@ -210,7 +212,7 @@ def throughput(n_series: int, n_jobs: int) -> dict[str, float]:
     )
     from statsforecast.utils import generate_series
 
-    from forecasting.models import worker_processes_from_forkserver
+    from forecasting.models.statistical import worker_processes_from_forkserver
 
     series = generate_series(n_series=n_series, seed=1, min_length=20, max_length=100, equal_ends=True)
     models = [
@@ -274,7 +276,7 @@ def main(argv: list[str] | None = None) -> None:
     results = []
     for n in args.series:
         ensure_data(n, args.periods)
-        command = [sys.executable, "-m", "forecasting.scale_benchmark", "--one", str(n), "--periods", str(args.periods)]
+        command = [sys.executable, "-m", "benchmarks.scale_benchmark", "--one", str(n), "--periods", str(args.periods)]
         rows = n * args.periods
         partitions = args.partitions or (max(1, -(-rows // ROWS_PER_PARTITION)) if args.engine == "local" else None)
         command += ["--n-jobs", str(args.n_jobs), "--engine", args.engine, "--nonnegative", args.nonnegative]

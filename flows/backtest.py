@@ -1,4 +1,4 @@
-"""The backtest the nightly run reads, as a scheduled Prefect 3 flow: the same `forecasting.backtest.backtest_job`
+"""The backtest the nightly run reads, as a scheduled Prefect 3 flow: the same `forecasting.pipeline.backtest_job`
 the CLI's `forecasting backtest` calls, with the job's `backtest` settings (windows, step) unless the run says
 otherwise.
 
@@ -17,9 +17,10 @@ from prefect.client.schemas.objects import State, TaskRun
 from prefect.tasks import Task
 
 from flows.nightly import IN_MEMORY, resolve_job
-from forecasting.backtest import backtest_job
-from forecasting.config import DEFAULT_JOB, JobSpec
-from forecasting.outputs import read_manifest
+from forecasting.job.loading import DEFAULT_JOB
+from forecasting.job.schema import JobSpec
+from forecasting.outputs.runs import read_manifest
+from forecasting.pipeline import backtest_job
 
 
 def retry_io_only(task: Task[..., Any], task_run: TaskRun, state: State) -> bool:

@@ -20,11 +20,13 @@ from prefect.cache_policies import NONE
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.tasks import Task
 
-from forecasting import hierarchy as hier
-from forecasting import pipeline, report
-from forecasting.config import DEFAULT_JOB, JobConfigError, JobSpec, load_job, parse_job
-from forecasting.locks import output_lock
-from forecasting.quality import DataQualityError
+from forecasting import pipeline
+from forecasting.data import hierarchy as hier
+from forecasting.data.quality import DataQualityError
+from forecasting.job.loading import DEFAULT_JOB, JobConfigError, load_job, parse_job
+from forecasting.job.schema import JobSpec
+from forecasting.outputs import report
+from forecasting.outputs.locks import output_lock
 
 IN_MEMORY = {"cache_policy": NONE, "persist_result": False}
 

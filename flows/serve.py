@@ -19,7 +19,7 @@ from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLi
 from prefect.schedules import Cron
 
 from flows.nightly import nightly_forecast
-from forecasting.config import DEFAULT_JOB
+from forecasting.job.loading import DEFAULT_JOB
 
 
 def main(argv: list[str] | None = None) -> None:

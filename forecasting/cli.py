@@ -11,11 +11,11 @@ from datetime import date
 import polars as pl
 import typer
 
-from forecasting.config import DEFAULT_JOB, JobConfigError, available_jobs, load_job
-from forecasting.io import SourceError
-from forecasting.labour import StandardsError
-from forecasting.locks import OutputLockedError
-from forecasting.quality import DataQualityError
+from forecasting.data.quality import DataQualityError
+from forecasting.data.sources import SourceError
+from forecasting.job.loading import DEFAULT_JOB, JobConfigError, available_jobs, load_job
+from forecasting.outputs.locks import OutputLockedError
+from forecasting.staffing.standards import StandardsError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -93,7 +93,7 @@ def query(
     output_format: str = typer.Option("table", "--format", help="table, csv or json"),
 ) -> None:
     """Answer SQL from a run's outputs through the DuckDB views in sql/views.sql."""
-    from forecasting.views import open_views
+    from forecasting.outputs.views import open_views
 
     try:
         spec = load_job(job)
@@ -125,7 +125,7 @@ def backtest(
     as_of: str = typer.Option(None, "--as-of", help="last day of data (default: last day the source covers)"),
 ) -> None:
     """Rolling-origin backtest with the libraries' cross-validation; every window reconciled; metrics per level."""
-    from forecasting.backtest import backtest_job
+    from forecasting.pipeline import backtest_job
 
     as_of_date = _parse_date(as_of, "--as-of")
     warnings.filterwarnings("ignore")
@@ -158,7 +158,7 @@ def staff(
     check: bool = typer.Option(False, "--backtest", help="shortfall rates of the plan over the latest backtest"),
 ) -> None:
     """Staffing without refitting: a what-if plan from a run's reconciled forecast, or the plan's backtest."""
-    from forecasting import staffing_runs
+    from forecasting.outputs import scenarios as staffing_runs
 
     warnings.filterwarnings("ignore")
     try:
@@ -200,7 +200,7 @@ def calibrate_labour(
     """Estimate units per hour and productivity spread from labour records; write a labour-standards file."""
     from pathlib import Path
 
-    from forecasting import calibration
+    from forecasting.staffing import calibration
 
     if freq not in ("day", "week", "month"):
         _fail(f"--freq {freq!r}: expected day, week or month")
@@ -235,8 +235,8 @@ def weekday_weights(
     """Print the weekday weights of `models.trading_days` (Monday .. Sunday) from a daily sales file."""
     from pathlib import Path
 
-    from forecasting import trading_days
-    from forecasting.specs import MONTH_DAY
+    from forecasting.data import trading_days
+    from forecasting.job.common import MONTH_DAY
 
     where, closed = where or [], closed or []
     pairs = [item.split("=", 1) for item in where]
@@ -267,12 +267,13 @@ def report(
     top: int = typer.Option(10, "--top", help="SKUs listed by volume and by backtest error"),
 ) -> None:
     """Write a self-contained HTML report (charts, staffing bands, accuracy, warnings) into the run folder."""
-    from forecasting.report import write_report
+    from forecasting import pipeline
+    from forecasting.outputs.report import write_report
 
     warnings.filterwarnings("ignore")
     try:
         spec = load_job(job)
-        path = write_report(spec, run_as_of, top=top)
+        path = write_report(spec, run_as_of, history=pipeline.history, top=top)
     except (JobConfigError, DataQualityError, SourceError, StandardsError, FileNotFoundError) as exc:
         _fail(str(exc))
         return
@@ -292,7 +293,7 @@ def diff(
     top: int = typer.Option(10, "--top", help="rows per level (forecasts) and in all (staffing)"),
 ) -> None:
     """List the largest forecast and staffing changes between two published runs."""
-    from forecasting.run_diff import diff_runs, resolve_pair
+    from forecasting.outputs.diff import diff_runs, resolve_pair
 
     try:
         spec = load_job(job)
@@ -320,7 +321,7 @@ def recipe(
     output_format: str = typer.Option("table", "--format", help="table, csv or json"),
 ) -> None:
     """Run one of the planners' SQL recipes (sql/recipes/*.sql) with bound parameters."""
-    from forecasting import recipes
+    from forecasting.outputs import recipes
 
     if name is None:
         typer.echo("\n".join(recipes.available()))

@@ -1,5 +1,5 @@
-"""What each stage of the nightly job hands to the next, and the stage log (rows, series, seconds, peak RSS)
-that the manifest, the CLI table and the Prefect run log show."""
+"""The stage log: per stage of a run, the rows and series it produced, its seconds and the peak RSS, which the
+manifest, the CLI table and the Prefect run log show."""
 
 from __future__ import annotations
 
@@ -7,41 +7,14 @@ import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any
 
 import polars as pl
 
-from forecasting import hierarchy as hier
-from forecasting import outputs
-
-
-@dataclass
-class Loaded:
-    history: pl.DataFrame  # per period, before the incomplete-period policy
-    prices: pl.DataFrame | None
-    calendar: pl.DataFrame | None  # known-ahead calendar features per period (events, SNAP), if the job has them
-    source_label: str
-    as_of: date
-
-
-@dataclass
-class Validated:
-    history: pl.DataFrame  # hierarchy keys, ds, y: complete periods, checked
-    periods: hier.PeriodReport
-
-
-@dataclass
-class BaseForecasts:
-    forecasts: pl.DataFrame  # wide: unique_id, ds, every model (+ intervals), Base
-    fitted: pl.DataFrame  # wide in-sample: unique_id, ds, y, every model, Base
-    choice: pl.DataFrame  # unique_id, model (the model behind Base)
-    choice_source: str  # why those models: the job file or a backtest
-    calibration: pl.DataFrame  # unique_id, ds, y, Base: errors the reconciled intervals are calibrated on
-    calibration_source: str
-    # The backtest the run reads for all four (outputs.usable_backtest): model and reconciliation choice,
-    # calibration, staffing errors.
-    backtest: outputs.FoundBacktest
+from forecasting.data.hierarchy import Hierarchy
+from forecasting.data.stages import Loaded, Validated
+from forecasting.models.base import BaseForecasts
+from forecasting.outputs.atomic import TableParts
 
 
 @dataclass
@@ -76,13 +49,13 @@ def stage_size(result: Any) -> dict[str, int | None]:
 
     if isinstance(result, Loaded | Validated):
         return of(result.history)
-    if isinstance(result, hier.Hierarchy):
+    if isinstance(result, Hierarchy):
         return {"rows": result.Y_df.height, "series": result.members.height}
     if isinstance(result, BaseForecasts):
         return of(result.forecasts)
     if isinstance(result, pl.DataFrame):
         return of(result)
-    if isinstance(result, dict) and all(isinstance(v, pl.DataFrame | outputs.TableParts) for v in result.values()):
+    if isinstance(result, dict) and all(isinstance(v, pl.DataFrame | TableParts) for v in result.values()):
         return {"rows": sum(v.height for v in result.values()), "series": None}
     return {"rows": None, "series": None}
 

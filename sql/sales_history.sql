@@ -1,5 +1,5 @@
 -- Sales history: raw sales rows -> one row per bottom series x period, with how many days of the period the data covers.
--- Reads the view raw_sales(<hierarchy keys>, ds_raw, quantity) that forecasting.io defines over the job's source
+-- Reads the view raw_sales(<hierarchy keys>, ds_raw, quantity) that forecasting.data.sources defines over the job's source
 -- (parquet, CSV, a DuckDB table or a Postgres table through DuckDB's postgres extension), with the job's key filters
 -- already applied as bound values. The keys differ per job (region, warehouse, sku; or State, Region, Purpose), so
 -- they pass through as `* EXCLUDE (...)` and `GROUP BY ALL`.

@@ -7,7 +7,7 @@ import warnings
 import pytest
 from support import slice_job
 
-from forecasting.config import load_job
+from forecasting.job.loading import load_job
 
 
 @pytest.fixture(autouse=True)
@@ -53,8 +53,7 @@ def planner_runs(tmp_path_factory):
     what the report, the recipes and the run comparison read (tests/test_report.py, test_recipes.py)."""
     from datetime import date
 
-    from forecasting.backtest import backtest_job
-    from forecasting.pipeline import run_job
+    from forecasting.pipeline import backtest_job, run_job
 
     job = slice_job(tmp_path_factory.mktemp("planner"))
     with warnings.catch_warnings():

@@ -15,7 +15,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from forecasting.config import project_root
+from forecasting.job.common import project_root
 
 BIN = Path(sys.executable).parent
 

@@ -9,7 +9,9 @@ from typing import NoReturn
 import duckdb
 import pytest
 
-from forecasting.config import JobSpec, load_job, project_root
+from forecasting.job.common import project_root
+from forecasting.job.loading import load_job
+from forecasting.job.schema import JobSpec
 
 M5_MONTHLY = project_root() / "data" / "m5" / "m5_monthly_sales.parquet"
 
@@ -82,7 +84,7 @@ def daily_job(output_root: Path, models: list[str], primary: str, **update) -> J
 def backtested_daily_job(output_root: Path, windows: int = 2) -> JobSpec:
     """The daily job with two fast models, choosing Base from its latest backtest, whose `windows` come from the job
     file; validated from its JSON form, as a deployment's API receives it."""
-    from forecasting.specs import BacktestSpec
+    from forecasting.job.schema import BacktestSpec
 
     job = daily_job(
         output_root, ["SeasonalNaive", "Naive"], "SeasonalNaive", choose_from_backtest=True, combinations={}

@@ -10,7 +10,7 @@ from support import slice_job
 from typer.testing import CliRunner
 
 from forecasting.cli import app
-from forecasting.config import load_job
+from forecasting.job.loading import load_job
 
 runner = CliRunner()
 

@@ -13,8 +13,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from forecasting.config import JobConfigError, JobSpec, jobs_dir, load_job, parse_job
-from forecasting.labour import COLUMNS, StandardsError, load_standards
+from forecasting.job.loading import JobConfigError, jobs_dir, load_job, parse_job
+from forecasting.job.schema import JobSpec
+from forecasting.staffing.standards import COLUMNS, StandardsError, load_standards
 
 BUNDLED = {p.stem: yaml.safe_load(p.read_text()) for p in sorted(jobs_dir().glob("*.yaml"))}
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 from support import daily_job
 
-from forecasting import features
-from forecasting.config import load_job
+from forecasting.data import features
+from forecasting.job.loading import load_job
 from forecasting.pipeline import aggregate, load, run_job, validate
 
 

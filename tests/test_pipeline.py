@@ -7,9 +7,9 @@ import polars as pl
 from polars.testing import assert_frame_equal
 from support import M5_MONTHLY, assert_coherent, slice_job
 
-from forecasting.outputs import read_manifest
+from forecasting.outputs.runs import read_manifest
 from forecasting.pipeline import run_job
-from forecasting.staffing import SCHEMA as STAFFING_SCHEMA
+from forecasting.staffing.plans import SCHEMA as STAFFING_SCHEMA
 
 RECONCILED_COLUMNS = [
     "unique_id",

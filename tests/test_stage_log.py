@@ -3,7 +3,7 @@ Prefect run log: see test_deployment)."""
 
 from __future__ import annotations
 
-from forecasting.outputs import read_manifest
+from forecasting.outputs.runs import read_manifest
 
 STAGES = ["load", "validate", "aggregate", "base_forecasts", "reconcile", "staff", "prepare outputs"]
 

@@ -1,6 +1,6 @@
 """Derived data sets built from the raw files in data/.
 
-`python -m forecasting.datasets` rebuilds data/m5/m5_daily_store_sales.parquet: the daily M5 history per store
+`python -m forecasting.data.bundled` rebuilds data/m5/m5_daily_store_sales.parquet: the daily M5 history per store
 (10 stores x d_1..d_1941), the history file of the daily warehouse job. The query is sql/m5_daily_store.sql; the
 input paths (and the output path) are bound as parameters, never formatted into the SQL.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import duckdb
 
-from forecasting.config import project_root
+from forecasting.job.common import project_root
 
 M5_DIR = Path("data") / "m5"
 M5_TOTALS = M5_DIR / "m5_daily_state_store_totals_d1_d1913.parquet"

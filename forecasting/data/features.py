@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from forecasting.config import JobSpec
-from forecasting.transforms import closed_mask
+from forecasting.data.transforms import closed_mask
+from forecasting.job.schema import JobSpec
 
 
 def price_features(prices: pl.DataFrame, bottom_members: pl.DataFrame) -> pl.DataFrame:

@@ -10,8 +10,8 @@ from datetime import date
 import polars as pl
 from hierarchicalforecast.utils import aggregate
 
-from forecasting.config import JobSpec
-from forecasting.specs import HierarchySpec
+from forecasting.job.hierarchy import HierarchySpec
+from forecasting.job.schema import JobSpec
 
 TOTAL = "total"  # constant column every level starts with: aggregate() joins a level's columns with "/" into its ids
 

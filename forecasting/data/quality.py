@@ -10,8 +10,8 @@ import duckdb
 import polars as pl
 from utilsforecast.preprocessing import fill_gaps
 
-from forecasting.config import POLARS_FREQ, JobSpec
-from forecasting.io import quote_identifier
+from forecasting.data.sources import quote_identifier
+from forecasting.job.schema import POLARS_FREQ, JobSpec
 
 EXAMPLES = 5
 

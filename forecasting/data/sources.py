@@ -16,7 +16,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from forecasting.config import JobSpec, TableSource, project_root
+from forecasting.job.common import project_root
+from forecasting.job.schema import JobSpec, TableSource
 
 
 class SourceError(ValueError):

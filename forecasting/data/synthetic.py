@@ -1,6 +1,6 @@
 """Seeded synthetic SKU x warehouse x region sales of any size, in the raw format the jobs read.
 
-Why: the scale benchmark (forecasting.scale_benchmark) needs 10k..1M bottom series with the features that make real
+Why: the scale benchmark (benchmarks.scale_benchmark) needs 10k..1M bottom series with the features that make real
 demand hard (weekly and yearly seasonality, trends, intermittent SKUs, price changes, launches and delistings), and
 the bundled M5 data has 30,490. Written with numpy in chunks of series straight to parquet row groups, so memory stays
 flat whatever the size.
@@ -13,7 +13,7 @@ Files (column names as the M5 files, so job files look alike):
 - prices.parquet: store_id, item_id, wm_yr_wk, sell_price per listed week (plus `future_weeks` planned weeks).
 - calendar.parquet: date, wm_yr_wk (weeks start on Monday, like DuckDB's date_trunc('week')).
 
-`python -m forecasting.synthetic --series 100000 --freq week --out data/synthetic/bench-100000`
+`python -m forecasting.data.synthetic --series 100000 --freq week --out data/synthetic/bench-100000`
 """
 
 from __future__ import annotations

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import polars as pl
 
-from forecasting.config import POLARS_FREQ, JobSpec
-from forecasting.specs import TRADING_DAY_PERIODS, TradingDaysSpec
-from forecasting.transforms import closed_mask
+from forecasting.data.transforms import closed_mask
+from forecasting.job.models import TRADING_DAY_PERIODS, TradingDaysSpec
+from forecasting.job.schema import POLARS_FREQ, JobSpec
 
 FACTOR = "__trading_factor"
 

@@ -11,20 +11,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from functools import partial
-from pathlib import Path
 
 import polars as pl
 from statsforecast import StatsForecast
 
-from forecasting import evaluation as ev
-from forecasting import features, models, outputs, trading_days, transforms
-from forecasting import hierarchy as hier
-from forecasting import lightgbm_models as gbm
-from forecasting import reconcile as rec
-from forecasting.config import PANDAS_FREQ, JobSpec
-from forecasting.locks import output_lock
-from forecasting.pipeline import best_models, choose_base, model_inputs, out_of_sample_errors
-from forecasting.scoring import scores
+from forecasting.data import features, trading_days, transforms
+from forecasting.data import hierarchy as hier
+from forecasting.evaluate import metrics as ev
+from forecasting.evaluate.choice import best_models
+from forecasting.evaluate.scoring import scores
+from forecasting.job.schema import PANDAS_FREQ, JobSpec
+from forecasting.models import lightgbm as gbm
+from forecasting.models import registry
+from forecasting.models.base import BASE, base_columns, choose_base, select_base
+from forecasting.models.frames import add_combinations, wide_to_long
+from forecasting.models.inputs import model_inputs
+from forecasting.models.statistical import worker_processes_from_forkserver
+from forecasting.reconcile import core as rec
+from forecasting.reconcile.calibration import out_of_sample_errors
 
 KEYS = ["unique_id", "ds", "cutoff"]
 
@@ -42,10 +46,8 @@ def _statistical_cv(
     Y: pl.DataFrame, job: JobSpec, names: list[str], n_windows: int, step: int
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     # Pandas at the boundary: statsforecast 2.1's cross_validation_fitted_values fails on polars input.
-    sf = StatsForecast(
-        models=[models.STAT_MODELS[n](job) for n in names], freq=PANDAS_FREQ[job.freq], n_jobs=job.n_jobs
-    )
-    with models.worker_processes_from_forkserver():
+    sf = StatsForecast(models=registry.local_models(job, names), freq=PANDAS_FREQ[job.freq], n_jobs=job.n_jobs)
+    with worker_processes_from_forkserver():
         cv = sf.cross_validation(
             h=job.horizon, df=Y.to_pandas(), n_windows=n_windows, step_size=step, level=job.levels, fitted=True
         )
@@ -93,7 +95,7 @@ def _lightgbm_cv(
 def _group_cv(
     Y: pl.DataFrame, job: JobSpec, names: list[str], exog: pl.DataFrame | None, aggregate: bool, windows: int, step: int
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    stat = [n for n in names if n in models.STAT_MODELS]
+    stat = [n for n in names if registry.is_local(n)]
     parts = []
     if stat:
         parts.append(_statistical_cv(Y, job, stat, windows, step))
@@ -139,12 +141,12 @@ def run_backtest(
     groups.append(_group_cv(Y_bottom, job, names, exog, False, windows, step))
     forecasts = transforms.zero_closed_days(pl.concat([g[0] for g in groups], how="diagonal_relaxed"), closed, ["y"])
     fitted = pl.concat([g[1] for g in groups], how="diagonal_relaxed")
-    forecasts = models.add_combinations(forecasts, job.models.combinations, job.levels)
-    fitted = models.add_combinations(fitted, job.models.combinations, job.levels, with_intervals=False)
+    forecasts = add_combinations(forecasts, job.models.combinations, job.levels)
+    fitted = add_combinations(fitted, job.models.combinations, job.levels, with_intervals=False)
     actuals = forecasts.select(KEYS).join(hierarchy.Y_df.select("unique_id", "ds", "y"), on=["unique_id", "ds"])
     bottom_prices = features.price_features(prices, bottom_members) if prices is not None else None
     weigh = partial(window_weights, hierarchy, bottom_prices, job)
-    candidates = hier.level_of(hierarchy.members, models.wide_to_long(forecasts, job.levels, KEYS)).join(
+    candidates = hier.level_of(hierarchy.members, wide_to_long(forecasts, job.levels, KEYS)).join(
         actuals, on=KEYS, how="left"
     )
     candidate_scores = scores(candidates, "model", hierarchy.Y_df, weigh, "base", job.season_length)
@@ -155,11 +157,10 @@ def run_backtest(
     if job.models.choose_from_backtest:
         primary |= best_models(candidate_metrics, job)
     choice = choose_base(hierarchy, job, primary)
-    forecasts = models.select_base(forecasts, choice, job.levels)
-    fitted = models.select_base(fitted, choice, job.levels, with_intervals=False)
-    base_columns = [models.BASE, *[f"{models.BASE}-{side}-{lv}" for lv in job.levels for side in ("lo", "hi")]]
+    forecasts = select_base(forecasts, choice, job.levels)
+    fitted = select_base(fitted, choice, job.levels, with_intervals=False)
     base_rows = hier.level_of(
-        hierarchy.members, models.wide_to_long(forecasts.select(*KEYS, *base_columns), job.levels, KEYS)
+        hierarchy.members, wide_to_long(forecasts.select(*KEYS, *base_columns(job.levels)), job.levels, KEYS)
     ).join(actuals, on=KEYS, how="left")
 
     earlier_base = _calibration_rows(base_rows, prior_base, job)
@@ -199,7 +200,7 @@ def _calibration_rows(base_rows: pl.DataFrame, prior_base: pl.DataFrame | None, 
         return None
     columns = ["unique_id", "ds", "cutoff", "model", "y", "mean"]
     parts = [base_rows] if prior_base is None else [prior_base, base_rows]
-    return pl.concat([part.filter(pl.col("model") == models.BASE).select(columns) for part in parts])
+    return pl.concat([part.filter(pl.col("model") == BASE).select(columns) for part in parts])
 
 
 def window_calibration(
@@ -226,56 +227,3 @@ def window_weights(
         return ev.m5_official_weights(job.official_weights_path())
     bottom = history.filter(pl.col("unique_id").is_in(hierarchy.ids(hierarchy.bottom)))
     return ev.sales_weights(bottom, hierarchy.S, hierarchy.members, job.horizon, prices)
-
-
-BACKTESTS = "backtests"
-PUBLISH_WAIT = 3600.0  # seconds a finished backtest waits for a nightly run of the job to publish first
-
-
-def backtest_job(
-    job: JobSpec,
-    as_of: date | None = None,
-    windows: int | None = None,
-    step: int | None = None,
-    horizon: int | None = None,
-    progress: Callable[[str], None] | None = None,
-    prior_base: pl.DataFrame | None = None,
-) -> tuple[Path, Backtest]:
-    """Load, validate and aggregate as the nightly run does, backtest, and publish atomically under
-    data/outputs/<job>/backtests/<as-of>/ (with its own `latest`). Windows and step default to the job's
-    `backtest` settings."""
-    from forecasting import pipeline
-
-    windows = job.backtest.windows if windows is None else windows
-    step = job.backtest.step if step is None else step
-    if windows < 1:
-        raise ValueError("backtest windows must be at least 1")
-    if step is not None and step < 1:
-        raise ValueError("backtest step must be at least 1")
-    if horizon is not None and horizon < 1:
-        raise ValueError("backtest horizon must be at least 1")
-    if horizon is not None:
-        job = job.model_copy(update={"horizon": horizon})
-    loaded, hierarchy = pipeline.load_hierarchy(job, as_of)
-    result = run_backtest(hierarchy, loaded.prices, job, windows, step, progress, loaded.calendar, prior_base)
-    tables = {
-        "backtest_base": result.base,
-        "backtest_reconciled": result.reconciled,
-        "metrics": result.metrics,
-        "series_metrics": result.series_metrics,
-    }
-    manifest = {
-        "job": job.name,
-        "as_of": loaded.as_of.isoformat(),
-        "windows": windows,
-        "step": step or job.horizon,
-        "horizon": job.horizon,
-        "cutoffs": [str(c) for c in sorted(result.reconciled["cutoff"].unique().to_list())],
-        "base_models": result.base_models,
-        "config": job.model_dump(mode="json"),
-    }
-    # Published under the job's output lock, which a nightly run holds from its first read of the latest backtest
-    # (model choice) to its publish: so one run reads one backtest throughout, and a republish of the same as-of
-    # date cannot delete the folder a run is reading. A backtest finishing during a nightly run waits for it.
-    with output_lock(job.output_dir(), wait=PUBLISH_WAIT, on_wait=progress):
-        return outputs.publish_run(job, loaded.as_of, tables, manifest, subdir=BACKTESTS), result

@@ -1,8 +1,8 @@
 """Backtest scores: every forecast row of every window scored per series, then summed up per level.
 
 utilsforecast's `evaluate` gives MAE, RMSE, MASE, bias and coverage per series and window; RMSSE and the scaled
-pinball loss use the M5 organizers' first-non-zero scales (forecasting.evaluation). The per-series table is kept as
-well as the per-level one: a planner asks which warehouses or SKUs a model gets wrong, not only how wrong a level is.
+pinball loss use the M5 organizers' first-non-zero scales (forecasting.evaluate.metrics). The per-series table is kept
+as well as the per-level one: a planner asks which warehouses or SKUs a model gets wrong, not only how wrong a level is.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import polars as pl
 from utilsforecast.evaluation import evaluate
 from utilsforecast.losses import bias, coverage, mae, mase, rmse
 
-from forecasting import evaluation as ev
+from forecasting.evaluate import metrics as ev
 
 METRIC_COLUMNS = [
     "level", "kind", "model", "mae", "rmse", "rmsse", "wrmsse", "mase", "bias",

@@ -38,7 +38,7 @@ MODELS: dict[str, ModelEntry] = {
     ),
     "TSB": ModelEntry("intermittent", "forecasting.models.intermittent:tsb", "Teunter-Syntetos-Babai"),
     "IMAPA": ModelEntry("intermittent", "forecasting.models.intermittent:imapa", "intermittent multiple aggregation"),
-    "LightGBM": ModelEntry("lightgbm", "forecasting.models.lightgbm:lightgbm_forecast", "global gradient boosting"),
+    "LightGBM": ModelEntry("lightgbm", "forecasting.models.engines:lightgbm_forecast", "global gradient boosting"),
 }
 
 

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from forecasting.job.common import Strict
 
+
 class EngineSpec(Strict):
     """Where the base models run."""
 

@@ -6,6 +6,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from forecasting.job.common import IDENTIFIER, JOB_NAME, Strict
 
+
 class HierarchySpec(Strict):
     """Which key columns identify a bottom series and which aggregation levels exist.
 

@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 from forecasting.job.catalogue import model_names
 from forecasting.job.common import IDENTIFIER, MONTH_DAY, Strict
 
+
 class LevelRatioSpec(Strict):
     """Target y_t / mean(y_{t-shift-window+1} .. y_{t-shift}); keep shift >= horizon so the level is known."""
 
@@ -25,7 +26,7 @@ TRADING_DAY_PERIODS = {"month": 365.2425 / 12, "quarter": 365.2425 / 4}
 
 
 class TradingDaysSpec(Strict):
-    """Monthly / quarterly calendar adjustment (forecasting.trading_days): weights of Monday .. Sunday."""
+    """Monthly / quarterly calendar adjustment (forecasting.data.trading_days): weights of Monday .. Sunday."""
 
     weekday_weights: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
         default_factory=lambda: [1.0] * 7,
@@ -55,7 +56,7 @@ class LightGBMSpec(Strict):
     level_ratio: LevelRatioSpec | None = Field(
         None,
         description="model y / (a recent level known at the origin) at every level instead of standardised or raw "
-        "targets (forecasting.transforms.LevelRatio)",
+        "targets (forecasting.data.transforms.LevelRatio)",
     )
     colsample_bytree: float = Field(1.0, gt=0, le=1, description="share of features each tree may use")
     subsample: float = Field(1.0, gt=0, le=1, description="share of rows each tree sees (bagging every tree)")
@@ -166,7 +167,7 @@ class ModelSpec(Strict):
     trading_days: TradingDaysSpec | None = Field(
         None,
         description="fit every model on sales per weekday-weighted open day of the period and scale forecasts back "
-        "(month and quarter jobs; forecasting.trading_days)",
+        "(month and quarter jobs; forecasting.data.trading_days)",
     )
     closed_days: list[str] = Field(
         default_factory=list,

@@ -145,7 +145,9 @@ class JobSpec(Strict):
     )
     seed: int = 0
     n_jobs: int = Field(2, ge=1, le=256)
-    engine: EngineSpec = Field(default_factory=EngineSpec, description="local, or a Dask cluster (forecasting.engines)")
+    engine: EngineSpec = Field(
+        default_factory=EngineSpec, description="local, or a Dask cluster (forecasting.models.engines)"
+    )
     output_root: str = "data/outputs"
 
     @field_validator("name")

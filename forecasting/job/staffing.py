@@ -14,6 +14,7 @@ from forecasting.job.common import Strict
 # The staffing rules of the catalogue: where the plan's demand draws come from.
 DemandRule = Literal[tuple(STAFFING_RULES)]  # type: ignore[valid-type]
 
+
 class Scenario(Strict):
     """A named what-if: demand in [start, end] (all periods when unset) at selected warehouses (all when unset)
     scaled by 1 + uplift, e.g. a promotion or an event."""

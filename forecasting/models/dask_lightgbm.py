@@ -1,7 +1,7 @@
 """The global LightGBM on a Dask cluster: mlforecast's DistributedMLForecast with DaskLGBMForecast (LightGBM's own
-data-parallel Dask training), built from the same setup as the local model (lightgbm_models.lightgbm_setups: lags,
-rolling means, date features, target transforms, exogenous price / calendar columns, static series code,
-sample weights).
+data-parallel Dask training), built from the same setup as the local model (forecasting.models.lightgbm.lightgbm_setups:
+lags, rolling means, date features, target transforms, exogenous price / calendar columns, static series code, sample
+weights).
 
 What DistributedMLForecast (mlforecast 1.1.0) lacks, and what is used instead, library code in every case:
 - conformal intervals: its `fit` takes no `prediction_intervals`. Local MLForecast.fit gets them from
@@ -35,11 +35,16 @@ import pandas as pd
 import polars as pl
 from mlforecast.distributed.models.dask.lgb import DaskLGBMForecast
 
+from forecasting.job.schema import PANDAS_FREQ, POLARS_FREQ
+from forecasting.models import lightgbm as gbm
+from forecasting.models.cluster import client, local_layout
+from forecasting.models.frames import LevelForecast
+from forecasting.models.lightgbm import SeedMean
+
 if TYPE_CHECKING:
     from mlforecast.distributed import DistributedMLForecast
 
-    from forecasting.config import JobSpec
-    from forecasting.models import LevelForecast
+    from forecasting.job.schema import JobSpec
 
 SEED_SEPARATOR = "__seed"  # one Dask model per seed of a SeedMean: "<name>__seed<s>", averaged into <name>
 
@@ -59,14 +64,10 @@ class OneWorkerLGBMForecast(DaskLGBMForecast):
 def dask_lightgbm_forecast(
     Y_df: pl.DataFrame, job: JobSpec, exog: pl.DataFrame | None, aggregate: bool, name: str
 ) -> LevelForecast:
-    """lightgbm_models.lightgbm_forecast on the job's Dask cluster: point forecasts, conformal intervals and in-sample
-    fits in the local run's frame layout."""
+    """forecasting.models.lightgbm.local_lightgbm_forecast on the job's Dask cluster: point forecasts, conformal
+    intervals and in-sample fits in the local run's frame layout."""
     import dask.dataframe as dd
     from mlforecast.conformal_prediction import compute_conformity_scores, get_conformal_method
-
-    from forecasting import lightgbm_models as gbm
-    from forecasting import models
-    from forecasting.engines import client, local_layout
 
     dask_client = client(job.engine)
     threads = sum(dask_client.nthreads().values()) or 1
@@ -107,7 +108,7 @@ def dask_lightgbm_forecast(
         if in_sample is not None:
             fitted = local_layout(in_sample, ds_type).select("unique_id", "ds", "y", name)
     assert fitted is not None
-    return models.LevelForecast(pl.concat(forecasts).sort("unique_id", "ds"), fitted, [name])
+    return LevelForecast(pl.concat(forecasts).sort("unique_id", "ds"), fitted, [name])
 
 
 def distributed_setup(local: Any, job: JobSpec, dask_client: Any) -> tuple[DistributedMLForecast, list[str]]:
@@ -116,9 +117,6 @@ def distributed_setup(local: Any, job: JobSpec, dask_client: Any) -> tuple[Distr
     data-parallel as the engine says. Returns it with the names of its models (one per seed, averaged back by
     mean_of_seeds)."""
     from mlforecast.distributed import DistributedMLForecast
-
-    from forecasting.config import PANDAS_FREQ
-    from forecasting.lightgbm_models import SeedMean
 
     estimator = OneWorkerLGBMForecast if job.engine.lightgbm_training == "one_worker" else DaskLGBMForecast
     ((name, model),) = local.models.items()
@@ -158,8 +156,6 @@ def future_exogenous(Y_df: pl.DataFrame, job: JobSpec, exog: pl.DataFrame | None
     if exog is None:
         return None
     from utilsforecast.processing import make_future_dataframe
-
-    from forecasting.config import POLARS_FREQ
 
     last = Y_df.group_by("unique_id").agg(pl.col("ds").max()).sort("unique_id")
     future = make_future_dataframe(last["unique_id"], last["ds"], POLARS_FREQ[job.freq], job.horizon)

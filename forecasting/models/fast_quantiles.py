@@ -6,8 +6,8 @@ inspects signatures: about 1.2 ms per series, model and call (forecast and fitte
 weekly series with SeasonalNaive + Naive and 4 interval levels: 63 of 79 seconds went there. The z-values depend only
 on the levels, so they are computed once per set of levels here and reused; other distributions (t, laplace, ...)
 still go through the library. Installed in this process on import and in statsforecast's worker processes through
-the forkserver preload list (forecasting.models.worker_processes_from_forkserver). If a statsforecast release renames
-the function, `install` does nothing.
+the forkserver preload list (forecasting.models.statistical.worker_processes_from_forkserver). If a statsforecast
+release renames the function, `install` does nothing.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Base forecasts from mlforecast's LightGBM: one global model per group of series (lags, rolling means, calendar,
 price), grouped direct horizons (`horizon_blocks`), mlforecast's conformal intervals, bagging over seeds.
 
-Split from forecasting.models (the statistical models, combinations and the Base choice); the nightly run, the
-backtests and the Dask engine build the same model from `lightgbm_setups`.
+The nightly run, the backtests and the Dask engine (forecasting.models.dask_lightgbm) build the same model from
+`lightgbm_setups`; forecasting.models.engines picks where it trains.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from mlforecast.target_transforms import LocalStandardScaler
 from mlforecast.utils import PredictionIntervals
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 
-from forecasting.config import POLARS_FREQ, JobSpec
-from forecasting.models import LevelForecast
-from forecasting.specs import LIGHTGBM, LightGBMSpec
-from forecasting.transforms import LevelRatio
+from forecasting.data.transforms import LevelRatio
+from forecasting.job.models import LIGHTGBM, LightGBMSpec
+from forecasting.job.schema import POLARS_FREQ, JobSpec
+from forecasting.models.frames import LevelForecast
 
 
 class SeedMean(RegressorMixin, BaseEstimator):
@@ -99,7 +99,7 @@ def block_spec(spec: LightGBMSpec, horizon: int, block: HorizonBlock) -> LightGB
     return spec.model_copy(update=update)
 
 
-def lightgbm_forecast(
+def local_lightgbm_forecast(
     Y_df: pl.DataFrame,
     job: JobSpec,
     exog: pl.DataFrame | None = None,
@@ -111,12 +111,7 @@ def lightgbm_forecast(
 
     Aggregate series have few rows and very different scales: they share one model on standardised targets.
     Each block's model forecasts the whole horizon and keeps its own periods; the in-sample fits are the last
-    block's (the model as the job writes it). On a Dask engine the same setup trains on the cluster
-    (forecasting.dask_lightgbm)."""
-    if job.engine.kind == "dask":
-        from forecasting.dask_lightgbm import dask_lightgbm_forecast
-
-        return dask_lightgbm_forecast(Y_df, job, exog, aggregate, name)
+    block's (the model as the job writes it)."""
     forecasts, fitted = [], None
     for block, (fcst, train, intervals) in lightgbm_setups(Y_df, job, exog, aggregate, name):
         fcst.fit(

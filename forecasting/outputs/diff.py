@@ -12,9 +12,8 @@ from pathlib import Path
 
 import polars as pl
 
-from forecasting import outputs
-from forecasting.config import JobSpec
-from forecasting.outputs import published_as_of
+from forecasting.job.schema import JobSpec
+from forecasting.outputs.runs import LATEST, published_as_of, read_manifest, run_dir
 
 
 @dataclass
@@ -29,7 +28,7 @@ class RunDiff:
 def previous_as_of(job: JobSpec, as_of: str | None = None) -> str | None:
     """The published as-of date just before `as_of` (default: the latest run's), or None if there is none."""
     if as_of is None:
-        latest = job.output_dir() / outputs.LATEST
+        latest = job.output_dir() / LATEST
         if not latest.is_symlink():
             return None
         as_of = os.readlink(latest)
@@ -43,12 +42,12 @@ def resolve_pair(job: JobSpec, runs: list[str]) -> tuple[Path, Path]:
     if len(runs) > 2:
         raise ValueError(f"give at most two runs to compare, got {len(runs)}")
     if len(runs) == 2:
-        return outputs.run_dir(job, runs[0]), outputs.run_dir(job, runs[1])
-    after = outputs.run_dir(job, runs[0] if runs else None)
-    before = previous_as_of(job, outputs.read_manifest(after)["as_of"])
+        return run_dir(job, runs[0]), run_dir(job, runs[1])
+    after = run_dir(job, runs[0] if runs else None)
+    before = previous_as_of(job, read_manifest(after)["as_of"])
     if before is None:
         raise FileNotFoundError(f"job {job.name!r}: no published run before {after.name} to compare with")
-    return outputs.run_dir(job, before), after
+    return run_dir(job, before), after
 
 
 def diff_runs(job: JobSpec, before: Path, after: Path, top: int = 10) -> RunDiff:

@@ -9,10 +9,11 @@ import re
 
 import polars as pl
 
-from forecasting import outputs
-from forecasting.config import JobSpec, project_root
-from forecasting.run_diff import previous_as_of
-from forecasting.views import open_views
+from forecasting.job.common import project_root
+from forecasting.job.schema import JobSpec
+from forecasting.outputs import runs
+from forecasting.outputs.diff import previous_as_of
+from forecasting.outputs.views import open_views
 
 NAME = re.compile(r"[a-z_][a-z0-9_]*")
 BACKTEST_VIEWS = ("backtest_base", "backtest_reconciled", "backtest_metrics", "backtest_series_metrics")
@@ -40,7 +41,7 @@ def run_recipe(job: JobSpec, name: str, params: dict[str, str] | None = None, as
     try:
         previous = previous_as_of(job, as_of)
         if previous is not None:
-            con.execute("SET VARIABLE previous_run_dir = ?", [str(outputs.run_dir(job, previous))])
+            con.execute("SET VARIABLE previous_run_dir = ?", [str(runs.run_dir(job, previous))])
         elif "getvariable('previous_run_dir')" in sql and "previous_run_dir" not in (params or {}):
             raise FileNotFoundError(f"recipe {name!r} compares with the previous run; job {job.name!r} has none")
         have = {row[0] for row in con.execute("SELECT view_name FROM duckdb_views() WHERE temporary").fetchall()}

@@ -5,10 +5,10 @@ regions, warehouses), the top SKUs by forecast volume and by backtest error, sta
 p50/p80/p95, the latest backtest's accuracy per level and model, data-quality warnings and run metadata.
 
 Where the history comes from: a run folder stores forecasts, not history, so the history is read again through the
-library, exactly as the run read it (forecasting.pipeline load -> validate -> aggregate, with the run's own job
-config and as-of date from its manifest). The nightly flow already holds the aggregated history in memory and
-passes it in instead. When the source files' hashes differ from the manifest's, the report says so: the history
-drawn may then differ from the one the run was fitted on.
+library, exactly as the run read it (load -> validate -> aggregate, with the run's own job config and as-of date from
+its manifest): the caller passes `history`, the frame or the function that reads it (forecasting.pipeline.history;
+the nightly flow already holds the aggregated history in memory and passes that). When the source files' hashes differ
+from the manifest's, the report says so: the history drawn may then differ from the one the run was fitted on.
 
 plotly.js is embedded in the page (about 4.8 MB), so the file opens offline; it is written into the run folder
 atomically (temp file, then rename) as `report.html`.
@@ -17,6 +17,7 @@ atomically (temp file, then rename) as `report.html`.
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,12 @@ import plotly
 import plotly.offline
 import polars as pl
 
-from forecasting import io, outputs
-from forecasting.config import JobConfigError, JobSpec, parse_job
-from forecasting.report_charts import (
+from forecasting.data import sources as io
+from forecasting.job.loading import JobConfigError, parse_job
+from forecasting.job.schema import JobSpec
+from forecasting.outputs import runs
+from forecasting.outputs.atomic import write_text_atomic
+from forecasting.outputs.report_charts import (
     PAGE_STYLE,
     definition_list,
     fan_chart,
@@ -39,6 +43,8 @@ from forecasting.report_charts import (
 REPORT = "report.html"
 HISTORY_PERIODS = {"day": 182, "week": 104, "month": 36, "quarter": 20}
 MAX_SERIES_PER_LEVEL = 12  # fan charts per level; a level with more series shows its largest by forecast volume
+# The run's history (unique_id, ds, y of every level), or the function that reads it for a job and as-of date.
+History = pl.DataFrame | Callable[[JobSpec, date], pl.DataFrame]
 FAN_CHARTS_FOR_TOP_SKUS = 5
 LOW_COVERAGE_80 = 0.70
 
@@ -46,16 +52,17 @@ LOW_COVERAGE_80 = 0.70
 def write_report(
     job: JobSpec,
     as_of: str | None = None,
-    history: pl.DataFrame | None = None,
+    history: History | None = None,
     top: int = 10,
     run: Path | None = None,
 ) -> Path:
     """Render the report of the job's run (`run` folder, or the run for `as_of`, default the latest) and write it
-    atomically into the run folder. `history`: all levels' series (unique_id, ds, y) if the caller has them."""
-    folder = run if run is not None else outputs.run_dir(job, as_of)
+    atomically into the run folder. `history`: all levels' series (unique_id, ds, y), or the function that reads
+    them for the run's job and as-of date."""
+    folder = run if run is not None else runs.run_dir(job, as_of)
     page = build_report(job, folder, history, top)
     path = folder / REPORT
-    outputs.write_text_atomic(page, path)
+    write_text_atomic(page, path)
     return path
 
 
@@ -68,28 +75,23 @@ def run_job_spec(job: JobSpec, manifest: dict[str, Any]) -> JobSpec:
         return job
 
 
-def read_history(job: JobSpec, as_of: date) -> pl.DataFrame:
-    """All levels' history (unique_id, ds, y) through the same load / validate / aggregate as the run."""
-    from forecasting import pipeline
-
-    return pipeline.load_hierarchy(job, as_of)[1].Y_df
-
-
 def latest_backtest(job: JobSpec) -> Path | None:
     try:
-        return outputs.run_dir(job, None, subdir="backtests")
+        return runs.run_dir(job, None, subdir="backtests")
     except FileNotFoundError:
         return None
 
 
-def build_report(job: JobSpec, folder: Path, history: pl.DataFrame | None = None, top: int = 10) -> str:
+def build_report(job: JobSpec, folder: Path, history: History | None = None, top: int = 10) -> str:
     """The whole page as one HTML string."""
-    manifest = outputs.read_manifest(folder)
+    manifest = runs.read_manifest(folder)
     spec = run_job_spec(job, manifest)
     as_of = date.fromisoformat(manifest["as_of"])
     warnings = quality_warnings(spec, manifest)
     if history is None:
-        history = read_history(spec, as_of)
+        raise ValueError("the report needs the run's history: a frame, or the function that reads it")
+    if callable(history):
+        history = history(spec, as_of)
     forecasts = pl.read_parquet(folder / "reconciled_forecasts.parquet").filter(pl.col("published"))
     staffing = pl.read_parquet(folder / "staffing.parquet")
     backtest = latest_backtest(job)
@@ -135,7 +137,7 @@ def build_report(job: JobSpec, folder: Path, history: pl.DataFrame | None = None
         warnings += note
         sections.append(
             f"<p class='note'>Backtest {html.escape(backtest.name)} (as of"
-            f" {html.escape(outputs.read_manifest(backtest).get('as_of', '?'))}).</p>"
+            f" {html.escape(runs.read_manifest(backtest).get('as_of', '?'))}).</p>"
         )
         sections.append(table_html(metrics, 3))
     warn_html = "".join(f"<div class='warn'>{html.escape(w)}</div>" for w in warnings) or "<p>None.</p>"

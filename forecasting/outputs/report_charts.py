@@ -1,5 +1,5 @@
-"""Plotly figures and HTML fragments for the run report (forecasting.report). Figures are built from plain lists, so
-no pandas is needed; plotly.js is embedded once by the report, never fetched from a CDN."""
+"""Plotly figures and HTML fragments for the run report (forecasting.outputs.report). Figures are built from plain
+lists, so no pandas is needed; plotly.js is embedded once by the report, never fetched from a CDN."""
 
 from __future__ import annotations
 

@@ -4,14 +4,16 @@ backtest of the plan over a published backtest. The CLI (`forecasting staff`) ca
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import polars as pl
 
-from forecasting import outputs
-from forecasting.config import JobSpec
-from forecasting.labour import Scenario, StandardsError
-from forecasting.staffing import (
+from forecasting.job.schema import JobSpec
+from forecasting.job.staffing import Scenario
+from forecasting.outputs import runs
+from forecasting.outputs.atomic import write_parquet_atomic
+from forecasting.staffing.plans import (
     PlanSettings,
     apply_scenario,
     job_standards,
@@ -20,6 +22,7 @@ from forecasting.staffing import (
     published_warehouse,
     shortfall_summary,
 )
+from forecasting.staffing.standards import StandardsError
 
 VOLUME_CHANGE = re.compile(r"^\s*([+-]?\d+(?:\.\d+)?)\s*(%?)\s*$")
 
@@ -65,7 +68,7 @@ def what_if(
     one row per warehouse x process x period x quantile with baseline and scenario headcount. Written atomically to
     <output_dir>/scenarios/<as-of>/<label>.parquet."""
     label, scenarios = scenarios_for(job, volume_change, event)
-    folder = outputs.run_dir(job, run_as_of)
+    folder = runs.run_dir(job, run_as_of)
     forecast = run_warehouse_forecast(folder)
     known = set(forecast["warehouse"])
     for scenario in scenarios:
@@ -74,10 +77,12 @@ def what_if(
             raise ValueError(
                 f"what-if {label}: warehouse(s) {', '.join(unknown)} not in the forecast ({', '.join(sorted(known))})"
             )
-    baseline = plan_for_job(forecast, job)
+    # The backtest the run itself would read: the newest whose actuals end before the forecast's first period.
+    backtest = runs.usable_backtest(job, forecast["ds"].min() - timedelta(days=1))
+    baseline = plan_for_job(forecast, job, backtest)
     for scenario in scenarios:
         forecast = apply_scenario(forecast, scenario)
-    changed = plan_for_job(forecast, job)
+    changed = plan_for_job(forecast, job, backtest)
     keys = ["region", "warehouse", "process", "ds", "quantile"]
     table = (
         baseline.select(*keys, "volume", "labour_hours", "fte", "headcount")
@@ -88,10 +93,10 @@ def what_if(
         )
         .with_columns(pl.lit(label).alias("scenario"))
     )
-    as_of = outputs.read_manifest(folder)["as_of"]
+    as_of = runs.read_manifest(folder)["as_of"]
     target = job.output_dir() / "scenarios" / as_of / f"{label}.parquet"
     target.parent.mkdir(parents=True, exist_ok=True)
-    outputs.write_parquet_atomic(table, target)
+    write_parquet_atomic(table, target)
     return target, table
 
 
@@ -100,7 +105,7 @@ def staffing_backtest(job: JobSpec) -> tuple[Path, pl.DataFrame, pl.DataFrame]:
     warehouse forecast against the actual volume). Written to <output_dir>/staffing_backtests/<backtest>.parquet."""
     if job.staffing is None:
         raise StandardsError(f"job {job.name!r} has no staffing section (labour standards)")
-    folder = outputs.run_dir(job, None, subdir="backtests")
+    folder = runs.run_dir(job, None, subdir="backtests")
     warehouse = published_warehouse(pl.read_parquet(folder / "backtest_reconciled.parquet"))
     if warehouse.height == 0:
         raise ValueError(f"{folder}: the backtest has no published warehouse forecasts")
@@ -122,5 +127,5 @@ def staffing_backtest(job: JobSpec) -> tuple[Path, pl.DataFrame, pl.DataFrame]:
     shortfall = pl.concat(parts)
     target = job.output_dir() / "staffing_backtests" / f"{folder.name}.parquet"
     target.parent.mkdir(parents=True, exist_ok=True)
-    outputs.write_parquet_atomic(shortfall, target)
+    write_parquet_atomic(shortfall, target)
     return target, shortfall, shortfall_summary(shortfall)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import duckdb
 
-from forecasting.config import JobSpec
-from forecasting.io import sql_text
-from forecasting.outputs import run_dir
+from forecasting.data.sources import sql_text
+from forecasting.job.schema import JobSpec
+from forecasting.outputs.runs import run_dir
 
 
 def open_views(job: JobSpec, as_of: str | None = None) -> duckdb.DuckDBPyConnection:

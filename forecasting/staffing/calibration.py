@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from forecasting.labour import COLUMNS, DEFAULT_WAREHOUSE, StandardsError, load_standards
+from forecasting.staffing.standards import COLUMNS, DEFAULT_WAREHOUSE, StandardsError, load_standards
 
 GARMENT_COLUMNS = {
     "date": "date",

@@ -23,9 +23,11 @@ import numpy as np
 import polars as pl
 from scipy.stats import norm
 
-from forecasting.config import POLARS_FREQ, JobSpec
-from forecasting.labour import Scenario, load_standards, standards_for
-from forecasting.outputs import FoundBacktest, usable_backtest
+from forecasting.job.context import FoundBacktest
+from forecasting.job.schema import POLARS_FREQ, JobSpec
+from forecasting.job.staffing import Scenario
+from forecasting.staffing.rules import rule
+from forecasting.staffing.standards import load_standards, standards_for
 
 QUANTILES = {"p50": 0.5, "p80": 0.8, "p95": 0.95}
 SCHEMA = {
@@ -42,38 +44,11 @@ SCHEMA = {
     "crew_per_shift": pl.Int64,
 }
 EPSILON = 1e-9  # an FTE that is whole up to float noise is not rounded up
-MIN_OWN_ERRORS = 30  # fewer backtest errors than this for a warehouse: draw from all warehouses' errors
 
 
 def empty_plan() -> pl.DataFrame:
     """The staffing table of a job without labour standards: no rows, same columns."""
     return pl.DataFrame(schema=SCHEMA)
-
-
-def quantile_grid(forecast: pl.DataFrame, levels: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities, values per row) of the forecast's quantiles: lo/hi of each interval level and the mean as the
-    median (the reconciled intervals are symmetric about it). Values are made non-decreasing across the grid."""
-    columns = [(0.5 - lv / 200, f"lo_{lv}") for lv in levels] + [(0.5 + lv / 200, f"hi_{lv}") for lv in levels]
-    columns.append((0.5, "mean"))
-    columns.sort()
-    probs = np.array([p for p, _ in columns])
-    values = forecast.select([c for _, c in columns]).to_numpy().astype(float)
-    return probs, np.maximum.accumulate(values, axis=1)
-
-
-def draw_demand(probs: np.ndarray, values: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Inverse-CDF draws: u (rows x draws) uniform -> demand per row, from the quantile grid of each row."""
-    out = np.empty_like(u)
-    z_lo, z_hi = norm.ppf(probs[0]), norm.ppf(probs[-1])
-    lower_scale = (values[:, 1] - values[:, 0]) / (norm.ppf(probs[1]) - z_lo)
-    upper_scale = (values[:, -1] - values[:, -2]) / (z_hi - norm.ppf(probs[-2]))
-    for i in range(values.shape[0]):
-        out[i] = np.interp(u[i], probs, values[i])
-    z = norm.ppf(u)
-    low, high = u < probs[0], u > probs[-1]
-    out = np.where(low, values[:, [0]] + lower_scale[:, None] * (z - z_lo), out)
-    out = np.where(high, values[:, [-1]] + upper_scale[:, None] * (z - z_hi), out)
-    return np.maximum(out, 0.0)
 
 
 def productivity_factors(cv: np.ndarray, normal: np.ndarray) -> np.ndarray:
@@ -136,11 +111,8 @@ def staffing_plan(
         return empty_plan()
     forecast = warehouse_forecast.sort("warehouse", "ds")
     rng = np.random.default_rng(settings.seed)
-    if errors is not None and errors.height:
-        demand = _draw_from_errors(forecast, errors, rng, settings.samples)
-    else:
-        probs, values = quantile_grid(forecast, list(settings.levels))
-        demand = draw_demand(probs, values, rng.uniform(size=(forecast.height, settings.samples)))
+    draws = rule("backtest" if errors is not None and errors.height else "reconciled")
+    demand = draws(forecast, list(settings.levels), settings.samples, rng, errors)
     demand_q = {name: np.quantile(demand, q, axis=1) for name, q in QUANTILES.items()}
     rows = forecast.select("region", "warehouse", "ds").with_row_index("_row")
     pairs = rows.join(standards, on="warehouse", how="inner").sort("process", "_row")
@@ -160,21 +132,6 @@ def staffing_plan(
                 )
             )
     return _headcount(pl.concat(frames), settings.freq)
-
-
-def _draw_from_errors(
-    forecast: pl.DataFrame, errors: pl.DataFrame, rng: np.random.Generator, samples: int
-) -> np.ndarray:
-    pooled = errors["log_error"].to_numpy()
-    own = {w: g["log_error"].to_numpy() for (w,), g in errors.group_by("warehouse")}
-    warehouses = forecast["warehouse"].to_numpy()
-    draws = np.empty((forecast.height, samples))
-    for warehouse in sorted(set(warehouses)):
-        rows = np.flatnonzero(warehouses == warehouse)
-        pool = own.get(warehouse)
-        pool = pool if pool is not None and len(pool) >= MIN_OWN_ERRORS else pooled
-        draws[rows] = rng.choice(pool, size=(len(rows), samples))
-    return np.maximum(forecast["mean"].to_numpy()[:, None], 0.0) * np.exp(draws)
 
 
 def _headcount(plan: pl.DataFrame, freq: str) -> pl.DataFrame:
@@ -317,11 +274,11 @@ def job_standards(job: JobSpec, warehouses: list[str]) -> pl.DataFrame:
 def plan_for_job(
     warehouse_forecast: pl.DataFrame,
     job: JobSpec,
+    backtest: FoundBacktest,
     scenario: Scenario | None = None,
-    backtest: FoundBacktest | None = None,
 ) -> pl.DataFrame:
     """The job's staffing plan from its published warehouse forecast, optionally under a what-if scenario.
-    `backtest`: the one the run reads (default: the latest)."""
+    `backtest`: the one the run reads (its errors draw the demand with `demand_uncertainty: backtest`)."""
     if job.staffing is None:
         return empty_plan()
     standards = job_standards(job, warehouse_forecast["warehouse"].unique().to_list())
@@ -334,22 +291,20 @@ def plan_for_job(
     return staffing_plan(forecast, standards, PlanSettings.for_job(job), errors)
 
 
-def demand_source(job: JobSpec, backtest: FoundBacktest | None = None) -> str:
+def demand_source(job: JobSpec, backtest: FoundBacktest) -> str:
     """Where the staffing plan's demand draws come from, for the run summary."""
     if job.staffing is None:
         return "no staffing"
     if job.staffing.demand_uncertainty == "reconciled":
         return "reconciled quantiles"
-    folder, missing = backtest or usable_backtest(job)
+    folder, missing = backtest
     return f"errors of backtest {folder.name}" if folder is not None else f"reconciled quantiles ({missing})"
 
 
-def backtest_log_errors(
-    job: JobSpec, known_through: date, backtest: FoundBacktest | None = None
-) -> pl.DataFrame | None:
+def backtest_log_errors(job: JobSpec, known_through: date, backtest: FoundBacktest) -> pl.DataFrame | None:
     """Warehouse errors of `backtest` (default: the newest that ends by `known_through`) whose actuals were known by
     `known_through`; None (reconciled quantiles are used) when there is no such backtest."""
-    folder, _ = backtest or usable_backtest(job, known_through)
+    folder, _ = backtest
     if folder is None:
         return None
     rows = published_warehouse(pl.read_parquet(folder / "backtest_reconciled.parquet"))

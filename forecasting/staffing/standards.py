@@ -1,4 +1,4 @@
-"""Labour standards as data: the job's staffing settings, the standards file (warehouse x process) and its checks.
+"""Labour standards as data: the standards file (warehouse x process) and its checks.
 
 A standards file is a CSV (or parquet) with one row per warehouse and process; warehouse `*` is the default row a
 warehouse falls back to for a process it does not list. Bad files fail with one error naming the file, the column
@@ -7,14 +7,9 @@ and the rows, before any plan is computed.
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
-from typing import Literal
 
 import polars as pl
-from pydantic import Field, model_validator
-
-from forecasting.specs import Strict
 
 DEFAULT_WAREHOUSE = "*"
 REQUIRED_PROCESSES = ("receiving", "putaway", "picking", "packing", "shipping", "returns")
@@ -37,35 +32,6 @@ COLUMNS = ["warehouse", "process", *NUMERIC_COLUMNS]
 
 class StandardsError(ValueError):
     """A labour-standards file that cannot be used: the message names the file, column and rows."""
-
-
-class Scenario(Strict):
-    """A named what-if: demand in [start, end] (all periods when unset) at selected warehouses (all when unset)
-    scaled by 1 + uplift, e.g. a promotion or an event."""
-
-    uplift: float = Field(gt=-1, le=100, description="0.15 = +15 % volume")
-    start: date | None = None
-    end: date | None = None
-    warehouses: list[str] | None = None
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Scenario:
-        if self.start and self.end and self.start > self.end:
-            raise ValueError("scenario start is after its end")
-        return self
-
-
-class StaffingSpec(Strict):
-    """How a job turns the reconciled warehouse forecast into a staffing plan."""
-
-    standards: str = Field(description="labour-standards file (CSV or parquet), relative to the project root")
-    samples: int = Field(4000, ge=200, le=200_000, description="Monte Carlo draws per warehouse x period")
-    scenarios: dict[str, Scenario] = Field(default_factory=dict, description="named what-ifs: --event NAME")
-    demand_uncertainty: Literal["reconciled", "backtest"] = Field(
-        "reconciled",
-        description="draw demand from the reconciled quantiles, or as mean x exp(error) from the latest backtest's "
-        "warehouse errors (log actual / mean), which carry its real spread and bias",
-    )
 
 
 def load_standards(path: Path) -> pl.DataFrame:

@@ -1,0 +1,66 @@
+"""Base: per series, the one model's forecast that is reconciled. The model behind it is the level's primary model
+(the job file's, or the one a backtest chose), or the intermittent-demand model for sparse bottom series."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from forecasting.data.hierarchy import Hierarchy
+from forecasting.job.context import FoundBacktest
+from forecasting.job.schema import JobSpec
+from forecasting.models.frames import interval_suffixes
+from forecasting.models.inputs import split_levels
+from forecasting.models.intermittent import intermittent_ids
+
+BASE = "Base"  # the per-level (and per-SKU for intermittent series) choice of model, which is reconciled
+
+
+@dataclass
+class BaseForecasts:
+    forecasts: pl.DataFrame  # wide: unique_id, ds, every model (+ intervals), Base
+    fitted: pl.DataFrame  # wide in-sample: unique_id, ds, y, every model, Base
+    choice: pl.DataFrame  # unique_id, model (the model behind Base)
+    choice_source: str  # why those models: the job file or a backtest
+    calibration: pl.DataFrame  # unique_id, ds, y, Base: errors the reconciled intervals are calibrated on
+    calibration_source: str
+    # The backtest the run reads for all four: model and reconciliation choice, calibration, staffing errors.
+    backtest: FoundBacktest
+
+
+def choose_base(hierarchy: Hierarchy, job: JobSpec, primary: dict[str, str] | None = None) -> pl.DataFrame:
+    """unique_id -> model behind Base: the level's primary model, or the intermittent model for sparse bottom
+    series."""
+    spec = job.models
+    primary = primary or dict(spec.primary)
+    intermittent: set[str] = set()
+    if spec.intermittent_model is not None:
+        intermittent = intermittent_ids(split_levels(hierarchy)[1], spec.intermittent_adi)
+    return hierarchy.members.select(
+        "unique_id",
+        pl.when(pl.col("unique_id").is_in(list(intermittent)))
+        .then(pl.lit(spec.intermittent_model))
+        .otherwise(pl.col("level").replace_strict(primary))
+        .alias("model"),
+    )
+
+
+def select_base(
+    frame: pl.DataFrame, choice: pl.DataFrame, levels: list[int], with_intervals: bool = True
+) -> pl.DataFrame:
+    """Add the Base column (and its intervals): per series, the chosen model's values. `choice`: unique_id, model."""
+    frame = frame.join(choice, on="unique_id", how="left")
+    names = choice["model"].unique().to_list()
+    exprs = []
+    for suffix in interval_suffixes(levels, with_intervals):
+        expr = pl.lit(None, dtype=pl.Float64)
+        for name in names:
+            expr = pl.when(pl.col("model") == name).then(pl.col(f"{name}{suffix}")).otherwise(expr)
+        exprs.append(expr.alias(f"{BASE}{suffix}"))
+    return frame.with_columns(exprs).drop("model")
+
+
+def base_columns(levels: list[int]) -> list[str]:
+    """Base's mean and interval columns in a wide frame."""
+    return [f"{BASE}{suffix}" for suffix in interval_suffixes(levels)]

@@ -1,0 +1,60 @@
+"""Base forecasts of every model the job runs, at every level: the orchestrator over the model families.
+
+Aggregate levels get the job's `aggregate_models` (local statistical models, and LightGBMs shared across them);
+the bottom level its `bottom_models` (global LightGBM with price, cheap local and intermittent models). Calendar
+features (events, SNAP) feed every LightGBM. Forecasts come back in units (trading-day adjustment undone), closed
+days at 0, with the job's combinations added.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import polars as pl
+
+from forecasting.data import features, trading_days, transforms
+from forecasting.data.hierarchy import Hierarchy
+from forecasting.job.schema import JobSpec
+from forecasting.models import engines, registry
+from forecasting.models.frames import LevelForecast, add_combinations, combine
+from forecasting.models.inputs import model_inputs
+
+
+def forecast_group(
+    Y: pl.DataFrame,
+    names: list[str],
+    aggregate: bool,
+    hierarchy: Hierarchy,
+    prices: pl.DataFrame | None,
+    calendar: pl.DataFrame | None,
+    job: JobSpec,
+) -> list[LevelForecast]:
+    """Every model in `names` over the series of Y (one group: the aggregate levels, or the bottom one)."""
+    parts = []
+    local = [n for n in names if registry.is_local(n)]
+    if local:
+        parts.append(engines.statistical_forecast(Y, job, local))
+    lightgbms = [n for n in job.models.lightgbm_names if n in names]
+    if lightgbms:
+        members = hierarchy.members.filter(pl.col("unique_id").is_in(Y["unique_id"].unique().implode()))
+        exog = features.exogenous(members, prices, calendar, job, bottom=not aggregate)
+        for name in lightgbms:
+            parts.append(engines.lightgbm_forecast(Y, job, exog=exog, aggregate=aggregate, name=name))
+    units = partial(trading_days.in_units, job=job, aggregate=aggregate)
+    return [LevelForecast(units(p.forecasts), units(p.fitted), p.models) for p in parts]
+
+
+def forecast_levels(
+    hierarchy: Hierarchy, prices: pl.DataFrame | None, calendar: pl.DataFrame | None, job: JobSpec
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(forecasts, in-sample fits), wide, of every model and combination the job runs, at every level."""
+    spec = job.models
+    Y_agg, Y_bottom = model_inputs(hierarchy, job)
+    groups = [forecast_group(Y_bottom, spec.bottom_models, False, hierarchy, prices, calendar, job)]
+    if Y_agg.height:
+        groups.insert(0, forecast_group(Y_agg, spec.aggregate_models, True, hierarchy, prices, calendar, job))
+    forecasts, fitted = combine(groups)
+    forecasts = transforms.zero_closed_days(forecasts, job.closed_periods)
+    forecasts = add_combinations(forecasts, spec.combinations, job.levels)
+    fitted = add_combinations(fitted, spec.combinations, job.levels, with_intervals=False)
+    return forecasts, fitted

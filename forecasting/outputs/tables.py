@@ -1,0 +1,80 @@
+"""The run's output tables in their published layout: one row per series x period x model (base forecasts) or
+method (reconciled), each series' level and keys leading, built block by block while they are written."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import polars as pl
+
+from forecasting.data import hierarchy as hier
+from forecasting.evaluate.choice import published_method
+from forecasting.job.schema import JobSpec
+from forecasting.models.base import BaseForecasts
+from forecasting.models.frames import wide_model_names, wide_to_long
+from forecasting.outputs.atomic import Table, TableParts
+
+
+def series_columns(job: JobSpec) -> list[str]:
+    """Leading columns of every output table: which series, where in the hierarchy, which period."""
+    return ["unique_id", "level", *job.hierarchy.columns, "ds"]
+
+
+def _interval_columns(job: JobSpec) -> list[str]:
+    return [f"{side}_{lv}" for lv in job.levels for side in ("lo", "hi")]
+
+
+def decorate_reconciled(
+    hierarchy: hier.Hierarchy, base: BaseForecasts, reconciled: pl.DataFrame, job: JobSpec
+) -> pl.DataFrame:
+    """The published layout of reconciled rows: level, keys, the model behind Base, whether the method is published."""
+    return (
+        hier.level_of(hierarchy.members, reconciled)
+        .join(base.choice, on="unique_id", how="left")
+        .with_columns((pl.col("method") == published_method(job, base.backtest)[0]).alias("published"))
+        .select(*series_columns(job), "model", "method", "published", "mean", *_interval_columns(job))
+        .sort("level", "unique_id", "method", "ds")
+    )
+
+
+SERIES_PER_BLOCK = 100_000  # output rows are built and written for this many series at a time
+
+
+def series_blocks(hierarchy: hier.Hierarchy, size: int = SERIES_PER_BLOCK) -> list[pl.Series]:
+    """unique_ids in the output tables' order (level, unique_id), in blocks of `size` series."""
+    order = hierarchy.members.select("level", "unique_id").sort("level", "unique_id")["unique_id"]
+    return [order.slice(start, size) for start in range(0, order.len(), size)] or [order]
+
+
+def reconciled_table(
+    hierarchy: hier.Hierarchy, base: BaseForecasts, reconciled: pl.DataFrame, job: JobSpec
+) -> Iterator[pl.DataFrame]:
+    """The reconciled_forecasts table block by block: together, the rows sorted by level, unique_id, method, ds."""
+    for ids in series_blocks(hierarchy):
+        yield decorate_reconciled(hierarchy, base, reconciled.filter(pl.col("unique_id").is_in(ids)), job)
+
+
+def base_long(hierarchy: hier.Hierarchy, base: BaseForecasts, job: JobSpec) -> Iterator[pl.DataFrame]:
+    """Wide Nixtla frame -> one row per series x period x model, for planners' SQL; block by block, together sorted
+    by level, unique_id, model, ds."""
+    for ids in series_blocks(hierarchy):
+        wide = base.forecasts.filter(pl.col("unique_id").is_in(ids))
+        out = hier.level_of(hierarchy.members, wide_to_long(wide, job.levels, ["unique_id", "ds"]))
+        yield out.select(*series_columns(job), "model", "mean", *_interval_columns(job)).sort(
+            "level", "unique_id", "model", "ds"
+        )
+
+
+def output_tables(
+    hierarchy: hier.Hierarchy, base: BaseForecasts, reconciled: pl.DataFrame, staffing: pl.DataFrame, job: JobSpec
+) -> dict[str, Table]:
+    """The run's tables; the two long ones are built block by block while they are written."""
+    keys = ["unique_id", "ds"]
+    base_rows = sum(base.forecasts[name].count() for name in wide_model_names(base.forecasts, keys))
+    return {
+        "base_forecasts": TableParts(base_rows, lambda: base_long(hierarchy, base, job)),
+        "reconciled_forecasts": TableParts(
+            reconciled.height, lambda: reconciled_table(hierarchy, base, reconciled, job)
+        ),
+        "staffing": staffing,
+    }
