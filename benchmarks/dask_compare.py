@@ -29,6 +29,7 @@ from forecasting.job.loading import load_job
 from forecasting.job.schema import JobSpec
 from forecasting.models import engines
 from forecasting.models.cluster import close_clients
+from forecasting.models.inputs import model_inputs
 
 STORE = "CA_1"
 
@@ -43,7 +44,7 @@ def sku_slice(n_items: int) -> tuple[JobSpec, pl.DataFrame, pl.DataFrame | None]
     # One LightGBM thread on the client, as each worker has: OpenMP threads on shared cores wait on each other.
     job = load_job("m5-monthly", warehouse_filter=[STORE], sku_filter=[i for (i,) in items], n_jobs=1)
     loaded, hierarchy = pipeline.load_hierarchy(job)
-    _, Y = pipeline.model_inputs(hierarchy, job)  # as the nightly run fits them (closed days, trading days)
+    _, Y = model_inputs(hierarchy, job)  # as the nightly run fits them (closed days, trading days)
     members = hierarchy.members.filter(pl.col("unique_id").is_in(Y["unique_id"].unique().implode()))
     return job, Y, features.exogenous(members, loaded.prices, loaded.calendar, job, bottom=True)
 

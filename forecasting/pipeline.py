@@ -201,8 +201,6 @@ def run_job(job: JobSpec, as_of: date | None = None, lock_wait: float | None = N
 
 
 BACKTESTS = "backtests"
-
-
 PUBLISH_WAIT = 3600.0  # seconds a finished backtest waits for a nightly run of the job to publish first
 
 

@@ -50,7 +50,7 @@ def full_run(tmp_path_factory):
 @pytest.fixture(scope="session")
 def planner_runs(tmp_path_factory):
     """The slice job published twice (as of 2016-02-29 and as of the newest data) and backtested over 2 windows:
-    what the report, the recipes and the run comparison read (tests/test_report.py, test_recipes.py)."""
+    what the report, the recipes and the run comparison read (tests/outputs/test_report.py, test_recipes.py)."""
     from datetime import date
 
     from forecasting.pipeline import backtest_job, run_job

@@ -122,3 +122,29 @@ def rmsse_by_hand(rows, history) -> float:
         scale = (past.diff() ** 2).mean()
         values.append(float(((window["mean"] - window["y"]) ** 2).mean() / scale) ** 0.5)
     return sum(values) / len(values)
+
+
+def check_forecast_contract(result, Y, job) -> None:
+    """A model's forecasts of the series in Y: every series, every period of the horizon after the history, means
+    and every interval bound present, bounds around the mean and nested (95 % outside 80 %), in-sample fits kept."""
+
+    n_series = Y["unique_id"].n_unique()
+    fc = result.forecasts
+    assert fc.height == n_series * job.horizon
+    assert fc.group_by("unique_id").len()["len"].to_list() == [job.horizon] * n_series
+    last = Y["ds"].max()
+    assert fc["ds"].min() > last
+    for name in result.models:
+        assert fc[name].null_count() == 0
+        for lv in job.levels:
+            lo, hi = fc[f"{name}-lo-{lv}"], fc[f"{name}-hi-{lv}"]
+            assert lo.null_count() == 0 and hi.null_count() == 0
+            assert (lo <= fc[name] + 1e-9).all() and (fc[name] <= hi + 1e-9).all()
+        wider = (fc[f"{name}-lo-95"] <= fc[f"{name}-lo-80"] + 1e-9) & (
+            fc[f"{name}-hi-80"] <= fc[f"{name}-hi-95"] + 1e-9
+        )
+        assert wider.all()
+        assert {"unique_id", "ds", "y", name} <= set(result.fitted.columns)
+
+    assert set(fc["unique_id"]) == set(Y["unique_id"])
+    assert fc.columns[:2] == ["unique_id", "ds"] and fc.schema["ds"] == Y.schema["ds"]

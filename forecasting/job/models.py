@@ -117,11 +117,7 @@ class LightGBMSpec(Strict):
 
 
 STATISTICAL_MODELS = model_names("statistical")
-
-
 INTERMITTENT_MODELS = model_names("intermittent")
-
-
 (LIGHTGBM,) = model_names("lightgbm")
 
 

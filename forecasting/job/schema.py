@@ -18,11 +18,7 @@ from forecasting.job.reconciliation import MIDDLE_OUT, ReconcileSpec, middle_out
 from forecasting.job.staffing import StaffingSpec
 
 Frequency = Literal["day", "week", "month", "quarter"]
-
-
 POLARS_FREQ = {"day": "1d", "week": "1w", "month": "1mo", "quarter": "3mo"}
-
-
 # pandas aliases for the libraries that need them (statsforecast on pandas / Fugue); periods are dated by their start.
 PANDAS_FREQ = {"day": "D", "week": "W-MON", "month": "MS", "quarter": "QS"}
 

@@ -29,7 +29,7 @@ def job_on(rows: pl.DataFrame, tmp_path: Path, fmt: str = "parquet", **update) -
     data["models"]["bottom_models"] = ["SeasonalNaive", "CrostonSBA"]
     data["models"]["primary"]["sku"] = "SeasonalNaive"
     data["models"]["intermittent_model"] = "CrostonSBA"
-    data["staffing"] = None  # one store's data: the bundled standards name other stores (tests/test_labour.py)
+    data["staffing"] = None  # one store's data: the bundled standards name other stores (tests/staffing/test_labour.py)
     data.update(update)
     return JobSpec.model_validate(data)
 

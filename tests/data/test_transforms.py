@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
-from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
@@ -15,10 +14,11 @@ from support import daily_job
 
 from forecasting.data import features
 from forecasting.data.transforms import LevelRatio, impute_closed_days, zero_closed_days
+from forecasting.job.common import project_root
 from forecasting.job.loading import load_job
 from forecasting.job.models import ModelSpec
 
-STORES = Path(__file__).resolve().parent.parent / "data" / "m5" / "m5_daily_store_sales.parquet"
+STORES = project_root() / "data" / "m5" / "m5_daily_store_sales.parquet"
 CUTOFF = date(2016, 4, 24)  # d_1913
 
 

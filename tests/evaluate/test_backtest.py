@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from forecasting.cli import app
 from forecasting.job.reconciliation import FROM_ERRORS
+from forecasting.models.inputs import model_inputs
 from forecasting.outputs.runs import usable_backtest
 from forecasting.pipeline import aggregate, backtest_job, load, validate
 from forecasting.reconcile import core as rec
@@ -372,7 +373,7 @@ def _sku_lightgbm_cv(job, as_of: date) -> pl.DataFrame:
     from forecasting.evaluate import backtest
 
     loaded, hierarchy = pipeline.load_hierarchy(job, as_of)
-    _, Y_bottom = pipeline.model_inputs(hierarchy, job)
+    _, Y_bottom = model_inputs(hierarchy, job)
     members = hierarchy.members.filter(pl.col("level") == hierarchy.bottom)
     exog = features.exogenous(members, loaded.prices, loaded.calendar, job, bottom=True)
     forecasts, _ = backtest._lightgbm_cv(Y_bottom, job, exog, False, job.backtest.windows, job.horizon)
@@ -415,7 +416,7 @@ def test_lightgbm_refuses_a_history_too_short_for_its_conformal_windows(tmp_path
     with pytest.raises(DataQualityError, match=r"shorter than 25 complete periods, which the bottom LightGBM needs"):
         pipeline.load_hierarchy(job, date(2013, 1, 31))
     _, hierarchy = pipeline.load_hierarchy(job, date(2013, 2, 28))
-    _, Y_bottom = pipeline.model_inputs(hierarchy, job)
+    _, Y_bottom = model_inputs(hierarchy, job)
     Y_bottom = Y_bottom.sort("unique_id", "ds").group_by("unique_id", maintain_order=True).tail(24)
     assert Y_bottom.group_by("unique_id").len()["len"].min() == 24
     with pytest.raises(ValueError, match=r"LightGBM: 24 periods, need more than 12 .*conformal_windows=4"):

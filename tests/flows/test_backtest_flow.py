@@ -13,7 +13,7 @@ from support import backtested_daily_job, task_runs_of
 
 from flows.backtest import scheduled_backtest
 from flows.nightly import nightly_forecast
-from forecasting import pipeline
+from forecasting.evaluate.choice import best_models
 from forecasting.job.common import project_root
 from forecasting.job.loading import load_job
 from forecasting.outputs.runs import read_manifest, run_dir
@@ -56,7 +56,7 @@ def test_the_nightly_run_then_chooses_calibrates_and_staffs_from_it(backtest_the
     assert summary["model_choice"] == f"lowest WRMSSE per level in backtest {folder.name}"
     assert summary["interval_calibration"].startswith(f"out-of-sample errors of backtest {folder.name} (56 periods")
     assert summary["staffing_demand"] == f"errors of backtest {folder.name}"
-    best = pipeline.best_models(pl.read_parquet(folder / "metrics.parquet"), job)
+    best = best_models(pl.read_parquet(folder / "metrics.parquet"), job)
     assert set(best) == set(job.hierarchy.names)
     chosen = {row["level"]: row["model"] for row in summary["base_model_per_level"]}
     assert chosen == best
