@@ -14,12 +14,17 @@ import typer
 from forecasting.data.quality import DataQualityError
 from forecasting.data.sources import SourceError
 from forecasting.job.loading import DEFAULT_JOB, JobConfigError, available_jobs, load_job
+from forecasting.outputs import confined_sql
 from forecasting.outputs.locks import OutputLockedError
 from forecasting.staffing.standards import StandardsError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
 JOB_OPTION = typer.Option(DEFAULT_JOB, "--job", "-j", help="bundled job name or path to a job YAML file")
+MEMORY_OPTION = typer.Option(
+    confined_sql.Limits.memory, "--memory-limit", help="DuckDB memory for the SQL, e.g. 2GB (it never spills to disk)"
+)
+TIMEOUT_OPTION = typer.Option(confined_sql.Limits.seconds, "--timeout", help="seconds the SQL may run, then stopped")
 
 
 def _fail(message: str) -> None:
@@ -91,29 +96,39 @@ def query(
     job: str = JOB_OPTION,
     run_as_of: str = typer.Option(None, "--run", help="as-of date of the run to read (default: latest)"),
     output_format: str = typer.Option("table", "--format", help="table, csv or json"),
+    memory_limit: str = MEMORY_OPTION,
+    timeout: float = TIMEOUT_OPTION,
 ) -> None:
-    """Answer SQL from a run's outputs through the DuckDB views in sql/views.sql."""
+    """Answer SQL from a run's outputs through the DuckDB views in sql/views.sql (read-only: the SQL reads the job's
+    published outputs and nothing else; see forecasting/outputs/confined_sql.py)."""
     from forecasting.outputs.views import open_views
 
     try:
         spec = load_job(job)
-        con = open_views(spec, run_as_of)
-    except (JobConfigError, FileNotFoundError) as exc:
+        limits = confined_sql.Limits(memory_limit, timeout)
+        con = open_views(spec, run_as_of, limits)
+    except (JobConfigError, FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
         return
     try:
-        relation = con.sql(sql)
+        frame = confined_sql.run(con, sql, limits)
+    except confined_sql.QueryRefused as exc:
+        _fail(str(exc))
+        return
     except Exception as exc:  # duckdb raises many error classes; all are the user's SQL at fault here
         _fail(f"query failed: {exc}")
         return
-    if relation is None:
+    finally:
+        con.close()
+    if frame is None:
         return
     if output_format == "csv":
-        typer.echo(relation.pl().write_csv(), nl=False)
+        typer.echo(frame.write_csv(), nl=False)
     elif output_format == "json":
-        typer.echo(json.dumps(relation.pl().to_dicts(), default=str, indent=1))
+        typer.echo(json.dumps(frame.to_dicts(), default=str, indent=1))
     else:
-        relation.show(max_rows=100, max_width=200)
+        with pl.Config(tbl_rows=100, tbl_cols=30, tbl_hide_dataframe_shape=True, tbl_width_chars=200):
+            typer.echo(frame)
 
 
 @app.command()
@@ -319,8 +334,10 @@ def recipe(
     run_as_of: str = typer.Option(None, "--run", help="as-of date of the run to read (default: latest)"),
     params: list[str] = SET_OPTION,
     output_format: str = typer.Option("table", "--format", help="table, csv or json"),
+    memory_limit: str = MEMORY_OPTION,
+    timeout: float = TIMEOUT_OPTION,
 ) -> None:
-    """Run one of the planners' SQL recipes (sql/recipes/*.sql) with bound parameters."""
+    """Run one of the planners' SQL recipes (sql/recipes/*.sql) with bound parameters, confined like `query`."""
     from forecasting.outputs import recipes
 
     if name is None:
@@ -333,8 +350,8 @@ def recipe(
             _fail(f"--set {item!r}: expected KEY=VALUE")
         values[key.strip()] = value
     try:
-        frame = recipes.run_recipe(load_job(job), name, values, run_as_of)
-    except (JobConfigError, FileNotFoundError, ValueError) as exc:
+        frame = recipes.run_recipe(load_job(job), name, values, run_as_of, confined_sql.Limits(memory_limit, timeout))
+    except (JobConfigError, FileNotFoundError, ValueError, confined_sql.QueryRefused) as exc:
         _fail(str(exc))
         return
     except Exception as exc:  # duckdb's own errors: a parameter of the wrong type, a view the run lacks

@@ -6,12 +6,13 @@ parameter and never formatted into the SQL."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import polars as pl
 
 from forecasting.job.common import project_root
 from forecasting.job.schema import JobSpec
-from forecasting.outputs import runs
+from forecasting.outputs import confined_sql, runs
 from forecasting.outputs.diff import previous_as_of
 from forecasting.outputs.views import open_views
 
@@ -33,15 +34,27 @@ def recipe_text(name: str) -> str:
     return (recipes_dir() / f"{name}.sql").read_text()
 
 
-def run_recipe(job: JobSpec, name: str, params: dict[str, str] | None = None, as_of: str | None = None) -> pl.DataFrame:
-    """Run one recipe against the job's run (default: the latest) and its latest backtest. `params` become DuckDB
-    variables (bound values); `previous_run_dir` is set to the run published before this one, if there is one."""
+def run_recipe(
+    job: JobSpec,
+    name: str,
+    params: dict[str, str] | None = None,
+    as_of: str | None = None,
+    limits: confined_sql.Limits | None = None,
+) -> pl.DataFrame:
+    """Run one recipe against the job's run (default: the latest) and its latest backtest, confined like any
+    planner's SQL (forecasting.outputs.confined_sql; QueryRefused when stopped). `params` become DuckDB variables (bound
+    values); `previous_run_dir` is set to the run published before this one, if there is one (a folder given for it
+    must lie inside the job's outputs)."""
     sql = recipe_text(name)
-    con = open_views(job, as_of)
+    limits = limits or confined_sql.Limits()
+    con = open_views(job, as_of, limits)
     try:
         previous = previous_as_of(job, as_of)
         if previous is not None:
-            con.execute("SET VARIABLE previous_run_dir = ?", [str(runs.run_dir(job, previous))])
+            con.execute(
+                "SET VARIABLE previous_run_dir = ?",
+                [confined_sql.url(job.output_dir(), runs.run_dir(job, previous))],
+            )
         elif "getvariable('previous_run_dir')" in sql and "previous_run_dir" not in (params or {}):
             raise FileNotFoundError(f"recipe {name!r} compares with the previous run; job {job.name!r} has none")
         have = {row[0] for row in con.execute("SELECT view_name FROM duckdb_views() WHERE temporary").fetchall()}
@@ -54,7 +67,9 @@ def run_recipe(job: JobSpec, name: str, params: dict[str, str] | None = None, as
         for key, value in (params or {}).items():
             if not NAME.fullmatch(key):
                 raise ValueError(f"parameter name {key!r}: use lower-case letters, digits and _")
+            if key == "previous_run_dir":  # read through the confinement's `outputs://`, like the default
+                value = confined_sql.url(job.output_dir(), Path(value))
             con.execute(f"SET VARIABLE {key} = ?", [value])  # the name is checked above; the value is bound
-        return con.sql(sql).pl()
+        return confined_sql.run(con, sql, limits)
     finally:
         con.close()

@@ -6,18 +6,23 @@ import duckdb
 
 from forecasting.data.sources import sql_text
 from forecasting.job.schema import JobSpec
+from forecasting.outputs import confined_sql
 from forecasting.outputs.runs import run_dir
 
 
-def open_views(job: JobSpec, as_of: str | None = None) -> duckdb.DuckDBPyConnection:
+def open_views(
+    job: JobSpec, as_of: str | None = None, limits: confined_sql.Limits | None = None
+) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with views over the job's latest (or given) run and, when one has been
     published, its latest backtest (backtest_base, backtest_reconciled, backtest_metrics, backtest_series_metrics),
     and the staffing what-ifs and plan backtests written by `forecasting staff` (staffing_scenarios,
-    staffing_backtest)."""
-    con = duckdb.connect()
+    staffing_backtest). The connection is confined (forecasting.outputs.confined_sql): it reads the job's output folder
+    through `outputs://` and nothing else, writes nothing, and its settings are locked."""
+    job_dir = job.output_dir()
+    con = confined_sql.connect(job_dir, limits or confined_sql.Limits())
     found = False
     try:
-        con.execute("SET VARIABLE run_dir = ?", [str(run_dir(job, as_of))])
+        con.execute("SET VARIABLE run_dir = ?", [confined_sql.url(job_dir, run_dir(job, as_of))])
         _run_script(con, "views")
         found = True
     except FileNotFoundError:
@@ -25,15 +30,14 @@ def open_views(job: JobSpec, as_of: str | None = None) -> duckdb.DuckDBPyConnect
             raise
     try:
         backtest = run_dir(job, None, subdir="backtests")
-        con.execute("SET VARIABLE backtest_dir = ?", [str(backtest)])
+        con.execute("SET VARIABLE backtest_dir = ?", [confined_sql.url(job_dir, backtest)])
         _run_script(con, "backtest_views")
         if (backtest / "series_metrics.parquet").exists():
             _run_script(con, "backtest_series_views")
         found = True
     except FileNotFoundError:
         pass
-    job_dir = job.output_dir()
-    con.execute("SET VARIABLE job_dir = ?", [str(job_dir)])
+    con.execute("SET VARIABLE job_dir = ?", [confined_sql.url(job_dir, job_dir)])
     for script, pattern in (
         ("staffing_views", "scenarios/*/*.parquet"),
         ("staffing_backtest_views", "staffing_backtests/*.parquet"),
