@@ -38,9 +38,16 @@ def previous_as_of(job: JobSpec, as_of: str | None = None) -> str | None:
 
 def resolve_pair(job: JobSpec, runs: list[str]) -> tuple[Path, Path]:
     """Two run folders from zero, one or two as-of dates: none = latest vs the run before it; one = that run vs
-    the run before it; two = the first vs the second."""
+    the run before it; two = the first vs the second. Only published as-of dates are accepted: the diff reads its
+    two run folders (with polars, no SQL), so a `--run ../elsewhere` must not lead it out of the job's outputs."""
     if len(runs) > 2:
         raise ValueError(f"give at most two runs to compare, got {len(runs)}")
+    published = published_as_of(job)
+    unknown = [run for run in runs if run not in published]  # an as-of date, never a path out of the job's outputs
+    if unknown:
+        raise FileNotFoundError(
+            f"no published run {', '.join(unknown)} for job {job.name!r}; published: {', '.join(published) or 'none'}"
+        )
     if len(runs) == 2:
         return run_dir(job, runs[0]), run_dir(job, runs[1])
     after = run_dir(job, runs[0] if runs else None)
