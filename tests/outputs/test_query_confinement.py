@@ -20,8 +20,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from forecasting import confined_sql, staffing_runs
 from forecasting.cli import app
+from forecasting.outputs import confined_sql
+from forecasting.outputs import scenarios as staffing_runs
 
 VIEWS = {  # view -> the file it reads, relative to the job's output folder (None: no single file to compare with)
     "base_forecasts": "latest/base_forecasts.parquet",
