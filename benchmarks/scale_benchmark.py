@@ -151,7 +151,7 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
         base.fitted = base.calibration = base.fitted.clear()  # as run_job does
         staffing = stage("staff", pipeline.staff, hierarchy, base, reconciled, job)
         tables = stage("prepare outputs", pipeline.output_tables, hierarchy, base, reconciled, staffing, job)
-        summary = pipeline.summarize(hierarchy, validated, base, job)
+        summary = pipeline.summarize(hierarchy, validated, base, job, reconciled)
         run_dir = stage("write", pipeline.write, job, loaded.as_of, tables, stages, summary)
         end = time.perf_counter()
     stages.append({"stage": "total", "seconds": round(end - start, 1), "rss_mb": sampler.peak_mb(start, end)})

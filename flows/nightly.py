@@ -164,7 +164,7 @@ def nightly_forecast(
         reconciled = stage("reconcile", reconcile_task, hierarchy, base, spec)
         staffing = stage("staff", staff_task, hierarchy, base, reconciled, spec)
 
-        summary = pipeline.summarize(hierarchy, validated, base, spec) | {
+        summary = pipeline.summarize(hierarchy, validated, base, spec, reconciled) | {
             "seconds_before_write": round(time.perf_counter() - start, 1)
         }
         timings = list(timer.rows)

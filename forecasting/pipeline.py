@@ -19,15 +19,17 @@ from forecasting.data import hierarchy as hier
 from forecasting.data import quality, sources, transforms
 from forecasting.data.stages import Loaded, Validated
 from forecasting.evaluate.backtest import Backtest, run_backtest
-from forecasting.evaluate.choice import primary_models, published_method
+from forecasting.evaluate.choice import run_plan
+from forecasting.evaluate.plan import departures, with_published
 from forecasting.job.schema import JobSpec
 from forecasting.models import base as base_models
 from forecasting.models.base import BaseForecasts
+from forecasting.models.combinations import add_weighted
 from forecasting.models.core import forecast_levels
 from forecasting.outputs import runs
 from forecasting.outputs.atomic import Table
 from forecasting.outputs.locks import output_lock
-from forecasting.outputs.tables import decorate_reconciled, output_tables
+from forecasting.outputs.tables import decorate_reconciled, output_tables, published_expression
 from forecasting.reconcile import core as rec
 from forecasting.reconcile.calibration import calibration_set
 from forecasting.staffing import plans as staffing_plans
@@ -78,17 +80,24 @@ def history(job: JobSpec, as_of: date) -> pl.DataFrame:
 def base_forecasts(
     hierarchy: hier.Hierarchy, prices: pl.DataFrame | None, job: JobSpec, calendar: pl.DataFrame | None = None
 ) -> BaseForecasts:
-    """Every model the job runs at every level (forecasting.models.core), then Base per series: the level's primary
-    model (the job file's, or chosen from the backtest the run reads), the intermittent model for sparse bottom
-    series; and the errors the reconciled intervals are calibrated on."""
+    """Every model the job runs at every level (forecasting.models.core), the Weighted combination with the plan's
+    weights, then Base per series: the plan's candidate at its level (chosen from the backtest the run reads, or the
+    job file's), the intermittent model for sparse bottom series; and the errors the reconciled intervals are
+    calibrated on."""
     forecasts, fitted = forecast_levels(hierarchy, prices, calendar, job)
     backtest = runs.usable_backtest(job, hierarchy.Y_df["ds"].max())
-    primary, choice_source = primary_models(job, backtest)
-    choice = base_models.choose_base(hierarchy, job, primary)
+    plan, plan_source = run_plan(job, backtest)
+    levels_of = hierarchy.members.select("unique_id", "level")
+    if job.models.automatic_combinations:
+        forecasts = add_weighted(forecasts, plan.weights, levels_of, job.levels)
+        fitted = add_weighted(fitted, plan.weights, levels_of, job.levels, with_intervals=False)
+    choice = base_models.choose_base(hierarchy, job, plan.base)
     forecasts = base_models.select_base(forecasts, choice, job.levels)
     fitted = base_models.select_base(fitted, choice, job.levels, with_intervals=False)
     calibration, calibration_source = calibration_set(hierarchy, fitted, job, backtest)
-    return BaseForecasts(forecasts, fitted, choice, choice_source, calibration, calibration_source, backtest)
+    return BaseForecasts(
+        forecasts, fitted, choice, plan_source, calibration, calibration_source, backtest, plan, plan_source
+    )
 
 
 def reconcile(hierarchy: hier.Hierarchy, base: BaseForecasts, job: JobSpec, sparse: bool = True) -> pl.DataFrame:
@@ -96,6 +105,7 @@ def reconcile(hierarchy: hier.Hierarchy, base: BaseForecasts, job: JobSpec, spar
     series' level, keys and model block by block as it is written (`reconciled_table`): at 1M series the
     decorated, sorted table of every method would be ~6 GB in memory at once."""
     reconciled = rec.reconcile(hierarchy, base.forecasts, base.calibration, job, sparse=sparse)
+    reconciled = with_published(reconciled, base.forecasts, hierarchy.members, base.plan, job.levels)
     return transforms.zero_closed_days(reconciled, job.closed_periods)
 
 
@@ -103,7 +113,7 @@ def staff(hierarchy: hier.Hierarchy, base: BaseForecasts, reconciled: pl.DataFra
     """Headcount per warehouse x process x period with p50/p80/p95 bands from the published reconciled warehouse
     forecast (empty when the job has no labour standards, e.g. the tourism benchmark)."""
     warehouses = pl.Series(hierarchy.ids("warehouse") if "warehouse" in hierarchy.tags else [], dtype=pl.String)
-    published = published_method(job, base.backtest)[0]
+    published = base.plan.published_at("warehouse")
     rows = reconciled.filter(pl.col("unique_id").is_in(warehouses) & (pl.col("method") == published))
     forecast = decorate_reconciled(hierarchy, base, rows, job)
     return staffing_plans.plan_for_job(forecast, job, backtest=base.backtest)
@@ -137,7 +147,13 @@ def _version(package: str) -> str:
         return "not installed"
 
 
-def summarize(hierarchy: hier.Hierarchy, validated: Validated, base: BaseForecasts, job: JobSpec) -> dict[str, Any]:
+def summarize(
+    hierarchy: hier.Hierarchy,
+    validated: Validated,
+    base: BaseForecasts,
+    job: JobSpec,
+    reconciled: pl.DataFrame | None = None,
+) -> dict[str, Any]:
     series = {level: len(hierarchy.ids(level)) for level in hierarchy.tags}
     models_by_level = (
         hierarchy.members.join(base.choice, on="unique_id")
@@ -154,14 +170,34 @@ def summarize(hierarchy: hier.Hierarchy, validated: Validated, base: BaseForecas
         "base_model_per_level": [{"level": lv, "model": m, "series": n} for lv, m, n in models_by_level],
         "models_run": [c for c in base.forecasts.columns if c not in ("unique_id", "ds") and "-" not in c],
         "reconciliation": job.reconciliation.methods,
-        "published_method": published_method(job, base.backtest)[0],
-        "reconciliation_choice": published_method(job, base.backtest)[1],
+        "published_method": base.plan.method,
+        "published_per_level": {level: base.plan.published_at(level) for level in job.hierarchy.names},
+        "coherent": base.plan.coherent,
+        "reconciliation_choice": base.plan_source,
         "interval_calibration": base.calibration_source,
-        "model_choice": base.choice_source,
+        "interval_factors": base.plan.interval_scale,
+        "model_choice": base.plan_source,
+        "plan": base.plan.reasons,
+        "warnings": published_warnings(hierarchy, base, reconciled) if reconciled is not None else [],
         "staffing_demand": staffing_plans.demand_source(job, base.backtest),
         "horizon": job.horizon,
         "freq": job.freq,
     }
+
+
+def published_warnings(hierarchy: hier.Hierarchy, base: BaseForecasts, reconciled: pl.DataFrame) -> list[str]:
+    """What the summary and the report warn about: levels that do not add up (Base or BottomUp published there),
+    and levels whose published forecast moved further from Base than its backtest error explains."""
+    warnings = []
+    if not base.plan.coherent:
+        said = ", ".join(f"{level}: {method}" for level, method in sorted(base.plan.fallback.items()))
+        warnings.append(
+            f"not coherent: the reconciliation {base.plan.method} was worse than Base in the backtest at some "
+            f"levels, which publish instead {said}"
+        )
+    levels = hierarchy.members.select("unique_id", "level")
+    published = reconciled.join(levels, on="unique_id").filter(published_expression(base.plan))
+    return warnings + departures(published, base.forecasts, hierarchy.members, base.plan)
 
 
 @dataclass
@@ -193,7 +229,7 @@ def run_job(job: JobSpec, as_of: date | None = None, lock_wait: float | None = N
         base.fitted = base.calibration = base.fitted.clear()  # in-sample fits: only reconciliation reads them
         staffing = timer.measure("staff", staff, hierarchy, base, reconciled, job)
         tables = timer.measure("prepare outputs", output_tables, hierarchy, base, reconciled, staffing, job)
-        summary = summarize(hierarchy, validated, base, job) | {
+        summary = summarize(hierarchy, validated, base, job, reconciled) | {
             "seconds_before_write": round(time.perf_counter() - start, 1)
         }
         path = timer.measure("write", write, job, loaded.as_of, tables, list(timer.rows), summary)
@@ -233,6 +269,7 @@ def backtest_job(
         "backtest_reconciled": result.reconciled,
         "metrics": result.metrics,
         "series_metrics": result.series_metrics,
+        "window_metrics": result.window_metrics,
     }
     manifest = {
         "job": job.name,
@@ -242,6 +279,9 @@ def backtest_job(
         "horizon": job.horizon,
         "cutoffs": [str(c) for c in sorted(result.reconciled["cutoff"].unique().to_list())],
         "base_models": result.base_models,
+        "nested_windows": job.backtest.scored_windows(windows),
+        "plan": result.plan.to_dict(),
+        "window_plans": [plan.to_dict() for plan in result.window_plans],
         "config": job.model_dump(mode="json"),
     }
     # Published under the job's output lock, which a nightly run holds from its first read of the latest backtest

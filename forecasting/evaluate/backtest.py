@@ -1,15 +1,15 @@
-"""Rolling-origin backtests with the libraries' own cross-validation, every window reconciled.
+"""Rolling-origin backtests with the libraries' own cross-validation, every window reconciled and published nested.
 
 statsforecast and mlforecast `cross_validation` give each window's forecasts and (with fitted=True) each window's
-in-sample fits; the Base column is chosen per series as in the nightly run, and every window is reconciled with the
-same hierarchicalforecast methods, so the backtest scores exactly what the nightly job would have published.
+in-sample fits of every model; then each window is published with the plan chosen from the windows before it
+(forecasting.evaluate.nested), with the same hierarchicalforecast methods as the nightly run, so the backtest scores
+what the nightly job would have published, and its last windows are the figure a user gets on the next one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
 from functools import partial
 
 import polars as pl
@@ -18,17 +18,17 @@ from statsforecast import StatsForecast
 from forecasting.data import features, trading_days, transforms
 from forecasting.data import hierarchy as hier
 from forecasting.evaluate import metrics as ev
-from forecasting.evaluate.choice import best_models
+from forecasting.evaluate import nested
+from forecasting.evaluate import plan as plans
 from forecasting.evaluate.scoring import scores
 from forecasting.job.schema import PANDAS_FREQ, JobSpec
 from forecasting.models import lightgbm as gbm
 from forecasting.models import registry
-from forecasting.models.base import BASE, base_columns, choose_base, select_base
-from forecasting.models.frames import add_combinations, wide_to_long
+from forecasting.models.base import BASE
+from forecasting.models.core import with_combinations
+from forecasting.models.frames import wide_to_long
 from forecasting.models.inputs import model_inputs
 from forecasting.models.statistical import worker_processes_from_forkserver
-from forecasting.reconcile import core as rec
-from forecasting.reconcile.calibration import out_of_sample_errors
 
 KEYS = ["unique_id", "ds", "cutoff"]
 
@@ -38,8 +38,11 @@ class Backtest:
     base: pl.DataFrame  # long: unique_id, level, region, warehouse, sku, cutoff, ds, y, model, mean, lo/hi
     reconciled: pl.DataFrame  # long: ... , method, published, mean, lo/hi, y
     metrics: pl.DataFrame  # level, kind, model, mae, rmse, rmsse, bias, coverage_80/95, spl, wrmsse, wspl, ...
-    base_models: dict[str, str]  # level -> the model behind Base in these windows (what was reconciled)
+    base_models: dict[str, str]  # level -> the model behind Base in the next run (the final plan's)
     series_metrics: pl.DataFrame  # unique_id, level, keys, kind, model, the same metrics per series over the windows
+    plan: plans.Plan  # what the next nightly run publishes: chosen from every window
+    window_plans: list[plans.Plan]  # per window, the plan chosen from the windows before it
+    window_metrics: pl.DataFrame  # per level, kind, model and window
 
 
 def _statistical_cv(
@@ -119,9 +122,11 @@ def run_backtest(
     calendar: pl.DataFrame | None = None,
     prior_base: pl.DataFrame | None = None,
 ) -> Backtest:
-    """`windows` rolling origins, `step` periods apart (default: the horizon), each forecasting `job.horizon` ahead.
-    `prior_base`: Base rows of an earlier backtest (as the nightly run would find it published), which windows
-    calibrate on with `calibration: backtest` beside this backtest's own earlier windows."""
+    """`windows` rolling origins, `step` periods apart (default: the horizon), each forecasting `job.horizon` ahead;
+    every model once per window (the libraries' cross-validation), then the nested pass (forecasting.evaluate.nested):
+    each window published with the plan chosen from the windows before it. `prior_base`: Base rows of an earlier
+    backtest (as the nightly run would find it published), which windows calibrate on with `calibration: backtest`
+    beside this backtest's own earlier windows."""
     step = step or job.horizon
     say = progress or (lambda message: None)
     closed = job.closed_periods
@@ -141,81 +146,93 @@ def run_backtest(
     groups.append(_group_cv(Y_bottom, job, names, exog, False, windows, step))
     forecasts = transforms.zero_closed_days(pl.concat([g[0] for g in groups], how="diagonal_relaxed"), closed, ["y"])
     fitted = pl.concat([g[1] for g in groups], how="diagonal_relaxed")
-    forecasts = add_combinations(forecasts, job.models.combinations, job.levels)
-    fitted = add_combinations(fitted, job.models.combinations, job.levels, with_intervals=False)
+    forecasts, fitted = with_combinations(forecasts, fitted, job)
     actuals = forecasts.select(KEYS).join(hierarchy.Y_df.select("unique_id", "ds", "y"), on=["unique_id", "ds"])
     bottom_prices = features.price_features(prices, bottom_members) if prices is not None else None
     weigh = partial(window_weights, hierarchy, bottom_prices, job)
+
+    def score(rows: pl.DataFrame, by: str, kind: str) -> pl.DataFrame:
+        return scores(rows, by, hierarchy.Y_df, weigh, kind, job.season_length).windows
+
     candidates = hier.level_of(hierarchy.members, wide_to_long(forecasts, job.levels, KEYS)).join(
         actuals, on=KEYS, how="left"
     )
     candidate_scores = scores(candidates, "model", hierarchy.Y_df, weigh, "base", job.season_length)
-    candidate_metrics = candidate_scores.levels
-    # With choose_from_backtest the nightly run takes Base per level from these very scores, so the windows
-    # reconcile that Base (not the job file's): the reconciliation chosen from them is chosen for what it will get.
-    primary = dict(job.models.primary)
-    if job.models.choose_from_backtest:
-        primary |= best_models(candidate_metrics, job)
-    choice = choose_base(hierarchy, job, primary)
-    forecasts = select_base(forecasts, choice, job.levels)
-    fitted = select_base(fitted, choice, job.levels, with_intervals=False)
-    base_rows = hier.level_of(
-        hierarchy.members, wide_to_long(forecasts.select(*KEYS, *base_columns(job.levels)), job.levels, KEYS)
-    ).join(actuals, on=KEYS, how="left")
-
-    earlier_base = _calibration_rows(base_rows, prior_base, job)
-    reconciled = []
+    context = nested.Context(hierarchy, job, forecasts, fitted, actuals, candidate_scores.windows, score, prior_base)
+    passed = nested.run_windows(context, say)
     cutoffs = sorted(forecasts["cutoff"].unique().to_list())
-    for i, cutoff in enumerate(cutoffs, 1):
-        say(f"reconciling window {i}/{len(cutoffs)} (cutoff {cutoff})")
-        window_fc = forecasts.filter(pl.col("cutoff") == cutoff)
-        window_fit = fitted.filter(pl.col("cutoff") == cutoff).drop("cutoff")
-        calibration, source = window_calibration(hierarchy, earlier_base, window_fit, job, cutoff)
-        part = transforms.zero_closed_days(rec.reconcile(hierarchy, window_fc, calibration, job), closed)
-        reconciled.append(part.with_columns(pl.lit(cutoff).alias("cutoff"), pl.lit(source).alias("calibration")))
-    published = rec.publish_label(job)
-    reconciled_long = (
-        hier.level_of(hierarchy.members, pl.concat(reconciled))
-        .join(actuals, on=KEYS, how="left")
-        .with_columns((pl.col("method") == published).alias("published"))
+    reconciled_scores = pl.concat(passed.reconciled_scores)
+    raw_published = pl.concat(passed.raw_published)
+    final = plans.choose(passed.base_scores[0], reconciled_scores, raw_published, cutoffs, job)
+    base_rows = pl.concat(passed.base, how="diagonal_relaxed")
+    final.base_wape = plans.base_wape(base_rows)
+    say(
+        f"the plan for the next run: Base {final.base}, published {final.method}"
+        + (f", fallback {final.fallback}" if final.fallback else "")
     )
+    scored = job.backtest.scored_windows(len(cutoffs))
+    nested_rows = pl.concat(passed.published).filter(pl.col("cutoff").is_in(cutoffs[-scored:]))
+    in_sample = nested.in_sample_published(context, passed, final).filter(pl.col("cutoff").is_in(cutoffs[-scored:]))
+    reconciled_long = mark_published(pl.concat(passed.reconciled), pl.concat(passed.published))
     parts = [
         candidate_scores,
         scores(base_rows, "model", hierarchy.Y_df, weigh, "base", job.season_length),
-        scores(reconciled_long, "method", hierarchy.Y_df, weigh, "reconciled", job.season_length),
+        scores(
+            reconciled_long.filter(pl.col("method") != BASE),
+            "method",
+            hierarchy.Y_df,
+            weigh,
+            "reconciled",
+            job.season_length,
+        ),
+        scores(
+            nested_rows.with_columns(pl.lit(NESTED).alias("method")),
+            "method",
+            hierarchy.Y_df,
+            weigh,
+            "published",
+            job.season_length,
+        ),
+        scores(
+            in_sample.with_columns(pl.lit(IN_SAMPLE).alias("method")),
+            "method",
+            hierarchy.Y_df,
+            weigh,
+            "published",
+            job.season_length,
+        ),
     ]
     metrics = pl.concat([p.levels for p in parts]).sort("level", "kind", "model")
     # The members first: each scored series' level and keys lead its row, as in every other output table.
     per_series = hierarchy.members.join(pl.concat([p.series for p in parts]).drop("level"), on="unique_id")
     base_long = pl.concat([candidates, base_rows.select(candidates.columns)])
+    window_metrics = pl.concat([p.windows for p in parts], how="diagonal_relaxed").sort(
+        "level", "kind", "model", "cutoff"
+    )
     return Backtest(
-        base_long, reconciled_long, metrics, primary, per_series.sort("level", "unique_id", "kind", "model")
+        base_long,
+        reconciled_long,
+        metrics,
+        final.base,
+        per_series.sort("level", "unique_id", "kind", "model"),
+        final,
+        passed.plans,
+        window_metrics,
     )
 
 
-def _calibration_rows(base_rows: pl.DataFrame, prior_base: pl.DataFrame | None, job: JobSpec) -> pl.DataFrame | None:
-    """The Base rows windows may calibrate on (this backtest's and `prior_base`'s), only when the job calibrates on
-    backtests: an earlier backtest's frame holds every candidate model (millions of rows at SKU level)."""
-    if job.reconciliation.calibration != "backtest":
-        return None
-    columns = ["unique_id", "ds", "cutoff", "model", "y", "mean"]
-    parts = [base_rows] if prior_base is None else [prior_base, base_rows]
-    return pl.concat([part.filter(pl.col("model") == BASE).select(columns) for part in parts])
+NESTED = "nested"  # the published forecast of each scored window, its plan chosen from the windows before it
+IN_SAMPLE = "in-sample choice"  # the same windows published with the plan chosen from all windows
 
 
-def window_calibration(
-    hierarchy: hier.Hierarchy, base_rows: pl.DataFrame | None, window_fit: pl.DataFrame, job: JobSpec, cutoff: date
-) -> tuple[pl.DataFrame, str]:
-    """The errors one window's reconciled intervals are calibrated on, as the nightly run would have had them at
-    that cutoff: its in-sample fits, or with `calibration: backtest` the out-of-sample Base errors of the earlier
-    windows (periods up to the cutoff; in-sample while fewer than 2 per series). So a backtest of a job that
-    calibrates on backtests scores those intervals out of sample, window by window."""
-    if job.reconciliation.calibration == "backtest" and base_rows is not None:
-        earlier = base_rows.filter(pl.col("cutoff") < cutoff)
-        errors = out_of_sample_errors(earlier, cutoff, hierarchy.members.height)
-        if errors is not None:
-            return errors, "earlier windows"
-    return window_fit, "in-sample fits"
+def mark_published(reconciled: pl.DataFrame, published: pl.DataFrame) -> pl.DataFrame:
+    """Every method's rows of every window, the published ones (with the plan's interval factors) marked; a level
+    published as Base adds its Base rows as method Base."""
+    keys = ["unique_id", "ds", "cutoff", "method"]
+    others = reconciled.join(published.select(keys), on=keys, how="anti")
+    return pl.concat([others, published.select(reconciled.columns)]).sort(
+        "level", "unique_id", "method", "cutoff", "ds"
+    )
 
 
 def window_weights(

@@ -1,60 +1,65 @@
-"""Choices made from a published backtest's scores: the model behind Base per level (lowest `choice_metric`) and
-the reconciliation to publish (the least bad worst level against the best base model)."""
+"""The plan a nightly run publishes with: the one its backtest chose from all of its windows (stored in the
+backtest's manifest, forecasting.evaluate.plan), checked against the job as it is now; or the job file's when there
+is no usable backtest. Also the reconciliation ratios the reference benchmarks print."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import polars as pl
 
-from forecasting.job.context import FoundBacktest
+from forecasting.evaluate.plan import combination_weights
+from forecasting.job.context import FoundBacktest, Plan
+from forecasting.job.models import BASE
 from forecasting.job.schema import JobSpec
-from forecasting.models.base import BASE
 from forecasting.reconcile.core import publish_label
 
+MANIFEST = "manifest.json"  # a published backtest's manifest (forecasting.outputs.runs writes it)
 
-def primary_models(job: JobSpec, backtest: FoundBacktest) -> tuple[dict[str, str], str]:
-    """The model behind Base per level, and why: the job file's `primary`, or with `choose_from_backtest` the base
-    model with the lowest `choice_metric` at that level in `backtest` (the one the run reads;
-    among the models run there)."""
-    primary = dict(job.models.primary)
-    if not job.models.choose_from_backtest:
-        return primary, "job file"
+
+def job_file_plan(job: JobSpec) -> Plan:
+    """The plan without a backtest: Base per level from the job file (Mean by default), Weighted with equal weights,
+    the job's `publish` method, no fallback, intervals as reconciled."""
+    return Plan(
+        base=job.primary_models(),
+        weights=combination_weights(pl.DataFrame(), [], job),
+        method=publish_label(job),
+        reasons=["Base per level and the reconciliation from the job file"],
+    )
+
+
+def run_plan(job: JobSpec, backtest: FoundBacktest) -> tuple[Plan, str]:
+    """The plan the run publishes with, and where it comes from."""
     folder, missing = backtest
+    default = job_file_plan(job)
     if folder is None:
-        return primary, f"job file ({missing})"
-    chosen = best_models(pl.read_parquet(folder / "metrics.parquet"), job)
-    return primary | chosen, f"lowest {job.models.choice_metric.upper()} per level in backtest {folder.name}"
+        return default, f"job file ({missing})"
+    stored = json.loads((Path(folder) / MANIFEST).read_text()).get("plan")
+    if stored is None:
+        return default, f"job file (backtest {Path(folder).name} has no plan: run `forecasting backtest` again)"
+    plan = Plan.from_dict(stored)
+    unknown = stale_parts(plan, job)
+    if unknown:
+        return (
+            default,
+            f"job file (backtest {Path(folder).name} chose {', '.join(unknown)}, which the job no longer runs)",
+        )
+    return plan, f"backtest {Path(folder).name} ({len(plan.windows)} windows)"
 
 
-def published_method(job: JobSpec, backtest: FoundBacktest) -> tuple[str, str]:
-    """The reconciliation the run publishes, and why: the job file's `publish`, or with
-    `reconciliation.choose_from_backtest` least_worst_method over `backtest` (the one the run reads)."""
-    spec, metric = job.reconciliation, job.models.choice_metric
-    if not spec.choose_from_backtest:
-        return publish_label(job), "job file"
-    folder, missing = backtest
-    if folder is None:
-        return publish_label(job), f"job file ({missing})"
-    metrics = pl.read_parquet(folder / "metrics.parquet")
-    run = [spec.label(m) for m in spec.methods]
-    metrics = metrics.filter((pl.col("kind") == "base") | pl.col("model").is_in(run))
-    if metric not in metrics.columns or not metrics.filter(pl.col("kind") == "reconciled").height:
-        return publish_label(job), f"job file (backtest {folder.name} has no {metric} of its methods)"
-    return least_worst_method(metrics, metric), f"least worst level vs the best base in backtest {folder.name}"
-
-
-def best_models(metrics: pl.DataFrame, job: JobSpec) -> dict[str, str]:
-    """Per level, the base model with the lowest `choice_metric` in backtest metrics (ties: by name)."""
-    metric = job.models.choice_metric
-    if metric not in metrics.columns:
-        return {}
-    usable = metrics.filter((pl.col("kind") == "base") & (pl.col("model") != BASE) & pl.col(metric).is_finite())
-    chosen = {}
-    for level in job.hierarchy.names:
-        allowed = job.models.pool(level, job.hierarchy.bottom)
-        best = usable.filter((pl.col("level") == level) & pl.col("model").is_in(list(allowed))).sort(metric, "model")
-        if best.height:
-            chosen[level] = best["model"][0]
-    return chosen
+def stale_parts(plan: Plan, job: JobSpec) -> list[str]:
+    """What a stored plan names that the job (as it is now) does not run: models, levels or methods."""
+    bottom = job.hierarchy.bottom
+    unknown = [
+        f"{model} at {level}" for level, model in plan.base.items() if model not in job.models.pool(level, bottom)
+    ]
+    unknown += [level for level in plan.base if level not in job.hierarchy.names]
+    labels = {job.reconciliation.label(m) for m in job.reconciliation.methods} | {BASE}
+    unknown += [m for m in {plan.method, *plan.fallback.values()} if m not in labels]
+    if set(plan.base) != set(job.hierarchy.names):
+        unknown.append("a different set of levels")
+    return unknown
 
 
 def target_ratios(metrics: pl.DataFrame, metric: str) -> pl.DataFrame:
@@ -66,14 +71,7 @@ def target_ratios(metrics: pl.DataFrame, metric: str) -> pl.DataFrame:
         .agg(pl.col(metric).min().alias("best_base"))
     )
     return (
-        metrics.filter(pl.col("kind") == "reconciled")
+        metrics.filter(pl.col("kind").is_in(["reconciled", "published"]))
         .join(best, on="level")
         .select("level", "model", (pl.col(metric) / pl.col("best_base")).alias("ratio"))
     )
-
-
-def least_worst_method(metrics: pl.DataFrame, metric: str) -> str:
-    """The reconciliation whose worst level, relative to the best base model there, is the least bad: the choice the
-    target (no worse than the best base forecast at any level) asks for. Ties go to the alphabetically first."""
-    worst = target_ratios(metrics, metric).group_by("model").agg(pl.col("ratio").max()).sort("ratio", "model")
-    return worst["model"][0]

@@ -27,10 +27,17 @@ SERIES_METRIC_COLUMNS = [
 ]  # fmt: skip
 
 
+WINDOW_METRIC_COLUMNS = [
+    "level", "kind", "model", "cutoff", "mae", "rmse", "rmsse", "wrmsse", "mase", "bias",
+    "coverage_80", "coverage_95", "spl", "wspl", "series",
+]  # fmt: skip
+
+
 @dataclass
 class Scores:
     levels: pl.DataFrame  # METRIC_COLUMNS: per level and model, over series and windows
     series: pl.DataFrame  # SERIES_METRIC_COLUMNS: per series and model, over windows
+    windows: pl.DataFrame  # WINDOW_METRIC_COLUMNS: per level, model and window (what nested choices read)
 
 
 def scores(
@@ -73,7 +80,7 @@ def scores(
         long_window = pl.concat([melted, m5_long.select(melted.columns)])
         wide_window = long_window.pivot(on="metric", index=["unique_id", by], values="value")
         rows.append(wide_window.with_columns(pl.lit(cutoff).alias("cutoff")))
-        weighted.append(_weighted_scores(m5, weigh(history)))
+        weighted.append(_weighted_scores(m5, weigh(history)).with_columns(pl.lit(cutoff).alias("cutoff")))
     per_series = pl.concat(rows, how="diagonal_relaxed").rename(
         {"coverage_level80": "coverage_80", "coverage_level95": "coverage_95"}
     )
@@ -91,7 +98,8 @@ def scores(
         .sort("unique_id", by, "cutoff")
     )
     per_level = _summed(joined, ["level", by]).rename({by: "model"})
-    weighted_mean = pl.concat(weighted).group_by("level", "model").agg(pl.col("wrmsse").mean(), pl.col("wspl").mean())
+    weighted_windows = pl.concat(weighted).sort("level", "model", "cutoff")
+    weighted_mean = weighted_windows.group_by("level", "model").agg(pl.col("wrmsse").mean(), pl.col("wspl").mean())
     level_table = (
         per_level.join(weighted_mean, on=["level", "model"], how="left")
         .with_columns(pl.lit(kind).alias("kind"))
@@ -105,7 +113,16 @@ def scores(
         .select(*SERIES_METRIC_COLUMNS)
         .sort("level", "unique_id", "model")
     )
-    return Scores(level_table, series_table)
+    window_table = (
+        _summed(joined, ["level", by, "cutoff"])
+        .drop("windows")
+        .rename({by: "model"})
+        .join(weighted_windows, on=["level", "model", "cutoff"], how="left")
+        .with_columns(pl.lit(kind).alias("kind"))
+        .select(*WINDOW_METRIC_COLUMNS)
+        .sort("level", "kind", "model", "cutoff")
+    )
+    return Scores(level_table, series_table, window_table)
 
 
 def _summed(joined: pl.DataFrame, by: list[str], with_mean_y: bool = False) -> pl.DataFrame:

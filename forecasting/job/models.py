@@ -119,6 +119,11 @@ class LightGBMSpec(Strict):
 STATISTICAL_MODELS = model_names("statistical")
 INTERMITTENT_MODELS = model_names("intermittent")
 (LIGHTGBM,) = model_names("lightgbm")
+BASE = "Base"  # per series, the forecast that is reconciled (forecasting.models.base)
+# The automatic combinations every level gets as candidates (forecasting.models.combinations).
+MEAN, MEDIAN, WEIGHTED = "Mean", "Median", "Weighted"
+AUTO_COMBINATIONS = (MEAN, MEDIAN, WEIGHTED)
+RESERVED = (BASE, *AUTO_COMBINATIONS)
 
 
 class ModelSpec(Strict):
@@ -137,17 +142,24 @@ class ModelSpec(Strict):
         description="name -> models whose forecasts (and interval bounds) are averaged; available at every level "
         "where all its members run (forecast combination: fpp3 and M4 found simple means hard to beat)",
     )
+    automatic_combinations: bool = Field(
+        True,
+        description="offer at every level the Mean and Median of the models run there, and a Weighted mean with "
+        "weights fitted on earlier backtest windows only, as candidates for Base",
+    )
     primary: dict[str, str] = Field(
-        default_factory=lambda: {"total": "AutoETS", "region": "AutoETS", "warehouse": "AutoETS", "sku": "LightGBM"},
-        description="level name -> the model behind Base there",
+        default_factory=dict,
+        description="level name -> the model behind Base there until a backtest chooses (a level left out: Mean "
+        "with automatic_combinations, else the first model run there)",
     )
     intermittent_model: str | None = Field(
         "CrostonSBA", description="model for bottom series whose average demand interval exceeds intermittent_adi"
     )
     choose_from_backtest: bool = Field(
-        False,
-        description="per level, use the base model with the lowest RMSSE in the job's latest backtest instead of "
-        "`primary` (the job file's choice stays when there is no backtest)",
+        True,
+        description="per level, take Base from the job's latest backtest (forecasting.evaluate.plan: the candidate "
+        "clearly better than the Mean over its windows, else the Mean) instead of `primary` (the job file's choice "
+        "stays when there is no backtest)",
     )
     choice_metric: Literal["rmsse", "wrmsse", "mase"] = Field(
         "rmsse", description="backtest metric the per-level choice minimises (mean over series and windows)"
@@ -183,7 +195,7 @@ class ModelSpec(Strict):
     @model_validator(mode="after")
     def _intermittent_is_run(self) -> ModelSpec:
         for name, settings in self.lightgbm_variants.items():
-            if not IDENTIFIER.match(name) or name in (*STATISTICAL_MODELS, *INTERMITTENT_MODELS, LIGHTGBM, "Base"):
+            if not IDENTIFIER.match(name) or name in (*STATISTICAL_MODELS, *INTERMITTENT_MODELS, LIGHTGBM, *RESERVED):
                 raise ValueError(f"lightgbm variant name {name!r} must be a new plain identifier")
             LightGBMSpec.model_validate(self.lightgbm.model_dump() | settings)
         known_aggregate = {*STATISTICAL_MODELS, *self.lightgbm_names}
@@ -195,7 +207,7 @@ class ModelSpec(Strict):
             raise ValueError(f"intermittent_model {self.intermittent_model!r} is not in bottom_models")
         known = set(self.aggregate_models) | set(self.bottom_models)
         for name, members in self.combinations.items():
-            if not IDENTIFIER.match(name) or name in known or name == "Base":
+            if not IDENTIFIER.match(name) or name in known or name in RESERVED:
                 raise ValueError(f"combination name {name!r} must be a new plain identifier")
             if len(members) < 2 or set(members) - known:
                 raise ValueError(f"combination {name!r} needs two or more of the models run: {sorted(known)}")
@@ -211,7 +223,24 @@ class ModelSpec(Strict):
             return self.lightgbm
         return LightGBMSpec.model_validate(self.lightgbm.model_dump() | self.lightgbm_variants[name])
 
+    def run_at(self, level: str, bottom: str) -> list[str]:
+        """The models run at `level` (no combinations)."""
+        return list(self.bottom_models if level == bottom else self.aggregate_models)
+
     def pool(self, level: str, bottom: str) -> list[str]:
-        """The models run at `level`, and the combinations whose members all run there."""
-        run = list(self.bottom_models if level == bottom else self.aggregate_models)
-        return run + [name for name, members in self.combinations.items() if set(members) <= set(run)]
+        """The candidates for Base at `level`: the models run there, the combinations whose members all run there
+        and, with automatic_combinations, Mean (two models or more), Median (three or more) and Weighted."""
+        run = self.run_at(level, bottom)
+        named = [name for name, members in self.combinations.items() if set(members) <= set(run)]
+        automatic = []
+        if self.automatic_combinations and len(run) >= 2:
+            automatic = [MEAN, *([MEDIAN] if len(run) >= 3 else []), WEIGHTED]
+        return run + named + automatic
+
+    def default_primary(self, level: str, bottom: str) -> str:
+        """Base at `level` before any backtest: the job file's `primary`, else the Mean of the models run there
+        (the diverse choice), else the one model run there."""
+        if level in self.primary:
+            return self.primary[level]
+        pool = self.pool(level, bottom)
+        return MEAN if MEAN in pool else pool[0]

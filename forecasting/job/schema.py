@@ -111,6 +111,16 @@ class BacktestSpec(Strict):
 
     windows: int = Field(3, ge=1, description="rolling origins")
     step: int | None = Field(None, ge=1, description="periods between origins (default: the horizon)")
+    nested_windows: int | None = Field(
+        None,
+        ge=1,
+        description="the most recent windows whose published forecast is scored nested (each published with the "
+        "plan chosen from the windows before it); the earlier ones only choose. Default: half the windows",
+    )
+
+    def scored_windows(self, available: int) -> int:
+        """How many of the `available` windows the nested score covers."""
+        return min(available, self.nested_windows or max(1, available // 2))
 
 
 class JobSpec(Strict):
@@ -187,9 +197,6 @@ class JobSpec(Strict):
             problems = self.models.lightgbm_spec(name).horizon_problems(self.horizon)
             if problems:
                 raise ValueError(f"{name}: horizon_blocks needs every lag at or beyond the horizon: {problems}")
-        absent = [lv for lv in self.hierarchy.levels if lv not in self.models.primary]
-        if absent:
-            raise ValueError(f"models.primary has no model for level(s) {absent}")
         if self.models.trading_days is not None and self.freq not in TRADING_DAY_PERIODS:
             raise ValueError(
                 f"models.trading_days adjusts {' and '.join(TRADING_DAY_PERIODS)} jobs, not freq {self.freq!r}"
@@ -238,6 +245,11 @@ class JobSpec(Strict):
         """Closed days that are whole periods (imputed in the history, forecast as 0): a daily job's. In coarser
         jobs a period's `ds` is its first day, so a closed day there only counts as a day without trading."""
         return self.models.closed_days if self.freq == "day" else []
+
+    def primary_models(self) -> dict[str, str]:
+        """Level -> the model behind Base before any backtest chooses (ModelSpec.default_primary)."""
+        bottom = self.hierarchy.bottom
+        return {level: self.models.default_primary(level, bottom) for level in self.hierarchy.names}
 
     def lightgbm_history(self) -> tuple[int, int]:
         """(longest lag, calibration periods) of the LightGBMs: a series must be longer than their sum to have a

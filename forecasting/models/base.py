@@ -1,5 +1,5 @@
-"""Base: per series, the one model's forecast that is reconciled. The model behind it is the level's primary model
-(the job file's, or the one a backtest chose), or the intermittent-demand model for sparse bottom series."""
+"""Base (BASE): per series, the one model's forecast that is reconciled. The model behind it is the level's primary
+model (the job file's, or the one a backtest chose), or the intermittent-demand model for sparse bottom series."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ from dataclasses import dataclass
 import polars as pl
 
 from forecasting.data.hierarchy import Hierarchy
-from forecasting.job.context import FoundBacktest
+from forecasting.job.context import FoundBacktest, Plan
+from forecasting.job.models import BASE
 from forecasting.job.schema import JobSpec
 from forecasting.models.frames import interval_suffixes
 from forecasting.models.inputs import split_levels
 from forecasting.models.intermittent import intermittent_ids
 
-BASE = "Base"  # the per-level (and per-SKU for intermittent series) choice of model, which is reconciled
+__all__ = ["BASE", "BaseForecasts", "base_columns", "choose_base", "select_base"]
 
 
 @dataclass
@@ -25,15 +26,17 @@ class BaseForecasts:
     choice_source: str  # why those models: the job file or a backtest
     calibration: pl.DataFrame  # unique_id, ds, y, Base: errors the reconciled intervals are calibrated on
     calibration_source: str
-    # The backtest the run reads for all four: model and reconciliation choice, calibration, staffing errors.
+    # The backtest the run reads for everything it takes from one, and the plan chosen from it (or the job file's).
     backtest: FoundBacktest
+    plan: Plan
+    plan_source: str
 
 
 def choose_base(hierarchy: Hierarchy, job: JobSpec, primary: dict[str, str] | None = None) -> pl.DataFrame:
     """unique_id -> model behind Base: the level's primary model, or the intermittent model for sparse bottom
     series."""
     spec = job.models
-    primary = primary or dict(spec.primary)
+    primary = primary or job.primary_models()
     intermittent: set[str] = set()
     if spec.intermittent_model is not None:
         intermittent = intermittent_ids(split_levels(hierarchy)[1], spec.intermittent_adi)

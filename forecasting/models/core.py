@@ -3,7 +3,7 @@
 Aggregate levels get the job's `aggregate_models` (local statistical models, and LightGBMs shared across them);
 the bottom level its `bottom_models` (global LightGBM with price, cheap local and intermittent models). Calendar
 features (events, SNAP) feed every LightGBM. Forecasts come back in units (trading-day adjustment undone), closed
-days at 0, with the job's combinations added.
+days at 0, with the automatic combinations (Mean, Median) and the job's named ones added.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from forecasting.data import features, trading_days, transforms
 from forecasting.data.hierarchy import Hierarchy
 from forecasting.job.schema import JobSpec
 from forecasting.models import engines, registry
-from forecasting.models.frames import LevelForecast, add_combinations, combine
+from forecasting.models.combinations import add_automatic, add_combinations
+from forecasting.models.frames import LevelForecast, combine
 from forecasting.models.inputs import model_inputs
 
 
@@ -55,6 +56,16 @@ def forecast_levels(
         groups.insert(0, forecast_group(Y_agg, spec.aggregate_models, True, hierarchy, prices, calendar, job))
     forecasts, fitted = combine(groups)
     forecasts = transforms.zero_closed_days(forecasts, job.closed_periods)
-    forecasts = add_combinations(forecasts, spec.combinations, job.levels)
-    fitted = add_combinations(fitted, spec.combinations, job.levels, with_intervals=False)
+    return with_combinations(forecasts, fitted, job)
+
+
+def with_combinations(forecasts: pl.DataFrame, fitted: pl.DataFrame, job: JobSpec) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The automatic Mean and Median of the models run, then the job's named combinations (forecasts and fits); the
+    nightly run and the backtest share it."""
+    run = list(dict.fromkeys([*job.models.aggregate_models, *job.models.bottom_models]))
+    if job.models.automatic_combinations:
+        forecasts = add_automatic(forecasts, run, job.levels)
+        fitted = add_automatic(fitted, run, job.levels, with_intervals=False)
+    forecasts = add_combinations(forecasts, job.models.combinations, job.levels)
+    fitted = add_combinations(fitted, job.models.combinations, job.levels, with_intervals=False)
     return forecasts, fitted

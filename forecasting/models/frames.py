@@ -1,6 +1,6 @@
 """The frames every model returns and how they are put together: Nixtla wide frames (unique_id, ds, <model>,
-<model>-lo-<L>, <model>-hi-<L>) side by side across models, stacked across groups of series, averaged into
-combinations, and turned long (one row per series x period x model) for the outputs."""
+<model>-lo-<L>, <model>-hi-<L>) side by side across models, stacked across groups of series, and turned long (one row
+per series x period x model) for the outputs."""
 
 from __future__ import annotations
 

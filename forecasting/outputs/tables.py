@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import polars as pl
 
 from forecasting.data import hierarchy as hier
-from forecasting.evaluate.choice import published_method
+from forecasting.job.context import Plan
 from forecasting.job.schema import JobSpec
 from forecasting.models.base import BaseForecasts
 from forecasting.models.frames import wide_model_names, wide_to_long
@@ -31,13 +31,22 @@ def decorate_reconciled(
     return (
         hier.level_of(hierarchy.members, reconciled)
         .join(base.choice, on="unique_id", how="left")
-        .with_columns((pl.col("method") == published_method(job, base.backtest)[0]).alias("published"))
+        .with_columns(published_expression(base.plan).alias("published"))
         .select(*series_columns(job), "model", "method", "published", "mean", *_interval_columns(job))
         .sort("level", "unique_id", "method", "ds")
     )
 
 
 SERIES_PER_BLOCK = 100_000  # output rows are built and written for this many series at a time
+
+
+def published_expression(plan: Plan) -> pl.Expr:
+    """Whether a row (with its `level` and `method`) is what the plan publishes at its level."""
+    published = pl.lit(False)
+    for level in sorted(plan.base):
+        chosen = plan.published_at(level)
+        published = pl.when(pl.col("level") == level).then(pl.col("method") == chosen).otherwise(published)
+    return published
 
 
 def series_blocks(hierarchy: hier.Hierarchy, size: int = SERIES_PER_BLOCK) -> list[pl.Series]:
