@@ -127,10 +127,13 @@ def run_windows(context: Context, progress: Callable[[str], None]) -> Windows:
     job = context.job
     out = Windows()
     cutoffs = sorted(context.forecasts["cutoff"].unique().to_list())
+    ends = dict(context.forecasts.group_by("cutoff").agg(pl.col("ds").max()).iter_rows())
     base_scores = context.candidate_scores
     for k, cutoff in enumerate(cutoffs):
-        progress(f"window {k + 1}/{len(cutoffs)} (cutoff {cutoff}): plan from the {k} before it, reconcile, publish")
-        prior = cutoffs[:k]
+        # Only windows whose every actual was known at this cutoff (with a step shorter than the horizon, the
+        # windows just before it end after it).
+        prior = [c for c in cutoffs[:k] if ends[c] <= cutoff]
+        progress(f"window {k + 1}/{len(cutoffs)} (cutoff {cutoff}): plan from {len(prior)} earlier windows")
         weights = plans.combination_weights(base_scores, prior, job)
         window_fc = add_weighted(
             context.forecasts.filter(pl.col("cutoff") == cutoff), weights, context.levels_of, job.levels

@@ -214,7 +214,9 @@ def choose(
     base, reasons = choose_base(base_scores, cutoffs, job)
     weights = combination_weights(base_scores, cutoffs, job)
     method, fallback, why = choose_method(reconciled_scores, base_scores, cutoffs, job)
-    scales = interval_scales(published, job.levels) if published is not None and cutoffs else {}
+    scales = {}
+    if published is not None and cutoffs:
+        scales = interval_scales(published.filter(pl.col("cutoff").is_in(cutoffs)), job.levels)
     return Plan(
         base=base,
         weights=weights,

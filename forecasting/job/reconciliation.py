@@ -79,9 +79,9 @@ class ReconcileSpec(Strict):
     )
     publish: ReconcileMethod = "MinTrace"
     choose_from_backtest: bool = Field(
-        False,
-        description="publish the method whose worst level, relative to the best base model at that level, is the "
-        "least bad in the job's latest backtest (`publish` when there is none)",
+        True,
+        description="publish the method the job's latest backtest chose (forecasting.evaluate.plan: one whose worst "
+        "level relative to Base is clearly better than `publish`'s, else `publish`); `publish` when there is none",
     )
     calibration: Literal["insample", "backtest"] = Field(
         "insample",
