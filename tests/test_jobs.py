@@ -96,11 +96,18 @@ def test_tourism_grouped_structure_is_coherent(tourism):
     assert pl.read_parquet(result.run_dir / "staffing.parquet").is_empty()  # no labour standard in this job
 
 
-def test_tourism_base_is_the_ets_theta_combination(tourism):
+def test_tourism_base_is_the_mean_and_median_of_its_models_without_a_backtest(tourism):
+    """No backtest published: Base is the Mean of AutoETS, AutoTheta and SeasonalNaive at every level, with the mean
+    of their interval bounds; the Median and the Weighted (equal weights until a backtest fits them) are candidates."""
     job, result = tourism
     base = pl.read_parquet(result.run_dir / "base_forecasts.parquet")
-    wide = base.pivot(on="model", index=["unique_id", "ds"], values="mean")
-    np.testing.assert_allclose(wide["ETS_Theta"].to_numpy(), ((wide["AutoETS"] + wide["AutoTheta"]) / 2).to_numpy())
-    np.testing.assert_allclose(wide["Base"].to_numpy(), wide["ETS_Theta"].to_numpy())
-    hi = base.pivot(on="model", index=["unique_id", "ds"], values="hi_95")
-    np.testing.assert_allclose(hi["ETS_Theta"].to_numpy(), ((hi["AutoETS"] + hi["AutoTheta"]) / 2).to_numpy())
+    models = ["AutoETS", "AutoTheta", "SeasonalNaive"]
+    for value in ("mean", "hi_95"):
+        wide = base.pivot(on="model", index=["unique_id", "ds"], values=value)
+        np.testing.assert_allclose(
+            wide["Mean"].to_numpy(), wide.select(pl.mean_horizontal(models)).to_series().to_numpy()
+        )
+        np.testing.assert_allclose(wide["Weighted"].to_numpy(), wide["Mean"].to_numpy(), rtol=1e-12)
+        median = wide.select(pl.concat_list(models).list.median()).to_series().to_numpy()
+        np.testing.assert_allclose(wide["Median"].to_numpy(), median)
+        np.testing.assert_allclose(wide["Base"].to_numpy(), wide["Mean"].to_numpy())

@@ -97,7 +97,7 @@ def publish_window(
     window_fc = select_base(window_fc, choice, job.levels)
     window_fit = select_base(window_fit, choice, job.levels, with_intervals=False)
     base_rows = context.long(window_fc.select(*KEYS, *base_columns(job.levels)))
-    calibration, source = calibration_for(context, earlier, window_fit.drop("cutoff"), cutoff)
+    calibration, source = calibration_for(hierarchy, job, earlier, window_fit.drop("cutoff"), cutoff)
     reconciled = transforms.zero_closed_days(rec.reconcile(hierarchy, window_fc, calibration, job), job.closed_periods)
     reconciled = hier.level_of(hierarchy.members, reconciled.with_columns(pl.lit(cutoff).alias("cutoff")))
     reconciled = reconciled.join(context.actuals, on=KEYS, how="left").with_columns(
@@ -108,15 +108,13 @@ def publish_window(
 
 
 def calibration_for(
-    context: Context, earlier: pl.DataFrame | None, window_fit: pl.DataFrame, cutoff: date
+    hierarchy: hier.Hierarchy, job: JobSpec, earlier: pl.DataFrame | None, window_fit: pl.DataFrame, cutoff: date
 ) -> tuple[pl.DataFrame, str]:
     """The errors a window's reconciled intervals are calibrated on, as the nightly run would have had them at that
     cutoff: its in-sample fits, or with `calibration: backtest` the out-of-sample Base errors of the earlier windows
     (and of an earlier published backtest), periods up to the cutoff; in-sample while fewer than 2 per series."""
-    if context.job.reconciliation.calibration == "backtest" and earlier is not None:
-        errors = out_of_sample_errors(
-            earlier.filter(pl.col("cutoff") < cutoff), cutoff, context.hierarchy.members.height
-        )
+    if job.reconciliation.calibration == "backtest" and earlier is not None:
+        errors = out_of_sample_errors(earlier.filter(pl.col("cutoff") < cutoff), cutoff, hierarchy.members.height)
         if errors is not None:
             return errors, "earlier windows"
     return window_fit, "in-sample fits"

@@ -54,14 +54,26 @@ def test_every_window_is_coherent(backtest):
 
 
 def test_metrics_by_hand(backtest):
-    """MAE of the published method at warehouse level, recomputed from the stored rows."""
+    """MAE of a reconciled method and of the nested published forecast at warehouse level, recomputed from the
+    stored rows; each window publishes what its own plan (chosen from the windows before it) says."""
     job, _, result = backtest
-    rows = result.reconciled.filter(pl.col("published") & (pl.col("level") == "warehouse"))
-    assert set(rows["method"]) == {rec.publish_label(job)}
+    rows = result.reconciled.filter((pl.col("method") == "BottomUp") & (pl.col("level") == "warehouse"))
     by_hand = rows.group_by("unique_id", "cutoff").agg((pl.col("mean") - pl.col("y")).abs().mean())["mean"].mean()
-    published = (pl.col("kind") == "reconciled") & (pl.col("model") == rec.publish_label(job))
-    stored = result.metrics.filter((pl.col("level") == "warehouse") & published)
+    method = (pl.col("kind") == "reconciled") & (pl.col("model") == "BottomUp")
+    stored = result.metrics.filter((pl.col("level") == "warehouse") & method)
     assert stored["mae"].item() == pytest.approx(by_hand)
+    cutoffs = sorted(result.reconciled["cutoff"].unique().to_list())
+    for cutoff, plan in zip(cutoffs, result.window_plans, strict=True):
+        published = result.reconciled.filter(pl.col("published") & (pl.col("cutoff") == cutoff))
+        for level in job.hierarchy.names:
+            assert set(published.filter(pl.col("level") == level)["method"]) == {plan.published_at(level)}
+    scored = cutoffs[-job.backtest.scored_windows(len(cutoffs)) :]
+    rows = result.reconciled.filter(
+        pl.col("published") & (pl.col("level") == "warehouse") & pl.col("cutoff").is_in(scored)
+    )
+    by_hand = rows.group_by("unique_id", "cutoff").agg((pl.col("mean") - pl.col("y")).abs().mean())["mean"].mean()
+    nested = result.metrics.filter((pl.col("level") == "warehouse") & (pl.col("model") == "nested"))
+    assert nested["kind"].item() == "published" and nested["mae"].item() == pytest.approx(by_hand)
     assert set(result.metrics["model"]) >= {"AutoETS", "LightGBM", "SeasonalNaive", "Base", "BottomUp"}
     assert result.metrics["rmsse"].is_finite().all()
     assert result.metrics["coverage_80"].is_between(0, 1).all()
@@ -140,24 +152,23 @@ def test_a_backfill_reads_only_a_backtest_that_ends_by_its_data(tmp_path):
     """A run as of an earlier date must not choose models (nor calibrate, nor draw staffing errors) from a backtest
     whose windows' actuals come after its own data: it takes the newest published backtest that ends by then, or
     the job file when there is none."""
-    from forecasting.evaluate.choice import primary_models
+    from forecasting.evaluate.choice import run_plan
     from forecasting.outputs import runs as outputs
 
     reconciliation = slice_job(tmp_path).reconciliation.model_dump() | {"methods": ["BottomUp"], "publish": "BottomUp"}
     job = slice_job(tmp_path, n_items=20, reconciliation=reconciliation)
-    job = job.model_copy(update={"models": job.models.model_copy(update={"choose_from_backtest": True})})
     later, _ = backtest_job(job, windows=1)  # as of 2016-04-24: the window Jan-Mar 2016
     assert outputs.backtest_dir(job, date(2016, 3, 1)) == later.resolve()
     with pytest.raises(FileNotFoundError, match="ends by 2016-02-01"):
         outputs.backtest_dir(job, date(2016, 2, 1))
-    expected = (dict(job.models.primary), "job file (no backtest of this job ends by 2016-02-01)")
-    assert primary_models(job, outputs.usable_backtest(job, date(2016, 2, 1))) == expected
+    plan, source = run_plan(job, outputs.usable_backtest(job, date(2016, 2, 1)))
+    assert (plan.base, source) == (job.primary_models(), "job file (no backtest of this job ends by 2016-02-01)")
     earlier, _ = backtest_job(job, date(2015, 12, 31), windows=1)  # the window Oct-Dec 2015
     assert outputs.backtest_dir(job, date(2016, 2, 1)) == earlier.resolve()
     assert outputs.backtest_dir(job) == later.resolve()  # the backfill did not move `latest`
     before, after = (outputs.usable_backtest(job, date(2016, month, 1)) for month in (2, 3))
-    assert f"backtest {earlier.resolve().name}" in primary_models(job, before)[1]
-    assert f"backtest {later.resolve().name}" in primary_models(job, after)[1]
+    assert run_plan(job, before)[1].startswith(f"backtest {earlier.resolve().name}")
+    assert run_plan(job, after)[1].startswith(f"backtest {later.resolve().name}")
 
 
 def test_cli_backtest_then_query(tmp_path):
@@ -169,7 +180,7 @@ def test_cli_backtest_then_query(tmp_path):
     runner = CliRunner()
     result = runner.invoke(app, ["backtest", "--job", str(path), "--horizon", "2"])
     assert result.exit_code == 0, result.output
-    assert "reconciling window 2/2" in result.output
+    assert "window 2/2" in result.output
     assert "WHERE level = 'sku'" in result.output  # the suggested query names one of the job's own levels
     query = "SELECT count(DISTINCT cutoff) AS windows, min(cutoff) AS first, max(ds) AS last FROM backtest_reconciled"
     answer = runner.invoke(app, ["query", "--job", str(path), "--format", "csv", query])
@@ -222,55 +233,36 @@ def test_backtest_calibration_falls_back_without_a_backtest(tmp_path):
     assert result.summary["interval_calibration"] == "in-sample fits (no backtest published for this job)"
 
 
-def test_nightly_run_chooses_models_from_the_backtest(backtest):
-    from forecasting.evaluate.choice import primary_models
+def test_nightly_run_publishes_the_plan_of_its_backtest(backtest):
+    """The nightly run takes the plan its backtest chose from all of its windows (Base per level, the reconciliation
+    and its fallbacks, interval factors), which the backtest stored in its manifest; without the choice flags the
+    job file's Base and `publish` stay."""
+    import json
+
+    from forecasting.evaluate.choice import run_plan
     from forecasting.job.schema import JobSpec
     from forecasting.pipeline import run_job
 
     job, folder, result = backtest
-    data = job.model_dump()
-    data["models"]["choose_from_backtest"] = True
-    chooser = JobSpec.model_validate(data)
-    primary, why = primary_models(chooser, usable_backtest(chooser))
-    assert why == f"lowest RMSSE per level in backtest {folder.resolve().name}"
-    base = result.metrics.filter((pl.col("kind") == "base") & (pl.col("model") != "Base"))
-    for level, model in primary.items():
-        best = base.filter(pl.col("level") == level).sort("rmsse")["model"][0]
-        assert model == best, level
-    run = run_job(chooser)
+    stored = json.loads((folder / "manifest.json").read_text())["plan"]
+    assert stored == result.plan.to_dict() and stored["base"] == result.base_models
+    plan, why = run_plan(job, usable_backtest(job))
+    assert plan == result.plan and why == f"backtest {folder.resolve().name} (3 windows)"
+    run = run_job(job)
     assert run.summary["model_choice"] == why
     per_level = {row["level"]: row["model"] for row in run.summary["base_model_per_level"] if row["level"] != "sku"}
-    assert per_level == {level: primary[level] for level in ("total", "region", "warehouse")}
-    data["models"]["choose_from_backtest"] = False
-    assert primary_models(JobSpec.model_validate(data), usable_backtest(job)) == (dict(job.models.primary), "job file")
-
-
-def test_published_reconciliation_can_come_from_the_backtest(backtest):
-    from forecasting.evaluate.choice import published_method
-    from forecasting.job.schema import JobSpec
-
-    job, folder, result = backtest
+    assert per_level == {level: plan.base[level] for level in ("total", "region", "warehouse")}
+    assert run.summary["published_per_level"] == {level: plan.published_at(level) for level in job.hierarchy.names}
+    published = pl.read_parquet(run.run_dir / "reconciled_forecasts.parquet").filter(pl.col("published"))
+    for level in job.hierarchy.names:
+        assert set(published.filter(pl.col("level") == level)["method"]) == {plan.published_at(level)}
     data = job.model_dump()
-    data["reconciliation"]["choose_from_backtest"] = True
-    label, why = published_method(JobSpec.model_validate(data), usable_backtest(job))
-    assert why == f"least worst level vs the best base in backtest {folder.resolve().name}"
-    metrics = result.metrics
-    best = {
-        level: metrics.filter((pl.col("level") == level) & (pl.col("kind") == "base") & (pl.col("model") != "Base"))[
-            "rmsse"
-        ].min()
-        for level in job.hierarchy.names
-    }
-    worst = {
-        method: max(
-            metrics.filter((pl.col("model") == method) & (pl.col("level") == level))["rmsse"].item() / best[level]
-            for level in job.hierarchy.names
-        )
-        for method in metrics.filter(pl.col("kind") == "reconciled")["model"].unique().to_list()
-    }
-    assert set(worst) == {job.reconciliation.label(m) for m in job.reconciliation.methods}
-    assert label == min(worst, key=lambda m: (worst[m], m))
-    assert published_method(job, usable_backtest(job)) == (rec.publish_label(job), "job file")
+    data["models"]["choose_from_backtest"] = False
+    data["reconciliation"]["choose_from_backtest"] = False
+    fixed = JobSpec.model_validate(data)
+    _, fixed_result = backtest_job(fixed, windows=3)
+    assert fixed_result.plan.base == fixed.primary_models()
+    assert fixed_result.plan.method == rec.publish_label(fixed) or fixed_result.plan.fallback
 
 
 def test_weighted_and_scaled_metrics(backtest):
@@ -288,44 +280,34 @@ def test_weighted_and_scaled_metrics(backtest):
     assert sku["wrmsse"].item() != pytest.approx(sku["rmsse"].item(), rel=1e-3)
 
 
-def test_choosing_backtest_reconciles_the_base_it_chooses(tmp_path):
-    """With choose_from_backtest, the windows reconcile the Base the nightly run will take from them (the best model
-    per level in the same windows), not the job file's primary: the reconciliation chosen from these windows is then
-    chosen for the Base it will reconcile."""
-    import json
-
-    from forecasting.evaluate.choice import primary_models
-    from forecasting.job.schema import JobSpec
-
-    data = slice_job(tmp_path, n_items=20).model_dump()
-    data["models"]["choose_from_backtest"] = True
-    data["models"]["combinations"] |= {"StatMean": ["AutoETS", "AutoTheta"]}
-    job = JobSpec.model_validate(data)
-    folder, result = backtest_job(job, windows=2)
-    assert primary_models(job, usable_backtest(job))[0] == result.base_models
-    assert json.loads((folder / "manifest.json").read_text())["base_models"] == result.base_models
-    base = result.metrics.filter((pl.col("kind") == "base") & (pl.col("model") != "Base"))
-    for level in ("total", "region", "warehouse"):
-        best = base.filter(pl.col("level") == level).sort("rmsse", "model")["model"][0]
-        assert result.base_models[level] == best, level
-        rows = result.base.filter(pl.col("level") == level)
-        chosen = rows.filter(pl.col("model") == best).select("unique_id", "cutoff", "ds", "mean")
-        in_base = rows.filter(pl.col("model") == "Base").select("unique_id", "cutoff", "ds", "mean")
-        assert chosen.sort("unique_id", "cutoff", "ds").equals(in_base.sort("unique_id", "cutoff", "ds")), level
-    # BottomUp's upper levels are the SKU Base sums; MiddleOut_BottomUp's middle level (region) is that level's Base.
-    middle_level = job.reconciliation.middle_level
-    middle = result.reconciled.filter((pl.col("method") == "MiddleOut_BottomUp") & (pl.col("level") == middle_level))
-    middle_base = result.base.filter((pl.col("model") == "Base") & (pl.col("level") == middle_level))
-    joined = middle.join(middle_base, on=["unique_id", "cutoff", "ds"], suffix="_base")
-    assert joined.height == middle.height > 0
-    np.testing.assert_allclose(joined["mean"], joined["mean_base"].clip(lower_bound=0), rtol=1e-9, atol=1e-6)
+def test_each_window_reconciles_the_base_its_plan_chose(backtest):
+    """Nested: each window's Base is, per level, the candidate its plan chose from the windows before it (the first
+    window has none: the job file's, the Mean), and that Base is what the window reconciles."""
+    job, _, result = backtest
+    cutoffs = sorted(result.reconciled["cutoff"].unique().to_list())
+    assert result.window_plans[0].base == job.primary_models() and result.window_plans[0].windows == []
+    for k, (cutoff, plan) in enumerate(zip(cutoffs, result.window_plans, strict=True)):
+        assert plan.windows == [str(c) for c in cutoffs[:k]]
+        for level in ("total", "region", "warehouse"):
+            rows = result.base.filter((pl.col("level") == level) & (pl.col("cutoff") == cutoff))
+            chosen = rows.filter(pl.col("model") == plan.base[level]).select("unique_id", "ds", "mean")
+            in_base = rows.filter(pl.col("model") == "Base").select("unique_id", "ds", "mean")
+            assert chosen.sort("unique_id", "ds").equals(in_base.sort("unique_id", "ds")), (cutoff, level)
+        # BottomUp's upper levels are the SKU Base sums; MiddleOut_BottomUp's middle level (region) is its Base.
+        middle = result.reconciled.filter(
+            (pl.col("method") == "MiddleOut_BottomUp") & (pl.col("level") == "region") & (pl.col("cutoff") == cutoff)
+        )
+        base = result.base.filter((pl.col("model") == "Base") & (pl.col("level") == "region"))
+        joined = middle.join(base, on=["unique_id", "cutoff", "ds"], suffix="_base")
+        assert joined.height == middle.height > 0
+        np.testing.assert_allclose(joined["mean"], joined["mean_base"].clip(lower_bound=0), rtol=1e-9, atol=1e-6)
 
 
 def test_backtest_calibrated_on_earlier_windows(backtest, tmp_path):
     """With `calibration: backtest`, each window's reconciled intervals come from the earlier windows' Base errors
     (the nightly run's calibration as it would have been at that cutoff); the first window has none and keeps its
     in-sample fits."""
-    from forecasting.evaluate.backtest import window_calibration
+    from forecasting.evaluate.nested import calibration_for
     from forecasting.job.schema import JobSpec
 
     job, _, insample = backtest
@@ -351,7 +333,7 @@ def test_backtest_calibrated_on_earlier_windows(backtest, tmp_path):
     # The last window's errors are exactly the Base forecasts and actuals of the two windows before it.
     hierarchy = aggregate(validate(load(calibrated_job), calibrated_job), calibrated_job)
     base = calibrated.base.filter(pl.col("model") == "Base")
-    errors, source = window_calibration(hierarchy, base, pl.DataFrame(), calibrated_job, date(2015, 12, 1))
+    errors, source = calibration_for(hierarchy, calibrated_job, base, pl.DataFrame(), date(2015, 12, 1))
     expected = base.filter(pl.col("cutoff") < date(2015, 12, 1)).select("unique_id", "ds", "y", pl.col("mean"))
     assert source == "earlier windows" and errors.height == expected.height == hierarchy.members.height * 6
     joined = errors.join(expected, on=["unique_id", "ds"])
@@ -359,11 +341,9 @@ def test_backtest_calibrated_on_earlier_windows(backtest, tmp_path):
     assert joined["Base"].equals(joined["mean"]) and joined["y"].equals(joined["y_right"])
 
     # A later backtest given this one's Base rows (as the nightly run finds a published backtest) calibrates its
-    # window on them: one window at the last cutoff reproduces that window of the three-window run.
+    # one window on them, not on in-sample fits.
     _, later = backtest_job(calibrated_job, windows=1, prior_base=calibrated.base)
     assert set(later.reconciled["calibration"]) == {"earlier windows"}
-    last = b.filter(pl.col("cutoff") == date(2015, 12, 1)).drop("published")
-    assert later.reconciled.sort(keys).drop("published").select(last.columns).equals(last)
 
 
 def _sku_lightgbm_cv(job, as_of: date) -> pl.DataFrame:

@@ -13,7 +13,6 @@ from support import backtested_daily_job, task_runs_of
 
 from flows.backtest import scheduled_backtest
 from flows.nightly import nightly_forecast
-from forecasting.evaluate.choice import best_models
 from forecasting.job.common import project_root
 from forecasting.job.loading import load_job
 from forecasting.outputs.runs import read_manifest, run_dir
@@ -41,7 +40,7 @@ def test_the_flow_publishes_the_backtest_the_job_file_asks_for(backtest_then_nig
     expected = [last_day - timedelta(days=28 * k) for k in (2, 1)]
     assert result["cutoffs"] == manifest["cutoffs"] == [d.isoformat() for d in expected]
     base = pl.read_parquet(folder / "backtest_base.parquet")
-    assert set(base["model"].unique()) == {*MODELS, "Base"}
+    assert set(base["model"].unique()) == {*MODELS, "Mean", "Weighted", "Base"}
     assert base.group_by("unique_id", "cutoff", "model").len()["len"].unique().to_list() == [job.horizon]
     assert base["unique_id"].n_unique() == 14 and base["y"].is_not_null().all()
     [task_run] = task_runs_of(state.state_details.flow_run_id, expected=1)
@@ -53,13 +52,13 @@ def test_the_nightly_run_then_chooses_calibrates_and_staffs_from_it(backtest_the
     assert nightly.is_completed(), nightly.message
     folder = Path(backtest.result()["folder"]).resolve()  # the run folder behind the as-of link
     summary = nightly.result()["summary"]
-    assert summary["model_choice"] == f"lowest WRMSSE per level in backtest {folder.name}"
+    assert summary["model_choice"] == f"backtest {folder.name} (2 windows)"
     assert summary["interval_calibration"].startswith(f"out-of-sample errors of backtest {folder.name} (56 periods")
     assert summary["staffing_demand"] == f"errors of backtest {folder.name}"
-    best = best_models(pl.read_parquet(folder / "metrics.parquet"), job)
-    assert set(best) == set(job.hierarchy.names)
+    plan = read_manifest(folder)["plan"]
+    assert set(plan["base"]) == set(job.hierarchy.names)
     chosen = {row["level"]: row["model"] for row in summary["base_model_per_level"]}
-    assert chosen == best
+    assert chosen == plan["base"]
 
 
 def test_the_run_parameters_override_the_job_file(harness, tmp_path):

@@ -25,20 +25,24 @@ def prepared(tmp_path_factory):
 
 
 def test_base_is_the_primary_model_per_level_and_intermittent_model_for_sparse_skus(prepared):
+    """Without a backtest, Base is the job file's model per level (by default the Mean of the models run there), and
+    the intermittent model for sparse SKUs."""
     job, loaded, hierarchy = prepared
     data = job.model_dump()
     data["models"]["intermittent_model"] = "CrostonSBA"
     job = JobSpec.model_validate(data)
     base = base_forecasts(hierarchy, loaded.prices, job)
     choice = dict(base.choice.iter_rows())
-    assert choice["total"] == job.models.primary["total"]
-    assert choice["total/CA/CA_1"] == job.models.primary["warehouse"]
+    primary = job.primary_models()
+    assert primary == dict.fromkeys(job.hierarchy.names, "Mean")  # no backtest: the Mean of the models run
+    assert choice["total"] == primary["total"]
+    assert choice["total/CA/CA_1"] == primary["warehouse"]
     sku_choices = {choice[i] for i in hierarchy.ids("sku")}
-    assert sku_choices == {job.models.primary["sku"], "CrostonSBA"}
+    assert sku_choices == {primary["sku"], "CrostonSBA"}
     sparse = intermittent_ids(hierarchy.Y_df.filter(pl.col("unique_id").is_in(hierarchy.ids("sku"))), 1.32)
     assert {i for i in hierarchy.ids("sku") if choice[i] == "CrostonSBA"} == sparse
     joined = base.forecasts.join(base.choice, on="unique_id")
-    for model in sku_choices | {"AutoETS"}:
+    for model in sku_choices:
         rows = joined.filter(pl.col("model") == model)
         assert (rows["Base"] == rows[model]).all()
 

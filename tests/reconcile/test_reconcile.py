@@ -6,7 +6,6 @@ import polars as pl
 import pytest
 from support import M5_MONTHLY, assert_coherent, slice_job
 
-from forecasting.evaluate.choice import least_worst_method, target_ratios
 from forecasting.models.frames import calibration_periods
 from forecasting.outputs.tables import decorate_reconciled
 from forecasting.pipeline import aggregate, base_forecasts, load, reconcile, validate
@@ -197,24 +196,6 @@ def test_reconciliation_reruns_to_the_same_numbers(sparse_result, inputs):
     hierarchy, base, first = sparse_result
     again = reconciled_with(hierarchy, base, job)
     assert again.sort("unique_id", "ds", "method").equals(first.sort("unique_id", "ds", "method"))
-
-
-def test_least_worst_method_is_the_one_closest_to_the_best_base_at_its_worst_level():
-    metrics = pl.DataFrame(
-        {
-            "level": ["total", "sku", "total", "sku", "total", "sku", "total", "sku"],
-            "kind": ["base", "base", "base", "base", "reconciled", "reconciled", "reconciled", "reconciled"],
-            "model": ["AutoETS", "LightGBM", "Base", "Base", "MinTrace_wls_struct", "MinTrace_wls_struct",
-                      "MiddleOut_BottomUp", "MiddleOut_BottomUp"],
-            "rmsse": [1.0, 0.9, 0.5, 0.5, 0.8, 0.99, 1.05, 0.9],
-        }
-    )  # fmt: skip
-    ratios = target_ratios(metrics, "rmsse")
-    # Base is a copy of a chosen model, not a model of its own: the best base is AutoETS / LightGBM.
-    assert (
-        ratios.filter((pl.col("model") == "MiddleOut_BottomUp") & (pl.col("level") == "total"))["ratio"].item() == 1.05
-    )
-    assert least_worst_method(metrics, "rmsse") == "MiddleOut_BottomUp"  # worst 1.05 against 1.10
 
 
 def test_calibrating_on_the_complete_periods_only_changes_nothing(sparse_result, inputs):
