@@ -76,10 +76,16 @@ def run(
         "base model per level: "
         + ", ".join(f"{row['level']}={row['model']} ({row['series']})" for row in summary["base_model_per_level"])
     )
+    published = summary["published_method"]
+    if not summary.get("coherent", True):
+        published += " (" + ", ".join(f"{lv}: {m}" for lv, m in summary["published_per_level"].items()) + ")"
     typer.echo(
         f"models run: {', '.join(summary['models_run'])}; reconciled with {', '.join(summary['reconciliation'])}"
-        f", published {summary['published_method']}"
+        f", published {published}"
     )
+    typer.echo(f"chosen from: {summary['model_choice']}")
+    for warning in summary.get("warnings", []):
+        typer.echo(f"warning: {warning}")
     if "staffing_demand" in summary:
         typer.echo(f"staffing demand drawn from: {summary['staffing_demand']}")
     typer.echo(f"{'stage':<16}{'seconds':>9}{'peak RSS MB':>13}")

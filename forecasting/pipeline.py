@@ -104,7 +104,7 @@ def reconcile(hierarchy: hier.Hierarchy, base: BaseForecasts, job: JobSpec, spar
     """Reconciled forecasts: unique_id, ds, method, mean, intervals (rec.reconcile). The published table adds each
     series' level, keys and model block by block as it is written (`reconciled_table`): at 1M series the
     decorated, sorted table of every method would be ~6 GB in memory at once."""
-    reconciled = rec.reconcile(hierarchy, base.forecasts, base.calibration, job, sparse=sparse)
+    reconciled = rec.reconcile(hierarchy, base.forecasts, base.calibration, job, sparse=sparse, notes=base.notes)
     reconciled = with_published(reconciled, base.forecasts, hierarchy.members, base.plan, job.levels)
     return transforms.zero_closed_days(reconciled, job.closed_periods)
 
@@ -178,6 +178,7 @@ def summarize(
         "interval_factors": base.plan.interval_scale,
         "model_choice": base.plan_source,
         "plan": base.plan.reasons,
+        "reconciliation_fallbacks": base.notes,
         "warnings": published_warnings(hierarchy, base, reconciled) if reconciled is not None else [],
         "staffing_demand": staffing_plans.demand_source(job, base.backtest),
         "horizon": job.horizon,
@@ -188,7 +189,7 @@ def summarize(
 def published_warnings(hierarchy: hier.Hierarchy, base: BaseForecasts, reconciled: pl.DataFrame) -> list[str]:
     """What the summary and the report warn about: levels that do not add up (Base or BottomUp published there),
     and levels whose published forecast moved further from Base than its backtest error explains."""
-    warnings = []
+    warnings = [f"reconciliation fell back: {note}" for note in base.notes]
     if not base.plan.coherent:
         said = ", ".join(f"{level}: {method}" for level, method in sorted(base.plan.fallback.items()))
         warnings.append(
@@ -282,6 +283,7 @@ def backtest_job(
         "nested_windows": job.backtest.scored_windows(windows),
         "plan": result.plan.to_dict(),
         "window_plans": [plan.to_dict() for plan in result.window_plans],
+        "reconciliation_fallbacks": result.notes,
         "config": job.model_dump(mode="json"),
     }
     # Published under the job's output lock, which a nightly run holds from its first read of the latest backtest

@@ -57,7 +57,10 @@ def test_full_job_schemas_and_manifest(full_run):
         "Base",
         "CrostonSBA",
         "LightGBM",
+        "Mean",
+        "Median",
         "SeasonalNaive",
+        "Weighted",
     ]
     staffing = pl.read_parquet(result.run_dir / "staffing.parquet")
     assert staffing.height == 10 * 6 * job.horizon * 3  # warehouses x processes x months x quantiles

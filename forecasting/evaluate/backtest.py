@@ -43,6 +43,7 @@ class Backtest:
     plan: plans.Plan  # what the next nightly run publishes: chosen from every window
     window_plans: list[plans.Plan]  # per window, the plan chosen from the windows before it
     window_metrics: pl.DataFrame  # per level, kind, model and window
+    notes: list[str]  # reconciliation fallbacks, per window
 
 
 def _statistical_cv(
@@ -218,6 +219,7 @@ def run_backtest(
         final,
         passed.plans,
         window_metrics,
+        context.notes,
     )
 
 

@@ -59,6 +59,7 @@ class Context:
     candidate_scores: pl.DataFrame
     score: Scorer
     prior_base: pl.DataFrame | None = None
+    notes: list[str] = field(default_factory=list)  # reconciliation fallbacks of every window, as they happen
 
     @property
     def levels_of(self) -> pl.DataFrame:
@@ -98,7 +99,10 @@ def publish_window(
     window_fit = select_base(window_fit, choice, job.levels, with_intervals=False)
     base_rows = context.long(window_fc.select(*KEYS, *base_columns(job.levels)))
     calibration, source = calibration_for(hierarchy, job, earlier, window_fit.drop("cutoff"), cutoff)
-    reconciled = transforms.zero_closed_days(rec.reconcile(hierarchy, window_fc, calibration, job), job.closed_periods)
+    notes: list[str] = []
+    reconciled = rec.reconcile(hierarchy, window_fc, calibration, job, notes=notes)
+    reconciled = transforms.zero_closed_days(reconciled, job.closed_periods)
+    context.notes += [f"{cutoff}: {note}" for note in notes]
     reconciled = hier.level_of(hierarchy.members, reconciled.with_columns(pl.lit(cutoff).alias("cutoff")))
     reconciled = reconciled.join(context.actuals, on=KEYS, how="left").with_columns(
         pl.lit(source).alias("calibration"), pl.lit(False).alias("published")

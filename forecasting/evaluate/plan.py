@@ -15,7 +15,7 @@ backtest (the windows before that one): the choice is made the same way the user
   another method that is not worse anywhere is published; if there is none, the better of Base and BottomUp is
   published at those levels (the levels then no longer add up there: said in the summary and the manifest).
 - **Intervals.** Per level and interval level, the factor on the published intervals' half-widths that would have
-  covered the nominal share of the earlier windows' actuals (split conformal, finite-sample corrected). Without
+  covered the nominal share of the earlier windows' actuals (split conformal on the normalised errors). Without
   earlier windows the factor is 1.
 """
 
@@ -173,8 +173,9 @@ def interval_scales(published: pl.DataFrame, levels: list[int]) -> dict[str, dic
             score = part.select(pl.when(width > 0).then(distance / width).otherwise(None).alias("s"))["s"].drop_nulls()
             if score.len() < MIN_INTERVAL_ROWS:
                 continue
-            q = min(1.0, lv / 100 * (score.len() + 1) / score.len())
-            factors[str(lv)] = float(np.quantile(score.to_numpy(), q, method="higher"))
+            # The nominal quantile itself, interpolated: the aim is coverage near the nominal level, not at least
+            # it (split conformal's (n + 1) / n correction over-covered the few, correlated errors of a top level).
+            factors[str(lv)] = float(np.quantile(score.to_numpy(), lv / 100))
         if factors:
             scales[level] = factors
     return scales

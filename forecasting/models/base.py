@@ -3,7 +3,7 @@ model (the job file's, or the one a backtest chose), or the intermittent-demand 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 
@@ -30,6 +30,8 @@ class BaseForecasts:
     backtest: FoundBacktest
     plan: Plan
     plan_source: str
+    # What reconciliation had to fall back from (forecasting.reconcile.methods.fallbacks), for the summary.
+    notes: list[str] = field(default_factory=list)
 
 
 def choose_base(hierarchy: Hierarchy, job: JobSpec, primary: dict[str, str] | None = None) -> pl.DataFrame:

@@ -259,8 +259,11 @@ def quality_warnings(job: JobSpec, manifest: dict[str, Any]) -> list[str]:
         notes.append("Partial periods left out of the history: " + ", ".join(summary["dropped_periods"]))
     if summary.get("prorated_periods"):
         notes.append("Partial periods scaled to full ones (prorated): " + ", ".join(summary["prorated_periods"]))
-    if "no backtest" in str(summary.get("model_choice", "")):
+    if str(summary.get("model_choice", "")).startswith("job file"):
         notes.append(f"Models were not chosen from a backtest: {summary['model_choice']}.")
+    # The plan's own warnings: levels published as Base (not coherent) and published forecasts that moved further
+    # from their Base than the backtest errors explain.
+    notes += [f"{warning[0].upper()}{warning[1:]}." for warning in summary.get("warnings", [])]
     if "in-sample" in str(summary.get("interval_calibration", "")):
         notes.append("Reconciled intervals are calibrated on in-sample fits, which tends to make them too narrow.")
     try:

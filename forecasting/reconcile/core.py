@@ -21,7 +21,7 @@ from forecasting.job.reconciliation import MIDDLE_OUT
 from forecasting.job.schema import JobSpec
 from forecasting.models.base import BASE
 from forecasting.models.frames import calibration_periods
-from forecasting.reconcile.methods import reconcilers
+from forecasting.reconcile.methods import reconcilers, with_fallbacks
 from forecasting.reconcile.middle_out import middle_out
 from forecasting.reconcile.wide import tag_arrays, wide_to_methods
 
@@ -32,13 +32,22 @@ def publish_label(job: JobSpec) -> str:
 
 
 def reconcile(
-    hierarchy: Hierarchy, base: pl.DataFrame, fitted: pl.DataFrame, job: JobSpec, sparse: bool = True
+    hierarchy: Hierarchy,
+    base: pl.DataFrame,
+    fitted: pl.DataFrame,
+    job: JobSpec,
+    sparse: bool = True,
+    notes: list[str] | None = None,
 ) -> pl.DataFrame:
     """Reconcile the Base column. Returns long rows: unique_id, ds, method, mean, lo-<L>/hi-<L>.
 
     `fitted` holds y and Base for every series (in-sample fits or backtest forecasts): the calibration set of the
     conformal interval sampler, and the residuals wls_var / mint_shrink estimate their error covariance from.
+    A method the library refuses (an ill-conditioned or infeasible problem) falls back in the stated order
+    (methods.fallbacks: the clip heuristic, then wls_struct); its rows keep the method's label and `notes` gets one
+    line saying what was used instead and why.
     """
+    notes = [] if notes is None else notes
     labelled = reconcilers(job, sparse, n_series=hierarchy.members.height)
     insample = fitted.select("unique_id", "ds", "y", BASE).drop_nulls()
     # Only the periods every series has (a balanced frame: reshaped by the library, not pivoted), unless a method
@@ -50,25 +59,29 @@ def reconcile(
     y_hat = base.select("unique_id", "ds", pl.col(BASE).clip(lower_bound=0.0))
     if labelled and balanced and isinstance(hierarchy.S, SMatrix):
         frames += wide_to_methods(
-            reconcile_arrays(hierarchy, y_hat, insample, labelled, job), [lb for lb, _ in labelled], job
+            reconcile_arrays(hierarchy, y_hat, insample, labelled, job, notes), [lb for lb, _ in labelled], job
         )
     elif labelled:
-        engine = HierarchicalReconciliation(reconcilers=[reconciler for _, reconciler in labelled])
-        wide = engine.reconcile(
-            Y_hat_df=y_hat,
-            S_df=hierarchy.S,  # sparse SMatrix or dense S_df, as aggregate() built it
-            tags=tag_arrays(hierarchy),
-            Y_df=insample,
-            level=job.levels,
-            intervals_method="conformal",
-            seed=job.seed,
-            is_balanced=balanced,
-        )
-        frames += wide_to_methods(wide, [label for label, _ in labelled], job)
+
+        def run(reconciler: object) -> pl.DataFrame:
+            return HierarchicalReconciliation(reconcilers=[reconciler]).reconcile(
+                Y_hat_df=y_hat,
+                S_df=hierarchy.S,  # sparse SMatrix or dense S_df, as aggregate() built it
+                tags=tag_arrays(hierarchy),
+                Y_df=insample,
+                level=job.levels,
+                intervals_method="conformal",
+                seed=job.seed,
+                is_balanced=balanced,
+            )
+
+        for label, reconciler in labelled:
+            wide = with_fallbacks(label, reconciler, run, job, sparse, notes)
+            frames += wide_to_methods(wide, [label], job)
     for method in job.reconciliation.methods:
         label = job.reconciliation.label(method)
         if label.startswith(MIDDLE_OUT):
-            frames.append(middle_out(hierarchy, base, insample, job, label, sparse))
+            frames.append(middle_out(hierarchy, base, insample, job, label, sparse, notes))
     out = pl.concat(frames)
     if job.reconciliation.nonnegative_method:
         # Means are non-negative by construction (non-negative MinTrace; BottomUp of clipped base forecasts), so
@@ -88,7 +101,12 @@ def _by_row(frame: pl.DataFrame, rows: pl.DataFrame, column: str, what: str) -> 
 
 
 def reconcile_arrays(
-    hierarchy: Hierarchy, y_hat: pl.DataFrame, insample: pl.DataFrame, labelled: list[tuple[str, object]], job: JobSpec
+    hierarchy: Hierarchy,
+    y_hat: pl.DataFrame,
+    insample: pl.DataFrame,
+    labelled: list[tuple[str, object]],
+    job: JobSpec,
+    notes: list[str] | None = None,
 ) -> pl.DataFrame:
     """What HierarchicalReconciliation.reconcile does with a sparse S and balanced frames (sort to S's row order,
     reshape, each reconciler's fit_predict, one column per output), without its checks that build a Python set of
@@ -112,9 +130,14 @@ def reconcile_arrays(
     }
     out = y_hat.join(rows, on="unique_id").sort("row", "ds").drop("row")
     levels = sorted(job.levels)
-    for label, reconciler in labelled:
+    notes = [] if notes is None else notes
+
+    def run(reconciler: object) -> dict:
         wanted = signature(reconciler.fit_predict).parameters
-        result = reconciler(**{k: v for k, v in arrays.items() if k in wanted}, level=levels)
+        return reconciler(**{k: v for k, v in arrays.items() if k in wanted}, level=levels)
+
+    for label, reconciler in labelled:
+        result = with_fallbacks(label, reconciler, run, job, True, notes)
         name = f"{BASE}/{label}"
         bounds = [f"{name}-lo-{lv}" for lv in reversed(levels)] + [f"{name}-hi-{lv}" for lv in levels]
         quantiles = np.reshape(result["quantiles"], (out.height, -1))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from importlib import import_module
-from typing import Any
+from typing import Any, TypeVar
 
 from hierarchicalforecast.methods import BottomUp, BottomUpSparse, MinTrace, MinTraceSparse
 
@@ -15,6 +15,7 @@ from forecasting.job.catalogue import RECONCILERS
 from forecasting.job.reconciliation import MIDDLE_OUT
 from forecasting.job.schema import JobSpec
 
+T = TypeVar("T")
 DENSE_ONLY = {"mint_shrink"}  # the library has no sparse version: an n x n shrunk covariance
 MAX_DENSE_SERIES = 5000  # 5,000^2 doubles = 200 MB per covariance; M5 monthly's 30,504 series would need 7.4 GB
 
@@ -64,3 +65,45 @@ def library_min_trace(variant: str, job: JobSpec, sparse: bool, threads: int = 1
     if sparse:
         return MinTraceSparse(variant, nonnegative=how is not None, num_threads=threads, qp=how != "clip")
     return MinTrace(method=variant, nonnegative=how is not None, num_threads=threads)
+
+
+def fallbacks(label: str, job: JobSpec, sparse: bool) -> list[tuple[str, object]]:
+    """What to try, in order, when `label`'s own reconciler fails (the library refuses an ill-conditioned or
+    infeasible problem): the same variant with the clip heuristic instead of the non-negative QP (sparse only: the
+    library's dense MinTrace has only the QP), then MinTrace wls_struct, with the QP and then with clip. BottomUp
+    cannot fail and has none."""
+    if family(label) != "MinTrace":
+        return []
+    variant = label.removeprefix("MinTrace_")
+    clip = job.reconciliation.nonnegative_method == "qp"
+    out = []
+    if clip and sparse and variant not in DENSE_ONLY:
+        out.append((f"{label} with clip", MinTraceSparse(variant, nonnegative=True, num_threads=job.n_jobs, qp=False)))
+    if variant != "wls_struct":
+        out.append(("MinTrace_wls_struct", library_min_trace("wls_struct", job, sparse=sparse, threads=job.n_jobs)))
+        if clip and sparse:
+            out.append(
+                (
+                    "MinTrace_wls_struct with clip",
+                    MinTraceSparse("wls_struct", nonnegative=True, num_threads=job.n_jobs, qp=False),
+                )
+            )
+    return out
+
+
+def with_fallbacks(
+    label: str, reconciler: object, run: Callable[[object], T], job: JobSpec, sparse: bool, notes: list[str]
+) -> T:
+    """run(reconciler), or on the library's refusal run() of the fallbacks in order, saying which was used."""
+    try:
+        return run(reconciler)
+    except Exception as exc:  # the library raises plain Exception / LinAlgError / ValueError for these
+        first = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        for what, fallback in fallbacks(label, job, sparse):
+            try:
+                result = run(fallback)
+            except Exception:
+                continue
+            notes.append(f"{label}: the library refused it ({first}); {what} was used instead")
+            return result
+        raise ValueError(f"reconciliation {label} failed ({first}) and so did every fallback") from exc

@@ -21,7 +21,7 @@ from forecasting.job.hierarchy import HierarchySpec
 from forecasting.job.reconciliation import middle_out_parts
 from forecasting.job.schema import JobSpec
 from forecasting.models.base import BASE
-from forecasting.reconcile.methods import DENSE_ONLY, MAX_DENSE_SERIES, library_min_trace
+from forecasting.reconcile.methods import DENSE_ONLY, MAX_DENSE_SERIES, library_min_trace, with_fallbacks
 from forecasting.reconcile.wide import tag_arrays, wide_to_methods
 
 
@@ -39,7 +39,13 @@ def upper_hierarchy(hierarchy: Hierarchy, middle: str) -> Hierarchy:
 
 
 def middle_out(
-    hierarchy: Hierarchy, base: pl.DataFrame, insample: pl.DataFrame, job: JobSpec, label: str, sparse: bool = True
+    hierarchy: Hierarchy,
+    base: pl.DataFrame,
+    insample: pl.DataFrame,
+    job: JobSpec,
+    label: str,
+    sparse: bool = True,
+    notes: list[str] | None = None,
 ) -> pl.DataFrame:
     """Reconcile the levels down to the middle one among themselves, then split every lower series from them by
     forecast proportions; lower intervals are the base intervals scaled like their means (module docstring)."""
@@ -51,15 +57,20 @@ def middle_out(
     method = BottomUp() if variant == "BottomUp" else library_min_trace(variant, job, sparse=False)
     clipped = base.select("unique_id", "ds", pl.col(BASE).clip(lower_bound=0.0))
     is_upper = pl.col("unique_id").is_in(upper_ids)
-    wide = HierarchicalReconciliation(reconcilers=[method]).reconcile(
-        Y_hat_df=clipped.filter(is_upper),
-        S_df=upper.S,
-        tags=tag_arrays(upper),
-        Y_df=insample.filter(is_upper),
-        level=job.levels,
-        intervals_method="conformal",
-        seed=job.seed,
-    )
+
+    def run(reconciler: object) -> pl.DataFrame:
+        return HierarchicalReconciliation(reconcilers=[reconciler]).reconcile(
+            Y_hat_df=clipped.filter(is_upper),
+            S_df=upper.S,
+            tags=tag_arrays(upper),
+            Y_df=insample.filter(is_upper),
+            level=job.levels,
+            intervals_method="conformal",
+            seed=job.seed,
+        )
+
+    upper_label = "BottomUp" if variant == "BottomUp" else f"MinTrace_{variant}"
+    wide = with_fallbacks(upper_label, method, run, job, False, [] if notes is None else notes)
     (upper_part,) = wide_to_methods(wide, [label], job)
     # Coherent upper forecasts in place of the upper base ones: forecast proportions then leave them as they are
     # and split each middle series over its children in proportion to their base forecasts.
