@@ -24,7 +24,7 @@ from forecasting.evaluate.plan import departures, with_published
 from forecasting.job.schema import JobSpec
 from forecasting.models import base as base_models
 from forecasting.models.base import BaseForecasts
-from forecasting.models.combinations import add_weighted
+from forecasting.models.combinations import add_fitted
 from forecasting.models.core import forecast_levels
 from forecasting.outputs import runs
 from forecasting.outputs.atomic import Table
@@ -89,8 +89,8 @@ def base_forecasts(
     plan, plan_source = run_plan(job, backtest)
     levels_of = hierarchy.members.select("unique_id", "level")
     if job.models.automatic_combinations:
-        forecasts = add_weighted(forecasts, plan.weights, levels_of, job.levels)
-        fitted = add_weighted(fitted, plan.weights, levels_of, job.levels, with_intervals=False)
+        forecasts = add_fitted(forecasts, plan.weights, levels_of, job.levels)
+        fitted = add_fitted(fitted, plan.weights, levels_of, job.levels, with_intervals=False)
     choice = base_models.choose_base(hierarchy, job, plan.base)
     forecasts = base_models.select_base(forecasts, choice, job.levels)
     fitted = base_models.select_base(fitted, choice, job.levels, with_intervals=False)

@@ -60,6 +60,7 @@ def test_full_job_schemas_and_manifest(full_run):
         "Mean",
         "Median",
         "SeasonalNaive",
+        "Top2",
         "Weighted",
     ]
     staffing = pl.read_parquet(result.run_dir / "staffing.parquet")

@@ -21,10 +21,10 @@ import polars as pl
 from forecasting.data import hierarchy as hier
 from forecasting.data import transforms
 from forecasting.evaluate import plan as plans
-from forecasting.job.models import BASE, WEIGHTED
+from forecasting.job.models import BASE, FITTED_COMBINATIONS
 from forecasting.job.schema import JobSpec
 from forecasting.models.base import base_columns, choose_base, select_base
-from forecasting.models.combinations import add_weighted
+from forecasting.models.combinations import add_fitted
 from forecasting.models.frames import wide_to_long
 from forecasting.reconcile import core as rec
 from forecasting.reconcile.calibration import out_of_sample_errors
@@ -137,18 +137,19 @@ def run_windows(context: Context, progress: Callable[[str], None]) -> Windows:
         prior = [c for c in cutoffs[:k] if ends[c] <= cutoff]
         progress(f"window {k + 1}/{len(cutoffs)} (cutoff {cutoff}): plan from {len(prior)} earlier windows")
         weights = plans.combination_weights(base_scores, prior, job)
-        window_fc = add_weighted(
+        window_fc = add_fitted(
             context.forecasts.filter(pl.col("cutoff") == cutoff), weights, context.levels_of, job.levels
         )
-        window_fit = add_weighted(
+        window_fit = add_fitted(
             context.fitted.filter(pl.col("cutoff") == cutoff),
             weights,
             context.levels_of,
             job.levels,
             with_intervals=False,
         )
-        weighted = context.long(window_fc.select(*KEYS, *[c for c in window_fc.columns if c.startswith(WEIGHTED)]))
-        if weighted.height:
+        fitted_names = [c for c in window_fc.columns if c.split("-")[0] in FITTED_COMBINATIONS]
+        weighted = context.long(window_fc.select(*KEYS, *fitted_names)) if fitted_names else None
+        if weighted is not None and weighted.height:
             base_scores = pl.concat([base_scores, context.score(weighted, "model", "base")], how="diagonal_relaxed")
         raw_prior = pl.concat(out.raw_published) if out.raw_published else None
         reconciled_scores = pl.concat(out.reconciled_scores) if out.reconciled_scores else base_scores.clear()
@@ -157,7 +158,7 @@ def run_windows(context: Context, progress: Callable[[str], None]) -> Windows:
         base_rows, reconciled, raw = publish_window(context, window_fc, window_fit, plan, cutoff, earlier)
         base_scores = pl.concat([base_scores, context.score(base_rows, "model", "base")], how="diagonal_relaxed")
         out.reconciled_scores.append(context.score(reconciled, "method", "reconciled"))
-        out.base.append(pl.concat([weighted, base_rows], how="diagonal_relaxed"))
+        out.base.append(base_rows if weighted is None else pl.concat([weighted, base_rows], how="diagonal_relaxed"))
         out.reconciled.append(reconciled)
         out.raw_published.append(raw)
         out.published.append(plans.apply_interval_scales(raw, plan.interval_scale, job.levels))
@@ -186,7 +187,7 @@ def in_sample_published(context: Context, windows: Windows, final: plans.Plan) -
     for k, cutoff in enumerate(cutoffs):
         nested = windows.plans[k]
         same_base = nested.base == final.base and (
-            WEIGHTED not in final.base.values() or nested.weights == final.weights
+            not set(FITTED_COMBINATIONS) & set(final.base.values()) or nested.weights == final.weights
         )
         if same_base:
             base = (
@@ -196,10 +197,10 @@ def in_sample_published(context: Context, windows: Windows, final: plans.Plan) -
             )
             raw = published_rows(windows.reconciled[k], base, final)
         else:
-            fc = add_weighted(
+            fc = add_fitted(
                 context.forecasts.filter(pl.col("cutoff") == cutoff), final.weights, context.levels_of, job.levels
             )
-            fit = add_weighted(
+            fit = add_fitted(
                 context.fitted.filter(pl.col("cutoff") == cutoff),
                 final.weights,
                 context.levels_of,

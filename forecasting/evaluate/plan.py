@@ -7,8 +7,9 @@ backtest (the windows before that one): the choice is made the same way the user
   `primary` when automatic combinations are off). A candidate (a single model, a named or automatic combination)
   replaces it only when it is clearly better: lower on average over the earlier windows by more than one standard
   error of the per-window differences. Among those, the lowest.
-- **Weighted combination.** Per level, weights proportional to 1 / (mean metric)^2 over the earlier windows
-  (Bates and Granger's inverse-MSE weights): fitted on earlier windows only, stable with few windows.
+- **Fitted combinations.** Per level, `Weighted`: weights proportional to 1 / (mean metric)^2 over the earlier
+  windows (Bates and Granger's inverse-MSE weights); `Top2`: the mean of the two models best there (select, then
+  combine). Fitted on earlier windows only.
 - **Reconciliation.** The job's `publish` method, or with `reconciliation.choose_from_backtest` the method whose
   worst level (relative to its Base) is lowest, by the same clearly-better rule against the job's method.
 - **Never publish harm.** Where the chosen method was worse than its own Base at a level over the earlier windows,
@@ -28,7 +29,7 @@ import numpy as np
 import polars as pl
 
 from forecasting.job.context import Plan
-from forecasting.job.models import BASE, MEAN
+from forecasting.job.models import BASE, MEAN, TOP2, WEIGHTED
 from forecasting.job.schema import JobSpec
 from forecasting.reconcile.core import publish_label
 
@@ -56,9 +57,13 @@ def _per_window(scores: pl.DataFrame, level: str, metric: str, cutoffs: list[dat
     return out
 
 
-def combination_weights(scores: pl.DataFrame, cutoffs: list[date], job: JobSpec) -> dict[str, dict[str, float]]:
-    """Per level, inverse-MSE weights of the models run there over `cutoffs` (equal weights without any)."""
-    weights = {}
+def combination_weights(
+    scores: pl.DataFrame, cutoffs: list[date], job: JobSpec
+) -> dict[str, dict[str, dict[str, float]]]:
+    """The fitted combinations' weights over `cutoffs`, per level: Weighted, inverse-MSE weights of the models run
+    there; Top2, equal weights on the two with the lowest mean metric. Without earlier windows (or a model without
+    scores in them) both are the equal-weight Mean."""
+    weighted, top2 = {}, {}
     bottom = job.hierarchy.bottom
     metric = job.models.choice_metric
     for level in job.hierarchy.names:
@@ -66,12 +71,18 @@ def combination_weights(scores: pl.DataFrame, cutoffs: list[date], job: JobSpec)
         if len(run) < 2 or not job.models.automatic_combinations:
             continue
         per_window = _per_window(scores, level, metric, cutoffs) if cutoffs else {}
-        inverse = {m: 1.0 / max(float(per_window[m].mean()), 1e-12) ** 2 for m in run if m in per_window}
-        if len(inverse) < len(run):
-            inverse = dict.fromkeys(run, 1.0)
-        total = sum(inverse.values())
-        weights[level] = {m: inverse[m] / total for m in sorted(inverse)}
-    return weights
+        means = {m: max(float(per_window[m].mean()), 1e-12) for m in run if m in per_window}
+        if len(means) < len(run):
+            weighted[level] = dict.fromkeys(sorted(run), 1.0 / len(run))
+            if len(run) >= 3:
+                top2[level] = dict.fromkeys(sorted(run), 1.0 / len(run))
+            continue
+        inverse = {m: 1.0 / v**2 for m, v in means.items()}
+        weighted[level] = {m: inverse[m] / sum(inverse.values()) for m in sorted(inverse)}
+        if len(run) >= 3:
+            best = sorted(means, key=lambda m: (means[m], m))[:2]
+            top2[level] = dict.fromkeys(sorted(best), 0.5)
+    return {WEIGHTED: weighted, TOP2: top2}
 
 
 def choose_base(scores: pl.DataFrame, cutoffs: list[date], job: JobSpec) -> tuple[dict[str, str], list[str]]:

@@ -22,7 +22,8 @@ class Plan:
     """What a run publishes: chosen from a backtest's windows (forecasting.evaluate.plan), or the job file's."""
 
     base: dict[str, str]  # level -> the candidate behind Base
-    weights: dict[str, dict[str, float]] = field(default_factory=dict)  # level -> model -> weight of `Weighted`
+    # The fitted combinations (Weighted, Top2): name -> level -> model -> weight.
+    weights: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     method: str = ""  # the reconciliation published
     fallback: dict[str, str] = field(default_factory=dict)  # level -> Base or BottomUp, published instead
     interval_scale: dict[str, dict[str, float]] = field(default_factory=dict)  # level -> "80" -> factor

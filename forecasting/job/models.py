@@ -121,8 +121,9 @@ INTERMITTENT_MODELS = model_names("intermittent")
 (LIGHTGBM,) = model_names("lightgbm")
 BASE = "Base"  # per series, the forecast that is reconciled (forecasting.models.base)
 # The automatic combinations every level gets as candidates (forecasting.models.combinations).
-MEAN, MEDIAN, WEIGHTED = "Mean", "Median", "Weighted"
-AUTO_COMBINATIONS = (MEAN, MEDIAN, WEIGHTED)
+MEAN, MEDIAN, WEIGHTED, TOP2 = "Mean", "Median", "Weighted", "Top2"
+AUTO_COMBINATIONS = (MEAN, MEDIAN, WEIGHTED, TOP2)
+FITTED_COMBINATIONS = (WEIGHTED, TOP2)  # their weights are fitted on earlier backtest windows
 RESERVED = (BASE, *AUTO_COMBINATIONS)
 
 
@@ -144,8 +145,9 @@ class ModelSpec(Strict):
     )
     automatic_combinations: bool = Field(
         True,
-        description="offer at every level the Mean and Median of the models run there, and a Weighted mean with "
-        "weights fitted on earlier backtest windows only, as candidates for Base",
+        description="offer at every level the Mean and Median of the models run there, a Weighted mean with "
+        "weights fitted on earlier backtest windows only, and Top2, the mean of the two models best on those windows, "
+        "as candidates for Base",
     )
     primary: dict[str, str] = Field(
         default_factory=dict,
@@ -229,12 +231,12 @@ class ModelSpec(Strict):
 
     def pool(self, level: str, bottom: str) -> list[str]:
         """The candidates for Base at `level`: the models run there, the combinations whose members all run there
-        and, with automatic_combinations, Mean (two models or more), Median (three or more) and Weighted."""
+        and, with automatic_combinations, Mean and Weighted (two models or more), Median and Top2 (three or more)."""
         run = self.run_at(level, bottom)
         named = [name for name, members in self.combinations.items() if set(members) <= set(run)]
         automatic = []
         if self.automatic_combinations and len(run) >= 2:
-            automatic = [MEAN, *([MEDIAN] if len(run) >= 3 else []), WEIGHTED]
+            automatic = [MEAN, *([MEDIAN] if len(run) >= 3 else []), WEIGHTED, *([TOP2] if len(run) >= 3 else [])]
         return run + named + automatic
 
     def default_primary(self, level: str, bottom: str) -> str:

@@ -3,7 +3,8 @@ M5 competitions found combinations of diverse families hold up on new windows wh
 
 - `Mean`: the equal-weight mean of every model run for the series;
 - `Median`: their median (three models or more);
-- `Weighted`: weights per level fitted on earlier backtest windows only (forecasting.evaluate.plan), applied here.
+- `Weighted`: weights per level fitted on earlier backtest windows only (forecasting.evaluate.plan), applied here;
+- `Top2`: the mean of the two models best on the earlier windows, per level (select, then combine).
 
 Interval bounds are combined the same way as the means (a simple, conservative approximation: a combination of the
 members' quantiles, not a quantile of the combined forecast). A combination is null where a member did not run.
@@ -13,10 +14,10 @@ from __future__ import annotations
 
 import polars as pl
 
-from forecasting.job.models import AUTO_COMBINATIONS, MEAN, MEDIAN, WEIGHTED
+from forecasting.job.models import AUTO_COMBINATIONS, MEAN, MEDIAN, TOP2, WEIGHTED
 from forecasting.models.frames import interval_suffixes
 
-__all__ = ["AUTO_COMBINATIONS", "MEAN", "MEDIAN", "WEIGHTED", "add_automatic", "add_combinations", "add_weighted"]
+__all__ = ["AUTO_COMBINATIONS", "MEAN", "MEDIAN", "TOP2", "WEIGHTED", "add_automatic", "add_combinations", "add_fitted"]
 
 
 def add_combinations(
@@ -53,16 +54,29 @@ def add_automatic(
     return frame.with_columns(exprs)
 
 
-def add_weighted(
+def add_fitted(
     frame: pl.DataFrame,
-    weights: dict[str, dict[str, float]],
+    combinations: dict[str, dict[str, dict[str, float]]],
     levels_of: pl.DataFrame,
     levels: list[int],
     with_intervals: bool = True,
 ) -> pl.DataFrame:
-    """Add `Weighted`: per series, the weighted mean of its level's models (`weights`: level -> model -> weight,
-    summing to 1; `levels_of`: unique_id, level). Null at a level without weights or where a weighted model is
-    null."""
+    """Add each fitted combination (`combinations`: name -> level -> model -> weight, summing to 1; `levels_of`:
+    unique_id, level): per series, the weighted mean of its level's models. Null at a level without weights or
+    where a weighted model is null."""
+    for name, weights in sorted(combinations.items()):
+        frame = _add_weighted(frame, name, weights, levels_of, levels, with_intervals)
+    return frame
+
+
+def _add_weighted(
+    frame: pl.DataFrame,
+    name: str,
+    weights: dict[str, dict[str, float]],
+    levels_of: pl.DataFrame,
+    levels: list[int],
+    with_intervals: bool,
+) -> pl.DataFrame:
     frame = frame.join(levels_of.select("unique_id", pl.col("level").alias("__level")), on="unique_id", how="left")
     exprs = []
     for suffix in interval_suffixes(levels, with_intervals):
@@ -73,5 +87,5 @@ def add_weighted(
                 continue
             total = sum(w * pl.col(f"{m}{suffix}") for m, w in sorted(usable.items()))
             value = pl.when(pl.col("__level") == level).then(total).otherwise(value)
-        exprs.append(value.alias(f"{WEIGHTED}{suffix}"))
+        exprs.append(value.alias(f"{name}{suffix}"))
     return frame.with_columns(exprs).drop("__level")

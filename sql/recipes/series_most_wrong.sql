@@ -1,5 +1,5 @@
--- The series the job file's published reconciliation (the `published` rows of backtest_reconciled) got most wrong
--- over the latest backtest's windows (view backtest_series_metrics, next to backtest_metrics's per-level figures).
+-- The series the published forecast got most wrong over the latest backtest's nested windows (each window published
+-- with the plan chosen from the windows before it: kind 'published', model 'nested' in backtest_series_metrics).
 -- RMSSE: the error over the series' own one-step naive error (M5's scale), so series of any size compare; bias =
 -- sum (forecast - actual) / sum actual over the windows (negative: too low; empty when nothing was sold);
 -- coverage_80 = share of actuals inside the 80 % interval. Series without a scale (no sales before a cutoff) last.
@@ -21,14 +21,12 @@ checked AS (
                       || (SELECT string_agg(DISTINCT level, ', ' ORDER BY level) FROM backtest_series_metrics)) END
            AS level
     FROM wanted
-),
-published AS (SELECT DISTINCT method FROM backtest_reconciled WHERE published)
+)
 SELECT m.* EXCLUDE (kind, model, mae, rmse, rmsse, mase, bias, coverage_80, coverage_95, spl, mean_y),
        m.model AS method, round(m.rmsse, 3) AS rmsse, round(m.mase, 3) AS mase, round(m.bias, 3) AS bias,
        round(m.coverage_80, 3) AS coverage_80, round(m.mean_y, 1) AS mean_actual
 FROM backtest_series_metrics AS m
-JOIN published AS p ON m.model = p.method
 JOIN checked AS c ON m.level = c.level
-WHERE m.kind = 'reconciled'
+WHERE m.kind = 'published' AND m.model = 'nested'
 ORDER BY m.rmsse DESC NULLS LAST, m.unique_id
 LIMIT coalesce(CAST(getvariable('top') AS INTEGER), 20);

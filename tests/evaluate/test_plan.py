@@ -51,12 +51,15 @@ def test_base_stays_the_mean_unless_a_candidate_is_clearly_better(job):
     assert plans.choose_base(scores(table), [], job)[0] == job.primary_models()  # no earlier window: the job file
 
 
-def test_weights_are_inverse_mse_of_the_earlier_windows(job):
+def test_fitted_combinations_are_inverse_mse_and_the_best_two_of_the_earlier_windows(job):
     table = {("sku", "SeasonalNaive"): [2.0] * 4, ("sku", "CrostonSBA"): [1.0] * 4, ("sku", "LightGBM"): [0.5] * 4}
-    weights = plans.combination_weights(scores(table), CUTOFFS[:2], job)["sku"]
+    fitted = plans.combination_weights(scores(table), CUTOFFS[:2], job)
+    weights = fitted["Weighted"]["sku"]
     expected = np.array([1 / 4, 1, 4]) / (1 / 4 + 1 + 4)
     np.testing.assert_allclose([weights[m] for m in ("SeasonalNaive", "CrostonSBA", "LightGBM")], expected)
-    assert plans.combination_weights(scores(table), [], job)["sku"] == pytest.approx(dict.fromkeys(weights, 1 / 3))
+    assert fitted["Top2"]["sku"] == {"CrostonSBA": 0.5, "LightGBM": 0.5}
+    equal = plans.combination_weights(scores(table), [], job)  # no earlier window: both are the Mean
+    assert equal["Weighted"]["sku"] == pytest.approx(dict.fromkeys(weights, 1 / 3)) == equal["Top2"]["sku"]
 
 
 def test_a_reconciliation_worse_than_base_is_not_published(job):

@@ -225,15 +225,20 @@ def test_cli_diff_and_recipe(planner_runs, tmp_path):
 
 
 def test_series_most_wrong(planner_runs):
-    """The published method's per-series RMSSE over the backtest, worst first, recomputed from the stored rows."""
+    """The published forecast's per-series RMSSE over the backtest's nested windows, worst first, recomputed from
+    the stored rows."""
     from forecasting.pipeline import aggregate, load, validate
 
     job, *_ = planner_runs
     got = recipes.run_recipe(job, "series_most_wrong")
     folder = job.output_dir() / "backtests" / "latest"
     rec = pl.read_parquet(folder / "backtest_reconciled.parquet").filter(pl.col("published"))
-    assert got["level"].to_list() == ["warehouse"] * 2 and set(got["method"]) == set(rec["method"])
-    assert got["windows"].to_list() == [2, 2] and got["rmsse"].to_list() == sorted(got["rmsse"], reverse=True)
+    cutoffs = sorted(rec["cutoff"].unique().to_list())
+    nested = cutoffs[-job.backtest.scored_windows(len(cutoffs)) :]
+    rec = rec.filter(pl.col("cutoff").is_in(nested))
+    assert got["level"].to_list() == ["warehouse"] * 2 and set(got["method"]) == {"nested"}
+    assert got["windows"].to_list() == [len(nested)] * 2
+    assert got["rmsse"].to_list() == sorted(got["rmsse"], reverse=True)
     history = aggregate(validate(load(job), job), job).Y_df
     for row in got.iter_rows(named=True):
         rows = rec.filter(pl.col("unique_id") == row["unique_id"])
@@ -242,7 +247,7 @@ def test_series_most_wrong(planner_runs):
         assert row["bias"] == pytest.approx((rows["mean"].sum() - rows["y"].sum()) / rows["y"].sum(), abs=5e-4)
     skus = recipes.run_recipe(job, "series_most_wrong", {"level": "sku", "top": "5"})
     table = pl.read_parquet(folder / "series_metrics.parquet").filter(
-        (pl.col("level") == "sku") & (pl.col("kind") == "reconciled") & pl.col("model").is_in(rec["method"].unique())
+        (pl.col("level") == "sku") & (pl.col("kind") == "published") & (pl.col("model") == "nested")
     )
     worst = table.sort(pl.col("rmsse"), pl.col("unique_id"), descending=[True, False], nulls_last=True).head(5)
     assert skus["unique_id"].to_list() == worst["unique_id"].to_list() and skus["sku"].null_count() == 0

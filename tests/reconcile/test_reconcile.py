@@ -22,7 +22,12 @@ SHARES = [("warehouse", "region"), ("sku", "warehouse")]  # (child level, the pa
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
+    """The monthly slice with the Base the job file had through stop 25 (the mean of AutoARIMA and LightGBM at the
+    aggregate levels, LightGBM at SKU level): the unconstrained MinTrace of these goes below zero (test_qp_and_clip)."""
+    primary = {"total": "ARIMALightGBM", "region": "ARIMALightGBM", "warehouse": "ARIMALightGBM", "sku": "LightGBM"}
     job = slice_job(tmp_path_factory.mktemp("reconcile"))
+    update = {"primary": primary, "combinations": {"ARIMALightGBM": ["AutoARIMA", "LightGBM"]}}
+    job = job.model_copy(update={"models": job.models.model_copy(update=update)})
     loaded = load(job)
     validated = validate(loaded, job)
     return job, loaded, validated
