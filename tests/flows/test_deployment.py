@@ -98,7 +98,7 @@ def test_the_weekly_backtest_deployment_runs_on_the_worker(deployed, tmp_path):
     assert state == "Completed", deployed.log("worker")[-5000:]
     manifest = read_manifest(run_dir(job, None, subdir="backtests"))
     assert manifest["windows"] == 2 and manifest["cutoffs"] == ["2016-03-27", "2016-04-24"]
-    assert "reconciling window 2/2 (cutoff 2016-04-24)" in deployed.flow_run_logs(flow_run_id)
+    assert "window 2/2 (cutoff 2016-04-24)" in deployed.flow_run_logs(flow_run_id)
 
 
 def test_the_deployment_concurrency_limit_cancels_a_second_run(deployed, tmp_path):

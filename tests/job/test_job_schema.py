@@ -86,10 +86,15 @@ def test_invalid_hierarchies_are_refused(change, message):
         parse_job(raw)
 
 
-def test_primary_must_cover_every_level_and_staffing_needs_a_warehouse_level():
+def test_primary_defaults_to_the_mean_and_staffing_needs_a_warehouse_level():
+    """A level the job file's `primary` leaves out gets the Mean of the models run there (no M5 name is a default);
+    a named level must exist; staffing needs a warehouse level."""
     raw = load_job().model_dump(mode="json")
-    del raw["models"]["primary"]["region"]
-    with pytest.raises(JobConfigError, match=r"no model for level\(s\) \['region'\]"):
+    raw["models"]["primary"] = {"sku": "LightGBM"}
+    job = parse_job(raw)
+    assert job.primary_models() == {"total": "Mean", "region": "Mean", "warehouse": "Mean", "sku": "LightGBM"}
+    raw["models"]["primary"] = {"aisle": "LightGBM"}
+    with pytest.raises(JobConfigError, match="models.primary names level 'aisle'"):
         parse_job(raw)
     raw = load_job("tourism").model_dump(mode="json")
     raw["staffing"] = load_job().model_dump(mode="json")["staffing"]
