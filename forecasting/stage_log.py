@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +27,8 @@ class StageTimer:
 
     def measure(self, stage: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
-        result = fn(*args, **kwargs)
+        with in_stage(stage):
+            result = fn(*args, **kwargs)
         self.record(stage, time.perf_counter() - start, **stage_size(result))
         return result
 
@@ -34,6 +36,21 @@ class StageTimer:
         self.rows.append(
             {"stage": stage, "rows": rows, "series": series, "seconds": round(seconds, 2), **peak_rss_mb()}
         )
+
+
+@contextmanager
+def in_stage(stage: str) -> Iterator[None]:
+    """Name the stage on any error raised inside the block (the first, innermost stage wins): the CLI's one line
+    and the internal-error log say where a run stopped."""
+    try:
+        yield
+    except Exception as exc:
+        if getattr(exc, "stage", None) is None:
+            try:
+                exc.stage = stage  # type: ignore[attr-defined]
+            except AttributeError:  # an exception type without a __dict__
+                pass
+        raise
 
 
 def stage_size(result: Any) -> dict[str, int | None]:

@@ -258,7 +258,7 @@ def test_a_backtest_without_per_series_metrics_still_opens_and_the_recipe_says_w
 
     job, *_ = planner_runs
     old = job.model_copy(update={"output_root": str(tmp_path / "outputs")})
-    shutil.copytree(job.output_dir(), old.output_dir())  # links followed: the original stays untouched
+    shutil.copytree(job.output_dir(), old.output_dir(), symlinks=True)  # relative links: into the copy
     (old.output_dir() / "backtests" / "latest" / "series_metrics.parquet").unlink()
     con = open_views(old)
     assert con.sql("SELECT count(*) FROM backtest_metrics").fetchone()[0] > 0
