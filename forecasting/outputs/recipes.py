@@ -10,6 +10,7 @@ import re
 import polars as pl
 
 from forecasting.job.common import project_root
+from forecasting.job.errors import InputError
 from forecasting.job.schema import JobSpec
 from forecasting.outputs import runs
 from forecasting.outputs.diff import previous_as_of
@@ -33,10 +34,25 @@ def recipe_text(name: str) -> str:
     return (recipes_dir() / f"{name}.sql").read_text()
 
 
+VARIABLE = re.compile(r"getvariable\('([a-z_][a-z0-9_]*)'\)")
+SET_BY_THE_VIEWS = {"run_dir", "backtest_dir", "job_dir"}
+
+
+def parameters(name: str) -> list[str]:
+    """The parameters a recipe reads (its DuckDB variables, less the folders the views set)."""
+    return sorted(set(VARIABLE.findall(recipe_text(name))) - SET_BY_THE_VIEWS)
+
+
 def run_recipe(job: JobSpec, name: str, params: dict[str, str] | None = None, as_of: str | None = None) -> pl.DataFrame:
     """Run one recipe against the job's run (default: the latest) and its latest backtest. `params` become DuckDB
-    variables (bound values); `previous_run_dir` is set to the run published before this one, if there is one."""
+    variables (bound values); `previous_run_dir` is set to the run published before this one, if there is one. A
+    parameter the recipe does not read (a misspelling) is refused, not ignored."""
     sql = recipe_text(name)
+    unknown = sorted(set(params or {}) - set(parameters(name)))
+    if unknown:
+        raise InputError(
+            f"recipe {name!r} has no parameter {', '.join(unknown)}; it takes: {', '.join(parameters(name))}"
+        )
     con = open_views(job, as_of)
     try:
         previous = previous_as_of(job, as_of)
