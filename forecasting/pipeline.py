@@ -5,6 +5,7 @@ validates and aggregates the same way, then backtests and publishes."""
 from __future__ import annotations
 
 import platform
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,6 +51,8 @@ def load(job: JobSpec, as_of: date | None = None) -> Loaded:
         prices = sources.read_prices(con, job)
         calendar = sources.read_calendar_features(con, job)
     except UNREADABLE as exc:  # a damaged file (a compressed page that does not decompress), a value out of range
+        if not isinstance(exc, duckdb.IOException) and not READING_A_FILE.search(str(exc)):
+            raise  # DuckDB's words for a fault of ours (a parameter the SQL does not take): an internal error
         raise sources.SourceError(f"{label}: cannot be read: {one_line(exc)}") from exc
     finally:
         con.close()
@@ -57,6 +60,7 @@ def load(job: JobSpec, as_of: date | None = None) -> Loaded:
 
 
 UNREADABLE = (duckdb.IOException, duckdb.InvalidInputException, duckdb.ConversionException, duckdb.OutOfRangeException)
+READING_A_FILE = re.compile(r"file|CSV|parquet|Could not convert|out of range", re.IGNORECASE)
 
 
 def validate(loaded: Loaded, job: JobSpec) -> Validated:

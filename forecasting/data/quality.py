@@ -10,7 +10,8 @@ import duckdb
 import polars as pl
 from utilsforecast.preprocessing import fill_gaps
 
-from forecasting.data.sources import quote_identifier
+from forecasting.data.freshness import period_start
+from forecasting.data.sources import period_end, quote_identifier
 from forecasting.job.catalogue import MODELS
 from forecasting.job.errors import InputError
 from forecasting.job.schema import POLARS_FREQ, JobSpec
@@ -98,9 +99,27 @@ def _value_checks(con: duckdb.DuckDBPyConnection, job: JobSpec, file: str, total
             {"bound": bound},
         ),
     ]
+    checks += _outside_observed(con, job, file)
     if total and not any(checks) and _check(con, file, column, "", f"{QUANTITY} <> 0") is None:
         examples = con.execute(f"SELECT {ROW} FROM raw_sales LIMIT {EXAMPLES}").fetchall()
         checks.append(Problem(file, column, "every quantity is 0: there is nothing to forecast", total, examples))
+    return checks
+
+
+def _outside_observed(con: duckdb.DuckDBPyConnection, job: JobSpec, file: str) -> list[Problem | None]:
+    """Rows in a period before the one of `observed_from` or after the one of `observed_to`: the job says the data
+    covers less than it holds, or its days were shifted (a time zone: midnight in Sydney is the day before in UTC)."""
+    source, column = job.source, job.source.sales.columns["date"]
+    hint = "; if the file's timestamps carry a time zone, state the data's as source.timezone"
+    checks = []
+    if source.observed_from is not None:
+        first = period_start(source.observed_from, job.freq)
+        what = f"dates before {first}, the first {job.freq} of source.observed_from={source.observed_from}{hint}"
+        checks.append(_check(con, file, column, what, "day < $first", {"first": first}))
+    if source.observed_to is not None:
+        last = period_end(con, source.observed_to, job.freq)
+        what = f"dates after {last}, the last {job.freq} of source.observed_to={source.observed_to}{hint}"
+        checks.append(_check(con, file, column, what, "day > $last", {"last": last}))
     return checks
 
 

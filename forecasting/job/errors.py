@@ -4,6 +4,8 @@ as one line naming the stage and exits 2. Anything else is a fault of the progra
 
 from __future__ import annotations
 
+from concurrent.futures import BrokenExecutor
+
 
 class InputError(ValueError):
     """Input the user can fix. `stage` is filled in by the stage that met it (forecasting.stage_log)."""
@@ -13,6 +15,11 @@ class InputError(ValueError):
 
 class MethodError(InputError):
     """A model or reconciliation method failed on this data; the message names the method and the series."""
+
+
+# What a failing model or method may raise that is not about the data: ours already, the machine's (memory, a
+# disk, a worker process killed from outside). Never turned into a MethodError.
+NOT_THE_DATA: tuple[type[BaseException], ...] = (InputError, OSError, MemoryError, BrokenExecutor)
 
 
 def one_line(text: str) -> str:

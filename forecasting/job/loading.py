@@ -18,6 +18,8 @@ DEFAULT_JOB = "m5-monthly"
 class JobConfigError(InputError):
     """A job file or spec that does not validate; the message names the file and the fields at fault."""
 
+    stage = "job"
+
 
 def jobs_dir() -> Path:
     return project_root() / "data" / "jobs"

@@ -16,7 +16,7 @@ import polars as pl
 
 from forecasting.data import features, trading_days, transforms
 from forecasting.data.hierarchy import Hierarchy
-from forecasting.job.errors import InputError, MethodError, one_line
+from forecasting.job.errors import NOT_THE_DATA, MethodError, one_line
 from forecasting.job.schema import JobSpec
 from forecasting.models import engines, registry
 from forecasting.models.frames import LevelForecast, add_combinations, combine
@@ -55,7 +55,7 @@ def failing_on(models: list[str], Y: pl.DataFrame, aggregate: bool) -> Iterator[
     models and the series they were fitted on; the library's traceback stays on the exception for the log."""
     try:
         yield
-    except InputError:
+    except NOT_THE_DATA:
         raise
     except Exception as exc:
         ids = Y["unique_id"].unique().sort()

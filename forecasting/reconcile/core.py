@@ -19,7 +19,7 @@ from hierarchicalforecast.core import HierarchicalReconciliation
 from hierarchicalforecast.utils import SMatrix
 
 from forecasting.data.hierarchy import Hierarchy
-from forecasting.job.errors import InputError, MethodError, one_line
+from forecasting.job.errors import NOT_THE_DATA, MethodError, one_line
 from forecasting.job.reconciliation import MIDDLE_OUT
 from forecasting.job.schema import JobSpec
 from forecasting.models.base import BASE
@@ -89,7 +89,7 @@ def failing(labels: list[str], hierarchy: Hierarchy) -> Iterator[None]:
     not solve) fails the run with one message naming the method; the library's traceback stays on the exception."""
     try:
         yield
-    except InputError:
+    except NOT_THE_DATA:
         raise
     except Exception as exc:
         raise MethodError(
