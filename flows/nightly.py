@@ -22,6 +22,7 @@ from prefect.tasks import Task
 
 from forecasting import pipeline
 from forecasting.data import hierarchy as hier
+from forecasting.data.sources import SourceError
 from forecasting.job.errors import InputError
 from forecasting.job.loading import DEFAULT_JOB, load_job, parse_job
 from forecasting.job.schema import JobSpec
@@ -32,9 +33,12 @@ IN_MEMORY = {"cache_policy": NONE, "persist_result": False}
 
 
 def retry_io_errors(task: Task[..., Any], task_run: TaskRun, state: State) -> bool:
-    """Retry a failed I/O stage unless the job or the data is at fault (those fail the same way every time)."""
+    """Retry a failed I/O stage unless the job or the data is at fault (those fail the same way every time). A
+    source that cannot be read is retried: the file may arrive late, the database be back."""
     try:
         state.result()
+    except SourceError:
+        return True
     except InputError:
         return False
     except Exception:

@@ -198,13 +198,9 @@ def query(
 @app.command()
 def backtest(
     job: str = JOB_OPTION,
-    windows: int | None = typer.Option(
-        None, "--windows", "-n", min=1, help="rolling origins (default: backtest.windows)"
-    ),
-    step: int | None = typer.Option(
-        None, "--step", min=1, help="periods between origins (default: backtest.step or horizon)"
-    ),
-    horizon: int = typer.Option(None, "--horizon", min=1, help="periods ahead (default: the job's horizon)"),
+    windows: int | None = typer.Option(None, "--windows", "-n", help="rolling origins (default: backtest.windows)"),
+    step: int | None = typer.Option(None, "--step", help="periods between origins (default: backtest.step or horizon)"),
+    horizon: int = typer.Option(None, "--horizon", help="periods ahead (default: the job's horizon)"),
     as_of: str = typer.Option(None, "--as-of", help="last day of data (default: last day the source covers)"),
 ) -> None:
     """Rolling-origin backtest with the libraries' cross-validation; every window reconciled; metrics per level."""

@@ -92,6 +92,7 @@ def test_console_script_is_installed():
         ["report", "--top", "-1"],
         ["diff", "--top", "0"],
         ["backtest", "--windows", "0"],
+        ["backtest", "--step", "-1"],
         ["backtest", "--horizon", "-2"],
         ["run", "--wait", "-1"],
     ],
@@ -99,7 +100,8 @@ def test_console_script_is_installed():
 def test_unknown_or_negative_command_line_values_are_refused(args):
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output
-    assert "Invalid value for" in result.output
+    says = "must be at least 1" if args[0] == "backtest" else "Invalid value for"  # backtest: before any read
+    assert says in result.output, result.output
 
 
 def test_a_misspelled_recipe_parameter_is_refused_not_ignored():

@@ -35,8 +35,15 @@ class OutsideOutputsError(InputError):
 
 
 def job_folder(job: JobSpec, subdir: str | None = None) -> Path:
-    """The job's output folder (or its `subdir`, e.g. backtests), after checking where it really is."""
-    return checked_folder(job.output_dir() / subdir if subdir else job.output_dir())
+    """The job's output folder (or its `subdir`, e.g. backtests, a real folder inside it), after checking where it
+    really is."""
+    folder = checked_folder(job.output_dir())
+    if subdir is None:
+        return folder
+    inner = folder / subdir
+    if inner.is_symlink() or (inner.exists() and not inner.is_dir()):
+        raise _refuse(inner, "is a link or a file where the project keeps a folder")
+    return inner
 
 
 def checked_folder(folder: Path) -> Path:

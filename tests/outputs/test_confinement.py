@@ -176,3 +176,12 @@ def test_what_if_plans_never_write_through_a_link(slice_run, tmp_path, outside):
     (job.output_dir() / "scenarios").unlink()
     path, _ = what_if(job, None, "+10%", None)
     assert path == job.output_dir() / "scenarios" / "2016-04-24" / "volume+10pct.parquet"
+
+
+def test_a_backtests_folder_that_is_a_link_is_refused(job, outside):
+    job.output_dir().mkdir(parents=True)
+    (job.output_dir() / "backtests").symlink_to(outside)
+    restored = checksums(outside)
+    with pytest.raises(OutsideOutputsError, match=f"{job.output_dir() / 'backtests'} is a link or a file"):
+        publish_run(job, AS_OF, _tables(1), {}, subdir="backtests")
+    assert checksums(outside) == restored
