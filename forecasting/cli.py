@@ -4,14 +4,9 @@ Prefect flow."""
 from __future__ import annotations
 
 import json
-import os
-import sys
-import tempfile
 import time
-import traceback
 import warnings
-from datetime import UTC, date, datetime
-from pathlib import Path
+from datetime import date
 from typing import Any
 
 import polars as pl
@@ -25,8 +20,7 @@ from forecasting.job.loading import DEFAULT_JOB, JobConfigError, available_jobs,
 from forecasting.outputs.atomic import DiskFullError, disk_full
 from forecasting.outputs.locks import OutputLockedError
 from forecasting.staffing.standards import StandardsError
-
-LOG_DIR_ENV = "FORECASTING_LOG_DIR"  # where an internal error's traceback goes (default: <tmp>/forecasting-logs)
+from forecasting.stage_log import save_traceback
 
 
 def _fail(message: str | BaseException, code: int = 2) -> None:
@@ -34,26 +28,9 @@ def _fail(message: str | BaseException, code: int = 2) -> None:
     stage = getattr(message, "stage", None)
     text = one_line(str(message))
     if isinstance(message, MethodError):  # the data is at fault, but the library's traceback may tell more
-        text += f"; {_save_traceback(message)}"
+        text += f"; {save_traceback(message)}"
     typer.secho(f"error: {stage + ': ' if stage else ''}{text}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=code)
-
-
-def log_dir() -> Path:
-    return Path(os.environ.get(LOG_DIR_ENV) or Path(tempfile.gettempdir()) / "forecasting-logs")
-
-
-def _save_traceback(exc: BaseException) -> str:
-    """Write the traceback to a new log file; say where (or why not)."""
-    name = f"{datetime.now(UTC):%Y%m%dT%H%M%S}Z-{os.getpid()}.log"
-    try:
-        folder = log_dir()
-        folder.mkdir(parents=True, exist_ok=True)
-        log = folder / name
-        log.write_text(" ".join(sys.argv) + "\n\n" + "".join(traceback.format_exception(exc)))
-    except OSError as problem:
-        return f"the traceback could not be saved ({one_line(str(problem))})"
-    return f"the traceback is in {log}"
 
 
 def _internal_error(exc: BaseException) -> None:
@@ -61,7 +38,7 @@ def _internal_error(exc: BaseException) -> None:
     stage = getattr(exc, "stage", None)
     where = f" in stage {stage}" if stage else ""
     summary = one_line(f"{type(exc).__name__}: {exc}")[:300]
-    _fail(f"internal error{where}: {summary}; {_save_traceback(exc)}", code=1)
+    _fail(f"internal error{where}: {summary}; {save_traceback(exc)}", code=1)
 
 
 class Guarded(TyperGroup):

@@ -1,19 +1,27 @@
 """The stage log: per stage of a run, the rows and series it produced, its seconds and the peak RSS, which the
-manifest, the CLI table and the Prefect run log show."""
+manifest, the CLI table and the Prefect run log show; and for a failed run, the stage it stopped in and the log
+file holding its traceback."""
 
 from __future__ import annotations
 
+import os
 import resource
+import sys
+import tempfile
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from forecasting.data.hierarchy import Hierarchy
 from forecasting.data.stages import Loaded, Validated
+from forecasting.job.errors import one_line
 from forecasting.models.base import BaseForecasts
 from forecasting.outputs.atomic import TableParts
 
@@ -51,6 +59,27 @@ def in_stage(stage: str) -> Iterator[None]:
             except AttributeError:  # an exception type without a __dict__
                 pass
         raise
+
+
+LOG_DIR_ENV = "FORECASTING_LOG_DIR"  # where a failure's traceback goes (default: <tmp>/forecasting-logs)
+
+
+def log_dir() -> Path:
+    return Path(os.environ.get(LOG_DIR_ENV) or Path(tempfile.gettempdir()) / "forecasting-logs")
+
+
+def save_traceback(exc: BaseException) -> str:
+    """Write the traceback of a failure to a new log file (the CLI says one line and points here); say where, or
+    why it could not."""
+    name = f"{datetime.now(UTC):%Y%m%dT%H%M%S}Z-{os.getpid()}.log"
+    try:
+        folder = log_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        log = folder / name
+        log.write_text(" ".join(sys.argv) + "\n\n" + "".join(traceback.format_exception(exc)))
+    except OSError as problem:
+        return f"the traceback could not be saved ({one_line(str(problem))})"
+    return f"the traceback is in {log}"
 
 
 def stage_size(result: Any) -> dict[str, int | None]:
