@@ -5,6 +5,8 @@ workers while they wait for work: both stayed alive for minutes (750 MB) after t
 module ties the forkserver to the run, and every worker it forks to the forkserver, with the kernel's parent-death
 signal (prctl PR_SET_PDEATHSIG): when the parent dies, the kernel kills the child. No process of ours watches.
 Then the last holder of the resource tracker's pipe is gone and it exits too. Linux only; elsewhere a no-op.
+The kernel sends the signal when the *thread* that started the forkserver ends: should that be a worker thread
+that ends before the process, multiprocessing finds its forkserver gone and starts a new one when next asked.
 """
 
 from __future__ import annotations
