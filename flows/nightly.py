@@ -22,20 +22,24 @@ from prefect.tasks import Task
 
 from forecasting import pipeline
 from forecasting.data import hierarchy as hier
-from forecasting.data.quality import DataQualityError
-from forecasting.job.loading import DEFAULT_JOB, JobConfigError, load_job, parse_job
+from forecasting.data.sources import SourceError
+from forecasting.job.errors import InputError
+from forecasting.job.loading import DEFAULT_JOB, load_job, parse_job
 from forecasting.job.schema import JobSpec
-from forecasting.outputs import report
+from forecasting.outputs import confine, report
 from forecasting.outputs.locks import output_lock
 
 IN_MEMORY = {"cache_policy": NONE, "persist_result": False}
 
 
 def retry_io_errors(task: Task[..., Any], task_run: TaskRun, state: State) -> bool:
-    """Retry a failed I/O stage unless the job or the data is at fault (those fail the same way every time)."""
+    """Retry a failed I/O stage unless the job or the data is at fault (those fail the same way every time). A
+    source that cannot be read is retried: the file may arrive late, the database be back."""
     try:
         state.result()
-    except (JobConfigError, DataQualityError):
+    except SourceError:
+        return True
+    except InputError:
         return False
     except Exception:
         return True
@@ -159,6 +163,7 @@ def nightly_forecast(
     validated = stage("validate", validate_task, loaded, spec)
     # Locked once the data passed the gate: a rejected run creates nothing, a second run is refused before fitting.
     with output_lock(spec.output_dir(), wait=lock_wait_seconds, on_wait=logger.warning):
+        confine.check_publishable(spec, loaded.as_of)
         hierarchy = stage("aggregate", aggregate_task, validated, spec)
         base = stage("base_forecasts", base_forecasts_task, hierarchy, loaded, spec)
         reconciled = stage("reconcile", reconcile_task, hierarchy, base, spec)

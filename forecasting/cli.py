@@ -7,29 +7,83 @@ import json
 import time
 import warnings
 from datetime import date
+from typing import Any
 
 import polars as pl
 import typer
+from typer.core import TyperGroup
 
 from forecasting.data.quality import DataQualityError
 from forecasting.data.sources import SourceError
+from forecasting.job.errors import InputError, MethodError, one_line
 from forecasting.job.loading import DEFAULT_JOB, JobConfigError, available_jobs, load_job
 from forecasting.outputs import confined_sql
+from forecasting.outputs.atomic import DiskFullError, disk_full
 from forecasting.outputs.locks import OutputLockedError
 from forecasting.staffing.standards import StandardsError
+from forecasting.stage_log import save_traceback
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+def _fail(message: str | BaseException, code: int = 2) -> None:
+    """One line on stderr, naming the stage when the error knows it; exit 2 (the input is at fault) unless told."""
+    stage = getattr(message, "stage", None)
+    text = one_line(str(message))
+    if isinstance(message, MethodError):  # the data is at fault, but the library's traceback may tell more
+        text += f"; {save_traceback(message)}"
+    typer.secho(f"error: {stage + ': ' if stage else ''}{text}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=code)
+
+
+def _internal_error(exc: BaseException) -> None:
+    """A fault of the program, not of the input: the traceback goes to a log file, one line says where; exit 1."""
+    stage = getattr(exc, "stage", None)
+    where = f" in stage {stage}" if stage else ""
+    summary = one_line(f"{type(exc).__name__}: {exc}")[:300]
+    _fail(f"internal error{where}: {summary}; {save_traceback(exc)}", code=1)
+
+
+class Guarded(TyperGroup):
+    """Every command ends in one line per failure: input errors (forecasting.job.errors.InputError, a busy output
+    folder, no published run) exit 2 naming the stage; a full disk exits 1 and says so; anything else is an
+    internal error: exit 1, traceback in a log file."""
+
+    def invoke(self, ctx: Any) -> object:
+        try:
+            return super().invoke(ctx)
+        except (InputError, OutputLockedError, FileNotFoundError) as exc:
+            if isinstance(exc, FileNotFoundError) and exc.filename is not None:
+                _internal_error(exc)  # the operating system's: a file the program itself expected
+            _fail(exc)  # ours: no published run for what was asked
+        except DiskFullError as exc:  # the publish says what it kept
+            _fail(exc, code=1)
+        except Exception as exc:
+            if type(exc).__module__.split(".")[0] in ("click", "typer"):
+                raise  # the command line's own: exit codes, usage errors (typer vendors click, so by module)
+            full = disk_full(exc)
+            if full is not None:
+                stage = getattr(exc, "stage", None)
+                _fail(f"{stage + ': ' if stage else ''}{full}; nothing was published", code=1)
+            _internal_error(exc)
+        return None
+
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, cls=Guarded)
 
 JOB_OPTION = typer.Option(DEFAULT_JOB, "--job", "-j", help="bundled job name or path to a job YAML file")
 MEMORY_OPTION = typer.Option(
     confined_sql.Limits.memory, "--memory-limit", help="DuckDB memory for the SQL, e.g. 2GB (it never spills to disk)"
 )
 TIMEOUT_OPTION = typer.Option(confined_sql.Limits.seconds, "--timeout", help="seconds the SQL may run, then stopped")
+FORMATS = ("table", "csv", "json")
 
 
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
+def _known_format(value: str) -> str:
+    if value not in FORMATS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(FORMATS)}")
+    return value
+
+
+FORMAT_OPTION = typer.Option("table", "--format", help="table, csv or json", callback=_known_format)
 
 
 def _parse_date(value: str | None, option: str) -> date | None:
@@ -47,7 +101,7 @@ def run(
     job: str = JOB_OPTION,
     as_of: str = typer.Option(None, "--as-of", help="forecast from this date (default: last day of the data)"),
     wait: float = typer.Option(
-        None, "--wait", help="seconds to wait while another run of the job writes (default: refuse at once)"
+        None, "--wait", min=0, help="seconds to wait while another run of the job writes (default: refuse at once)"
     ),
     engine: str = typer.Option(None, "--engine", help="local or dask: where the base models run (default: job)"),
     scheduler: str = typer.Option(None, "--scheduler", help="Dask scheduler address, e.g. tcp://host:8786"),
@@ -64,10 +118,12 @@ def run(
             chosen |= {"scheduler": scheduler} if scheduler else {}
             spec = load_job(job, engine=chosen)
         result = run_job(spec, as_of_date, lock_wait=wait)
-    except (JobConfigError, DataQualityError, SourceError, StandardsError, OutputLockedError) as exc:
-        _fail(str(exc))
+    except (InputError, OutputLockedError) as exc:
+        _fail(exc)
         return
     summary = result.summary
+    for warning in summary.get("warnings", []):
+        typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
     cadence = {"day": "daily", "week": "weekly", "month": "monthly", "quarter": "quarterly"}[summary["freq"]]
     typer.echo(f"job {spec.name}: as of {result.as_of}, {cadence}, horizon {summary['horizon']}")
     typer.echo(f"history used: {summary['history']}; dropped partial periods: {', '.join(summary['dropped_periods'])}")
@@ -101,7 +157,7 @@ def query(
     sql: str = typer.Argument(..., help="SQL over the views base_forecasts, reconciled_forecasts, forecasts, staffing"),
     job: str = JOB_OPTION,
     run_as_of: str = typer.Option(None, "--run", help="as-of date of the run to read (default: latest)"),
-    output_format: str = typer.Option("table", "--format", help="table, csv or json"),
+    output_format: str = FORMAT_OPTION,
     memory_limit: str = MEMORY_OPTION,
     timeout: float = TIMEOUT_OPTION,
 ) -> None:
@@ -158,8 +214,8 @@ def backtest(
     try:
         spec = load_job(job)
         folder, result = backtest_job(spec, as_of_date, windows, step, horizon, progress)
-    except (JobConfigError, DataQualityError, SourceError, ValueError, OutputLockedError) as exc:
-        _fail(str(exc))
+    except (InputError, OutputLockedError) as exc:
+        _fail(exc)
         return
     metrics = result.metrics.with_columns(pl.col(pl.Float64).round(3))
     with pl.Config(tbl_rows=100, tbl_cols=20, tbl_hide_dataframe_shape=True, tbl_width_chars=200):
@@ -285,7 +341,7 @@ def weekday_weights(
 def report(
     job: str = JOB_OPTION,
     run_as_of: str = typer.Option(None, "--run", help="as-of date of the run to report (default: latest)"),
-    top: int = typer.Option(10, "--top", help="SKUs listed by volume and by backtest error"),
+    top: int = typer.Option(10, "--top", min=1, help="SKUs listed by volume and by backtest error"),
 ) -> None:
     """Write a self-contained HTML report (charts, staffing bands, accuracy, warnings) into the run folder."""
     from forecasting import pipeline
@@ -311,7 +367,7 @@ SET_OPTION = typer.Option(None, "--set", help="recipe parameter KEY=VALUE, e.g. 
 def diff(
     runs: list[str] = RUNS_OPTION,
     job: str = JOB_OPTION,
-    top: int = typer.Option(10, "--top", help="rows per level (forecasts) and in all (staffing)"),
+    top: int = typer.Option(10, "--top", min=1, help="rows per level (forecasts) and in all (staffing)"),
 ) -> None:
     """List the largest forecast and staffing changes between two published runs."""
     from forecasting.outputs.diff import diff_runs, resolve_pair
@@ -339,7 +395,7 @@ def recipe(
     job: str = JOB_OPTION,
     run_as_of: str = typer.Option(None, "--run", help="as-of date of the run to read (default: latest)"),
     params: list[str] = SET_OPTION,
-    output_format: str = typer.Option("table", "--format", help="table, csv or json"),
+    output_format: str = FORMAT_OPTION,
     memory_limit: str = MEMORY_OPTION,
     timeout: float = TIMEOUT_OPTION,
 ) -> None:

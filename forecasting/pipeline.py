@@ -5,6 +5,7 @@ validates and aggregates the same way, then backtests and publishes."""
 from __future__ import annotations
 
 import platform
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,42 +14,55 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import polars as pl
 
+from forecasting.data import freshness, quality, sources, transforms
 from forecasting.data import hierarchy as hier
-from forecasting.data import quality, sources, transforms
 from forecasting.data.stages import Loaded, Validated
 from forecasting.evaluate.backtest import Backtest, run_backtest
 from forecasting.evaluate.choice import run_plan
 from forecasting.evaluate.plan import departures, with_published
+from forecasting.job.errors import InputError, one_line
 from forecasting.job.schema import JobSpec
 from forecasting.models import base as base_models
 from forecasting.models.base import BaseForecasts
 from forecasting.models.combinations import add_fitted
 from forecasting.models.core import forecast_levels
-from forecasting.outputs import runs
+from forecasting.outputs import confine, runs
 from forecasting.outputs.atomic import Table
 from forecasting.outputs.locks import output_lock
 from forecasting.outputs.tables import decorate_reconciled, output_tables, published_expression
 from forecasting.reconcile import core as rec
 from forecasting.reconcile.calibration import calibration_set
 from forecasting.staffing import plans as staffing_plans
-from forecasting.stage_log import StageTimer
+from forecasting.stage_log import StageTimer, in_stage
 
 PACKAGES = ["duckdb", "polars", "statsforecast", "mlforecast", "hierarchicalforecast", "lightgbm", "prefect", "numpy"]
 
 
 def load(job: JobSpec, as_of: date | None = None) -> Loaded:
+    """The gate's checks on the raw rows, the as-of date checked against the data's real last day, the history."""
     con, labels = sources.connect_sources(job)
+    label = labels["raw_sales"]
     try:
-        quality.check_raw(con, job, labels["raw_sales"])
-        as_of = sources.resolve_as_of(con, job, as_of, labels["raw_sales"])
-        history = sources.read_history(con, job, as_of)
+        quality.check_raw(con, job, label)
+        covered = sources.coverage(con, job)
+        as_of, warnings = freshness.resolve_as_of(job, as_of, covered, label)
+        history = sources.read_history(con, job, as_of, covered)
         prices = sources.read_prices(con, job)
         calendar = sources.read_calendar_features(con, job)
+    except UNREADABLE as exc:  # a damaged file (a compressed page that does not decompress), a value out of range
+        if not isinstance(exc, duckdb.IOException) and not READING_A_FILE.search(str(exc)):
+            raise  # DuckDB's words for a fault of ours (a parameter the SQL does not take): an internal error
+        raise sources.SourceError(f"{label}: cannot be read: {one_line(exc)}") from exc
     finally:
         con.close()
-    return Loaded(history, prices, calendar, source_label=labels["raw_sales"], as_of=as_of)
+    return Loaded(history, prices, calendar, source_label=label, as_of=as_of, warnings=warnings)
+
+
+UNREADABLE = (duckdb.IOException, duckdb.InvalidInputException, duckdb.ConversionException, duckdb.OutOfRangeException)
+READING_A_FILE = re.compile(r"file|CSV|parquet|Could not convert|out of range", re.IGNORECASE)
 
 
 def validate(loaded: Loaded, job: JobSpec) -> Validated:
@@ -57,7 +71,7 @@ def validate(loaded: Loaded, job: JobSpec) -> Validated:
     if job.staffing is not None and "warehouse" in checked.columns:
         # Before any fitting: a bad labour-standards file should fail in seconds, not after the forecasts.
         staffing_plans.job_standards(job, checked["warehouse"].unique().to_list())
-    return Validated(history=checked, periods=periods)
+    return Validated(history=checked, periods=periods, warnings=list(loaded.warnings))
 
 
 def aggregate(validated: Validated, job: JobSpec, sparse: bool = True) -> hier.Hierarchy:
@@ -67,8 +81,12 @@ def aggregate(validated: Validated, job: JobSpec, sparse: bool = True) -> hier.H
 def load_hierarchy(job: JobSpec, as_of: date | None = None) -> tuple[Loaded, hier.Hierarchy]:
     """The first three stages in one call, for everything that needs the history but not a run (backtests, the
     report, the reference benchmarks)."""
-    loaded = load(job, as_of)
-    return loaded, aggregate(validate(loaded, job), job)
+    with in_stage("load"):
+        loaded = load(job, as_of)
+    with in_stage("validate"):
+        validated = validate(loaded, job)
+    with in_stage("aggregate"):
+        return loaded, aggregate(validated, job)
 
 
 def history(job: JobSpec, as_of: date) -> pl.DataFrame:
@@ -126,6 +144,9 @@ def write(
     timings: list[dict[str, Any]],
     summary: dict[str, Any],
 ) -> Path:
+    """Publish the run (forecasting.outputs.runs) unless its forecast starts before its as-of date."""
+    if summary.get("forecast_start"):
+        freshness.check_forecast_start(job, as_of, date.fromisoformat(summary["forecast_start"]))
     manifest = {
         "job": job.name,
         "as_of": as_of.isoformat(),
@@ -135,6 +156,7 @@ def write(
         "versions": {"python": platform.python_version()} | {p: _version(p) for p in PACKAGES},
         "timings": timings,
         "summary": summary,
+        "warnings": summary.get("warnings", []),
         "tables": {},  # rows per table, counted as they are written
     }
     return runs.publish_run(job, as_of, tables, manifest)
@@ -179,10 +201,13 @@ def summarize(
         "model_choice": base.plan_source,
         "plan": base.plan.reasons,
         "reconciliation_fallbacks": base.notes,
-        "warnings": published_warnings(hierarchy, base, reconciled) if reconciled is not None else [],
         "staffing_demand": staffing_plans.demand_source(job, base.backtest),
         "horizon": job.horizon,
         "freq": job.freq,
+        "forecast_start": base.forecasts["ds"].min().isoformat(),
+        # The data's (stale data allowed) and the plan's (levels that do not add up, fallbacks, departures).
+        "warnings": validated.warnings
+        + (published_warnings(hierarchy, base, reconciled) if reconciled is not None else []),
     }
 
 
@@ -222,6 +247,7 @@ def run_job(job: JobSpec, as_of: date | None = None, lock_wait: float | None = N
     validated = timer.measure("validate", validate, loaded, job)
     loaded.history = loaded.history.clear()  # validated.history holds it from here on (GBs at 1M series)
     with output_lock(job.output_dir(), wait=lock_wait):
+        confine.check_publishable(job, loaded.as_of)  # a link that is not the project's: refused before any fit
         hierarchy = timer.measure("aggregate", aggregate, validated, job)
         validated.history = validated.history.clear()  # and hierarchy.Y_df from here on
         base = timer.measure("base_forecasts", base_forecasts, hierarchy, loaded.prices, job, loaded.calendar)
@@ -256,15 +282,16 @@ def backtest_job(
     windows = job.backtest.windows if windows is None else windows
     step = job.backtest.step if step is None else step
     if windows < 1:
-        raise ValueError("backtest windows must be at least 1")
+        raise InputError("backtest windows must be at least 1")
     if step is not None and step < 1:
-        raise ValueError("backtest step must be at least 1")
+        raise InputError("backtest step must be at least 1")
     if horizon is not None and horizon < 1:
-        raise ValueError("backtest horizon must be at least 1")
+        raise InputError("backtest horizon must be at least 1")
     if horizon is not None:
         job = job.model_copy(update={"horizon": horizon})
     loaded, hierarchy = load_hierarchy(job, as_of)
-    result = run_backtest(hierarchy, loaded.prices, job, windows, step, progress, loaded.calendar, prior_base)
+    with in_stage("backtest"):
+        result = run_backtest(hierarchy, loaded.prices, job, windows, step, progress, loaded.calendar, prior_base)
     tables = {
         "backtest_base": result.base,
         "backtest_reconciled": result.reconciled,
@@ -285,9 +312,10 @@ def backtest_job(
         "window_plans": [plan.to_dict() for plan in result.window_plans],
         "reconciliation_fallbacks": result.notes,
         "config": job.model_dump(mode="json"),
+        "warnings": loaded.warnings,
     }
     # Published under the job's output lock, which a nightly run holds from its first read of the latest backtest
     # (model choice) to its publish: so one run reads one backtest throughout, and a republish of the same as-of
     # date cannot delete the folder a run is reading. A backtest finishing during a nightly run waits for it.
-    with output_lock(job.output_dir(), wait=PUBLISH_WAIT, on_wait=progress):
+    with in_stage("write"), output_lock(job.output_dir(), wait=PUBLISH_WAIT, on_wait=progress):
         return runs.publish_run(job, loaded.as_of, tables, manifest, subdir=BACKTESTS), result

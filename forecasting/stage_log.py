@@ -1,18 +1,27 @@
 """The stage log: per stage of a run, the rows and series it produced, its seconds and the peak RSS, which the
-manifest, the CLI table and the Prefect run log show."""
+manifest, the CLI table and the Prefect run log show; and for a failed run, the stage it stopped in and the log
+file holding its traceback."""
 
 from __future__ import annotations
 
+import os
 import resource
+import sys
+import tempfile
 import time
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from forecasting.data.hierarchy import Hierarchy
 from forecasting.data.stages import Loaded, Validated
+from forecasting.job.errors import one_line
 from forecasting.models.base import BaseForecasts
 from forecasting.outputs.atomic import TableParts
 
@@ -26,7 +35,8 @@ class StageTimer:
 
     def measure(self, stage: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
-        result = fn(*args, **kwargs)
+        with in_stage(stage):
+            result = fn(*args, **kwargs)
         self.record(stage, time.perf_counter() - start, **stage_size(result))
         return result
 
@@ -34,6 +44,42 @@ class StageTimer:
         self.rows.append(
             {"stage": stage, "rows": rows, "series": series, "seconds": round(seconds, 2), **peak_rss_mb()}
         )
+
+
+@contextmanager
+def in_stage(stage: str) -> Iterator[None]:
+    """Name the stage on any error raised inside the block (the first, innermost stage wins): the CLI's one line
+    and the internal-error log say where a run stopped."""
+    try:
+        yield
+    except Exception as exc:
+        if getattr(exc, "stage", None) is None:
+            try:
+                exc.stage = stage  # type: ignore[attr-defined]
+            except AttributeError:  # an exception type without a __dict__
+                pass
+        raise
+
+
+LOG_DIR_ENV = "FORECASTING_LOG_DIR"  # where a failure's traceback goes (default: <tmp>/forecasting-logs)
+
+
+def log_dir() -> Path:
+    return Path(os.environ.get(LOG_DIR_ENV) or Path(tempfile.gettempdir()) / "forecasting-logs")
+
+
+def save_traceback(exc: BaseException) -> str:
+    """Write the traceback of a failure to a new log file (the CLI says one line and points here); say where, or
+    why it could not."""
+    name = f"{datetime.now(UTC):%Y%m%dT%H%M%S}Z-{os.getpid()}.log"
+    try:
+        folder = log_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        log = folder / name
+        log.write_text(" ".join(sys.argv) + "\n\n" + "".join(traceback.format_exception(exc)))
+    except OSError as problem:
+        return f"the traceback could not be saved ({one_line(str(problem))})"
+    return f"the traceback is in {log}"
 
 
 def stage_size(result: Any) -> dict[str, int | None]:

@@ -1,9 +1,9 @@
 -- Prices: weekly shelf prices -> day-weighted mean price per priced key (e.g. sku x warehouse) x period, for every
 -- period the price file covers (future weeks included: planned prices are known ahead, which the horizon needs).
--- Reads the views raw_prices(<keys>, week, price) (key filters already applied) and raw_calendar(day_raw, week).
+-- Reads the views raw_prices(<keys>, week, price) (key filters already applied) and raw_calendar(day_raw, day, week).
 -- Parameters: $period ('day' | 'week' | 'month' | 'quarter').
 WITH calendar AS (
-    SELECT CAST(date_trunc($period, CAST(day_raw AS DATE)) AS DATE) AS ds, week, count(*) AS days
+    SELECT CAST(date_trunc($period, day) AS DATE) AS ds, week, count(*) AS days
     FROM raw_calendar
     GROUP BY ALL
 )

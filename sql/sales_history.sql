@@ -1,14 +1,15 @@
 -- Sales history: raw sales rows -> one row per bottom series x period, with how many days of the period the data covers.
--- Reads the view raw_sales(<hierarchy keys>, ds_raw, quantity) that forecasting.data.sources defines over the job's source
--- (parquet, CSV, a DuckDB table or a Postgres table through DuckDB's postgres extension), with the job's key filters
--- already applied as bound values. The keys differ per job (region, warehouse, sku; or State, Region, Purpose), so
--- they pass through as `* EXCLUDE (...)` and `GROUP BY ALL`.
+-- Reads the view raw_sales(<hierarchy keys>, ds_raw, quantity, day) that forecasting.data.sources defines over the job's
+-- source (parquet, CSV, a DuckDB table or a Postgres table through DuckDB's postgres extension), with the job's key
+-- filters already applied as bound values. `day` is the row's date as a day in the data's time zone
+-- (forecasting.data.timezones), never the host's. The keys differ per job (region, warehouse, sku; or State, Region,
+-- Purpose), so they pass through as `* EXCLUDE (...)` and `GROUP BY ALL`.
 -- Parameters (bound, never formatted in): $period ('day' | 'week' | 'month' | 'quarter'), $as_of DATE,
 -- $observed_from DATE, $observed_to DATE (the days the source covers).
 WITH raw AS (
-    SELECT * EXCLUDE (ds_raw, quantity), CAST(ds_raw AS DATE) AS day, CAST(quantity AS DOUBLE) AS quantity
+    SELECT * EXCLUDE (ds_raw, quantity, day), day, CAST(quantity AS DOUBLE) AS quantity
     FROM raw_sales
-    WHERE CAST(ds_raw AS DATE) <= $as_of
+    WHERE day <= $as_of
 ),
 periods AS (
     SELECT * EXCLUDE (day, quantity), CAST(date_trunc($period, day) AS DATE) AS ds, sum(quantity) AS y

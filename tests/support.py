@@ -151,3 +151,64 @@ def check_forecast_contract(result, Y, job) -> None:
 
     assert set(fc["unique_id"]) == set(Y["unique_id"])
     assert fc.columns[:2] == ["unique_id", "ds"] and fc.schema["ds"] == Y.schema["ds"]
+
+
+TOURISM = project_root() / "data" / "tourism" / "tourism.parquet"
+
+
+def tourism_slice(tmp: Path, states: tuple[str, ...] = ("Tasmania",), **update) -> JobSpec:
+    """The bundled tourism job (quarterly, grouped (State / Region) x Purpose) on one state's 20 real series, in one
+    process, writing under `tmp`: about 2 s a run. `update` replaces top-level fields; `source` is merged."""
+    data = load_job("tourism").model_dump()
+    source = update.pop("source", {})
+    data["source"] |= source
+    data |= {"filters": {"state": list(states)}, "output_root": str(tmp / "outputs"), "n_jobs": 1} | update
+    return JobSpec.model_validate(data)
+
+
+def job_yaml(job: JobSpec, path: Path) -> Path:
+    """The job as a YAML file, as a user writes one."""
+    import yaml
+
+    path.write_text(yaml.safe_dump(job.model_dump(mode="json"), sort_keys=False))
+    return path
+
+
+def checksums(folder: Path) -> dict[str, str]:
+    """Every file and link under `folder` (links not followed): its sha256, or where the link points."""
+    import hashlib
+    import os
+
+    found = {}
+    if not folder.exists() and not folder.is_symlink():
+        return found
+    for root, dirs, files in os.walk(folder):
+        for name in sorted(dirs + files):
+            path = Path(root) / name
+            key = str(path.relative_to(folder))
+            if path.is_symlink():
+                found[key] = "-> " + os.readlink(path)
+            elif path.is_file():
+                found[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300, **popen):
+    """The installed `forecasting` command in a real process: (exit code, stdout, stderr)."""
+    import os
+    import subprocess
+    import sys
+
+    command = [str(Path(sys.executable).parent / "forecasting"), *args]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout, env=os.environ | (env or {}), **popen
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
+def one_error_line(stderr: str) -> str:
+    """The failure's one line: stderr holds nothing else (no traceback, no second message)."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    assert "Traceback" not in stderr
+    return lines[0]

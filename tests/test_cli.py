@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import duckdb
+import pytest
 from support import slice_job
 from typer.testing import CliRunner
 
@@ -81,3 +82,29 @@ def test_console_script_is_installed():
         [os.path.join(os.path.dirname(sys.executable), "forecasting"), "jobs"], capture_output=True, text=True
     )
     assert result.returncode == 0 and "m5-monthly" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["query", "--format", "xml", "SELECT 1"],
+        ["recipe", "next_month_demand_by_warehouse", "--format", "xml"],
+        ["report", "--top", "-1"],
+        ["diff", "--top", "0"],
+        ["backtest", "--windows", "0"],
+        ["backtest", "--step", "-1"],
+        ["backtest", "--horizon", "-2"],
+        ["run", "--wait", "-1"],
+    ],
+)
+def test_unknown_or_negative_command_line_values_are_refused(args):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    says = "must be at least 1" if args[0] == "backtest" else "Invalid value for"  # backtest: before any read
+    assert says in result.output, result.output
+
+
+def test_a_misspelled_recipe_parameter_is_refused_not_ignored():
+    result = runner.invoke(app, ["recipe", "next_month_demand_by_warehouse", "--set", "monht=2016-05-01"])
+    assert result.exit_code == 2
+    assert "recipe 'next_month_demand_by_warehouse' has no parameter monht; it takes: month" in result.output

@@ -134,3 +134,45 @@ def test_labour_standards_files_load_or_fail_clearly(tmp_path_factory, content):
         assert str(path) in str(exc)
         return
     assert isinstance(frame, pl.DataFrame) and set(COLUMNS) <= set(frame.columns)
+
+
+def numeric_paths(tree: Any, prefix: tuple = ()) -> list[tuple]:
+    """Every path to a number or a boolean in a nested dict / list."""
+    if isinstance(tree, bool | int | float):
+        return [prefix]
+    items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, list) else []
+    return [found for key, value in items for found in numeric_paths(value, (*prefix, key))]
+
+
+@st.composite
+def coerced_jobs(draw: st.DrawFn) -> tuple[dict, tuple, Any]:
+    """A bundled job with one number or boolean replaced by a value of another type that lax parsing would take."""
+    job = copy.deepcopy(BUNDLED[draw(st.sampled_from(sorted(BUNDLED)))])
+    where = draw(st.sampled_from(numeric_paths(job)))
+    parent = job
+    for step in where[:-1]:
+        parent = parent[step]
+    old = parent[where[-1]]
+    if isinstance(old, bool):
+        new = draw(st.sampled_from([0, 1, "true", "yes", "1"]))
+    elif isinstance(old, int):
+        new = draw(st.sampled_from([True, False, str(old), float(old) + 0.5]))
+    else:
+        new = draw(st.sampled_from([True, str(old), float("nan")]))
+    parent[where[-1]] = new
+    return job, where, new
+
+
+@FUZZ
+@given(coerced_jobs())
+def test_a_number_or_boolean_of_the_wrong_type_is_refused_never_coerced(case):
+    """`horizon: true` used to become 1: strict mode takes no bool for a number, no text for either."""
+    raw, where, new = case
+    if where[:2] == ("models", "lightgbm_variants"):
+        return  # free-form settings, checked when the variant is built
+    try:
+        parse_job(raw, origin="fuzz")
+    except JobConfigError as exc:
+        assert ".".join(str(p) for p in where) in str(exc), (where, new, exc)
+        return
+    raise AssertionError(f"{where} = {new!r} was accepted")

@@ -10,7 +10,10 @@ import duckdb
 import polars as pl
 from utilsforecast.preprocessing import fill_gaps
 
-from forecasting.data.sources import quote_identifier
+from forecasting.data.freshness import period_start
+from forecasting.data.sources import period_end, quote_identifier
+from forecasting.job.catalogue import MODELS
+from forecasting.job.errors import InputError
 from forecasting.job.schema import POLARS_FREQ, JobSpec
 
 EXAMPLES = 5
@@ -25,8 +28,10 @@ class Problem:
     examples: list[tuple]
 
     def render(self) -> str:
-        rows = "; ".join("(" + ", ".join(_show(v) for v in row) + ")" for row in self.examples)
-        return f"- {self.file} [column {self.column}]: {self.what} ({self.count} rows), e.g. {rows}"
+        rows = ", ".join("(" + ", ".join(_show(v) for v in row) + ")" for row in self.examples)
+        return f"{self.file} [column {self.column}]: {self.what} ({self.count} rows)" + (
+            f", e.g. {rows}" if rows else ""
+        )
 
 
 def _show(value: object) -> str:
@@ -35,12 +40,12 @@ def _show(value: object) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
-class DataQualityError(ValueError):
+class DataQualityError(InputError):
     """The input failed the gate. Nothing has been fitted or written."""
 
     def __init__(self, problems: list[Problem]):
         self.problems = problems
-        super().__init__("input failed the data-quality gate:\n" + "\n".join(p.render() for p in problems))
+        super().__init__("input failed the data-quality gate: " + "; ".join(p.render() for p in problems))
 
 
 def _check(
@@ -50,10 +55,11 @@ def _check(
     count = con.execute(f"SELECT count(*) FROM raw_sales WHERE {where}", params or {}).fetchone()[0]
     if not count:
         return None
-    examples = con.execute(f"SELECT * FROM raw_sales WHERE {where} LIMIT {EXAMPLES}", params or {}).fetchall()
+    examples = con.execute(f"SELECT {ROW} FROM raw_sales WHERE {where} LIMIT {EXAMPLES}", params or {}).fetchall()
     return Problem(file, column, what, count, examples)
 
 
+ROW = "* EXCLUDE (day)"  # a row as the file holds it, for the examples (`day` is computed, sources._define_view)
 NUMBER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "U")
 DATE_TYPES = ("DATE", "TIMESTAMP")
 
@@ -68,10 +74,53 @@ def _column_types(con: duckdb.DuckDBPyConnection, job: JobSpec, file: str, total
     for alias, (logical, allowed, what) in wanted.items():
         kind = types[alias]
         if kind != "VARCHAR" and not kind.startswith(allowed):
-            examples = con.execute(f"SELECT * FROM raw_sales LIMIT {EXAMPLES}").fetchall()
+            examples = con.execute(f"SELECT {ROW} FROM raw_sales LIMIT {EXAMPLES}").fetchall()
             column = job.source.sales.columns[logical]
             problems.append(Problem(file, column, f"column type {kind}, expected {what}", total, examples))
     return problems
+
+
+QUANTITY = "CAST(quantity AS DOUBLE)"
+
+
+def _value_checks(con: duckdb.DuckDBPyConnection, job: JobSpec, file: str, total: int) -> list[Problem | None]:
+    """Quantities that cannot be sales: not finite, negative, above the job's `source.max_quantity`, or all zero.
+    Read from the values (the connection never prunes a filter with the file's statistics, sources.connect_sources)."""
+    column, bound = job.source.sales.columns["quantity"], job.source.max_quantity
+    checks = [
+        _check(con, file, column, "values that are not finite (NaN or infinity)", f"NOT isfinite({QUANTITY})"),
+        _check(con, file, column, "negative sales", f"isfinite({QUANTITY}) AND {QUANTITY} < 0"),
+        _check(
+            con,
+            file,
+            column,
+            f"values above source.max_quantity={bound:g}",
+            f"isfinite({QUANTITY}) AND {QUANTITY} > $bound",
+            {"bound": bound},
+        ),
+    ]
+    checks += _outside_observed(con, job, file)
+    if total and not any(checks) and _check(con, file, column, "", f"{QUANTITY} <> 0") is None:
+        examples = con.execute(f"SELECT {ROW} FROM raw_sales LIMIT {EXAMPLES}").fetchall()
+        checks.append(Problem(file, column, "every quantity is 0: there is nothing to forecast", total, examples))
+    return checks
+
+
+def _outside_observed(con: duckdb.DuckDBPyConnection, job: JobSpec, file: str) -> list[Problem | None]:
+    """Rows in a period before the one of `observed_from` or after the one of `observed_to`: the job says the data
+    covers less than it holds, or its days were shifted (a time zone: midnight in Sydney is the day before in UTC)."""
+    source, column = job.source, job.source.sales.columns["date"]
+    hint = "; if the file's timestamps carry a time zone, state the data's as source.timezone"
+    checks = []
+    if source.observed_from is not None:
+        first = period_start(source.observed_from, job.freq)
+        what = f"dates before {first}, the first {job.freq} of source.observed_from={source.observed_from}{hint}"
+        checks.append(_check(con, file, column, what, "day < $first", {"first": first}))
+    if source.observed_to is not None:
+        last = period_end(con, source.observed_to, job.freq)
+        what = f"dates after {last}, the last {job.freq} of source.observed_to={source.observed_to}{hint}"
+        checks.append(_check(con, file, column, what, "day > $last", {"last": last}))
+    return checks
 
 
 def check_raw(con: duckdb.DuckDBPyConnection, job: JobSpec, file: str) -> None:
@@ -103,14 +152,17 @@ def check_raw(con: duckdb.DuckDBPyConnection, job: JobSpec, file: str) -> None:
             file,
             cols["date"],
             "values that are not dates",
-            "ds_raw IS NOT NULL AND TRY_CAST(ds_raw AS DATE) IS NULL",
+            "ds_raw IS NOT NULL AND day IS NULL",
         )
     )
     if any(problems):
         raise DataQualityError([p for p in problems if p])
-    problems.append(_check(con, file, cols["quantity"], "negative sales", "CAST(quantity AS DOUBLE) < 0"))
+    problems += _value_checks(con, job, file, total)
+    for logical in keys:
+        what = "key values holding '/', which separates the keys in series ids"
+        problems.append(_check(con, file, cols[logical], what, f"strpos({quoted[logical]}, '/') > 0"))
     identity = job.hierarchy.identity
-    key = ", ".join([*(quoted[k] for k in identity), "CAST(ds_raw AS DATE)"])
+    key = ", ".join([*(quoted[k] for k in identity), "day"])
     duplicate = f"({key}) IN (SELECT ({key}) FROM raw_sales GROUP BY ALL HAVING count(*) > 1)"
     key_columns = ", ".join([*(cols[k] for k in identity), cols["date"]])
     problems.append(_check(con, file, key_columns, "duplicate keys", duplicate))
@@ -193,27 +245,90 @@ def check_history(history: pl.DataFrame, job: JobSpec, file: str, last_period: d
         history = pl.concat([history, fill.select(history.columns)], rechunk=False)
     lengths = history.lazy().group_by(keys).agg(pl.len().alias("n")).collect(engine="streaming").sort(keys)
     needed, what = job.min_history, f"min_history={job.min_history} complete periods"
-    if set(job.models.bottom_models) & set(job.models.lightgbm_names):
-        # The bottom LightGBMs refuse a shorter series (lightgbm_models._check_history) after the statistical
-        # models have run; the gate says so first, with the series.
-        lag, calibration = job.lightgbm_history()
-        if lag + calibration + 1 > needed:
-            needed = lag + calibration + 1
-            what = (
-                f"{needed} complete periods, which the bottom LightGBM needs: {lag} (the longest lag) + "
-                f"{calibration} (models.conformal_windows={job.models.conformal_windows} windows of {job.horizon}) + 1"
-            )
+    model, need = _longest_need(job, job.models.bottom_models)
+    if need > needed:
+        # A shorter series fails inside the model after others have run (statsforecast's SeasonalNaive with a
+        # season or less, the LightGBM's lags before its conformal windows); the gate says so first, with the series.
+        needed, what = need, f"{need} complete periods, which the bottom {model} needs{_why(job, model)}"
     short = lengths.filter(pl.col("n") < needed)
+    problems = []
     if short.height:
-        raise DataQualityError(
-            [
-                Problem(
-                    file,
-                    cols["date"],
-                    f"series shorter than {what}",
-                    short.height,
-                    [tuple(r) for r in short.head(EXAMPLES).rows()],
-                )
-            ]
-        )
+        examples = [tuple(r) for r in short.head(EXAMPLES).rows()]
+        problems.append(Problem(file, cols["date"], f"series shorter than {what}", short.height, examples))
+    problems += _short_aggregates(history, job, file, grid)
+    problems += _colliding_ids(history, job, file)
+    if problems:
+        raise DataQualityError(problems)
     return history
+
+
+def _longest_need(job: JobSpec, models: list[str]) -> tuple[str, int]:
+    """The model of `models` that needs the longest history, and how long (job.minimum_history)."""
+    model, need = "", 0
+    for name in models:
+        if job.minimum_history(name) > need:  # the first of equals: the one the job file names first
+            model, need = name, job.minimum_history(name)
+    return model, need
+
+
+def _why(job: JobSpec, model: str) -> str:
+    """How the model's minimum is made up, for the gate's message."""
+    if model in job.models.combinations:
+        member = _longest_need(job, job.models.combinations[model])[0]
+        return f" (its member {member}{_why(job, member)})"
+    calibration = f"{job.horizon * job.models.conformal_windows} (models.conformal_windows="
+    calibration += f"{job.models.conformal_windows} windows of {job.horizon})"
+    if model in job.models.lightgbm_names:
+        spec = job.models.lightgbm_spec(model)
+        return f": {max(spec.lags + spec.fixed_lags)} (the longest lag) + {calibration} + 1"
+    if MODELS[model].family == "intermittent":
+        return f": {calibration} + 1"
+    if MODELS[model].plus_season:
+        return f": season_length={job.season_length} + {MODELS[model].min_periods}"
+    return " (statsforecast fits it on no fewer)"
+
+
+def _short_aggregates(history: pl.DataFrame, job: JobSpec, file: str, grid: pl.Series) -> list[Problem]:
+    """Aggregate series too short for the aggregate levels' models: a level's series starts with its earliest
+    bottom series and runs (gaps checked) to the last complete period."""
+    model, need = _longest_need(job, job.models.aggregate_models)
+    levels = list(job.hierarchy.levels.items())[:-1]
+    if need <= 1 or not levels:
+        return []
+    problems = []
+    for level, keys in levels:
+        starts = history.lazy().group_by(keys).agg(pl.col("ds").min().alias("first")) if keys else None
+        frame = starts.collect() if starts is not None else pl.DataFrame({"first": [history["ds"].min()]})
+        frame = frame.with_columns(n=grid.len() - grid.search_sorted(frame["first"], side="left").cast(pl.Int64))
+        short = frame.filter(pl.col("n") < need)
+        if short.height:
+            what = f"{level} series shorter than {need} complete periods, which {model} needs{_why(job, model)}"
+            examples = [tuple(r) for r in short.select(*keys, "n").head(EXAMPLES).rows()]
+            problems.append(Problem(file, job.source.sales.columns["date"], what, short.height, examples))
+    return problems
+
+
+def _colliding_ids(history: pl.DataFrame, job: JobSpec, file: str) -> list[Problem]:
+    """Series of different levels (or keys) that would get the same id: hierarchicalforecast joins a series' keys
+    with '/' into its id, so in a grouped hierarchy a region named like a purpose collides with it."""
+    keys = job.hierarchy.columns
+    series = history.lazy().select(keys).unique().collect().with_columns(pl.col(keys).cast(pl.String))
+    ids = pl.concat(
+        [
+            series.select(
+                pl.concat_str([pl.lit("total"), *keys_], separator="/").alias("unique_id"),
+                pl.lit(level).alias("level"),
+                pl.concat_str([pl.lit(f"{k}=") + pl.col(k) for k in keys_], separator=", ").alias("keys")
+                if keys_
+                else pl.lit("").alias("keys"),
+            ).unique()
+            for level, keys_ in job.hierarchy.levels.items()
+        ]
+    )
+    clashes = ids.filter(pl.col("unique_id").is_duplicated()).sort("unique_id", "level")
+    if clashes.is_empty():
+        return []
+    columns = ", ".join(job.source.sales.columns[k] for k in keys)
+    what = "key values that give two series of different levels the same id"
+    examples = [tuple(r) for r in clashes.head(EXAMPLES).rows()]
+    return [Problem(file, columns, what, clashes["unique_id"].n_unique(), examples)]

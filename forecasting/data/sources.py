@@ -16,11 +16,13 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from forecasting.data import timezones
 from forecasting.job.common import project_root
+from forecasting.job.errors import InputError
 from forecasting.job.schema import JobSpec, TableSource
 
 
-class SourceError(ValueError):
+class SourceError(InputError):
     """A source that cannot be read as configured: missing file, unknown table or column."""
 
 
@@ -113,11 +115,14 @@ def _define_view(
     wanted: dict[str, str],
     filters: dict[str, list[str]] | None = None,
     text: tuple[str, ...] = (),
+    zone: str | None = None,
 ) -> Relation:
     """Create a temp view `view` with the logical column names in `wanted` (logical -> alias in the view), keeping
     only rows whose `filters` columns (aliases) hold one of the given values (bound through variables; the view
     `<view>_unfiltered` keeps every row, for the data-quality gate). Columns in
-    `text` (hierarchy keys) are cast to VARCHAR: they become parts of series ids."""
+    `text` (hierarchy keys) are cast to VARCHAR: they become parts of series ids. A source with a `date` column also
+    gets `day`, the date as a day in the data's time zone (forecasting.data.timezones), which every query cuts
+    periods from."""
     relation = _relation(con, source, variable)
     present = _columns(con, relation)
     missing = [
@@ -127,11 +132,23 @@ def _define_view(
         raise SourceError(
             f"{relation.label}: column(s) not in the file: {', '.join(missing)}; the file has: {', '.join(present)}"
         )
+    if "date" in wanted and timezones.text_dates(source, present[source.columns["date"]]):
+        con.execute(f"SET VARIABLE {variable}_types = ?", [{source.columns["date"]: "VARCHAR"}])
+        relation = Relation(
+            relation.label, f"read_csv(getvariable('{variable}'), types=getvariable('{variable}_types'))"
+        )
+        present = _columns(con, relation)
     parts = []
     for logical, alias in wanted.items():
         column = quote_identifier(source.columns[logical])
         name = quote_identifier(alias)
         parts.append(f"CAST({column} AS VARCHAR) AS {name}" if logical in text else f"{column} AS {name}")
+    if "date" in wanted:
+        column = source.columns["date"]
+        day = timezones.day_expression(
+            con, source, quote_identifier(column), present[column], variable, relation.label, zone
+        )
+        parts.append(f"{day} AS day")
     select = ", ".join(parts)
     con.execute(f"CREATE OR REPLACE TEMP VIEW {view}_unfiltered AS SELECT {select} FROM {relation.from_clause}")
     conditions = []
@@ -159,15 +176,22 @@ def connect_sources(job: JobSpec) -> tuple[duckdb.DuckDBPyConnection, dict[str, 
         con = duckdb.connect(str(db_path), read_only=True, config=DUCKDB_CONFIG)
     else:
         con = duckdb.connect(config=DUCKDB_CONFIG)
+    timezones.pin_session(con)
+    # Every check and query reads the values themselves: DuckDB would otherwise answer `quantity < 0` (and min/max)
+    # from a parquet file's footer statistics, which a damaged data page does not change.
+    con.execute("SET disabled_optimizers = 'filter_pushdown,statistics_propagation'")
+    zone = job.source.timezone
     labels: dict[str, str] = {}
     keys = job.hierarchy.columns
     filters = job.key_filters()
     sales_cols = {k: k for k in keys} | {"date": "ds_raw", "quantity": "quantity"}
-    labels["raw_sales"] = _define_view(con, "raw_sales", sales, "sales_path", sales_cols, filters, tuple(keys)).label
+    labels["raw_sales"] = _define_view(
+        con, "raw_sales", sales, "sales_path", sales_cols, filters, tuple(keys), zone
+    ).label
     if job.source.calendar is not None:
         calendar_cols = {"date": "day_raw"} | ({"week": "week"} if "week" in job.source.calendar.columns else {})
         labels["raw_calendar"] = _define_view(
-            con, "raw_calendar", job.source.calendar, "calendar_path", calendar_cols
+            con, "raw_calendar", job.source.calendar, "calendar_path", calendar_cols, zone=zone
         ).label
     if job.source.prices is not None and job.source.calendar is not None:
         prices = job.source.prices
@@ -183,34 +207,47 @@ def fetch_polars(con: duckdb.DuckDBPyConnection, query: str, params: dict | list
     return con.execute(query, params or {}).pl()
 
 
-def observed_range(con: duckdb.DuckDBPyConnection, job: JobSpec) -> tuple[date, date]:
-    """The days the sales source covers: from the job when it says, else the first and last date in the data."""
-    first, last = con.execute("SELECT min(CAST(ds_raw AS DATE)), max(CAST(ds_raw AS DATE)) FROM raw_sales").fetchone()
-    return job.source.observed_from or first, job.source.observed_to or last
+@dataclass(frozen=True)
+class Coverage:
+    """The days the sales source covers: what the job says (`observed_from` / `observed_to`) and what the rows hold.
+    `data_end` is the last day the rows reach: their last date, or with every row dated on the first day of a period
+    (the M5 monthly file, tourism's quarters) the last day of that period."""
+
+    first_row: date
+    last_row: date
+    data_end: date
+    observed_from: date
+    observed_to: date
 
 
-def resolve_as_of(con: duckdb.DuckDBPyConnection, job: JobSpec, as_of: date | None, label: str) -> date:
-    """The as-of date asked for, or the last day the data covers. One after that day is refused: the forecast
-    would start after the data's last day, not after it, and the run would be published (as `latest`) under a date
-    the data does not reach."""
-    last_day = observed_range(con, job)[1]
-    if as_of is not None and as_of > last_day:
-        raise SourceError(
-            f"{label}: the as-of date {as_of} is after the last day the sales data covers ({last_day}); "
-            "leave --as-of out to forecast from the end of the data"
-        )
-    return as_of or last_day
+def coverage(con: duckdb.DuckDBPyConnection, job: JobSpec) -> Coverage:
+    """The sales data's real first and last days (read from the values), beside the job's `observed_*`."""
+    first, last, period_dated = con.execute(
+        "SELECT min(day), max(day), bool_and(day = CAST(date_trunc(?, day) AS DATE)) FROM raw_sales", [job.freq]
+    ).fetchone()
+    data_end = last
+    if period_dated and job.freq != "day":
+        data_end = period_end(con, last, job.freq)
+    return Coverage(first, last, data_end, job.source.observed_from or first, job.source.observed_to or data_end)
 
 
-def read_history(con: duckdb.DuckDBPyConnection, job: JobSpec, as_of: date) -> pl.DataFrame:
+def period_end(con: duckdb.DuckDBPyConnection, day: date, freq: str) -> date:
+    """The last day of the period (of `freq`) that holds `day`."""
+    step = {"day": "1 day", "week": "7 days", "month": "1 month", "quarter": "3 months"}[freq]
+    return con.execute(
+        "SELECT CAST(CAST(date_trunc(?, CAST(? AS DATE)) AS DATE) + CAST(? AS INTERVAL) - INTERVAL 1 DAY AS DATE)",
+        [freq, day, step],
+    ).fetchone()[0]
+
+
+def read_history(con: duckdb.DuckDBPyConnection, job: JobSpec, as_of: date, covered: Coverage) -> pl.DataFrame:
     """Bottom series x period sales (the hierarchy keys, ds, y) with coverage columns (days_observed,
     days_in_period, cut_by_as_of)."""
-    observed_from, observed_to = observed_range(con, job)
     params = {
         "period": job.freq,
         "as_of": as_of,
-        "observed_from": observed_from,
-        "observed_to": observed_to,
+        "observed_from": covered.observed_from,
+        "observed_to": covered.observed_to,
     }
     keys = job.hierarchy.columns
     return fetch_compact(con, sql_text("sales_history"), params, keys)
@@ -252,7 +289,16 @@ def read_calendar_features(con: duckdb.DuckDBPyConnection, job: JobSpec) -> pl.D
     missing = [c for c in spec.columns() if c not in present]
     if missing:
         raise SourceError(f"{relation.label}: calendar_features column(s) not in the file: {', '.join(missing)}")
-    day = f"CAST({quote_identifier(calendar.columns['date'])} AS DATE)"
+    date_column = calendar.columns["date"]
+    day = timezones.day_expression(
+        con,
+        calendar,
+        quote_identifier(date_column),
+        present[date_column],
+        "calendar_features",
+        relation.label,
+        job.source.timezone,
+    )
     chosen = ", ".join(quote_identifier(c) for c in dict.fromkeys(spec.columns()))
     query = f"SELECT CAST(date_trunc(?, {day}) AS DATE) AS ds, {chosen} FROM {relation.from_clause}"
     days = con.execute(query, [job.freq]).pl()

@@ -3,7 +3,7 @@ history of complete periods."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 import polars as pl
@@ -18,9 +18,11 @@ class Loaded:
     calendar: pl.DataFrame | None  # known-ahead calendar features per period (events, SNAP), if the job has them
     source_label: str
     as_of: date
+    warnings: list[str] = field(default_factory=list)  # what the summary, manifest and report must say (stale data)
 
 
 @dataclass
 class Validated:
     history: pl.DataFrame  # hierarchy keys, ds, y: complete periods, checked
     periods: PeriodReport
+    warnings: list[str] = field(default_factory=list)

@@ -18,13 +18,14 @@ from pathlib import Path
 import polars as pl
 
 from forecasting.data.transforms import closed_mask
+from forecasting.job.errors import InputError
 from forecasting.job.models import TRADING_DAY_PERIODS, TradingDaysSpec
 from forecasting.job.schema import POLARS_FREQ, JobSpec
 
 FACTOR = "__trading_factor"
 
 
-class DailyFileError(ValueError):
+class DailyFileError(InputError):
     """A daily sales file the weekday weights cannot be computed from; the message names file, column and rows."""
 
 

@@ -18,21 +18,27 @@ ModelFamily = Literal["statistical", "intermittent", "lightgbm"]
 @dataclass(frozen=True)
 class ModelEntry:
     """A base model. statistical and intermittent models are statsforecast models built per job (`builder(job)`);
-    the lightgbm family is mlforecast's global LightGBM, of which a job may define named variants."""
+    the lightgbm family is mlforecast's global LightGBM, of which a job may define named variants.
+
+    `min_periods` (+ the job's season length with `plus_season`): the fewest periods a series needs for the model
+    to forecast it with intervals and in-sample fits, as statsforecast 2.0 measured on series of every length up to
+    30 (shorter raises inside the library); intermittent and LightGBM models need their calibration windows too."""
 
     family: ModelFamily
     builder: str
     summary: str
+    min_periods: int = 1
+    plus_season: bool = False
 
 
 MODELS: dict[str, ModelEntry] = {
-    "AutoETS": ModelEntry("statistical", "forecasting.models.statistical:auto_ets", "exponential smoothing, ETS"),
-    "AutoTheta": ModelEntry("statistical", "forecasting.models.statistical:auto_theta", "theta method"),
+    "AutoETS": ModelEntry("statistical", "forecasting.models.statistical:auto_ets", "exponential smoothing, ETS", 7),
+    "AutoTheta": ModelEntry("statistical", "forecasting.models.statistical:auto_theta", "theta method", 4),
     "AutoARIMA": ModelEntry("statistical", "forecasting.models.statistical:auto_arima", "seasonal ARIMA"),
     "SeasonalNaive": ModelEntry(
-        "statistical", "forecasting.models.statistical:seasonal_naive", "the value one season back"
+        "statistical", "forecasting.models.statistical:seasonal_naive", "the value one season back", 1, True
     ),
-    "Naive": ModelEntry("statistical", "forecasting.models.statistical:naive", "the last value"),
+    "Naive": ModelEntry("statistical", "forecasting.models.statistical:naive", "the last value", 2),
     "CrostonSBA": ModelEntry(
         "intermittent", "forecasting.models.intermittent:croston_sba", "Croston, Syntetos-Boylan approximation"
     ),

@@ -9,13 +9,16 @@ import yaml
 from pydantic import ValidationError
 
 from forecasting.job.common import JOB_NAME, project_root
+from forecasting.job.errors import InputError
 from forecasting.job.schema import JobSpec
 
 DEFAULT_JOB = "m5-monthly"
 
 
-class JobConfigError(ValueError):
+class JobConfigError(InputError):
     """A job file or spec that does not validate; the message names the file and the fields at fault."""
+
+    stage = "job"
 
 
 def jobs_dir() -> Path:

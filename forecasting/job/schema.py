@@ -3,14 +3,15 @@ standards), validated here. Paths inside a job are relative to the project root 
 
 from __future__ import annotations
 
-from datetime import date
 from itertools import pairwise
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
-from forecasting.job.common import IDENTIFIER, JOB_NAME, Strict, project_root
+from forecasting.job.catalogue import MODELS
+from forecasting.job.common import IDENTIFIER, JOB_NAME, Day, Strict, output_root_problem, project_root
 from forecasting.job.engine import EngineSpec
 from forecasting.job.hierarchy import HierarchySpec
 from forecasting.job.models import TRADING_DAY_PERIODS, ModelSpec
@@ -78,8 +79,23 @@ class SourceSpec(Strict):
     prices: TableSource | None = None
     calendar: TableSource | None = None
     calendar_features: CalendarFeatures | None = None
-    observed_from: date | None = Field(None, description="first day the sales data covers; default: earliest date")
-    observed_to: date | None = Field(None, description="last day the sales data covers; default: latest date")
+    observed_from: Day | None = Field(None, description="first day the sales data covers; default: earliest date")
+    observed_to: Day | None = Field(None, description="last day the sales data covers; default: latest date")
+    timezone: str | None = Field(
+        None,
+        description="IANA time zone the data's days are counted in (e.g. Australia/Sydney): timestamps with a time "
+        "zone are converted to it before they become days and periods; default: each timestamp's own zone or offset "
+        "(as the file states it), and naive dates and timestamps as they are. Never the host's time zone.",
+    )
+    allow_stale: bool = Field(
+        False,
+        description="forecast from data that ends more than one period before the as-of date or observed_to (the "
+        "run is then published as of the data's last day, and its summary, manifest and report warn); default: "
+        "refused",
+    )
+    max_quantity: float = Field(
+        1e12, gt=0, description="largest quantity believed: a larger value is an error naming file, column and rows"
+    )
 
     @field_validator("sales")
     @classmethod
@@ -87,6 +103,19 @@ class SourceSpec(Strict):
         missing = {"date", "quantity"} - set(value.columns)
         if missing:
             raise ValueError(f"sales.columns must map {sorted(missing)} (and every hierarchy key)")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            ZoneInfo(value)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise ValueError(
+                f"timezone {value!r} is not an IANA time zone name such as Australia/Sydney or UTC"
+            ) from None
         return value
 
     @model_validator(mode="after")
@@ -161,6 +190,15 @@ class JobSpec(Strict):
     def _name(cls, value: str) -> str:
         if not JOB_NAME.match(value):
             raise ValueError("job name may hold letters, digits, '.', '_' and '-' only")
+        return value
+
+    @field_validator("output_root")
+    @classmethod
+    def _output_root(cls, value: str) -> str:
+        path = Path(value)
+        problem = output_root_problem(path if path.is_absolute() else project_root() / path)
+        if problem:
+            raise ValueError(f"output_root {value!r} is {problem}; choose a folder of your own for the outputs")
         return value
 
     @field_validator("levels")
@@ -256,6 +294,21 @@ class JobSpec(Strict):
         training row with every lag before mlforecast's conformal windows."""
         spec = self.models.lightgbm
         return max(spec.lags + spec.fixed_lags), self.horizon * self.models.conformal_windows
+
+    def minimum_history(self, name: str) -> int:
+        """The fewest periods a series needs for model `name` (a catalogue model, a LightGBM variant or a
+        combination) to forecast it with intervals: a LightGBM its longest lag before mlforecast's conformal windows,
+        an intermittent model those windows, a statistical model what the catalogue says (SeasonalNaive: a season)."""
+        if name in self.models.combinations:
+            return max(self.minimum_history(member) for member in self.models.combinations[name])
+        calibration = self.horizon * self.models.conformal_windows
+        if name in self.models.lightgbm_names:
+            spec = self.models.lightgbm_spec(name)
+            return max(spec.lags + spec.fixed_lags) + calibration + 1
+        entry = MODELS[name]
+        if entry.family == "intermittent":
+            return calibration + 1
+        return entry.min_periods + (self.season_length if entry.plus_season else 0)
 
     def key_filters(self) -> dict[str, list[str]]:
         """Every filter, the shorthands included: hierarchy key -> values."""

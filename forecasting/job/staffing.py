@@ -3,13 +3,12 @@ named what-if scenarios."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Literal
 
 from pydantic import Field, model_validator
 
 from forecasting.job.catalogue import STAFFING_RULES
-from forecasting.job.common import Strict
+from forecasting.job.common import Day, Strict
 
 # The staffing rules of the catalogue: where the plan's demand draws come from.
 DemandRule = Literal[tuple(STAFFING_RULES)]  # type: ignore[valid-type]
@@ -20,8 +19,8 @@ class Scenario(Strict):
     scaled by 1 + uplift, e.g. a promotion or an event."""
 
     uplift: float = Field(gt=-1, le=100, description="0.15 = +15 % volume")
-    start: date | None = None
-    end: date | None = None
+    start: Day | None = None
+    end: Day | None = None
     warehouses: list[str] | None = None
 
     @model_validator(mode="after")

@@ -8,12 +8,15 @@ days at 0, with the automatic combinations (Mean, Median) and the job's named on
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 
 import polars as pl
 
 from forecasting.data import features, trading_days, transforms
 from forecasting.data.hierarchy import Hierarchy
+from forecasting.job.errors import NOT_THE_DATA, MethodError, one_line
 from forecasting.job.schema import JobSpec
 from forecasting.models import engines, registry
 from forecasting.models.combinations import add_automatic, add_combinations
@@ -34,15 +37,33 @@ def forecast_group(
     parts = []
     local = [n for n in names if registry.is_local(n)]
     if local:
-        parts.append(engines.statistical_forecast(Y, job, local))
+        with failing_on(local, Y, aggregate):
+            parts.append(engines.statistical_forecast(Y, job, local))
     lightgbms = [n for n in job.models.lightgbm_names if n in names]
     if lightgbms:
         members = hierarchy.members.filter(pl.col("unique_id").is_in(Y["unique_id"].unique().implode()))
         exog = features.exogenous(members, prices, calendar, job, bottom=not aggregate)
         for name in lightgbms:
-            parts.append(engines.lightgbm_forecast(Y, job, exog=exog, aggregate=aggregate, name=name))
+            with failing_on([name], Y, aggregate):
+                parts.append(engines.lightgbm_forecast(Y, job, exog=exog, aggregate=aggregate, name=name))
     units = partial(trading_days.in_units, job=job, aggregate=aggregate)
     return [LevelForecast(units(p.forecasts), units(p.fitted), p.models) for p in parts]
+
+
+@contextmanager
+def failing_on(models: list[str], Y: pl.DataFrame, aggregate: bool) -> Iterator[None]:
+    """A model that fails inside its library (on data the gate passed) fails the run with one message naming the
+    models and the series they were fitted on; the library's traceback stays on the exception for the log."""
+    try:
+        yield
+    except NOT_THE_DATA:
+        raise
+    except Exception as exc:
+        ids = Y["unique_id"].unique().sort()
+        which = f"{'aggregate' if aggregate else 'bottom'} series ({ids.len()}, e.g. {', '.join(ids.head(3))})"
+        raise MethodError(
+            f"{', '.join(models)} failed on the {which}: {one_line(str(exc)) or type(exc).__name__}"
+        ) from exc
 
 
 def forecast_levels(

@@ -20,6 +20,7 @@ from mlforecast.utils import PredictionIntervals
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 
 from forecasting.data.transforms import LevelRatio
+from forecasting.job.errors import MethodError
 from forecasting.job.models import LIGHTGBM, LightGBMSpec
 from forecasting.job.schema import POLARS_FREQ, JobSpec
 from forecasting.models.frames import LevelForecast
@@ -209,7 +210,7 @@ def _check_history(Y_df: pl.DataFrame, job: JobSpec, name: str, max_lag: int, he
     calibration = job.lightgbm_history()[1]
     for n_periods, where in [(lengths.min(), ""), (lengths.max() - held_back, " in the first backtest window")]:
         if n_periods <= max_lag + calibration:
-            raise ValueError(
+            raise MethodError(
                 f"series too short for {name}: {n_periods} periods{where}, need more than {max_lag} (the "
                 f"longest lag) + {calibration} (models.conformal_windows={job.models.conformal_windows} windows of "
                 f"{job.horizon}); use fewer backtest windows or conformal windows"

@@ -39,12 +39,5 @@ def local_models(job: JobSpec, names: list[str]) -> list[object]:
 
 def minimum_history(name: str, job: JobSpec) -> int:
     """The fewest periods a series needs for the model to forecast it with intervals, beside the job's own
-    `min_history`: conformal intervals need their calibration windows plus one fit period; a LightGBM its longest
-    lag before those windows."""
-    kind = family(name, job)
-    if kind == "lightgbm":
-        spec = job.models.lightgbm_spec(name)
-        return max(spec.lags + spec.fixed_lags) + job.horizon * job.models.conformal_windows + 1
-    if kind == "intermittent":
-        return job.horizon * job.models.conformal_windows + 1
-    return 1
+    `min_history` (the job schema's rule, which the data-quality gate applies before anything is fitted)."""
+    return job.minimum_history(name)

@@ -3,6 +3,7 @@ the old file or the whole new one, never a part."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import uuid
@@ -12,6 +13,30 @@ from pathlib import Path
 
 import polars as pl
 import pyarrow.parquet as pq
+
+FULL = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "the disk quota is used up"}
+FULL |= {errno.EFBIG: "the file size limit is reached"}
+FULL_TEXT = {"No space left on device": errno.ENOSPC, "os error 28": errno.ENOSPC, "Disk quota exceeded": errno.EDQUOT}
+FULL_TEXT |= {"File too large": errno.EFBIG, "os error 27": errno.EFBIG}
+
+
+def disk_full(exc: BaseException) -> str | None:
+    """What filled up, if `exc` (or an error it was raised from) is a full disk, a used-up quota or a file size
+    limit; polars and pyarrow report one as text, not always as an OSError with its errno. Else None."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        code = getattr(seen, "errno", None)
+        if code not in FULL:
+            code = next((c for text, c in FULL_TEXT.items() if text in str(seen)), None)
+        if code is not None:
+            where = getattr(seen, "filename", None)
+            return FULL[code] + (f" (writing {where})" if where else "")
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+class DiskFullError(OSError):
+    """A publish stopped by a full disk; the message says what was kept."""
 
 
 @dataclass

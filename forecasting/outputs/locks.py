@@ -9,17 +9,21 @@ within one process (a flow's tasks run in threads of the process that took it).
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import logging
 import os
 import socket
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+
+from forecasting.outputs.confine import OutsideOutputsError, checked_folder
 
 WAIT_ENV = "FORECASTING_LOCK_WAIT"  # seconds a run waits for the lock by default (0: refuse at once)
 HOLD_ENV = "FORECASTING_HOLD_AT"  # "<point>:<flag file>": test hook, see hold()
@@ -72,10 +76,11 @@ def output_lock(
             with _guard:
                 _held[path] -= 1
         return
+    checked_folder(folder)
     path.parent.mkdir(parents=True, exist_ok=True)
     wait = default_wait() if wait is None else wait
     on_wait = on_wait or logging.getLogger(__name__).warning
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = _open_own(path)
     try:
         _acquire(fd, path, folder, wait, on_wait)
         os.ftruncate(fd, 0)
@@ -93,6 +98,28 @@ def output_lock(
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def _open_own(path: Path) -> int:
+    """Open (or create) the lock file, which the lock then truncates and writes: never through a link, and only a
+    plain file of its own (not a hard link to another file), or a user's file would be overwritten."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO):
+            raise OutsideOutputsError(
+                f"{path} is a link or not a file where the project keeps its lock file; it was "
+                "left as it is and nothing was written"
+            ) from None
+        raise
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        os.close(fd)
+        raise OutsideOutputsError(
+            f"{path} is not a plain file of its own (a hard link, a device or a pipe) where the project keeps its "
+            "lock file; it was left as it is and nothing was written"
+        )
+    return fd
 
 
 def _acquire(fd: int, path: Path, folder: Path, wait: float, on_wait: Callable[[str], None] | None) -> None:

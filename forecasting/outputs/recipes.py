@@ -11,6 +11,7 @@ from pathlib import Path
 import polars as pl
 
 from forecasting.job.common import project_root
+from forecasting.job.errors import InputError
 from forecasting.job.schema import JobSpec
 from forecasting.outputs import confined_sql, runs
 from forecasting.outputs.diff import previous_as_of
@@ -34,6 +35,15 @@ def recipe_text(name: str) -> str:
     return (recipes_dir() / f"{name}.sql").read_text()
 
 
+VARIABLE = re.compile(r"getvariable\('([a-z_][a-z0-9_]*)'\)")
+SET_BY_THE_VIEWS = {"run_dir", "backtest_dir", "job_dir"}
+
+
+def parameters(name: str) -> list[str]:
+    """The parameters a recipe reads (its DuckDB variables, less the folders the views set)."""
+    return sorted(set(VARIABLE.findall(recipe_text(name))) - SET_BY_THE_VIEWS)
+
+
 def run_recipe(
     job: JobSpec,
     name: str,
@@ -44,8 +54,14 @@ def run_recipe(
     """Run one recipe against the job's run (default: the latest) and its latest backtest, confined like any
     planner's SQL (forecasting.outputs.confined_sql; QueryRefused when stopped). `params` become DuckDB variables (bound
     values); `previous_run_dir` is set to the run published before this one, if there is one (a folder given for it
-    must lie inside the job's outputs)."""
+    must lie inside the job's outputs). A parameter the recipe does not read (a misspelling) is refused, not
+    ignored."""
     sql = recipe_text(name)
+    unknown = sorted(set(params or {}) - set(parameters(name)))
+    if unknown:
+        raise InputError(
+            f"recipe {name!r} has no parameter {', '.join(unknown)}; it takes: {', '.join(parameters(name))}"
+        )
     limits = limits or confined_sql.Limits()
     con = open_views(job, as_of, limits)
     try:

@@ -254,7 +254,7 @@ def accuracy_table(backtest: Path, levels: list[str]) -> tuple[pl.DataFrame, lis
 def quality_warnings(job: JobSpec, manifest: dict[str, Any]) -> list[str]:
     """What a planner should know before trusting the charts, from the run's manifest."""
     summary = manifest.get("summary", {})
-    notes = []
+    notes = [f"Data: {warning}." for warning in manifest.get("warnings", summary.get("warnings", []))]
     if summary.get("dropped_periods"):
         notes.append("Partial periods left out of the history: " + ", ".join(summary["dropped_periods"]))
     if summary.get("prorated_periods"):

@@ -11,7 +11,7 @@ import polars as pl
 
 from forecasting.job.schema import JobSpec
 from forecasting.job.staffing import Scenario
-from forecasting.outputs import runs
+from forecasting.outputs import confine, runs
 from forecasting.outputs.atomic import write_parquet_atomic
 from forecasting.staffing.plans import (
     PlanSettings,
@@ -66,7 +66,7 @@ def what_if(
 ) -> tuple[Path, pl.DataFrame]:
     """Baseline and scenario plans from a published run's reconciled warehouse forecast (no refit), side by side:
     one row per warehouse x process x period x quantile with baseline and scenario headcount. Written atomically to
-    <output_dir>/scenarios/<as-of>/<label>.parquet."""
+    <output_dir>/scenarios/<as-of>/<label>.parquet (forecasting.outputs.confine: never through a link)."""
     label, scenarios = scenarios_for(job, volume_change, event)
     folder = runs.run_dir(job, run_as_of)
     forecast = run_warehouse_forecast(folder)
@@ -93,9 +93,8 @@ def what_if(
         )
         .with_columns(pl.lit(label).alias("scenario"))
     )
-    as_of = runs.read_manifest(folder)["as_of"]
-    target = job.output_dir() / "scenarios" / as_of / f"{label}.parquet"
-    target.parent.mkdir(parents=True, exist_ok=True)
+    as_of = confine.as_of_name(str(runs.read_manifest(folder)["as_of"]))
+    target = confine.output_file(confine.job_folder(job), "scenarios", as_of, f"{label}.parquet")
     write_parquet_atomic(table, target)
     return target, table
 
@@ -125,7 +124,6 @@ def staffing_backtest(job: JobSpec) -> tuple[Path, pl.DataFrame, pl.DataFrame]:
         part = plan_shortfall(warehouse.select(columns), standards, settings, uncertainty)
         parts.append(part.with_columns(pl.lit(uncertainty).alias("demand_uncertainty")))
     shortfall = pl.concat(parts)
-    target = job.output_dir() / "staffing_backtests" / f"{folder.name}.parquet"
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = confine.output_file(confine.job_folder(job), "staffing_backtests", f"{folder.name}.parquet")
     write_parquet_atomic(shortfall, target)
     return target, shortfall, shortfall_summary(shortfall)

@@ -9,6 +9,8 @@ the backtests measure actual coverage."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from inspect import signature
 
 import numpy as np
@@ -17,6 +19,7 @@ from hierarchicalforecast.core import HierarchicalReconciliation
 from hierarchicalforecast.utils import SMatrix
 
 from forecasting.data.hierarchy import Hierarchy
+from forecasting.job.errors import NOT_THE_DATA, MethodError, one_line
 from forecasting.job.reconciliation import MIDDLE_OUT
 from forecasting.job.schema import JobSpec
 from forecasting.models.base import BASE
@@ -76,12 +79,14 @@ def reconcile(
             )
 
         for label, reconciler in labelled:
-            wide = with_fallbacks(label, reconciler, run, job, sparse, notes)
+            with failing([label], hierarchy):
+                wide = with_fallbacks(label, reconciler, run, job, sparse, notes)
             frames += wide_to_methods(wide, [label], job)
     for method in job.reconciliation.methods:
         label = job.reconciliation.label(method)
         if label.startswith(MIDDLE_OUT):
-            frames.append(middle_out(hierarchy, base, insample, job, label, sparse, notes))
+            with failing([label], hierarchy):
+                frames.append(middle_out(hierarchy, base, insample, job, label, sparse, notes))
     out = pl.concat(frames)
     if job.reconciliation.nonnegative_method:
         # Means are non-negative by construction (non-negative MinTrace; BottomUp of clipped base forecasts), so
@@ -89,6 +94,21 @@ def reconcile(
         bounds = [f"{side}_{lv}" for lv in job.levels for side in ("lo", "hi")]
         out = out.with_columns([pl.col(c).clip(lower_bound=0.0) for c in bounds])
     return out
+
+
+@contextmanager
+def failing(labels: list[str], hierarchy: Hierarchy) -> Iterator[None]:
+    """A reconciliation that fails inside hierarchicalforecast (zero in-sample errors, a non-negative QP that does
+    not solve) fails the run with one message naming the method; the library's traceback stays on the exception."""
+    try:
+        yield
+    except NOT_THE_DATA:
+        raise
+    except Exception as exc:
+        raise MethodError(
+            f"reconciliation {', '.join(labels)} failed on the {hierarchy.members.height} series: "
+            f"{one_line(str(exc)) or type(exc).__name__}; leave it out of reconciliation.methods"
+        ) from exc
 
 
 def _by_row(frame: pl.DataFrame, rows: pl.DataFrame, column: str, what: str) -> np.ndarray:
@@ -137,7 +157,8 @@ def reconcile_arrays(
         return reconciler(**{k: v for k, v in arrays.items() if k in wanted}, level=levels)
 
     for label, reconciler in labelled:
-        result = with_fallbacks(label, reconciler, run, job, True, notes)
+        with failing([label], hierarchy):
+            result = with_fallbacks(label, reconciler, run, job, True, notes)
         name = f"{BASE}/{label}"
         bounds = [f"{name}-lo-{lv}" for lv in reversed(levels)] + [f"{name}-hi-{lv}" for lv in levels]
         quantiles = np.reshape(result["quantiles"], (out.height, -1))

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from hierarchicalforecast.methods import BottomUp, BottomUpSparse, MinTrace, MinTraceSparse
 
 from forecasting.job.catalogue import RECONCILERS
+from forecasting.job.errors import NOT_THE_DATA
 from forecasting.job.reconciliation import MIDDLE_OUT
 from forecasting.job.schema import JobSpec
 
@@ -97,6 +98,8 @@ def with_fallbacks(
     """run(reconciler), or on the library's refusal run() of the fallbacks in order, saying which was used."""
     try:
         return run(reconciler)
+    except NOT_THE_DATA:
+        raise
     except Exception as exc:  # the library raises plain Exception / LinAlgError / ValueError for these
         first = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         for what, fallback in fallbacks(label, job, sparse):

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import polars as pl
 
+from forecasting.job.errors import InputError
+
 DEFAULT_WAREHOUSE = "*"
 REQUIRED_PROCESSES = ("receiving", "putaway", "picking", "packing", "shipping", "returns")
 
@@ -30,7 +32,7 @@ NUMERIC_COLUMNS: dict[str, tuple[type, float, float, bool, bool]] = {
 COLUMNS = ["warehouse", "process", *NUMERIC_COLUMNS]
 
 
-class StandardsError(ValueError):
+class StandardsError(InputError):
     """A labour-standards file that cannot be used: the message names the file, column and rows."""
 
 

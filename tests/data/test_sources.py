@@ -19,7 +19,7 @@ AS_OF = date(2016, 4, 24)
 def _history(job: JobSpec) -> pl.DataFrame:
     con, _ = io.connect_sources(job)
     try:
-        return io.read_history(con, job, AS_OF)
+        return io.read_history(con, job, AS_OF, io.coverage(con, job))
     finally:
         con.close()
 

@@ -171,3 +171,44 @@ def test_unknown_nonnegative_method_is_refused():
     raw["reconciliation"]["nonnegative"] = "round"
     with pytest.raises(JobConfigError, match=r"reconciliation\.nonnegative must be qp, clip, true \(= qp\) or false"):
         parse_job(raw)
+
+
+def _set(raw: dict, path: str, value: object) -> dict:
+    node = raw
+    *parents, last = path.split(".")
+    for key in parents:
+        node = node[key]
+    node[last] = value
+    return raw
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "says"),
+    [
+        ("horizon", True, "Input should be a valid integer"),  # was accepted as 1
+        ("horizon", "3", "Input should be a valid integer"),
+        ("horizon", 3.0, "Input should be a valid integer"),
+        ("zero_fill_gaps", 1, "Input should be a valid boolean"),
+        ("zero_fill_gaps", "yes", "Input should be a valid boolean"),
+        ("seed", False, "Input should be a valid integer"),
+        ("levels", [80, True], "Input should be a valid integer"),
+        ("models.lightgbm.learning_rate", "0.1", "Input should be a valid number"),
+        ("models.choose_from_backtest", "false", "Input should be a valid boolean"),
+        ("staffing.samples", True, "Input should be a valid integer"),
+        ("source.max_quantity", float("inf"), "Input should be a finite number"),
+        ("source.observed_to", 20160424, "a date must be written YYYY-MM-DD"),
+        ("source.allow_stale", "no", "Input should be a valid boolean"),
+    ],
+)
+def test_numbers_booleans_and_dates_are_never_coerced(path, value, says):
+    raw = _set(load_job().model_dump(), path, value)
+    with pytest.raises(JobConfigError, match=f"{path.replace('.', '[.]')}[.0-9]*: .*{says}"):
+        parse_job(raw)
+
+
+def test_dates_come_as_dates_or_iso_text_and_ints_are_numbers_too():
+    """JSON specs (Prefect parameters, model_dump_json) carry dates as text; an int is a valid float."""
+    raw = load_job().model_dump(mode="json")
+    raw["models"]["lightgbm"]["learning_rate"] = 1
+    job = parse_job(raw)
+    assert job.source.observed_to.isoformat() == "2016-04-24" and job.models.lightgbm.learning_rate == 1.0

@@ -95,8 +95,10 @@ def test_recipe_values_are_bound_not_formatted(planner_runs):
     job, *_ = planner_runs
     with pytest.raises(duckdb.ConversionException):
         recipes.run_recipe(job, "sku_forecast_moved_most", {"top": "5; DROP VIEW forecasts"})
-    with pytest.raises(ValueError, match="parameter name"):
+    with pytest.raises(ValueError, match="has no parameter top = 1; --; it takes: previous_run_dir, top"):
         recipes.run_recipe(job, "sku_forecast_moved_most", {"top = 1; --": "5"})
+    with pytest.raises(ValueError, match="has no parameter monht; it takes: month"):  # a misspelling, refused
+        recipes.run_recipe(job, "next_month_demand_by_warehouse", {"monht": "2016-05-01"})
     with pytest.raises(FileNotFoundError, match="compares with the previous run"):
         recipes.run_recipe(job, "sku_forecast_moved_most", as_of="2016-02-29")  # nothing published before it
 
@@ -263,7 +265,7 @@ def test_a_backtest_without_per_series_metrics_still_opens_and_the_recipe_says_w
 
     job, *_ = planner_runs
     old = job.model_copy(update={"output_root": str(tmp_path / "outputs")})
-    shutil.copytree(job.output_dir(), old.output_dir())  # links followed: the original stays untouched
+    shutil.copytree(job.output_dir(), old.output_dir(), symlinks=True)  # relative links: into the copy
     (old.output_dir() / "backtests" / "latest" / "series_metrics.parquet").unlink()
     con = open_views(old)
     assert con.sql("SELECT count(*) FROM backtest_metrics").fetchone()[0] > 0
