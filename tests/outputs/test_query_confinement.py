@@ -315,15 +315,17 @@ def test_recipes_run_confined_and_within_the_time_limit(published):
 
 def test_a_run_outside_the_outputs_is_refused(published, tmp_path):
     """`--run` names a published as-of date: a path leading out of the job's outputs to a folder that looks like a
-    run (it has a manifest) is refused by query and recipe (no outputs:// address) and by diff (not published)."""
+    run (it has a manifest) is refused by query and recipe before anything is opened (not a date) and by diff (not
+    published)."""
     job, job_file, *_ = published
     fake = tmp_path / "run"
     shutil.copytree(job.output_dir() / "latest", fake)
     sneaky = os.path.relpath(fake, job.output_dir())
+    refused = f"--run {sneaky!r} is not an as-of date"
     out = cli("query", "--job", str(job_file), "--run", sneaky, "SELECT count(*) FROM staffing")
-    assert out.exit_code == 2 and "outside the job's published outputs" in out.output, out.output
+    assert out.exit_code == 2 and refused in out.output, out.output
     out = cli("recipe", "headcount_next_month_p80", "--job", str(job_file), "--run", sneaky)
-    assert out.exit_code == 2 and "outside the job's published outputs" in out.output, out.output
+    assert out.exit_code == 2 and refused in out.output, out.output
     out = cli("diff", "--job", str(job_file), "--run", sneaky, "--run", "2016-04-24")
     assert out.exit_code == 2 and f"no published run {sneaky}" in out.output, out.output
     assert_untouched(published)
