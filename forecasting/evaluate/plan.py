@@ -36,6 +36,7 @@ from forecasting.reconcile.core import publish_label
 BOTTOM_UP = "BottomUp"
 __all__ = ["Plan", "choose"]
 MIN_INTERVAL_ROWS = 20  # fewer earlier errors than this at a level: its intervals are left as reconciled
+MIN_HALF_WIDTH = 1e-3  # relative to max(|mean|, 1 unit): narrower half-widths do not enter the interval factors
 
 
 def clearly_better(challenger: np.ndarray, anchor: np.ndarray) -> bool:
@@ -181,7 +182,10 @@ def interval_scales(published: pl.DataFrame, levels: list[int]) -> dict[str, dic
                 pl.when(above).then(pl.col(f"hi_{lv}") - pl.col("mean")).otherwise(pl.col("mean") - pl.col(f"lo_{lv}"))
             )
             distance = (pl.col("y") - pl.col("mean")).abs()
-            score = part.select(pl.when(width > 0).then(distance / width).otherwise(None).alias("s"))["s"].drop_nulls()
+            # A half-width that is numerically nothing (a zero forecast of an intermittent SKU, bounds clipped at
+            # zero) says nothing about how wide the interval should be: such rows would make any factor explode.
+            usable = width > MIN_HALF_WIDTH * pl.max_horizontal(pl.col("mean").abs(), pl.lit(1.0))
+            score = part.select(pl.when(usable).then(distance / width).otherwise(None).alias("s"))["s"].drop_nulls()
             if score.len() < MIN_INTERVAL_ROWS:
                 continue
             # The nominal quantile itself, interpolated: the aim is coverage near the nominal level, not at least
