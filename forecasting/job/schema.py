@@ -52,7 +52,7 @@ class TableSource(Strict):
     tables: dict[str, TableSource] = Field(
         default_factory=dict, description="format sql: name in the query -> a parquet or CSV file (or glob)"
     )
-    parameters: dict[str, str | int | float | bool] = Field(
+    parameters: dict[str, str | int | float | bool | list[str]] = Field(
         default_factory=dict, description="format sql: $name -> value, bound as a parameter of the query"
     )
 
