@@ -54,6 +54,8 @@ class Profile:
     periods: int = 0  # distinct periods in the file
     series: list[dict] = field(default_factory=list)  # keys, first, last, periods with rows, total, nonzero
     gaps: int = 0  # series missing a period between their first and last
+    freq_given: bool = False  # --freq: rows aggregated to a coarser period than their own
+    aligned: bool = True  # every date is the first day of its period
     reasons: list[str] = field(default_factory=list)
 
 
@@ -151,7 +153,7 @@ def _freq(con: duckdb.DuckDBPyConnection, found: Profile, wanted: str | None) ->
         raise ProfileError(f"{found.label}: column {found.date!r} holds no date")
     found.first, found.last = first, last
     if wanted is not None:
-        found.freq = wanted
+        found.freq, found.freq_given = wanted, True
         found.reasons.append(f"frequency {wanted}: given")
     else:
         matches = [name for low, high, name in FREQ_BY_DAYS if gap is not None and low <= gap <= high]
@@ -162,9 +164,11 @@ def _freq(con: duckdb.DuckDBPyConnection, found: Profile, wanted: str | None) ->
             )
         found.freq = matches[0]
         found.reasons.append(f"frequency {found.freq}: distinct dates are a median {gap:g} days apart")
-    found.periods = con.execute(
-        f"SELECT count(DISTINCT date_trunc(?, {day})) FROM profiled WHERE {day} IS NOT NULL", [found.freq]
-    ).fetchone()[0]
+    found.periods, found.aligned = con.execute(
+        f"SELECT count(DISTINCT date_trunc(?, {day})), bool_and({day} = date_trunc(?, {day})) "
+        f"FROM profiled WHERE {day} IS NOT NULL",
+        [found.freq, found.freq],
+    ).fetchone()
 
 
 def _quantity(con: duckdb.DuckDBPyConnection, found: Profile, wanted: str | None) -> None:

@@ -160,6 +160,9 @@ def draft(found: Profile, name: str, output_root: str, horizon: int | None = Non
         f"series starting after {started_by} (shorter than {need + horizon} periods)": len(lengths) - len(kept),
     }
     left_out = {what: n for what, n in left_out.items() if n}
+    redate = not found.freq_given and not found.aligned  # rows at their own frequency, dated inside their period
+    if redate:
+        decisions.append(f"each row stands for its whole {found.freq}: dated on the {found.freq}'s first day")
     data = raw | {
         "min_history": need,
         "zero_fill_gaps": bool(found.gaps),
@@ -170,10 +173,10 @@ def draft(found: Profile, name: str, output_root: str, horizon: int | None = Non
     }
     if found.gaps:
         decisions.append(f"zero_fill_gaps: {found.gaps} series miss periods between their first and last row")
-    if (left_out or found.subtotals) and found.source.format in ("parquet", "csv"):
-        data["source"] = {"sales": _sql_source(found, keys, started_by)}
-    elif left_out or found.subtotals:
-        decisions.append("the rows below are not left out: a SQL source reads parquet or CSV files only")
+    if (left_out or found.subtotals or redate) and found.source.format in ("parquet", "csv"):
+        data["source"] = {"sales": _sql_source(found, keys, started_by, redate)}
+    elif left_out or found.subtotals or redate:
+        decisions.append("the rows below are not left out, nor redated: a SQL source reads parquet or CSV only")
     spec = parse_job(data, origin="init draft")
     return Draft(spec, render(data, found, decisions, left_out), decisions, left_out)
 
@@ -194,7 +197,7 @@ def _started_by(last: date, freq: str, periods: int) -> date:
     return last - timedelta(days=(periods - 1) * (7 if freq == "week" else 1))
 
 
-def _sql_source(found: Profile, keys: dict[str, str], started_by: date) -> dict:
+def _sql_source(found: Profile, keys: dict[str, str], started_by: date, redate: bool) -> dict:
     """One SELECT over the file that leaves out what the gate would refuse or what would mislead the models."""
     q = f'"{found.quantity}"'
     day = f'TRY_CAST("{found.date}" AS DATE)' if found.columns[found.date] == "VARCHAR" else f'"{found.date}"'
@@ -204,8 +207,9 @@ def _sql_source(found: Profile, keys: dict[str, str], started_by: date) -> dict:
     for column, values in found.subtotals.items():
         parameters[f"subtotals_{keys[column]}"] = values
         where.append(f'NOT list_contains($subtotals_{keys[column]}, CAST("{column}" AS VARCHAR))')
+    select = f'SELECT * REPLACE (CAST(date_trunc($freq, {day}) AS DATE) AS "{found.date}")' if redate else "SELECT *"
     query = (
-        "SELECT * FROM sales\nWHERE " + "\n  AND ".join(where) + f"\nQUALIFY sum(abs({q})) OVER (PARTITION BY "
+        f"{select} FROM sales\nWHERE " + "\n  AND ".join(where) + f"\nQUALIFY sum(abs({q})) OVER (PARTITION BY "
         f"{partition}) > 0\n  AND min(date_trunc($freq, {day})) OVER (PARTITION BY {partition}) <= "
         "CAST($started_by AS DATE)\n"
     )

@@ -40,8 +40,10 @@ class TableSource(Strict):
     those files and nothing else (forecasting.data.sql_source)."""
 
     path: str = Field("", description="file, glob, DuckDB file or libpq connection string (not with format sql)")
-    format: Literal["parquet", "csv", "duckdb", "postgres", "sql"] = "parquet"
-    table: str | None = None
+    format: Literal["parquet", "csv", "duckdb", "postgres", "sql"] = Field(
+        "parquet", description="how the source is read: a file (parquet, csv), a DuckDB table, PostgreSQL, or SQL"
+    )
+    table: str | None = Field(None, description="the table, for a duckdb or postgres source")
     schema_name: str = Field("public", description="PostgreSQL schema of `table` (postgres sources only)")
     columns: dict[str, str] = Field(default_factory=dict, description="logical name -> column in the file")
     query: str | None = Field(
@@ -101,7 +103,7 @@ class TableSource(Strict):
 class KeyedFlag(Strict):
     """A 0/1 calendar flag that differs per value of a hierarchy key (M5 SNAP days: one column per state)."""
 
-    key: str
+    key: str = Field(description="the hierarchy key whose values pick the column")
     columns: dict[str, str] = Field(description="key value -> calendar column, e.g. CA: snap_CA")
 
 
@@ -199,16 +201,23 @@ class BacktestSpec(Strict):
 
 
 class JobSpec(Strict):
-    name: str
-    description: str = ""
-    freq: Frequency
-    horizon: int = Field(ge=1, le=366)
-    season_length: int = Field(ge=1, le=366)
-    source: SourceSpec
-    incomplete_periods: Literal["drop", "prorate"] = "drop"
-    zero_fill_gaps: bool = False
-    min_history: int = Field(24, ge=2)
-    levels: list[int] = Field(default_factory=lambda: [60, 80, 90, 95])
+    name: str = Field(description="the job's name: its output folder, and --job NAME for a bundled job")
+    description: str = Field("", description="one line for `forecasting jobs` and the report")
+    freq: Frequency = Field(description="the period forecast: rows are summed into days, weeks, months or quarters")
+    horizon: int = Field(ge=1, le=366, description="periods forecast ahead")
+    season_length: int = Field(ge=1, le=366, description="periods in a season (12 for months, 52 weeks, 7 days)")
+    source: SourceSpec = Field(description="where the sales history comes from")
+    incomplete_periods: Literal["drop", "prorate"] = Field(
+        "drop", description="a period the data covers only in part: left out, or scaled up to a whole one"
+    )
+    zero_fill_gaps: bool = Field(
+        False, description="a missing period inside a series counts as 0 sales (default: the gate refuses it)"
+    )
+    min_history: int = Field(24, ge=2, description="the fewest complete periods a bottom series must have")
+    levels: list[int] = Field(
+        default_factory=lambda: [60, 80, 90, 95],
+        description="prediction-interval levels in percent (80 and 95 are always added)",
+    )
     models: ModelSpec = Field(default_factory=ModelSpec)
     reconciliation: ReconcileSpec = Field(default_factory=ReconcileSpec)
     backtest: BacktestSpec = Field(default_factory=BacktestSpec)
@@ -233,8 +242,8 @@ class JobSpec(Strict):
         description="M5 weights_evaluation file (Level_id, Agg_Level_1, Agg_Level_2, weight): the organizers' WRMSSE "
         "weights; without it backtests weigh series by their sales in the last `horizon` periods before each cutoff",
     )
-    seed: int = 0
-    n_jobs: int = Field(2, ge=1, le=256)
+    seed: int = Field(0, description="random seed of LightGBM and the Monte Carlo draws (same inputs, same outputs)")
+    n_jobs: int = Field(2, ge=1, le=256, description="worker processes of the statistical models")
     engine: EngineSpec = Field(
         default_factory=EngineSpec, description="local, or a Dask cluster (forecasting.models.engines)"
     )
