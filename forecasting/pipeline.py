@@ -290,6 +290,10 @@ def backtest_job(
     if horizon is not None:
         job = job.model_copy(update={"horizon": horizon})
     loaded, hierarchy = load_hierarchy(job, as_of)
+    with in_stage("validate"):
+        quality.check_backtest(
+            hierarchy.Y_df, hierarchy.members, job, windows, step or job.horizon, loaded.source_label
+        )
     with in_stage("backtest"):
         result = run_backtest(hierarchy, loaded.prices, job, windows, step, progress, loaded.calendar, prior_base)
     tables = {
