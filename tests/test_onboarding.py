@@ -192,3 +192,23 @@ def test_init_on_damaged_real_data_never_tracebacks(tmp_path, damage, seed):
     assert code in (0, 2), (damage, err)
     if code == 2:
         assert len(err.strip().splitlines()) == 1 and err.startswith("error:"), err
+
+
+def test_init_on_a_duckdb_table_reads_it_through_a_read_only_attach(tmp_path):
+    """A DuckDB file's table: the drafted SQL source attaches it read-only (it may not write to it)."""
+    database = tmp_path / "sales.duckdb"
+    con = duckdb.connect(str(database))
+    con.execute("CREATE TABLE prison AS SELECT * FROM read_csv(?)", [str(DATASETS["prison"])])
+    con.close()
+    code, out, err = cli("init", str(database), "--table", "prison", "--out", str(tmp_path / "db.yaml"))
+    assert code == 0 and "gate: passed: 32 series, 2005-01-01 .. 2016-10-01" in out, err
+    job = load_job(str(tmp_path / "db.yaml"))
+    assert job.source.sales.format == "sql" and job.source.sales.tables["sales"].format == "duckdb"
+    write = job.source.sales.model_copy(
+        update={"query": "SELECT * FROM sales, (SELECT count(*) FROM sales)", "parameters": {}}
+    )
+    target = duckdb.connect()
+    sql_source.materialize(target, write, "t")
+    assert target.execute("SELECT count(*) FROM t").fetchone() == (1536,)
+    code, _, err = cli("init", str(database), "--out", str(tmp_path / "x.yaml"))
+    assert code == 2 and "needs the table: give --table" in err, err

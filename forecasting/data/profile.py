@@ -11,6 +11,7 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
+from pydantic import ValidationError
 
 from forecasting.data.sources import Relation, SourceError, _columns, _relation, quote_identifier
 from forecasting.job.errors import InputError
@@ -335,7 +336,9 @@ def source_for(path: str, file_format: str | None = None, table: str | None = No
     if kind is None:
         raise ProfileError(f"{path}: cannot tell the format from {suffix or 'no suffix'!r}; give --format")
     location = path if kind == "postgres" else str(Path(path).resolve())
+    if kind in ("duckdb", "postgres") and not table:
+        raise ProfileError(f"{path}: a {kind} source needs the table: give --table NAME")
     try:
         return TableSource(path=location, format=kind, table=table)
-    except ValueError as exc:
-        raise ProfileError(f"{path}: {' '.join(str(exc).split())}") from None
+    except ValidationError as exc:
+        raise ProfileError(f"{path}: {'; '.join(e['msg'] for e in exc.errors())}") from None

@@ -173,10 +173,10 @@ def draft(found: Profile, name: str, output_root: str, horizon: int | None = Non
     }
     if found.gaps:
         decisions.append(f"zero_fill_gaps: {found.gaps} series miss periods between their first and last row")
-    if (left_out or found.subtotals or redate) and found.source.format in ("parquet", "csv"):
+    if (left_out or found.subtotals or redate) and found.source.format in ("parquet", "csv", "duckdb"):
         data["source"] = {"sales": _sql_source(found, keys, started_by, redate)}
     elif left_out or found.subtotals or redate:
-        decisions.append("the rows below are not left out, nor redated: a SQL source reads parquet or CSV only")
+        decisions.append("the rows below are not left out, nor redated: a SQL source reads files, not PostgreSQL")
     spec = parse_job(data, origin="init draft")
     return Draft(spec, render(data, found, decisions, left_out), decisions, left_out)
 

@@ -32,8 +32,17 @@ def label(source: TableSource) -> str:
 
 
 def _views(con: duckdb.DuckDBPyConnection, source: TableSource) -> None:
+    """One view per named table: a file read through the read-only mount, or a DuckDB table attached read-only
+    (before the configuration is locked; ATTACH takes no parameter, so the path is a quoted literal)."""
     for name, table in source.tables.items():
         files = table.files()
+        if table.format == "duckdb":
+            if not files[0].is_file():
+                raise SqlSourceError(f"{label(source)}: table {name!r}: no DuckDB file at {files[0]}")
+            literal = "'" + str(files[0]).replace("'", "''") + "'"
+            con.execute(f'ATTACH {literal} AS "source_{name}" (READ_ONLY)')
+            con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM "source_{name}"."{table.table}"')
+            continue
         if not files or not all(f.is_file() for f in files):
             raise SqlSourceError(f"{label(source)}: table {name!r}: no file at {table.resolved_path()}")
         pattern = f"{PROTOCOL}://{name}/" + ("*" if "*" in table.path else files[0].name)
@@ -45,9 +54,8 @@ def _views(con: duckdb.DuckDBPyConnection, source: TableSource) -> None:
 def connect(source: TableSource) -> duckdb.DuckDBPyConnection:
     """A connection that can read the source's named files (as views of their names) and nothing else."""
     con = duckdb.connect(config=confined.CONFIG | {"memory_limit": MEMORY})
-    con.register_filesystem(
-        confined.ReadOnlyFiles({name: table.files() for name, table in source.tables.items()}, protocol=PROTOCOL)
-    )
+    files = {name: table.files() for name, table in source.tables.items() if table.format != "duckdb"}
+    con.register_filesystem(confined.ReadOnlyFiles(files, protocol=PROTOCOL))
     try:
         _views(con, source)
     except duckdb.Error as exc:

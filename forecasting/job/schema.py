@@ -52,7 +52,8 @@ class TableSource(Strict):
         "WHERE qty > $min_qty; user values come from `parameters` as $name, bound, never formatted in",
     )
     tables: dict[str, TableSource] = Field(
-        default_factory=dict, description="format sql: name in the query -> a parquet or CSV file (or glob)"
+        default_factory=dict,
+        description="format sql: name in the query -> a parquet or CSV file (or glob), or a table of a DuckDB file",
     )
     parameters: dict[str, str | int | float | bool | list[str]] = Field(
         default_factory=dict, description="format sql: $name -> value, bound as a parameter of the query"
@@ -74,8 +75,10 @@ class TableSource(Strict):
             if not self.tables or self.path:
                 raise ValueError("a sql source names its files in `tables` (name -> {path, format}), not `path`")
             for name, table in self.tables.items():
-                if not IDENTIFIER.match(name) or table.format not in ("parquet", "csv"):
-                    raise ValueError(f"sql source table {name!r}: a plain identifier naming a parquet or CSV file")
+                if not IDENTIFIER.match(name) or table.format not in ("parquet", "csv", "duckdb"):
+                    raise ValueError(
+                        f"sql source table {name!r}: a plain identifier naming a parquet or CSV file or a DuckDB table"
+                    )
             for name in self.parameters:
                 if not IDENTIFIER.match(name):
                     raise ValueError(f"sql source parameter {name!r} is not a plain identifier")
