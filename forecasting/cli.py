@@ -4,9 +4,11 @@ Prefect flow."""
 from __future__ import annotations
 
 import json
+import shlex
 import time
 import warnings
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -17,6 +19,7 @@ from forecasting.data.quality import DataQualityError
 from forecasting.data.sources import SourceError
 from forecasting.job.errors import InputError, MethodError, one_line
 from forecasting.job.loading import DEFAULT_JOB, JobConfigError, available_jobs, load_job
+from forecasting.job.schema import JobSpec
 from forecasting.outputs import confined_sql
 from forecasting.outputs.atomic import DiskFullError, disk_full
 from forecasting.outputs.locks import OutputLockedError
@@ -75,6 +78,25 @@ MEMORY_OPTION = typer.Option(
 )
 TIMEOUT_OPTION = typer.Option(confined_sql.Limits.seconds, "--timeout", help="seconds the SQL may run, then stopped")
 FORMATS = ("table", "csv", "json")
+OUTPUT_OPTION = typer.Option(
+    None,
+    "--output",
+    "-o",
+    help="folder the job's outputs live under (default: the job's output_root, else data/outputs under "
+    "FORECASTING_HOME or the checkout; never inside the installed package)",
+)
+
+
+def _load(job: str, output: str | None, **overrides: object) -> JobSpec:
+    """The job, with --output in place of its output_root when given (relative to the current folder)."""
+    root = str(Path(output).resolve()) if output else None
+    return load_job(job, output_root=root, **overrides)
+
+
+def _hint_job(job: str, output: str | None) -> str:
+    """The options that name this job again in a printed hint: the path as typed (a job file), and --output."""
+    named = f"--job {shlex.quote(job)}" if job != DEFAULT_JOB else ""
+    return " ".join(part for part in (named, f"--output {shlex.quote(output)}" if output else "") if part)
 
 
 def _known_format(value: str) -> str:
@@ -105,6 +127,7 @@ def run(
     ),
     engine: str = typer.Option(None, "--engine", help="local or dask: where the base models run (default: job)"),
     scheduler: str = typer.Option(None, "--scheduler", help="Dask scheduler address, e.g. tcp://host:8786"),
+    output: str = OUTPUT_OPTION,
 ) -> None:
     """Run the nightly job: load, validate, aggregate, forecast, reconcile, staff, write."""
     from forecasting.pipeline import run_job
@@ -112,11 +135,11 @@ def run(
     as_of_date = _parse_date(as_of, "--as-of")
     warnings.filterwarnings("ignore")
     try:
-        spec = load_job(job)
+        spec = _load(job, output)
         if engine or scheduler:  # --scheduler alone implies dask
             chosen = spec.engine.model_dump() | {"kind": engine or "dask"}
             chosen |= {"scheduler": scheduler} if scheduler else {}
-            spec = load_job(job, engine=chosen)
+            spec = _load(job, output, engine=chosen)
         result = run_job(spec, as_of_date, lock_wait=wait)
     except (InputError, OutputLockedError) as exc:
         _fail(exc)
@@ -149,7 +172,12 @@ def run(
         typer.echo(f"{row['stage']:<16}{row['seconds']:>9.1f}{row['peak_rss_mb']:>13.0f}")
     typer.echo(f"run time {result.seconds:.1f} s")
     typer.echo(f"outputs: {result.run_dir}  (latest: {result.run_dir.parent / 'latest'})")
-    typer.echo(f'try: forecasting query --job {spec.name} "SELECT * FROM staffing LIMIT 10"')
+    again = _hint_job(job, output)
+    second = spec.hierarchy.names[min(1, len(spec.hierarchy.names) - 1)]
+    typer.echo(f"try: forecasting query {again} \"SELECT * FROM forecasts WHERE level = '{second}' LIMIT 10\"")
+    if spec.staffing is not None:
+        typer.echo(f'     forecasting query {again} "SELECT * FROM staffing LIMIT 10"')
+    typer.echo(f"     forecasting report {again}; forecasting recipe {again}")
 
 
 @app.command()
@@ -160,13 +188,14 @@ def query(
     output_format: str = FORMAT_OPTION,
     memory_limit: str = MEMORY_OPTION,
     timeout: float = TIMEOUT_OPTION,
+    output: str = OUTPUT_OPTION,
 ) -> None:
     """Answer SQL from a run's outputs through the DuckDB views in sql/views.sql (read-only: the SQL reads the job's
     published outputs and nothing else; see forecasting/outputs/confined_sql.py)."""
     from forecasting.outputs.views import open_views
 
     try:
-        spec = load_job(job)
+        spec = _load(job, output)
         limits = confined_sql.Limits(memory_limit, timeout)
         con = open_views(spec, run_as_of, limits)
     except (JobConfigError, FileNotFoundError, ValueError) as exc:
@@ -200,6 +229,7 @@ def backtest(
     step: int | None = typer.Option(None, "--step", help="periods between origins (default: backtest.step or horizon)"),
     horizon: int = typer.Option(None, "--horizon", help="periods ahead (default: the job's horizon)"),
     as_of: str = typer.Option(None, "--as-of", help="last day of data (default: last day the source covers)"),
+    output: str = OUTPUT_OPTION,
 ) -> None:
     """Rolling-origin backtest with the libraries' cross-validation; every window reconciled; metrics per level."""
     from forecasting.pipeline import backtest_job
@@ -212,7 +242,7 @@ def backtest(
         typer.echo(f"[{time.perf_counter() - start:7.1f} s] {message}", err=True)
 
     try:
-        spec = load_job(job)
+        spec = _load(job, output)
         folder, result = backtest_job(spec, as_of_date, windows, step, horizon, progress)
     except (InputError, OutputLockedError) as exc:
         _fail(exc)
@@ -222,8 +252,9 @@ def backtest(
         typer.echo(metrics)
     typer.echo(f"backtest outputs: {folder}")
     level = list(spec.hierarchy.levels)[-1]
-    typer.echo(f"try: forecasting query --job {spec.name} \"SELECT * FROM backtest_metrics WHERE level = '{level}'\"")
-    typer.echo(f"per series (the published method's worst): forecasting recipe series_most_wrong --job {spec.name}")
+    again = _hint_job(job, output)
+    typer.echo(f"try: forecasting query {again} \"SELECT * FROM backtest_metrics WHERE level = '{level}'\"")
+    typer.echo(f"per series (the published method's worst): forecasting recipe series_most_wrong {again}")
 
 
 @app.command()
@@ -233,13 +264,16 @@ def staff(
     volume_change: str = typer.Option(None, "--volume-change", help="what-if: uniform volume change, e.g. +15%"),
     event: str = typer.Option(None, "--event", help="what-if: a named event / promotion from the job's staffing"),
     check: bool = typer.Option(False, "--backtest", help="shortfall rates of the plan over the latest backtest"),
+    output: str = OUTPUT_OPTION,
 ) -> None:
     """Staffing without refitting: a what-if plan from a run's reconciled forecast, or the plan's backtest."""
     from forecasting.outputs import scenarios as staffing_runs
 
     warnings.filterwarnings("ignore")
     try:
-        spec = load_job(job)
+        spec = _load(job, output)
+        if spec.staffing is None:
+            _fail(f"job {spec.name!r} has no staffing section (labour standards), so there is no plan to change")
         if check:
             path, _, summary = staffing_runs.staffing_backtest(spec)
         else:
@@ -341,7 +375,8 @@ def weekday_weights(
 def report(
     job: str = JOB_OPTION,
     run_as_of: str = typer.Option(None, "--run", help="as-of date of the run to report (default: latest)"),
-    top: int = typer.Option(10, "--top", min=1, help="SKUs listed by volume and by backtest error"),
+    top: int = typer.Option(10, "--top", min=1, help="bottom-level series listed by volume and by backtest error"),
+    output: str = OUTPUT_OPTION,
 ) -> None:
     """Write a self-contained HTML report (charts, staffing bands, accuracy, warnings) into the run folder."""
     from forecasting import pipeline
@@ -349,7 +384,7 @@ def report(
 
     warnings.filterwarnings("ignore")
     try:
-        spec = load_job(job)
+        spec = _load(job, output)
         path = write_report(spec, run_as_of, history=pipeline.history, top=top)
     except (JobConfigError, DataQualityError, SourceError, StandardsError, FileNotFoundError) as exc:
         _fail(str(exc))
@@ -368,12 +403,13 @@ def diff(
     runs: list[str] = RUNS_OPTION,
     job: str = JOB_OPTION,
     top: int = typer.Option(10, "--top", min=1, help="rows per level (forecasts) and in all (staffing)"),
+    output: str = OUTPUT_OPTION,
 ) -> None:
     """List the largest forecast and staffing changes between two published runs."""
     from forecasting.outputs.diff import diff_runs, resolve_pair
 
     try:
-        spec = load_job(job)
+        spec = _load(job, output)
         before, after = resolve_pair(spec, runs or [])
         result = diff_runs(spec, before, after, top)
     except (JobConfigError, FileNotFoundError, ValueError) as exc:
@@ -385,8 +421,9 @@ def diff(
     with pl.Config(tbl_rows=200, tbl_cols=20, tbl_hide_dataframe_shape=True, tbl_width_chars=200):
         typer.echo("largest forecast changes (published reconciliation, summed over common periods), per level:")
         typer.echo(result.forecasts.with_columns(pl.col(pl.Float64).round(3)))
-        typer.echo("largest staffing changes (headcount, then FTE):")
-        typer.echo(result.staffing.with_columns(pl.col(pl.Float64).round(3)) if result.staffing.width else "none")
+        if spec.staffing is not None:
+            typer.echo("largest staffing changes (headcount, then FTE):")
+            typer.echo(result.staffing.with_columns(pl.col(pl.Float64).round(3)) if result.staffing.width else "none")
 
 
 @app.command()
@@ -398,12 +435,16 @@ def recipe(
     output_format: str = FORMAT_OPTION,
     memory_limit: str = MEMORY_OPTION,
     timeout: float = TIMEOUT_OPTION,
+    output: str = OUTPUT_OPTION,
 ) -> None:
     """Run one of the planners' SQL recipes (sql/recipes/*.sql) with bound parameters, confined like `query`."""
     from forecasting.outputs import recipes
 
     if name is None:
-        typer.echo("\n".join(recipes.available()))
+        spec = _load(job, output)
+        for recipe_name in recipes.available():
+            missing = recipes.missing_needs(spec, recipe_name)
+            typer.echo(f"{recipe_name}" + (f"  (not for job {spec.name}: {missing})" if missing else ""))
         return
     values = {}
     for item in params or []:
@@ -412,7 +453,8 @@ def recipe(
             _fail(f"--set {item!r}: expected KEY=VALUE")
         values[key.strip()] = value
     try:
-        frame = recipes.run_recipe(load_job(job), name, values, run_as_of, confined_sql.Limits(memory_limit, timeout))
+        limits = confined_sql.Limits(memory_limit, timeout)
+        frame = recipes.run_recipe(_load(job, output), name, values, run_as_of, limits)
     except (JobConfigError, FileNotFoundError, ValueError, confined_sql.QueryRefused) as exc:
         _fail(str(exc))
         return
@@ -428,12 +470,66 @@ def recipe(
             typer.echo(frame)
 
 
+jobs_app = typer.Typer(help="The bundled jobs, and the job file's JSON Schema.", cls=Guarded)
+app.add_typer(jobs_app, name="jobs")
+
+
+@jobs_app.callback(invoke_without_command=True)
+def jobs(ctx: typer.Context) -> None:
+    """List the bundled jobs (`forecasting jobs schema`: the job file's JSON Schema)."""
+    if ctx.invoked_subcommand is None:
+        for name in available_jobs():
+            spec = load_job(name)
+            typer.echo(f"{name}: {spec.description}")
+
+
+@jobs_app.command("schema")
+def jobs_schema() -> None:
+    """Print the JSON Schema of a job file (docs/job-reference.md is generated from the same models)."""
+    from forecasting.job.reference import json_schema
+
+    typer.echo(json.dumps(json_schema(), indent=2))
+
+
 @app.command()
-def jobs() -> None:
-    """List the bundled jobs."""
-    for name in available_jobs():
-        spec = load_job(name)
-        typer.echo(f"{name}: {spec.description}")
+def init(
+    data_file: str = typer.Argument(..., help="parquet, CSV or DuckDB file, or a libpq string with --format postgres"),
+    out: str = typer.Option(None, "--out", help="job file to write (default: ./<file name>.yaml)"),
+    name: str = typer.Option(None, "--name", help="job name (default: the file's name)"),
+    file_format: str = typer.Option(None, "--format", help="parquet, csv, duckdb or postgres (default: the suffix)"),
+    table: str = typer.Option(None, "--table", help="the table, for a DuckDB file or PostgreSQL"),
+    date_column: str = typer.Option(None, "--date", help="the date column (default: inferred)"),
+    quantity: str = typer.Option(None, "--quantity", help="the quantity column (default: inferred)"),
+    freq: str = typer.Option(None, "--freq", help="day, week, month or quarter (default: from the dates)"),
+    horizon: int = typer.Option(None, "--horizon", min=1, max=366, help="periods ahead (default: by frequency)"),
+    output: str = OUTPUT_OPTION,
+    force: bool = typer.Option(False, "--force", help="replace an existing job file"),
+) -> None:
+    """Write a commented job file for a data file (date, frequency, quantity, keys and nesting inferred; subtotal,
+    empty and short series left out, with reasons), check it against the data-quality gate, print what it decided."""
+    from forecasting.pipeline import onboard
+
+    if freq is not None and freq not in ("day", "week", "month", "quarter"):
+        _fail(f"--freq {freq!r}: expected day, week, month or quarter")
+    if file_format is not None and file_format not in ("parquet", "csv", "duckdb", "postgres"):
+        _fail(f"--format {file_format!r}: expected parquet, csv, duckdb or postgres")
+    target = Path(out or f"{Path(data_file).stem}.yaml")
+    if target.suffix not in (".yaml", ".yml"):
+        _fail(f"--out {out!r}: a job file ends in .yaml or .yml")
+    if target.exists() and not force:
+        _fail(f"{target} exists; give another --out or --force to replace it")
+    warnings.filterwarnings("ignore")
+    made = onboard(data_file, target, name, file_format, table, date_column, quantity, freq, horizon, output)
+    typer.echo(f"read {made.profile.label}: {made.profile.rows} rows, {len(made.profile.series)} series")
+    for line in made.profile.reasons + made.draft.decisions:
+        typer.echo(f"  {line}")
+    for what, count in made.draft.left_out.items():
+        typer.echo(f"  left out: {count} {what}")
+    levels = made.draft.spec.hierarchy.levels
+    typer.echo("  levels: " + ", ".join(f"{lv} ({' x '.join(keys) or '-'})" for lv, keys in levels.items()))
+    typer.echo(f"gate: {made.gate}")
+    typer.echo(f"job file: {target}  (outputs under {made.draft.spec.output_dir()})")
+    typer.echo(f"next: forecasting run --job {shlex.quote(str(target))}")
 
 
 if __name__ == "__main__":

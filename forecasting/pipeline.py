@@ -290,6 +290,10 @@ def backtest_job(
     if horizon is not None:
         job = job.model_copy(update={"horizon": horizon})
     loaded, hierarchy = load_hierarchy(job, as_of)
+    with in_stage("validate"):
+        quality.check_backtest(
+            hierarchy.Y_df, hierarchy.members, job, windows, step or job.horizon, loaded.source_label
+        )
     with in_stage("backtest"):
         result = run_backtest(hierarchy, loaded.prices, job, windows, step, progress, loaded.calendar, prior_base)
     tables = {
@@ -319,3 +323,51 @@ def backtest_job(
     # date cannot delete the folder a run is reading. A backtest finishing during a nightly run waits for it.
     with in_stage("write"), output_lock(job.output_dir(), wait=PUBLISH_WAIT, on_wait=progress):
         return runs.publish_run(job, loaded.as_of, tables, manifest, subdir=BACKTESTS), result
+
+
+@dataclass
+class Onboarded:
+    """What `forecasting init` found and wrote: the profile, the drafted job and the gate's verdict on it."""
+
+    profile: Any
+    draft: Any
+    gate: str
+
+
+def onboard(
+    data_file: str,
+    target: Path,
+    name: str | None = None,
+    file_format: str | None = None,
+    table: str | None = None,
+    date_column: str | None = None,
+    quantity: str | None = None,
+    freq: str | None = None,
+    horizon: int | None = None,
+    output: str | None = None,
+) -> Onboarded:
+    """Profile a data file, draft its job (forecasting.data.scaffold), run the draft through the load and the
+    data-quality gate exactly as a run would, and write the job file atomically. A draft the gate refuses is still
+    written (to be edited) and the refusal raised as one error."""
+    from forecasting.data import profile, scaffold
+    from forecasting.outputs.atomic import write_text_atomic
+
+    found = profile.profile(profile.source_for(data_file, file_format, table), date_column, quantity, freq)
+    root = Path(output).resolve() if output else target.resolve().parent / "outputs"
+    draft = scaffold.draft(found, name or scaffold.job_name(data_file), str(root), horizon)
+    problem = None
+    try:
+        with in_stage("gate"):
+            loaded = load(draft.spec)
+            validated = validate(loaded, draft.spec)
+        history = validated.history
+        gate = (
+            f"passed: {history.select(draft.spec.hierarchy.columns).n_unique()} series, {validated.periods.kept_from}"
+        )
+        gate += f" .. {validated.periods.kept_to}, as of {loaded.as_of}"
+    except InputError as exc:
+        problem, gate = exc, f"refused: {one_line(str(exc))}"
+    write_text_atomic(draft.text, target)
+    if problem is not None:
+        raise InputError(f"{target} written, but the data-quality gate refuses it: {one_line(str(problem))}")
+    return Onboarded(found, draft, gate)

@@ -332,3 +332,31 @@ def _colliding_ids(history: pl.DataFrame, job: JobSpec, file: str) -> list[Probl
     what = "key values that give two series of different levels the same id"
     examples = [tuple(r) for r in clashes.head(EXAMPLES).rows()]
     return [Problem(file, columns, what, clashes["unique_id"].n_unique(), examples)]
+
+
+def check_backtest(y: pl.DataFrame, members: pl.DataFrame, job: JobSpec, windows: int, step: int, file: str) -> None:
+    """Before any backtest fit: every series must hold, before the first window's cutoff, the periods its level's
+    models need with their intervals (conformal windows included), or the library stops mid-backtest naming none."""
+    offset = job.horizon + step * (windows - 1)
+    lengths = (
+        y.group_by("unique_id")
+        .agg(pl.len().cast(pl.Int64).alias("n"))
+        .join(members.select("unique_id", "level"), on="unique_id")
+    )
+    problems = []
+    for level in job.hierarchy.names:
+        models = job.models.run_at(level, job.hierarchy.bottom)
+        model, need = _longest_need(job, models)
+        if level == job.hierarchy.bottom:
+            need = max(need, 2)
+        short = lengths.filter((pl.col("level") == level) & (pl.col("n") - offset < need)).sort("n", "unique_id")
+        if short.height:
+            what = (
+                f"{level} series with fewer than {need} periods before the first backtest cutoff ({windows} windows "
+                f"of {job.horizon}, {step} apart, take the last {offset}), which {model} needs{_why(job, model)}; "
+                "backtest with fewer windows (--windows) or leave the model out"
+            )
+            examples = [(uid, n - offset) for uid, n in short.select("unique_id", "n").head(EXAMPLES).rows()]
+            problems.append(Problem(file, job.source.sales.columns["date"], what, short.height, examples))
+    if problems:
+        raise DataQualityError(problems)

@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from forecasting.data import timezones
+from forecasting.data import sql_source, timezones
 from forecasting.job.common import project_root
 from forecasting.job.errors import InputError
 from forecasting.job.schema import JobSpec, TableSource
@@ -72,6 +72,11 @@ def postgres_label(source: TableSource) -> str:
 
 
 def _relation(con: duckdb.DuckDBPyConnection, source: TableSource, variable: str) -> Relation:
+    if source.format == "sql":
+        table = f"{variable}_sql"
+        if not con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = ?", [table]).fetchall():
+            sql_source.materialize(con, source, table)
+        return Relation(sql_source.label(source), table)
     if source.format == "postgres":
         label = postgres_label(source)
         load_postgres_extension(con)
@@ -325,12 +330,11 @@ def input_hashes(job: JobSpec) -> dict[str, str]:
     """sha256 of every input file: the sources and the labour-standards file."""
     sources = [s for s in (job.source.sales, job.source.prices, job.source.calendar) if s is not None]
     hashes = {postgres_label(s): "a PostgreSQL table: not hashed" for s in sources if s.format == "postgres"}
-    paths = [s.resolved_path() for s in sources if s.format != "postgres"]
+    files = [file for s in sources for file in s.files()]
     if (standards := job.staffing_standards_path()) is not None:
-        paths.append(standards)
-    for path in paths:
-        for file in sorted(path.parent.glob(path.name)) if "*" in path.name else [path]:
-            hashes[str(file.relative_to(project_root()) if file.is_relative_to(project_root()) else file)] = (
-                file_sha256(file)
-            )
+        files.append(standards)
+    for file in files:
+        hashes[str(file.relative_to(project_root()) if file.is_relative_to(project_root()) else file)] = file_sha256(
+            file
+        )
     return hashes

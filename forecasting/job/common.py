@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import sysconfig
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -34,7 +35,8 @@ Day = Annotated[date, StrictFlag(False), BeforeValidator(_date_or_text)]
 
 
 def project_root() -> Path:
-    """The folder holding data/, sql/ and prefect.yaml (override with FORECASTING_HOME)."""
+    """The project home: the folder holding data/ (bundled data and jobs), sql/ and prefect.yaml. FORECASTING_HOME
+    names it; by default it is the source checkout the package was installed from (pip install -e)."""
     env = os.environ.get("FORECASTING_HOME")
     return Path(env).resolve() if env else Path(__file__).resolve().parents[2]
 
@@ -76,4 +78,19 @@ def output_root_problem(root: Path) -> str | None:
     package = os.path.normpath(str(package_dir()))
     if text == package or text.startswith(package + "/"):
         return f"inside the installed package ({package})"
+    for name in ("purelib", "platlib"):
+        installed = os.path.normpath(sysconfig.get_paths()[name])
+        if text == installed or text.startswith(installed + "/"):
+            return f"inside the installed packages ({installed})"
     return None
+
+
+def default_output_root() -> Path:
+    """Where a job's outputs go when neither the job nor the command line says: data/outputs under the project
+    home, unless that lies inside an installation (a plain `pip install` without FORECASTING_HOME): then
+    $XDG_DATA_HOME/forecasting/outputs (~/.local/share/forecasting/outputs). Never inside the installed package."""
+    home = project_root() / "data" / "outputs"
+    if output_root_problem(home) is None:
+        return home
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "forecasting" / "outputs"

@@ -12,7 +12,7 @@ from forecasting.job.common import Strict
 class EngineSpec(Strict):
     """Where the base models run."""
 
-    kind: Literal["local", "dask"] = "local"
+    kind: Literal["local", "dask"] = Field("local", description="local: this machine; dask: a Dask cluster")
     scheduler: str | None = Field(
         None, description="Dask scheduler address (tcp://host:8786); none: start a LocalCluster on this machine"
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from forecasting.job.common import IDENTIFIER, JOB_NAME, Strict
@@ -13,20 +15,35 @@ class HierarchySpec(Strict):
     `columns` are the key columns of a bottom series; each level lists the ones it groups by (total: none). A strict
     tree (total -> region -> warehouse -> sku) and a grouped structure (Australian tourism: (State / Region) x
     Purpose) are both written this way. `nested` names child -> parent keys that must be consistent in the data
-    (a warehouse sits in one region)."""
+    (a warehouse sits in one region). No default names a level of any one data set: left out, the levels are
+    `total`, each key on its own and the bottom series (every key), which is right for crossed and nested keys
+    alike, and nothing is checked for nesting (`forecasting init` writes the nesting it found in the data)."""
 
     columns: list[str] = Field(
-        default_factory=lambda: ["region", "warehouse", "sku"], description="key columns of a bottom series"
+        description="key columns of a bottom series (logical names mapped in source.sales.columns), top to bottom",
     )
     levels: dict[str, list[str]] = Field(
-        default_factory=lambda: {
-            "total": [],
-            "region": ["region"],
-            "warehouse": ["region", "warehouse"],
-            "sku": ["region", "warehouse", "sku"],
-        }
+        default_factory=dict,
+        description="level name -> the keys it groups by (total: []); the level grouping by every key is the bottom. "
+        "Default: total, each key on its own, and the bottom named after its keys joined by '_'",
     )
-    nested: dict[str, str] = Field(default_factory=lambda: {"warehouse": "region"})
+    nested: dict[str, str] = Field(
+        default_factory=dict,
+        description="child key -> parent key that the data must respect (a child value under one parent only), "
+        "checked by the data-quality gate; default: none",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_levels(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("levels") and isinstance(data.get("columns"), list):
+            keys = [k for k in data["columns"] if isinstance(k, str)]
+            levels: dict[str, list[str]] = {"total": []}
+            levels |= {key: [key] for key in keys if len(keys) > 1}
+            if keys:
+                levels["_".join(keys)] = list(keys)
+            data = data | {"levels": levels}
+        return data
 
     @field_validator("levels")
     @classmethod

@@ -17,8 +17,8 @@ from forecasting.job.common import IDENTIFIER, MONTH_DAY, Strict
 class LevelRatioSpec(Strict):
     """Target y_t / mean(y_{t-shift-window+1} .. y_{t-shift}); keep shift >= horizon so the level is known."""
 
-    shift: int = Field(28, ge=1, le=1000)
-    window: int = Field(28, ge=1, le=1000)
+    shift: int = Field(28, ge=1, le=1000, description="periods back the level window ends")
+    window: int = Field(28, ge=1, le=1000, description="periods the level is the mean of")
 
 
 # The periods a trading-day adjustment applies to, and their mean length in days.
@@ -38,12 +38,18 @@ class TradingDaysSpec(Strict):
 
 
 class LightGBMSpec(Strict):
-    n_estimators: int = Field(200, ge=1, le=5000)
-    learning_rate: float = Field(0.05, gt=0, le=1)
-    num_leaves: int = Field(63, ge=2, le=4096)
-    objective: Literal["tweedie", "poisson", "regression", "l1"] = "tweedie"
-    lags: list[int] = Field(default_factory=lambda: [1, 2, 3, 6, 12])
-    rolling_windows: list[int] = Field(default_factory=lambda: [3, 6, 12])
+    n_estimators: int = Field(200, ge=1, le=5000, description="boosting rounds (trees)")
+    learning_rate: float = Field(0.05, gt=0, le=1, description="shrinkage of each tree")
+    num_leaves: int = Field(63, ge=2, le=4096, description="leaves per tree")
+    objective: Literal["tweedie", "poisson", "regression", "l1"] = Field(
+        "tweedie", description="LightGBM's loss (tweedie and poisson suit counts with zeros)"
+    )
+    lags: list[int] = Field(
+        default_factory=lambda: [1, 2, 3, 6, 12], description="periods back whose values are features"
+    )
+    rolling_windows: list[int] = Field(
+        default_factory=lambda: [3, 6, 12], description="lengths of the rolling means used as features"
+    )
     rolling_lag: int = Field(
         1,
         ge=1,
@@ -167,13 +173,21 @@ class ModelSpec(Strict):
         "rmsse", description="backtest metric the per-level choice minimises (mean over series and windows)"
     )
     intermittent_adi: float = Field(1.32, gt=1.0, description="average demand interval above which a series is sparse")
-    lightgbm: LightGBMSpec = Field(default_factory=LightGBMSpec)
+    lightgbm: LightGBMSpec = Field(
+        default_factory=LightGBMSpec, description="the global LightGBM's settings (mlforecast; forecasting.models)"
+    )
     lightgbm_variants: dict[str, dict[str, object]] = Field(
         default_factory=dict,
         description="name -> settings that differ from `lightgbm`: more global LightGBMs (e.g. with horizon_blocks) "
         "that run, are backtested and can be chosen or combined like any other model",
     )
-    conformal_windows: int = Field(2, ge=2, le=10)
+    conformal_windows: int = Field(
+        2,
+        ge=2,
+        le=10,
+        description="windows of `horizon` periods the conformal intervals of LightGBM and the intermittent models are "
+        "calibrated on: a series needs that many periods beyond the longest lag",
+    )
     trading_days: TradingDaysSpec | None = Field(
         None,
         description="fit every model on sales per weekday-weighted open day of the period and scale forecasts back "

@@ -50,7 +50,12 @@ class ReconcileSpec(Strict):
     from that level instead of `middle_level`: so one backtest scores several middle levels and `choose_from_backtest`
     (or the benchmark's rule) chooses among them too."""
 
-    methods: list[ReconcileMethod] = Field(default_factory=lambda: ["BottomUp", "MinTrace"])
+    methods: list[ReconcileMethod] = Field(
+        default_factory=lambda: ["BottomUp", "MinTrace"],
+        description="the reconciliations run (and backtested): BottomUp, MinTrace, MinTrace_<variant>, MiddleOut, "
+        "MiddleOut_<upper>[@<level>]; a method the library refuses falls back (QP -> clip; wls_var or mint_shrink -> "
+        "wls_struct) and says so",
+    )
     mintrace_method: MinTraceVariant = Field(
         "wls_struct",
         description="wls_var and mint_shrink estimate error variances from the calibration errors (in-sample fits or "
@@ -77,7 +82,7 @@ class ReconcileSpec(Strict):
         "sparse MinTrace (ols, wls_struct, wls_var on the whole tree); the dense one (mint_shrink, MiddleOut's upper "
         "part: a few series) has only the QP in the library and keeps it",
     )
-    publish: ReconcileMethod = "MinTrace"
+    publish: ReconcileMethod = Field("MinTrace", description="the method published when no backtest chooses")
     choose_from_backtest: bool = Field(
         True,
         description="publish the method the job's latest backtest chose (forecasting.evaluate.plan: one whose worst "

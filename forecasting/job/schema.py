@@ -5,13 +5,21 @@ from __future__ import annotations
 
 from itertools import pairwise
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
 from forecasting.job.catalogue import MODELS
-from forecasting.job.common import IDENTIFIER, JOB_NAME, Day, Strict, output_root_problem, project_root
+from forecasting.job.common import (
+    IDENTIFIER,
+    JOB_NAME,
+    Day,
+    Strict,
+    default_output_root,
+    output_root_problem,
+    project_root,
+)
 from forecasting.job.engine import EngineSpec
 from forecasting.job.hierarchy import HierarchySpec
 from forecasting.job.models import TRADING_DAY_PERIODS, ModelSpec
@@ -25,15 +33,31 @@ PANDAS_FREQ = {"day": "D", "week": "W-MON", "month": "MS", "quarter": "QS"}
 
 
 class TableSource(Strict):
-    """One input table: a parquet or CSV file (or glob), a table inside a DuckDB database file, or a PostgreSQL
+    """One input table: a parquet or CSV file (or glob), a table inside a DuckDB database file, a PostgreSQL
     table read through DuckDB's postgres extension (`path` is then a libpq connection string such as
-    "host=db.internal dbname=sales user=forecasting"; keep the password in PGPASSWORD or ~/.pgpass, not here)."""
+    "host=db.internal dbname=sales user=forecasting"; keep the password in PGPASSWORD or ~/.pgpass, not here), or
+    (`format: sql`) one SELECT over named parquet or CSV files, run read-only on a DuckDB connection that can read
+    those files and nothing else (forecasting.data.sql_source)."""
 
-    path: str
-    format: Literal["parquet", "csv", "duckdb", "postgres"] = "parquet"
-    table: str | None = None
+    path: str = Field("", description="file, glob, DuckDB file or libpq connection string (not with format sql)")
+    format: Literal["parquet", "csv", "duckdb", "postgres", "sql"] = Field(
+        "parquet", description="how the source is read: a file (parquet, csv), a DuckDB table, PostgreSQL, or SQL"
+    )
+    table: str | None = Field(None, description="the table, for a duckdb or postgres source")
     schema_name: str = Field("public", description="PostgreSQL schema of `table` (postgres sources only)")
     columns: dict[str, str] = Field(default_factory=dict, description="logical name -> column in the file")
+    query: str | None = Field(
+        None,
+        description="format sql: one SELECT statement reading `tables` by their names, e.g. SELECT * FROM orders "
+        "WHERE qty > $min_qty; user values come from `parameters` as $name, bound, never formatted in",
+    )
+    tables: dict[str, TableSource] = Field(
+        default_factory=dict,
+        description="format sql: name in the query -> a parquet or CSV file (or glob), or a table of a DuckDB file",
+    )
+    parameters: dict[str, str | int | float | bool | list[str]] = Field(
+        default_factory=dict, description="format sql: $name -> value, bound as a parameter of the query"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> TableSource:
@@ -45,17 +69,44 @@ class TableSource(Strict):
         for logical, column in self.columns.items():
             if not column or "\x00" in column:
                 raise ValueError(f"column for {logical!r} is empty")
+        if self.format == "sql":
+            if not self.query or not self.query.strip() or "\x00" in self.query:
+                raise ValueError("a sql source needs `query`: one SELECT over its `tables`")
+            if not self.tables or self.path:
+                raise ValueError("a sql source names its files in `tables` (name -> {path, format}), not `path`")
+            for name, table in self.tables.items():
+                if not IDENTIFIER.match(name) or table.format not in ("parquet", "csv", "duckdb"):
+                    raise ValueError(
+                        f"sql source table {name!r}: a plain identifier naming a parquet or CSV file or a DuckDB table"
+                    )
+            for name in self.parameters:
+                if not IDENTIFIER.match(name):
+                    raise ValueError(f"sql source parameter {name!r} is not a plain identifier")
+        else:
+            if not self.path or "\x00" in self.path:
+                raise ValueError(f"a {self.format} source needs `path`")
+            if self.query is not None or self.tables or self.parameters:
+                raise ValueError("`query`, `tables` and `parameters` belong to a source with format: sql")
         return self
 
     def resolved_path(self) -> Path:
         path = Path(self.path)
         return path if path.is_absolute() else project_root() / path
 
+    def files(self) -> list[Path]:
+        """The files this source reads (a glob expanded; a sql source's tables' files); none for postgres."""
+        if self.format == "postgres":
+            return []
+        if self.format == "sql":
+            return [file for table in self.tables.values() for file in table.files()]
+        path = self.resolved_path()
+        return sorted(path.parent.glob(path.name)) if "*" in path.name else [path]
+
 
 class KeyedFlag(Strict):
     """A 0/1 calendar flag that differs per value of a hierarchy key (M5 SNAP days: one column per state)."""
 
-    key: str
+    key: str = Field(description="the hierarchy key whose values pick the column")
     columns: dict[str, str] = Field(description="key value -> calendar column, e.g. CA: snap_CA")
 
 
@@ -153,37 +204,71 @@ class BacktestSpec(Strict):
 
 
 class JobSpec(Strict):
-    name: str
-    description: str = ""
-    freq: Frequency
-    horizon: int = Field(ge=1, le=366)
-    season_length: int = Field(ge=1, le=366)
-    source: SourceSpec
-    incomplete_periods: Literal["drop", "prorate"] = "drop"
-    zero_fill_gaps: bool = False
-    min_history: int = Field(24, ge=2)
-    levels: list[int] = Field(default_factory=lambda: [60, 80, 90, 95])
+    name: str = Field(description="the job's name: its output folder, and --job NAME for a bundled job")
+    description: str = Field("", description="one line for `forecasting jobs` and the report")
+    freq: Frequency = Field(description="the period forecast: rows are summed into days, weeks, months or quarters")
+    horizon: int = Field(ge=1, le=366, description="periods forecast ahead")
+    season_length: int = Field(ge=1, le=366, description="periods in a season (12 for months, 52 weeks, 7 days)")
+    source: SourceSpec = Field(description="where the sales history comes from")
+    incomplete_periods: Literal["drop", "prorate"] = Field(
+        "drop", description="a period the data covers only in part: left out, or scaled up to a whole one"
+    )
+    zero_fill_gaps: bool = Field(
+        False, description="a missing period inside a series counts as 0 sales (default: the gate refuses it)"
+    )
+    min_history: int = Field(24, ge=2, description="the fewest complete periods a bottom series must have")
+    levels: list[int] = Field(
+        default_factory=lambda: [60, 80, 90, 95],
+        description="prediction-interval levels in percent (80 and 95 are always added)",
+    )
     models: ModelSpec = Field(default_factory=ModelSpec)
     reconciliation: ReconcileSpec = Field(default_factory=ReconcileSpec)
     backtest: BacktestSpec = Field(default_factory=BacktestSpec)
-    hierarchy: HierarchySpec = Field(default_factory=HierarchySpec)
-    staffing: StaffingSpec | None = Field(None, description="labour standards for the `warehouse` level, if any")
+    hierarchy: HierarchySpec = Field(
+        None,
+        validate_default=False,
+        description="the keys and levels (forecasting.job.hierarchy); default: the keys mapped in "
+        "source.sales.columns (all but date and quantity), with HierarchySpec's default levels",
+    )
+    staffing: StaffingSpec | None = Field(
+        None, description="labour standards for a level named `warehouse`; none: the job has no staffing plan"
+    )
     filters: dict[str, list[str]] = Field(
         default_factory=dict, description="hierarchy key -> only these values (a slice for tests and ad hoc runs)"
     )
-    sku_filter: list[str] | None = Field(None, description="shorthand for filters: {sku: [...]}")
-    warehouse_filter: list[str] | None = Field(None, description="shorthand for filters: {warehouse: [...]}")
+    sku_filter: list[str] | None = Field(None, description="shorthand for filters: {sku: [...]} (a key named sku)")
+    warehouse_filter: list[str] | None = Field(
+        None, description="shorthand for filters: {warehouse: [...]} (a key named warehouse)"
+    )
     official_weights: str | None = Field(
         None,
         description="M5 weights_evaluation file (Level_id, Agg_Level_1, Agg_Level_2, weight): the organizers' WRMSSE "
         "weights; without it backtests weigh series by their sales in the last `horizon` periods before each cutoff",
     )
-    seed: int = 0
-    n_jobs: int = Field(2, ge=1, le=256)
+    seed: int = Field(0, description="random seed of LightGBM and the Monte Carlo draws (same inputs, same outputs)")
+    n_jobs: int = Field(2, ge=1, le=256, description="worker processes of the statistical models")
     engine: EngineSpec = Field(
         default_factory=EngineSpec, description="local, or a Dask cluster (forecasting.models.engines)"
     )
-    output_root: str = "data/outputs"
+    output_root: str | None = Field(
+        None,
+        description="folder the job's outputs go under (<output_root>/<name>/); relative to the project home. "
+        "Default: data/outputs under the project home (FORECASTING_HOME, else the source checkout), or "
+        "$XDG_DATA_HOME/forecasting/outputs when that would lie inside an installation. `--output` on a command "
+        "wins over both. Never the file system's root, a system folder or an installed package",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_hierarchy(cls, data: Any) -> Any:
+        """No default names a level of one data set: a job without `hierarchy` groups by the keys it maps."""
+        if isinstance(data, dict) and data.get("hierarchy") is None:
+            sales = (data.get("source") or {}).get("sales") if isinstance(data.get("source"), dict) else None
+            columns = sales.get("columns") if isinstance(sales, dict) else None
+            if isinstance(columns, dict):
+                keys = [k for k in columns if k not in ("date", "quantity")]
+                data = data | {"hierarchy": {"columns": keys}}
+        return data
 
     @field_validator("name")
     @classmethod
@@ -194,7 +279,9 @@ class JobSpec(Strict):
 
     @field_validator("output_root")
     @classmethod
-    def _output_root(cls, value: str) -> str:
+    def _output_root(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         path = Path(value)
         problem = output_root_problem(path if path.is_absolute() else project_root() / path)
         if problem:
@@ -212,6 +299,8 @@ class JobSpec(Strict):
     @model_validator(mode="after")
     def _fits_hierarchy(self) -> JobSpec:
         keys = self.hierarchy.columns
+        if not keys:
+            raise ValueError("hierarchy.columns: a job needs at least one key column (e.g. the item or the store)")
         missing = [k for k in keys if k not in self.source.sales.columns]
         if missing:
             raise ValueError(f"source.sales.columns must map the hierarchy keys {missing}")
@@ -330,5 +419,7 @@ class JobSpec(Strict):
         return path if path.is_absolute() else project_root() / path
 
     def output_dir(self) -> Path:
+        if self.output_root is None:
+            return default_output_root() / self.name
         path = Path(self.output_root)
         return (path if path.is_absolute() else project_root() / path) / self.name

@@ -19,9 +19,9 @@ class Scenario(Strict):
     scaled by 1 + uplift, e.g. a promotion or an event."""
 
     uplift: float = Field(gt=-1, le=100, description="0.15 = +15 % volume")
-    start: Day | None = None
-    end: Day | None = None
-    warehouses: list[str] | None = None
+    start: Day | None = Field(None, description="first day scaled (default: the first period)")
+    end: Day | None = Field(None, description="last day scaled (default: the last period)")
+    warehouses: list[str] | None = Field(None, description="warehouses scaled (default: all)")
 
     @model_validator(mode="after")
     def _ordered(self) -> Scenario:

@@ -24,21 +24,15 @@ import duckdb
 import polars as pl
 from fsspec import AbstractFileSystem
 
+from forecasting.data import confined
+
 PROTOCOL = "outputs"
 READ_ONLY = "the published outputs are read-only"
 OUTSIDE = "outside the job's published outputs"
-# What a planner's connection is opened with, before any view exists. `temp_directory = ''`: no spill files (a query
-# that needs more than the memory limit fails instead of writing to disk; DuckDB allows its temp folder even with
-# external access off). Extensions are never installed or loaded on demand: with external access off, DuckDB 1.4.4
-# still creates ~/.duckdb/extensions/... and tries to download one that a query needs (e.g. CREATE SECRET TYPE s3).
-CONFIG = {
-    "temp_directory": "",
-    "autoinstall_known_extensions": False,
-    "autoload_known_extensions": False,
-    "allow_community_extensions": False,
-    "allow_unsigned_extensions": False,
-    "allow_persistent_secrets": False,
-}
+# What a planner's connection is opened with, before any view exists: forecasting.data.confined's (no spill files,
+# no extension installed or loaded on demand: with external access off, DuckDB 1.4.4 still creates
+# ~/.duckdb/extensions/... and tries to download one that a query needs, e.g. CREATE SECRET TYPE s3).
+CONFIG = confined.CONFIG
 # DuckDB statement types (duckdb.StatementType names) as a planner knows them, for the refusal message.
 STATEMENT_NAMES = {
     "LOAD": "INSTALL / LOAD of an extension",
@@ -153,9 +147,7 @@ def connect(folder: Path, limits: Limits) -> duckdb.DuckDBPyConnection:
     except duckdb.Error as exc:
         raise ValueError(f"--memory-limit {limits.memory!r}: {exc}") from exc
     con.register_filesystem(ReadOnlyOutputs(folder))
-    con.execute("SET allowed_directories = ?", [[f"{PROTOCOL}://"]])
-    con.execute("SET enable_external_access = false")
-    con.execute("SET lock_configuration = true")
+    confined.lock(con, PROTOCOL)
     return con
 
 

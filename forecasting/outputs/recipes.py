@@ -39,6 +39,31 @@ VARIABLE = re.compile(r"getvariable\('([a-z_][a-z0-9_]*)'\)")
 SET_BY_THE_VIEWS = {"run_dir", "backtest_dir", "job_dir"}
 
 
+NEEDS = re.compile(r"^-- needs: (.*)$", re.MULTILINE)
+
+
+def needs(name: str) -> list[str]:
+    """What a recipe needs of a job, from its `-- needs:` line: `level X`, `columns A B`, `staffing`, `backtest`,
+    `previous run` (comma-separated); `nothing` runs on any job."""
+    found = NEEDS.search(recipe_text(name))
+    items = [item.strip() for item in found.group(1).split(",")] if found else []
+    return [item for item in items if item and not item.startswith("nothing")]
+
+
+def missing_needs(job: JobSpec, name: str) -> str | None:
+    """What the job lacks for the recipe (None: it can run), in words naming the keys, levels or outputs."""
+    missing = []
+    for item in needs(name):
+        kind, _, rest = item.partition(" ")
+        if kind == "level" and rest not in job.hierarchy.names:
+            missing.append(f"a level named {rest!r} (this job's: {', '.join(job.hierarchy.names)})")
+        elif kind == "columns" and set(rest.split()) - set(job.hierarchy.columns):
+            missing.append(f"key columns {rest.split()} (this job's: {', '.join(job.hierarchy.columns)})")
+        elif kind == "staffing" and job.staffing is None:
+            missing.append("a staffing plan (the job has no staffing section)")
+    return "; ".join(missing) or None
+
+
 def parameters(name: str) -> list[str]:
     """The parameters a recipe reads (its DuckDB variables, less the folders the views set)."""
     return sorted(set(VARIABLE.findall(recipe_text(name))) - SET_BY_THE_VIEWS)
@@ -57,6 +82,9 @@ def run_recipe(
     must lie inside the job's outputs). A parameter the recipe does not read (a misspelling) is refused, not
     ignored."""
     sql = recipe_text(name)
+    missing = missing_needs(job, name)
+    if missing:
+        raise InputError(f"recipe {name!r} needs {missing}; `forecasting recipe` lists the ones for this job")
     unknown = sorted(set(params or {}) - set(parameters(name)))
     if unknown:
         raise InputError(

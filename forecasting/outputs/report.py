@@ -1,8 +1,9 @@
 """A self-contained HTML report of one published run, for planners who would rather look than query parquet.
 
-What it shows: fan charts (history, reconciled mean, 80/95 % bands) for every level above the bottom one (total,
-regions, warehouses), the top SKUs by forecast volume and by backtest error, staffing per warehouse x process at
-p50/p80/p95, the latest backtest's accuracy per level and model, data-quality warnings and run metadata.
+What it shows: fan charts (history, reconciled mean, 80/95 % bands) for every level above the bottom one (named as the
+job names them), the top bottom-level series by forecast volume and by backtest error, staffing per warehouse x
+process at p50/p80/p95 when the job has labour standards (no section otherwise), the latest backtest's accuracy
+per level and model, data-quality warnings and run metadata.
 
 Where the history comes from: a run folder stores forecasts, not history, so the history is read again through the
 library, exactly as the run read it (load -> validate -> aggregate, with the run's own job config and as-of date from
@@ -109,14 +110,14 @@ def build_report(job: JobSpec, folder: Path, history: History | None = None, top
     for level in levels[:-1]:
         sections.append(_level_fans(level, forecasts, recent))
     volume = top_by_volume(forecasts, bottom, spec, top)
-    sections.append(f"<h2>Top {top} {html.escape(bottom)} series by forecast volume</h2>")
+    sections.append(f"<h2>Top {top} series of level {html.escape(bottom)} by forecast volume</h2>")
     sections.append(table_html(volume, 1))
     fans = [
         figure_html(fan_chart(f"{bottom} {uid}", _series(recent, uid), _series(forecasts, uid)), f"fan-top-{i}")
         for i, uid in enumerate(volume["unique_id"].head(FAN_CHARTS_FOR_TOP_SKUS).to_list())
     ]
     sections.append(f"<div class='grid'>{''.join(fans)}</div>")
-    sections.append(f"<h2>Top {top} {html.escape(bottom)} series by backtest error</h2>")
+    sections.append(f"<h2>Top {top} series of level {html.escape(bottom)} by backtest error</h2>")
     if backtest is None:
         sections.append(
             "<p class='warn'>No backtest is published for this job, so there is no error to rank by."
@@ -128,7 +129,8 @@ def build_report(job: JobSpec, folder: Path, history: History | None = None, top
             f"<p class='note'>Backtest {html.escape(backtest.name)}: published reconciliation, absolute"
             " error summed over windows and periods.</p>" + table_html(errors, 2)
         )
-    sections.append(_staffing_section(staffing))
+    if spec.staffing is not None:  # a job without labour standards has no staffing section at all
+        sections.append(_staffing_section(staffing))
     sections.append("<h2>Backtest accuracy per level and model</h2>")
     if backtest is None:
         sections.append("<p>No backtest is published for this job.</p>")
@@ -274,8 +276,8 @@ def quality_warnings(job: JobSpec, manifest: dict[str, Any]) -> list[str]:
         changed = sorted(k for k, v in manifest.get("inputs_sha256", {}).items() if now.get(k) != v)
         if changed:
             notes.append("Inputs changed since this run (history drawn may differ): " + ", ".join(changed))
-    if manifest.get("tables", {}).get("staffing") == 0:
-        notes.append("The run has no staffing plan (the job has no labour standards).")
+    if manifest.get("tables", {}).get("staffing") == 0 and job.staffing is not None:
+        notes.append("The run has no staffing plan.")
     return notes
 
 

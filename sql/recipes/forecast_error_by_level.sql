@@ -1,3 +1,4 @@
+-- needs: backtest
 -- Forecast error per level over the latest backtest's windows, for every base model and every reconciliation
 -- (views backtest_base and backtest_reconciled; `forecasting backtest` publishes them).
 -- WAPE = sum |actual - forecast| / sum actual; bias = sum (forecast - actual) / sum actual (negative: too low);

@@ -1,3 +1,4 @@
+-- needs: staffing
 -- Headcount needed per warehouse next month at p80, for a monthly job (m5-monthly): the monthly equivalent of
 -- headcount_next_week_p80.sql.
 -- Parameters (optional):  SET VARIABLE month = '2016-05-01';  default: the month after the run's as-of date

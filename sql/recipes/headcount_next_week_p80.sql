@@ -1,3 +1,4 @@
+-- needs: staffing
 -- Headcount needed per warehouse next week at p80, for a daily job (m5-daily-warehouse).
 -- Parameters (optional):  SET VARIABLE week_start = '2016-05-02';  default: the Monday after the run's as-of date
 --                         SET VARIABLE quantile = 'p95';  default p80

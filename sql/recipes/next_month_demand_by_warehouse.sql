@@ -1,3 +1,4 @@
+-- needs: level warehouse, columns region warehouse
 -- Next month's demand per warehouse, with 80 % and 95 % bands (the published reconciliation, view `forecasts`).
 -- Parameter (optional):  SET VARIABLE month = '2016-05-01';  any day of the month wanted
 --   default: the month after the run's as-of date.

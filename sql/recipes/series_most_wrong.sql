@@ -1,3 +1,4 @@
+-- needs: backtest
 -- The series the published forecast got most wrong over the latest backtest's nested windows (each window published
 -- with the plan chosen from the windows before it: kind 'published', model 'nested' in backtest_series_metrics).
 -- RMSSE: the error over the series' own one-step naive error (M5's scale), so series of any size compare; bias =

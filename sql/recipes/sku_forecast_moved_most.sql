@@ -1,3 +1,4 @@
+-- needs: level sku, columns warehouse sku
 -- SKUs whose forecast moved most since the previous run: this run's published SKU forecast against the one
 -- published for the as-of date before it, summed over the periods both runs forecast.
 -- Parameters:  SET VARIABLE previous_run_dir = 'data/outputs/m5-monthly/2016-03-31';  (`forecasting recipe` sets it

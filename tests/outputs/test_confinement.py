@@ -157,7 +157,7 @@ def test_a_run_is_named_by_its_date_never_by_a_path(job, run, tmp_path):
         run_dir(job, run)
     if run in ("/etc", "../../.."):  # and through the real command line, in one line
         path = str(job_yaml(job, tmp_path / "j.yaml"))
-        code, _, err = cli("recipe", "next_month_demand_by_warehouse", "--job", path, "--run", run)
+        code, _, err = cli("recipe", "demand_by_level", "--job", path, "--run", run)
         assert code == 2 and f"--run {run!r} is not an as-of date" in one_error_line(err)
 
 

@@ -36,13 +36,46 @@ def daily(tmp_path_factory):
 
 def test_every_recipe_is_tested():
     assert recipes.available() == [
+        "demand_by_level",
         "forecast_error_by_level",
         "headcount_next_month_p80",
         "headcount_next_week_p80",
         "next_month_demand_by_warehouse",
+        "series_forecast_moved_most",
         "series_most_wrong",
         "sku_forecast_moved_most",
     ]
+
+
+def test_demand_by_level_runs_on_any_level(planner_runs):
+    """The published forecast summed over the horizon per series, largest first (default: the level after the top)."""
+    job, _, after = planner_runs
+    got = recipes.run_recipe(job, "demand_by_level")
+    expected = published(after.run_dir, "region").group_by("unique_id").agg(pl.col("mean").sum().round(1))
+    assert set(got["level"]) == {"region"} and got.height == expected.height
+    assert dict(got.select("unique_id", "demand").rows()) == pytest.approx(dict(expected.rows()), abs=0.06)
+    skus = recipes.run_recipe(job, "demand_by_level", {"level": "sku", "top": "3"})
+    top = published(after.run_dir, "sku").group_by("unique_id").agg(pl.col("mean").sum()).sort("mean").tail(3)
+    assert skus["demand"].to_list() == pytest.approx(top["mean"].round(1).reverse().to_list(), abs=0.06)
+    with pytest.raises(duckdb.Error, match="no level 'aisle' in this run; its levels: total, region"):
+        recipes.run_recipe(job, "demand_by_level", {"level": "aisle"})
+
+
+def test_series_forecast_moved_most_matches_the_sku_recipe_at_the_bottom(planner_runs):
+    job, *_ = planner_runs
+    generic = recipes.run_recipe(job, "series_forecast_moved_most", {"top": "5"})
+    skus = recipes.run_recipe(job, "sku_forecast_moved_most", {"top": "5"})
+    assert set(generic["level"]) == {"sku"} and generic["change"].to_list() == skus["change"].to_list()
+    assert [uid.split("/")[-1] for uid in generic["unique_id"]] == skus["sku"].to_list()
+
+
+def test_a_recipe_says_which_keys_it_needs(planner_runs):
+    job, *_ = planner_runs
+    tourism_like = job.model_copy(update={"staffing": None})
+    assert recipes.missing_needs(job, "headcount_next_month_p80") is None
+    assert "staffing plan" in recipes.missing_needs(tourism_like, "headcount_next_month_p80")
+    with pytest.raises(ValueError, match="recipe 'headcount_next_month_p80' needs a staffing plan"):
+        recipes.run_recipe(tourism_like, "headcount_next_month_p80")
 
 
 def test_next_month_demand_by_warehouse(planner_runs):
