@@ -9,13 +9,14 @@ every window is published with the plan chosen only from the windows that ended 
 (forecasting.evaluate.plan), exactly as the nightly run would have published it; the nested windows' published
 forecasts, scored, are the figure reported. Beside them, on the same windows: the seasonal naive, the best single
 model in hindsight, the Mean of the models, and the in-sample choice (every window published with the plan chosen
-from all of them, which flatters). Outputs: data/outputs/benchmarks/<job>/backtests/ and
-data/outputs/benchmarks/<name>-results.md.
+from all of them, which flatters). Outputs (under --output, default $TMPDIR/forecasting-benchmarks): <job>/backtests/ and
+<name>-results.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -38,15 +39,17 @@ from benchmarks.reference_tables import (
 )
 from forecasting.evaluate.backtest import Backtest
 from forecasting.job.catalogue import MODELS
-from forecasting.job.common import project_root
 from forecasting.job.loading import load_job
 from forecasting.job.schema import JobSpec
 from forecasting.pipeline import backtest_job
 
 
+OUTPUT = Path(tempfile.gettempdir()) / "forecasting-benchmarks"
+
+
 def output_root() -> Path:
-    """Benchmark runs publish under data/outputs/benchmarks/<job>/ (apart from the nightly outputs)."""
-    return project_root() / "data" / "outputs" / "benchmarks"
+    """Benchmark runs publish under --output (default: a folder in the temp dir), never inside the checkout."""
+    return OUTPUT
 
 
 def nested_backtest(job: JobSpec, as_of: date, say: Callable[[str], None]) -> tuple[Backtest, list[date], float]:
@@ -171,7 +174,10 @@ BENCHMARKS = {"m5-daily": m5_daily, "m5-monthly": m5_monthly, "tourism": tourism
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("benchmark", choices=sorted(BENCHMARKS))
+    parser.add_argument("--output", type=Path, default=OUTPUT, help=f"where runs and tables go (default {OUTPUT})")
     args = parser.parse_args()
+    global OUTPUT
+    OUTPUT = args.output.resolve()
     warnings.filterwarnings("ignore")
     text = BENCHMARKS[args.benchmark]()
     path = output_root() / f"{args.benchmark}-results.md"

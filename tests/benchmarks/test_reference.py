@@ -55,15 +55,19 @@ def test_interval_and_window_tables(nested):
 
 
 @pytest.mark.slow
-def test_the_tourism_benchmark_runs_and_writes_its_tables():
-    """python -m benchmarks.reference tourism: its nested backtest and every table (about 10 minutes)."""
+def test_the_tourism_benchmark_runs_and_writes_its_tables(tmp_path):
+    """python -m benchmarks.reference tourism: its nested backtest and every table (about 10 minutes), under --output."""
     import subprocess
     import sys
 
     from forecasting.job.common import project_root
 
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.reference", "tourism"], cwd=project_root(), capture_output=True, text=True
+        [sys.executable, "-m", "benchmarks.reference", "tourism", "--output", str(tmp_path)],
+        cwd=project_root(),
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "beats fpp3's best column" in done.stdout and "published / sNaive" in done.stdout
+    assert (tmp_path / "tourism-results.md").read_text().strip() in done.stdout
