@@ -9,7 +9,8 @@ every window is published with the plan chosen only from the windows that ended 
 (forecasting.evaluate.plan), exactly as the nightly run would have published it; the nested windows' published
 forecasts, scored, are the figure reported. Beside them, on the same windows: the seasonal naive, the best single
 model in hindsight, the Mean of the models, and the in-sample choice (every window published with the plan chosen
-from all of them, which flatters). Outputs (under --output, default $TMPDIR/forecasting-benchmarks): <job>/backtests/ and
+from all of them, which flatters). Outputs (under --output, default $TMPDIR/forecasting-benchmarks):
+<job>/backtests/ and
 <name>-results.md.
 """
 
@@ -42,7 +43,6 @@ from forecasting.job.catalogue import MODELS
 from forecasting.job.loading import load_job
 from forecasting.job.schema import JobSpec
 from forecasting.pipeline import backtest_job
-
 
 OUTPUT = Path(tempfile.gettempdir()) / "forecasting-benchmarks"
 

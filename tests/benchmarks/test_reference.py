@@ -56,7 +56,7 @@ def test_interval_and_window_tables(nested):
 
 @pytest.mark.slow
 def test_the_tourism_benchmark_runs_and_writes_its_tables(tmp_path):
-    """python -m benchmarks.reference tourism: its nested backtest and every table (about 10 minutes), under --output."""
+    """python -m benchmarks.reference tourism: its nested backtest and every table (about 10 min), under --output."""
     import subprocess
     import sys
 
