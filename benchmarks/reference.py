@@ -172,11 +172,11 @@ BENCHMARKS = {"m5-daily": m5_daily, "m5-monthly": m5_monthly, "tourism": tourism
 
 
 def main() -> None:
+    global OUTPUT
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("benchmark", choices=sorted(BENCHMARKS))
     parser.add_argument("--output", type=Path, default=OUTPUT, help=f"where runs and tables go (default {OUTPUT})")
     args = parser.parse_args()
-    global OUTPUT
     OUTPUT = args.output.resolve()
     warnings.filterwarnings("ignore")
     text = BENCHMARKS[args.benchmark]()
