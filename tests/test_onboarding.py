@@ -71,6 +71,18 @@ def test_profile_finds_frequency_keys_nesting_and_subtotals(tmp_path):
     assert found.subtotals == {"Purpose": ["Total"]}
 
 
+def test_init_leaves_out_a_level_that_repeats_another(tmp_path):
+    """The bundled M5 file of state and store totals, as a stranger would hand it over: one `level` column saying
+    'state' or 'store'. Every day the states sum to what the stores sum to; with only two values of `level` that is
+    still a subtotal, and the job init writes keeps the stores only (10 series, the states left out)."""
+    path = tmp_path / "sales.parquet"
+    shutil.copy(ROOT / "data/m5/m5_daily_state_store_totals_d1_d1913.parquet", path)
+    found = prof.profile(prof.source_for(str(path)))
+    assert found.subtotals == {"level": ["state"]}
+    code, stdout, err = cli("init", str(path), "--out", str(tmp_path / "sales.yaml"))
+    assert code == 0 and "subtotal rows: level = " in stdout and "gate: passed: 10 series" in stdout, err + stdout
+
+
 def test_init_refuses_a_file_it_cannot_use_in_one_line(tmp_path):
     path = tmp_path / "no_keys.csv"
     path.write_text("day,units\n2020-01-01,3\n2020-02-01,4\n")

@@ -306,10 +306,12 @@ def _subtotals(con: duckdb.DuckDBPyConnection, found: Profile) -> None:
             if row[0] is not None and SUBTOTAL_NAME.search(row[0])
         ]
         summed = con.execute(
-            f"WITH g AS (SELECT {group}, CAST({k} AS VARCHAR) AS v, sum({q}) AS q FROM "
+            f"WITH g AS (SELECT {group}, CAST({k} AS VARCHAR) AS v, sum({q}) AS q, count(*) AS parts FROM "
             f"(SELECT *, date_trunc(?, {day}) AS ds FROM profiled WHERE {q} IS NOT NULL) GROUP BY ALL), "
-            f"t AS (SELECT {group}, sum(q) AS total, max(q) AS top, arg_max(v, q) AS v, count(*) AS n FROM g "
-            "GROUP BY ALL HAVING count(*) >= 3 AND sum(q) > 0), "
+            # a tie (a level summing to another): the subtotal is the value made of fewer rows
+            f"t AS (SELECT {group}, sum(q) AS total, max(q) AS top, first(v ORDER BY q DESC, parts, v) AS v, "
+            "count(*) AS n FROM g "
+            "GROUP BY ALL HAVING count(*) >= 2 AND sum(q) > 0), "
             "present AS (SELECT v, count(*) AS groups FROM g GROUP BY v) "
             "SELECT t.v FROM t JOIN present USING (v) GROUP BY t.v, present.groups HAVING "
             "count(*) FILTER (WHERE abs(2 * top - total) <= 1e-6 * abs(total)) >= greatest(3, 0.9 * present.groups)",
