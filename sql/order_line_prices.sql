@@ -3,7 +3,8 @@
 -- order_line_periods (its result). The average is weighted by quantity over the lines that count with a positive
 -- quantity and a price above 0. Every period from the series' first sale to the horizon's end gets a row (NULL where
 -- no line was priced), so that the features carry the last average forward: a period without a sale is not told
--- apart by a missing price (which would give its zero away to the model), and the horizon has a price too.
+-- apart by a missing price (which would give its zero away to the model), and the horizon has a price too. Weeks
+-- before a series' first priced line (sold at price 0 only) take its first average. A series never priced has none.
 -- Parameters (bound): $period ('day' | 'week' | 'month' | 'quarter'), $step (that period as an interval, e.g.
 -- '7 days'), $horizon (periods forecast after the last period of the data).
 WITH priced AS (
@@ -31,7 +32,14 @@ grid AS (
             CAST($step AS INTERVAL)
         )) AS DATE) AS ds
     FROM series
+),
+firsts AS (
+    SELECT * EXCLUDE (ds, price), min(ds) AS first_priced, arg_min(price, ds) AS first_price
+    FROM priced
+    GROUP BY ALL
 )
-SELECT *
-FROM grid NATURAL LEFT JOIN priced
+SELECT
+    * EXCLUDE (price, first_priced, first_price),
+    CASE WHEN ds < first_priced THEN first_price ELSE price END AS price
+FROM grid NATURAL LEFT JOIN priced NATURAL LEFT JOIN firsts
 ORDER BY ALL

@@ -31,6 +31,7 @@ class Rule:
     rule: str
     rows: int = 0
     quantity: float = 0.0
+    rows_are: str = "lines"  # or "periods": series x period sums (returns: net)
 
 
 def _rules(job: JobSpec, lines: OrderLinesSpec) -> list[tuple[str, str, dict]]:
@@ -122,7 +123,8 @@ def prepare(con: duckdb.DuckDBPyConnection, job: JobSpec, file: str) -> dict:
             "coalesce(sum(quantity) FILTER (WHERE ds >= first_sale AND quantity < 0), 0) FROM order_line_periods"
         ).fetchone()
         counted.append(Rule("returns before the series' first sale (returns: net)", before, before_quantity))
-        counted.append(Rule("periods whose returns exceed their sales, counted as 0 (returns: net)", negative, added))
+        what = "periods whose returns exceed their sales, counted as 0 (returns: net)"
+        counted.append(Rule(what, negative, added, "periods"))
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE raw_sales AS SELECT {keys}, ds AS ds_raw, greatest(quantity, 0) AS quantity, "
         "ds AS day FROM order_line_periods WHERE ds >= first_sale"
