@@ -4,14 +4,18 @@ naming file, column and rows; the time zone the weeks are cut in."""
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 
 import duckdb
 import polars as pl
 import pytest
+import yaml
 from polars.testing import assert_frame_equal
+from typer.testing import CliRunner
 
 from forecasting import pipeline
+from forecasting.cli import app
 from forecasting.data import features, order_lines, sources
 from forecasting.data.hierarchy import complete_periods
 from forecasting.data.quality import DataQualityError
@@ -294,3 +298,61 @@ def test_coverage_is_read_from_the_lines_days(job, loaded):
     # the weeks holding the first and the last line hold 6 and 4 days of data: dropped, not taken as whole weeks
     _, periods = complete_periods(loaded.history, job)
     assert periods.dropped == ["2009-11-30 (6/7 days)", "2010-12-06 (4/7 days)"]
+
+
+def test_m5_monthly_in_order_shape_keeps_each_series_from_its_first_sale():
+    """The m5-monthly-orders job's SQL source (run confined) against an independent query over the bundled file."""
+    job = load_job("m5-monthly-orders")
+    m5 = project_root() / "data" / "m5" / "m5_monthly_sales.parquet"
+    con, _ = sources.connect_sources(job)
+    try:
+        got = con.execute(
+            "SELECT warehouse, sku, min(day) AS first, count(*) AS n, sum(quantity) AS units, "
+            "arg_min(quantity, day) AS first_units FROM raw_sales GROUP BY ALL ORDER BY ALL"
+        ).pl()
+    finally:
+        con.close()
+    with duckdb.connect() as plain:
+        plain.execute("SET VARIABLE m5 = ?", [str(m5)])
+        expected = plain.execute(
+            "WITH s AS (SELECT store_id, item_id, month, sales, min(month) FILTER (WHERE sales > 0) "
+            "OVER (PARTITION BY store_id, item_id) AS first FROM read_parquet(getvariable('m5'))) "
+            "SELECT store_id AS warehouse, item_id AS sku, min(month) AS first, count(*) AS n, sum(sales) AS units, "
+            "arg_min(sales, month) AS first_units FROM s WHERE month >= first GROUP BY ALL ORDER BY ALL"
+        ).pl()
+        padded = plain.execute("SELECT count(*), sum(sales) FROM read_parquet(getvariable('m5'))").fetchone()
+    assert_frame_equal(got, expected, check_dtypes=False)
+    assert got.height == 30_490 and (got["first_units"] > 0).all()  # every series starts with a sale
+    assert got["units"].sum() == padded[1] and got["n"].sum() < padded[0]  # only zeros were dropped
+    # most series were padded with zeros before their first sale: those months are gone
+    assert got.filter(pl.col("first") > date(2011, 1, 1)).height > 20_000
+
+
+def test_a_run_counts_each_rule_in_its_summary_and_manifest(job, tmp_path):
+    """UK series of eight products through the whole run (the CLI): the summary printed and the manifest count
+    what each rule removed, as the load does; the bottom LightGBM runs with the weekly price."""
+    skus = ["85123A", "21232", "22423", "84879", "85099B", "21212", "20725", "84991"]
+    models = {"aggregate_models": ["Naive", "AutoETS"], "bottom_models": ["Naive", "LightGBM"]}
+    models |= {"intermittent_model": None, "lightgbm": {"lags": [1, 2, 4], "rolling_windows": [4], "n_estimators": 50}}
+    data = job.model_dump(mode="json") | {
+        "filters": {"country": ["United Kingdom"], "sku": skus},
+        "horizon": 4,
+        "models": models,
+        "min_history": 2,
+        "n_jobs": 1,
+        "output_root": str(tmp_path / "outputs"),
+    }
+    path = tmp_path / "uk.yaml"
+    path.write_text(yaml.safe_dump(data))
+    result = CliRunner().invoke(app, ["run", "--job", str(path)])
+    assert result.exit_code == 0, result.output
+    small = JobSpec.model_validate(data)
+    counted = pipeline.load(small).order_lines
+    manifest = json.loads((small.output_dir() / "latest" / "manifest.json").read_text())
+    assert manifest["summary"]["order_lines"] == counted
+    assert counted["lines"] == sum(r["rows"] for r in counted["removed"]) + counted["lines_after_rules"]
+    assert "LightGBM" in manifest["summary"]["models_run"]
+    for rule in counted["removed"]:
+        assert f"  {rule['rule']}: {rule['rows']:,} lines, {rule['quantity']:,.0f} units" in result.output
+    published = pl.read_parquet(small.output_dir() / "latest" / "reconciled_forecasts.parquet")
+    assert published.filter(pl.col("level") == "country_sku")["sku"].n_unique() == len(skus)
