@@ -356,3 +356,48 @@ def test_a_run_counts_each_rule_in_its_summary_and_manifest(job, tmp_path):
         assert f"  {rule['rule']}: {rule['rows']:,} lines, {rule['quantity']:,.0f} units" in result.output
     published = pl.read_parquet(small.output_dir() / "latest" / "reconciled_forecasts.parquet")
     assert published.filter(pl.col("level") == "country_sku")["sku"].n_unique() == len(skus)
+
+
+def test_init_proposes_the_order_lines_source_and_its_rules(tmp_path):
+    """`forecasting init` on the real lines: order lines found (an invoice column, timestamps, returns), the
+    cancellations prefix and the codes that are not products proposed, and the job it writes loads. Its gate no
+    longer refuses the lines as duplicates or negatives (short series are another matter: issue 35's second half)."""
+    from forecasting.data import profile as profiling
+    from forecasting.job.errors import InputError
+
+    target = tmp_path / "retail.yaml"
+    try:
+        made = pipeline.onboard(str(FILE), target)
+        gate = made.gate
+    except InputError as exc:
+        gate = str(exc)
+    assert "duplicate keys" not in gate and "negative sales" not in gate and "missing periods" not in gate
+    written = load_job(str(target))
+    lines = written.source.order_lines
+    assert written.freq == "week" and written.source.sales.path == str(FILE)
+    assert written.hierarchy.columns == ["country", "stock_code"]
+    assert (lines.order_id, lines.price, lines.returns, lines.exclude_orders_matching) == (
+        "invoice",
+        "price",
+        "demand",
+        "^C",
+    )
+    patterns = lines.not_products["stock_code"]
+    assert patterns[0] == "[^0-9]*" and "ADJUST.*" in patterns and "gift_.*" in patterns
+    text = target.read_text()
+    assert "# not products: 28 stock_code values: ADJUST, ADJUST2, AMAZONFEE, B, BANK CHARGES" in text
+    found = profiling.profile(profiling.source_for(str(FILE)))
+    excluded = set(found.lines.not_product_values["stock_code"])
+    assert {"POST", "DOT", "M", "BANK CHARGES", "AMAZONFEE", "ADJUST"} <= excluded
+    # every value excluded is a code without a digit or one named like a fee, test or voucher; no product code
+    with duckdb.connect() as con:
+        con.execute("SET VARIABLE f = ?", [str(FILE)])
+        described = dict(
+            con.execute(
+                "SELECT stock_code, any_value(description) FROM read_parquet(getvariable('f')) "
+                "WHERE list_contains(?, stock_code) GROUP BY 1",
+                [sorted(excluded)],
+            ).fetchall()
+        )
+    assert not [code for code in excluded if code[:1].isdigit()]
+    assert described["POST"] == "POSTAGE" and described["gift_0001_10"].startswith("Dotcomgiftshop Gift Voucher")
