@@ -165,7 +165,7 @@ def run(
     typer.echo(f"chosen from: {summary['model_choice']}")
     if (lines := summary.get("order_lines")) is not None:
         typer.echo(
-            f"order lines: {lines['lines']:,} read, {lines['lines_after_rules']:,} counted "
+            f"order lines: {lines['lines']:,} read, {lines['lines_counted']:,} counted "
             f"({lines['quantity_counted']:,.0f} units, returns: {lines['returns']}); left out:"
         )
         for rule in lines["removed"]:

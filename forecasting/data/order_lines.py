@@ -90,7 +90,9 @@ def check_lines(con: duckdb.DuckDBPyConnection, job: JobSpec, file: str) -> None
 
 def prepare(con: duckdb.DuckDBPyConnection, job: JobSpec, file: str) -> dict:
     """Check the lines, apply the rules, and write raw_sales (one row per series and period from its first sale on)
-    with the view raw_sales_unfiltered (every line, for the gate's filter checks). Returns what the summary reports."""
+    with the view raw_sales_unfiltered (every line, for the gate's filter checks). Returns what the summary reports:
+    the lines read (all of the file's, whatever the as-of date), each rule's removed lines (or periods) and units,
+    and the lines and units counted; the lines read are the lines removed plus the lines counted."""
     lines = job.source.order_lines
     assert lines is not None
     check_lines(con, job, file)
@@ -142,7 +144,7 @@ def prepare(con: duckdb.DuckDBPyConnection, job: JobSpec, file: str) -> dict:
         "lines": total,
         "returns": lines.returns,
         "removed": [asdict(r) for r in counted],
-        "lines_after_rules": kept,
+        "lines_counted": kept - sum(r.rows for r in counted[len(rules) :] if r.rows_are == "lines"),
         "quantity_counted": float(quantity or 0.0),
         "series": series,
         "series_periods_with_lines": periods,

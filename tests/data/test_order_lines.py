@@ -109,7 +109,7 @@ def test_each_rule_counts_the_lines_and_units_it_removed(loaded):
     ]
     assert [(r["rows"], r["quantity"]) for r in removed] == [by_rule[i] for i in range(7)]
     assert summary["lines"] == sum(n for n, _ in by_rule.values())
-    assert summary["lines_after_rules"] == by_rule[None][0]
+    assert summary["lines_counted"] == by_rule[None][0]
     assert summary["quantity_counted"] == by_rule[None][1]
     # the file's own figures (SOURCE.md): 12,326 negative lines, every one removed by some rule under demand
     negative = independent("SELECT count(*) AS n FROM lines WHERE quantity < 0").item()
@@ -151,6 +151,10 @@ def test_net_subtracts_returns_from_each_series_first_sale_and_floors_weeks_at_z
     assert (floor["rows"], floor["quantity"], floor["rows_are"]) == (floored["n"], floored["q"], "periods")
     assert floor["rows"] > 0
     assert "return or cancellation: quantity not above 0 (returns: demand)" not in rules
+    removed_lines = sum(r["rows"] for r in summary["removed"] if r["rows_are"] == "lines")
+    read = independent("SELECT count(*) AS n FROM lines").item()
+    assert summary["lines"] == removed_lines + summary["lines_counted"] == read
+    assert summary["quantity_counted"] == pytest.approx(expected["units"].sum(), rel=1e-12)
 
 
 def test_without_rules_every_positive_line_counts(job):
@@ -350,7 +354,7 @@ def test_a_run_counts_each_rule_in_its_summary_and_manifest(job, tmp_path):
     counted = pipeline.load(small).order_lines
     manifest = json.loads((small.output_dir() / "latest" / "manifest.json").read_text())
     assert manifest["summary"]["order_lines"] == counted
-    assert counted["lines"] == sum(r["rows"] for r in counted["removed"]) + counted["lines_after_rules"]
+    assert counted["lines"] == sum(r["rows"] for r in counted["removed"]) + counted["lines_counted"]
     assert "LightGBM" in manifest["summary"]["models_run"]
     for rule in counted["removed"]:
         assert f"  {rule['rule']}: {rule['rows']:,} lines, {rule['quantity']:,.0f} units" in result.output
