@@ -28,7 +28,7 @@ _CHECKER: duckdb.DuckDBPyConnection | None = None  # an in-memory connection tha
 def regex_problem(pattern: str) -> str | None:
     """Why DuckDB (RE2) cannot use `pattern` as a regular expression, or None."""
     if not pattern or "\x00" in pattern:
-        return "an empty pattern"
+        return "it is empty or holds a NUL character"
     global _CHECKER
     if _CHECKER is None:
         _CHECKER = duckdb.connect()

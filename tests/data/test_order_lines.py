@@ -360,6 +360,10 @@ def test_a_run_counts_each_rule_in_its_summary_and_manifest(job, tmp_path):
         assert f"  {rule['rule']}: {rule['rows']:,} lines, {rule['quantity']:,.0f} units" in result.output
     published = pl.read_parquet(small.output_dir() / "latest" / "reconciled_forecasts.parquet")
     assert published.filter(pl.col("level") == "country_sku")["sku"].n_unique() == len(skus)
+    result = CliRunner().invoke(app, ["report", "--job", str(path)])
+    assert result.exit_code == 0, result.output
+    page = (small.output_dir() / "latest" / "report.html").read_text()
+    assert f"{counted['lines']:,} read, {counted['lines_counted']:,} counted" in page
 
 
 def test_init_proposes_the_order_lines_source_and_its_rules(tmp_path):
