@@ -2,10 +2,11 @@
 DuckDB SQL over the profiled view, every value bound, column names quoted from the file's own DESCRIBE.
 
 Order lines are told by an order (invoice) column with several lines per order, or by timestamps with a time of
-day together with negative quantities. Then: lines whose order id starts with a prefix that nearly only negative
-lines carry are cancellations (Online Retail's C...); product codes that are codes (nearly all hold a digit) make the
-codes without a digit (POST, DOT, M, BANK CHARGES, AMAZONFEE, ADJUST) and the codes named like postage, fees,
-adjustments, tests or vouchers lines that are not products; a numeric column named price is the unit price.
+day (rows per series and period are dated, not timed). Then: lines whose order id starts with a prefix that nearly
+only negative lines carry are cancellations (Online Retail's C...); when nearly every value of the product key is a
+code holding a digit, the codes without a digit (POST, DOT, M, BANK CHARGES, AMAZONFEE, ADJUST) and the codes named
+like postage, fees, adjustments, tests or vouchers are lines that are not products; a numeric column named price is
+the unit price.
 """
 
 from __future__ import annotations
@@ -74,8 +75,8 @@ def detect(
             or 0.0
         )
     negative = con.execute(f"SELECT count(*) FROM {table} WHERE {q(quantity)} < 0").fetchone()[0]
-    if not shape.order_id and not (timed > 0.5 and negative):
-        return None
+    if not shape.order_id and timed <= 0.5:
+        return None  # per-period rows are dated, not timed: a time of day is when a line was ordered
     if timed > 0.5:
         shape.reasons.append(f"order lines: {date!r} holds times of day ({timed:.0%} of rows not at midnight)")
     if negative:

@@ -409,3 +409,21 @@ def test_init_proposes_the_order_lines_source_and_its_rules(tmp_path):
         )
     assert not [code for code in excluded if code[:1].isdigit()]
     assert described["POST"] == "POSTAGE" and described["gift_0001_10"].startswith("Dotcomgiftshop Gift Voucher")
+
+
+def test_init_tells_order_lines_by_their_times_of_day_without_an_invoice_column(tmp_path):
+    """The real lines as a CSV without their invoice, price and returns: the times of day still say order lines."""
+    from forecasting.data import profile as profiling
+
+    path = tmp_path / "lines.csv"
+    pl.read_parquet(FILE).filter(pl.col("quantity") > 0).drop("invoice", "price").head(20_000).write_csv(path)
+    found = profiling.profile(profiling.source_for(str(path)))
+    assert found.lines is not None and (found.lines.order_id, found.lines.price, found.lines.cancel_pattern) == (
+        "",
+        "",
+        "",
+    )
+    assert found.keys == ["country", "stock_code"] and found.freq == "week"
+    # a file of one row per series and week is not order lines: the bundled weekly flights
+    flights = profiling.profile(profiling.source_for(str(project_root() / "data/nycflights/nycflights_weekly.parquet")))
+    assert flights.lines is None
