@@ -234,7 +234,7 @@ def test_price_is_the_weeks_quantity_weighted_average_carried_to_the_horizon(job
 def test_no_week_before_a_series_first_sale_and_empty_weeks_are_zero(job, tmp_path):
     """Validated through the gate on UK series of a few products: every week from the first sale to the last
     complete week, a week with no line as 0, the units as the lines hold them."""
-    skus = ["85123A", "21232", "22423", "84879", "85099B"]
+    skus = ["85123A", "21232", "22423", "84879", "85099B", "22625", "22492"]  # the last two first sold in May 2010
     data = job.model_dump() | {
         "filters": {"country": ["United Kingdom"], "sku": skus},
         "models": {"aggregate_models": ["Naive"], "bottom_models": ["Naive"], "intermittent_model": None},
@@ -258,6 +258,8 @@ def test_no_week_before_a_series_first_sale_and_empty_weeks_are_zero(job, tmp_pa
         joined = rows.join(sold, on=["sku", "ds"], how="left").with_columns(pl.col("y_right").fill_null(0.0))
         assert (joined["y"] == joined["y_right"]).all()
     assert (history["y"] == 0).sum() > 0  # weeks with no line are there, as zeros
+    launched = history.filter(pl.col("sku").is_in(["22625", "22492"])).group_by("sku").agg(pl.col("ds").min())
+    assert (launched["ds"] >= date(2010, 5, 3)).all()  # not padded back to the start of the data
 
 
 def test_a_missing_timestamp_column_is_one_error_naming_file_and_column(job):
