@@ -15,13 +15,10 @@ from dataclasses import asdict, dataclass
 
 import duckdb
 
-from forecasting.data.quality import EXAMPLES, DataQualityError, Problem, check_table
+from forecasting.data.quality import DATE_TYPES, EXAMPLES, NUMBER_TYPES, DataQualityError, Problem, check_table
 from forecasting.data.sources import quote_identifier, sql_text
 from forecasting.job.order_lines import OrderLinesSpec
 from forecasting.job.schema import JobSpec
-
-NUMBER = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "U")
-DATE = ("DATE", "TIMESTAMP")
 
 
 @dataclass(frozen=True)
@@ -59,9 +56,10 @@ def check_lines(con: duckdb.DuckDBPyConnection, job: JobSpec, file: str) -> None
     cols, lines = job.source.sales.columns, job.source.order_lines
     assert lines is not None
     types = {row[0]: row[1] for row in con.execute("DESCRIBE SELECT * FROM raw_lines").fetchall()}
-    wanted = {"ds_raw": (cols["date"], DATE, "a date or timestamp"), "quantity": (cols["quantity"], NUMBER, "a number")}
+    wanted = {"ds_raw": (cols["date"], DATE_TYPES, "a date or timestamp")}
+    wanted["quantity"] = (cols["quantity"], NUMBER_TYPES, "a number")
     if lines.price is not None:
-        wanted["price"] = (lines.price, NUMBER, "a number")
+        wanted["price"] = (lines.price, NUMBER_TYPES, "a number")
     problems: list[Problem | None] = []
     for alias, (column, allowed, what) in wanted.items():
         kind = types[alias]

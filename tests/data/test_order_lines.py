@@ -429,3 +429,13 @@ def test_init_tells_order_lines_by_their_times_of_day_without_an_invoice_column(
     # a file of one row per series and week is not order lines: the bundled weekly flights
     flights = profiling.profile(profiling.source_for(str(project_root() / "data/nycflights/nycflights_weekly.parquet")))
     assert flights.lines is None
+
+
+def test_a_timestamp_column_of_the_wrong_type_is_one_error_naming_file_and_column(job):
+    data = job.model_dump()
+    data["source"]["sales"]["columns"]["date"] = "customer_id"
+    with pytest.raises(DataQualityError) as error:
+        pipeline.load(JobSpec.model_validate(data))
+    [problem] = error.value.problems
+    assert (problem.file, problem.column, problem.count) == (str(FILE), "customer_id", 525_461)
+    assert problem.what == "column type BIGINT, expected a date or timestamp" and len(problem.examples) == 5
