@@ -163,6 +163,13 @@ def run(
         f", published {published}"
     )
     typer.echo(f"chosen from: {summary['model_choice']}")
+    if (lines := summary.get("order_lines")) is not None:
+        typer.echo(
+            f"order lines: {lines['lines']:,} read, {lines['lines_counted']:,} counted "
+            f"({lines['quantity_counted']:,.0f} units, returns: {lines['returns']}); left out:"
+        )
+        for rule in lines["removed"]:
+            typer.echo(f"  {rule['rule']}: {rule['rows']:,} {rule['rows_are']}, {rule['quantity']:,.0f} units")
     for warning in summary.get("warnings", []):
         typer.echo(f"warning: {warning}")
     if "staffing_demand" in summary:

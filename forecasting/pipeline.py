@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from forecasting.data import freshness, quality, sources, transforms
+from forecasting.data import freshness, order_lines, quality, sources, transforms
 from forecasting.data import hierarchy as hier
 from forecasting.data.stages import Loaded, Validated
 from forecasting.evaluate.backtest import Backtest, run_backtest
@@ -45,7 +45,10 @@ def load(job: JobSpec, as_of: date | None = None) -> Loaded:
     """The gate's checks on the raw rows, the as-of date checked against the data's real last day, the history."""
     con, labels = sources.connect_sources(job)
     label = labels["raw_sales"]
+    lines = None
     try:
+        if job.source.order_lines is not None:
+            lines = order_lines.prepare(con, job, label)  # the lines summed into raw_sales by the job's rules
         quality.check_raw(con, job, label)
         covered = sources.coverage(con, job)
         as_of, warnings = freshness.resolve_as_of(job, as_of, covered, label)
@@ -58,7 +61,7 @@ def load(job: JobSpec, as_of: date | None = None) -> Loaded:
         raise sources.SourceError(f"{label}: cannot be read: {one_line(exc)}") from exc
     finally:
         con.close()
-    return Loaded(history, prices, calendar, source_label=label, as_of=as_of, warnings=warnings)
+    return Loaded(history, prices, calendar, source_label=label, as_of=as_of, warnings=warnings, order_lines=lines)
 
 
 UNREADABLE = (duckdb.IOException, duckdb.InvalidInputException, duckdb.ConversionException, duckdb.OutOfRangeException)
@@ -71,7 +74,7 @@ def validate(loaded: Loaded, job: JobSpec) -> Validated:
     if job.staffing is not None and "warehouse" in checked.columns:
         # Before any fitting: a bad labour-standards file should fail in seconds, not after the forecasts.
         staffing_plans.job_standards(job, checked["warehouse"].unique().to_list())
-    return Validated(history=checked, periods=periods, warnings=list(loaded.warnings))
+    return Validated(history=checked, periods=periods, warnings=list(loaded.warnings), order_lines=loaded.order_lines)
 
 
 def aggregate(validated: Validated, job: JobSpec, sparse: bool = True) -> hier.Hierarchy:
@@ -205,6 +208,7 @@ def summarize(
         "horizon": job.horizon,
         "freq": job.freq,
         "forecast_start": base.forecasts["ds"].min().isoformat(),
+        "order_lines": validated.order_lines,
         # The data's (stale data allowed) and the plan's (levels that do not add up, fallbacks, departures).
         "warnings": validated.warnings
         + (published_warnings(hierarchy, base, reconciled) if reconciled is not None else []),

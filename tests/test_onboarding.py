@@ -182,7 +182,7 @@ def test_init_on_damaged_real_data_never_tracebacks(tmp_path, damage, seed):
         frame = frame.with_columns(
             pl.when(pl.int_range(pl.len()) % 7 == 0).then(None).otherwise(pl.col("state")).alias("state")
         )
-    if "negative" in damage:  # before the quantity may turn to text
+    if "negative" in damage:  # before text_quantity: text cannot be negated
         frame = frame.with_columns(-pl.col("count"))
     if "text_quantity" in damage:
         frame = frame.with_columns(pl.col("count").cast(pl.String) + "x")

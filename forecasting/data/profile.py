@@ -13,6 +13,8 @@ from pathlib import Path
 import duckdb
 from pydantic import ValidationError
 
+from forecasting.data import line_profile
+from forecasting.data.line_profile import LineShape
 from forecasting.data.sources import Relation, SourceError, _columns, _relation, quote_identifier
 from forecasting.job.errors import InputError
 from forecasting.job.schema import TableSource
@@ -57,6 +59,7 @@ class Profile:
     gaps: int = 0  # series missing a period between their first and last
     freq_given: bool = False  # --freq: rows aggregated to a coarser period than their own
     aligned: bool = True  # every date is the first day of its period
+    lines: LineShape | None = None  # order lines: their order id, price and the rules init proposes
     reasons: list[str] = field(default_factory=list)
 
 
@@ -90,12 +93,17 @@ def profile(
             raise ProfileError(f"{label}: the file has no rows")
         found = Profile(source, label, rows, columns)
         _date(con, found, date_column)
-        _freq(con, found, freq)
         _quantity(con, found, quantity)
+        found.lines = line_profile.detect(con, table, columns, found.date, found.quantity, rows)
+        if found.lines is not None:
+            found.reasons += found.lines.reasons
+        _freq(con, found, freq)
         _keys(con, found)
         _nesting(con, found)
         _series(con, found)
         _subtotals(con, found)
+        if found.lines is not None:
+            _line_rules(con, found, found.lines)
         return found
     except duckdb.Error as exc:
         raise ProfileError(f"{label}: cannot be read: {' '.join(str(exc).split())}") from exc
@@ -165,6 +173,9 @@ def _freq(con: duckdb.DuckDBPyConnection, found: Profile, wanted: str | None) ->
             )
         found.freq = matches[0]
         found.reasons.append(f"frequency {found.freq}: distinct dates are a median {gap:g} days apart")
+        if found.lines is not None and found.freq == "day":
+            found.freq = "week"
+            found.reasons.append("order lines summed into weeks (most products sell on few days; --freq day for days)")
     found.periods, found.aligned = con.execute(
         f"SELECT count(DISTINCT date_trunc(?, {day})), bool_and({day} = date_trunc(?, {day})) "
         f"FROM profiled WHERE {day} IS NOT NULL",
@@ -196,8 +207,14 @@ def _quantity(con: duckdb.DuckDBPyConnection, found: Profile, wanted: str | None
 def _keys(con: duckdb.DuckDBPyConnection, found: Profile) -> None:
     """Text columns (and integer ids) that group rows into series; a column unique per row or constant is not one."""
     candidates = []
+    lines = found.lines
     for name, kind in found.columns.items():
         if name in (found.date, found.quantity) or TIME_PART.match(name):
+            continue
+        if lines is not None and name in (lines.order_id, lines.price):
+            continue
+        if lines is not None and line_profile.NOT_KEY_NAME.search(name):
+            found.reasons.append(f"column {name!r} left out: it describes an order line, it does not group lines")
             continue
         is_id = NUMERIC.match(kind) and re.search(r"(^|_)(id|code|no|number|key)$", name, re.IGNORECASE)
         if kind == "VARCHAR" or kind.startswith("ENUM") or kind == "BOOLEAN" or is_id:
@@ -205,7 +222,8 @@ def _keys(con: duckdb.DuckDBPyConnection, found: Profile) -> None:
     counts = {}
     for name in candidates:
         counts[name] = con.execute(f"SELECT count(DISTINCT {quote_identifier(name)}) FROM profiled").fetchone()[0]
-    limit = max(2, found.rows // max(2, found.periods) * 2)
+    # Series have a row per period at most, unless the rows are order lines: then a key value must only repeat.
+    limit = found.rows // 2 if lines is not None else max(2, found.rows // max(2, found.periods) * 2)
     for name, n in counts.items():
         if n < 2:
             found.reasons.append(f"column {name!r} left out: one value only")
@@ -274,13 +292,27 @@ def _series(con: duckdb.DuckDBPyConnection, found: Profile) -> None:
     rows = con.execute(
         f"SELECT {keys}, min(date_trunc(?, {day})) AS first, max(date_trunc(?, {day})) AS last, "
         f"count(DISTINCT date_trunc(?, {day})) AS periods, sum(abs({q})) AS total, "
-        f"count(*) FILTER (WHERE {q} <> 0) AS nonzero "
+        f"count(DISTINCT date_trunc(?, {day})) FILTER (WHERE {q} <> 0) AS nonzero "
         f"FROM profiled WHERE {q} IS NOT NULL AND {day} IS NOT NULL GROUP BY ALL ORDER BY ALL",
-        [found.freq] * 3,
+        [found.freq] * 4,
     ).fetchall()
     names = [*found.keys, "first", "last", "periods", "total", "nonzero"]
     found.series = [dict(zip(names, row, strict=True)) for row in rows]
     found.gaps = sum(periods_between(r["first"], r["last"], found.freq) > r["periods"] for r in found.series)
+
+
+def _line_rules(con: duckdb.DuckDBPyConnection, found: Profile, lines: LineShape) -> None:
+    """Order lines: lines per key and period, and the lines of the product key (the key of most values) that are
+    not products."""
+    lines.lines_per_key_period = line_profile.lines_per_key_period(con, "profiled", found.keys, _day(found), found.freq)
+    found.reasons.append(
+        f"order lines: {lines.lines_per_key_period:.1f} lines per {' x '.join(found.keys)} and {found.freq} on "
+        "average, summed into one by the order-lines source"
+    )
+    product = max(found.keys, key=lambda k: found.distinct[k])
+    said = len(lines.reasons)
+    line_profile.not_products(con, "profiled", lines, product)
+    found.reasons += lines.reasons[said:]
 
 
 def periods_between(first: date, last: date, freq: str) -> int:

@@ -52,10 +52,24 @@ def _check(
     con: duckdb.DuckDBPyConnection, file: str, column: str, what: str, where: str, params: dict | None = None
 ) -> Problem | None:
     """Count and sample raw_sales rows matching `where` (a fixed clause written in this module, never user text)."""
-    count = con.execute(f"SELECT count(*) FROM raw_sales WHERE {where}", params or {}).fetchone()[0]
+    return check_table(con, "raw_sales", file, column, what, where, params)
+
+
+def check_table(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    file: str,
+    column: str,
+    what: str,
+    where: str,
+    params: dict | None = None,
+) -> Problem | None:
+    """Count and sample the rows of `table` (raw_sales, or raw_lines of order lines) matching `where`; both are
+    fixed text of the calling module, never user text."""
+    count = con.execute(f"SELECT count(*) FROM {table} WHERE {where}", params or {}).fetchone()[0]
     if not count:
         return None
-    examples = con.execute(f"SELECT {ROW} FROM raw_sales WHERE {where} LIMIT {EXAMPLES}", params or {}).fetchall()
+    examples = con.execute(f"SELECT {ROW} FROM {table} WHERE {where} LIMIT {EXAMPLES}", params or {}).fetchall()
     return Problem(file, column, what, count, examples)
 
 

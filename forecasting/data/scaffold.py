@@ -93,13 +93,14 @@ def _base(found: Profile, name: str, output_root: str, keys: dict[str, str], hor
     columns = {logical_key: column for column, logical_key in keys.items()}
     columns |= {"date": found.date, "quantity": found.quantity}
     source = found.source.model_dump(exclude_defaults=True) | {"columns": columns}
+    sources = {"sales": source} | ({"order_lines": _order_lines(found, keys)} if found.lines is not None else {})
     return {
         "name": name,
         "description": f"{found.label}: {found.quantity} per {' x '.join(keys)}, by {found.freq}",
         "freq": found.freq,
         "horizon": horizon,
         "season_length": season,
-        "source": {"sales": source},
+        "source": sources,
         "hierarchy": {
             "columns": list(keys.values()),
             "levels": levels_of(list(keys.values()), {keys[c]: keys[p] for c, p in found.parents.items()}),
@@ -125,7 +126,9 @@ def draft(found: Profile, name: str, output_root: str, horizon: int | None = Non
         season = 1
     raw = _base(found, name, output_root, keys, horizon, season)
     nonzero = [s for s in found.series if s["total"]]
-    sparse = sum(s["nonzero"] < s["periods"] / 1.32 for s in nonzero)
+    # Order lines have rows only in periods with sales: a series' periods run from its first to the last one.
+    span = (lambda s: periods_between(s["first"], last, found.freq)) if found.lines else (lambda s: s["periods"])
+    sparse = sum(s["nonzero"] < span(s) / 1.32 for s in nonzero)
     naive = "SeasonalNaive" if season > 1 else "Naive"
     options = [["AutoETS", naive, "LightGBM"], ["AutoETS", naive], [naive]]
     if len(nonzero) < LIGHTGBM_SERIES:
@@ -161,17 +164,22 @@ def draft(found: Profile, name: str, output_root: str, horizon: int | None = Non
     }
     left_out = {what: n for what, n in left_out.items() if n}
     redate = not found.freq_given and not found.aligned  # rows at their own frequency, dated inside their period
+    if found.lines is not None:
+        # Order lines are read as they are: the order-lines source sums them into periods, its rules leave out
+        # returns, cancellations and lines that are not products, and a period with no line is 0 sales.
+        left_out, redate = {}, False
+        decisions.append(_lines_decision(found))
     if redate:
         decisions.append(f"each row stands for its whole {found.freq}: dated on the {found.freq}'s first day")
     data = raw | {
         "min_history": need,
-        "zero_fill_gaps": bool(found.gaps),
+        "zero_fill_gaps": bool(found.gaps) or found.lines is not None,
         "models": spec.models.model_dump(include={"aggregate_models", "bottom_models", "intermittent_model"})
         | {"lightgbm": _lightgbm(season)},
         "reconciliation": {"methods": ["BottomUp", "MinTrace", "MinTrace_ols"], "nonnegative": "clip"},
         "backtest": {"windows": windows},
     }
-    if found.gaps:
+    if found.gaps and found.lines is None:
         decisions.append(f"zero_fill_gaps: {found.gaps} series miss periods between their first and last row")
     if (left_out or found.subtotals or redate) and found.source.format in ("parquet", "csv", "duckdb"):
         data["source"] = {"sales": _sql_source(found, keys, started_by, redate)}
@@ -195,6 +203,34 @@ def _started_by(last: date, freq: str, periods: int) -> date:
     from datetime import timedelta
 
     return last - timedelta(days=(periods - 1) * (7 if freq == "week" else 1))
+
+
+def _order_lines(found: Profile, keys: dict[str, str]) -> dict:
+    """The order-lines section: price and order columns, returns counted as demand, the rules init found."""
+    lines = found.lines
+    assert lines is not None
+    section: dict[str, object] = {}
+    if lines.price:
+        section["price"] = lines.price
+    if lines.order_id:
+        section["order_id"] = lines.order_id
+    section["returns"] = "demand"
+    if lines.cancel_pattern:
+        section["exclude_orders_matching"] = lines.cancel_pattern
+    if lines.not_products:
+        section["not_products"] = {keys[column]: patterns for column, patterns in lines.not_products.items()}
+    return section
+
+
+def _lines_decision(found: Profile) -> str:
+    lines = found.lines
+    assert lines is not None
+    said = ["order lines summed per " + " x ".join(found.keys) + f" and {found.freq}", "returns: demand"]
+    if lines.cancel_pattern:
+        said.append(f"orders matching {lines.cancel_pattern!r} left out")
+    if lines.not_products:
+        said.append(f"{lines.not_product_lines} lines that are not products left out")
+    return "; ".join(said) + " (each rule's lines are counted in the run summary)"
 
 
 def _sql_source(found: Profile, keys: dict[str, str], started_by: date, redate: bool) -> dict:
@@ -247,6 +283,8 @@ def render(data: dict, found: Profile, decisions: list[str], left_out: dict[str,
             lines.append(f"    {key}: {_flow(sales[key])}")
     else:
         lines += [f"    {key}: {_flow(value)}" for key, value in sales.items()]
+    if "order_lines" in data["source"]:
+        lines += _render_order_lines(data["source"]["order_lines"], found)
     lines.append(
         "# Keys top to bottom; nested: child -> parent as found in the data (each child value has one parent)."
     )
@@ -268,3 +306,20 @@ def render(data: dict, found: Profile, decisions: list[str], left_out: dict[str,
     text = "\n".join(lines) + "\n"
     assert yaml.safe_load(text) == json.loads(json.dumps(data, default=str)), "the rendered job differs from the draft"
     return text
+
+
+def _render_order_lines(section: dict, found: Profile) -> list[str]:
+    """The order-lines section with a comment per rule: what it is for and which values it matched."""
+    lines = [
+        "  # Order lines, summed into periods by these rules (docs/jobs.md#order-lines). returns: demand counts",
+        "  # only lines with a positive quantity (net subtracts returns); the run summary counts each rule's lines.",
+        "  order_lines:",
+    ]
+    for key, value in section.items():
+        if key == "not_products" and found.lines is not None:
+            for column, values in found.lines.not_product_values.items():
+                lines.append(f"    # not products: {len(values)} {column} values: {', '.join(values)}")
+        if key == "exclude_orders_matching":
+            lines.append("    # orders whose id starts so are (nearly) all negative: cancellations")
+        lines.append(f"    {key}: {_flow(value)}")
+    return lines

@@ -190,9 +190,16 @@ def connect_sources(job: JobSpec) -> tuple[duckdb.DuckDBPyConnection, dict[str, 
     keys = job.hierarchy.columns
     filters = job.key_filters()
     sales_cols = {k: k for k in keys} | {"date": "ds_raw", "quantity": "quantity"}
-    labels["raw_sales"] = _define_view(
-        con, "raw_sales", sales, "sales_path", sales_cols, filters, tuple(keys), zone
-    ).label
+    text = tuple(keys)
+    view = "raw_sales"
+    if (lines := job.source.order_lines) is not None:
+        # Order lines: the view raw_lines holds every line (with its price and order id when the job names them);
+        # forecasting.data.order_lines sums them into raw_sales by the job's rules.
+        extra = {name: column for name, column in (("price", lines.price), ("order_id", lines.order_id)) if column}
+        sales = sales.model_copy(update={"columns": sales.columns | extra})
+        sales_cols |= {name: name for name in extra}
+        text, view = (*text, "order_id"), "raw_lines"
+    labels["raw_sales"] = _define_view(con, view, sales, "sales_path", sales_cols, filters, text, zone).label
     if job.source.calendar is not None:
         calendar_cols = {"date": "day_raw"} | ({"week": "week"} if "week" in job.source.calendar.columns else {})
         labels["raw_calendar"] = _define_view(
@@ -227,8 +234,9 @@ class Coverage:
 
 def coverage(con: duckdb.DuckDBPyConnection, job: JobSpec) -> Coverage:
     """The sales data's real first and last days (read from the values), beside the job's `observed_*`."""
+    rows = "raw_lines" if job.source.order_lines is not None else "raw_sales"  # order lines: their own days
     first, last, period_dated = con.execute(
-        "SELECT min(day), max(day), bool_and(day = CAST(date_trunc(?, day) AS DATE)) FROM raw_sales", [job.freq]
+        f"SELECT min(day), max(day), bool_and(day = CAST(date_trunc(?, day) AS DATE)) FROM {rows}", [job.freq]
     ).fetchone()
     data_end = last
     if period_dated and job.freq != "day":
@@ -278,6 +286,11 @@ def fetch_compact(con: duckdb.DuckDBPyConnection, query: str, params: dict, keys
 
 
 def read_prices(con: duckdb.DuckDBPyConnection, job: JobSpec) -> pl.DataFrame | None:
+    lines = job.source.order_lines
+    if lines is not None and lines.price is not None:
+        step = {"day": "1 day", "week": "7 days", "month": "1 month", "quarter": "3 months"}[job.freq]
+        params = {"period": job.freq, "step": step, "horizon": job.horizon}
+        return fetch_polars(con, sql_text("order_line_prices"), params)
     if job.source.prices is None:
         return None
     return fetch_polars(con, sql_text("prices"), {"period": job.freq})

@@ -19,6 +19,7 @@ class Loaded:
     source_label: str
     as_of: date
     warnings: list[str] = field(default_factory=list)  # what the summary, manifest and report must say (stale data)
+    order_lines: dict | None = None  # order lines: what each rule removed (forecasting.data.order_lines.prepare)
 
 
 @dataclass
@@ -26,3 +27,4 @@ class Validated:
     history: pl.DataFrame  # hierarchy keys, ds, y: complete periods, checked
     periods: PeriodReport
     warnings: list[str] = field(default_factory=list)
+    order_lines: dict | None = None

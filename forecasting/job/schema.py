@@ -23,6 +23,7 @@ from forecasting.job.common import (
 from forecasting.job.engine import EngineSpec
 from forecasting.job.hierarchy import HierarchySpec
 from forecasting.job.models import TRADING_DAY_PERIODS, ModelSpec
+from forecasting.job.order_lines import OrderLinesSpec
 from forecasting.job.reconciliation import MIDDLE_OUT, ReconcileSpec, middle_out_parts
 from forecasting.job.staffing import StaffingSpec
 
@@ -127,6 +128,11 @@ class SourceSpec(Strict):
     """Where the sales history comes from, and which days it covers (to tell complete periods from partial ones)."""
 
     sales: TableSource
+    order_lines: OrderLinesSpec | None = Field(
+        None,
+        description="sales holds order lines (several per product and day, returns negative): summed into periods "
+        "by the job's rules (forecasting.job.order_lines); default: sales holds one row per series and day or period",
+    )
     prices: TableSource | None = None
     calendar: TableSource | None = None
     calendar_features: CalendarFeatures | None = None
@@ -214,7 +220,9 @@ class JobSpec(Strict):
         "drop", description="a period the data covers only in part: left out, or scaled up to a whole one"
     )
     zero_fill_gaps: bool = Field(
-        False, description="a missing period inside a series counts as 0 sales (default: the gate refuses it)"
+        False,
+        description="a missing period inside a series counts as 0 sales (default: the gate refuses it; with "
+        "source.order_lines always true: a period with no line sold nothing)",
     )
     min_history: int = Field(24, ge=2, description="the fewest complete periods a bottom series must have")
     levels: list[int] = Field(
@@ -257,6 +265,15 @@ class JobSpec(Strict):
         "$XDG_DATA_HOME/forecasting/outputs when that would lie inside an installation. `--output` on a command "
         "wins over both. Never the file system's root, a system folder or an installed package",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _order_lines_fill_gaps(cls, data: Any) -> Any:
+        """Order lines have no row for a period without sales: such a period is 0 from the series' first sale on."""
+        source = data.get("source") if isinstance(data, dict) else None
+        if isinstance(source, dict) and source.get("order_lines") is not None and "zero_fill_gaps" not in data:
+            data = data | {"zero_fill_gaps": True}
+        return data
 
     @model_validator(mode="before")
     @classmethod
@@ -312,6 +329,10 @@ class JobSpec(Strict):
         for name, flag in (features.keyed_flags if features else {}).items():
             if flag.key not in keys:
                 raise ValueError(f"calendar_features.keyed_flags.{name}: key {flag.key!r} is not a hierarchy key")
+        if (lines := self.source.order_lines) is not None:
+            problems = lines.problems(keys, self.source.prices is not None, self.zero_fill_gaps)
+            if problems:
+                raise ValueError("; ".join(problems))
         for key in self.key_filters():
             if key not in keys:
                 raise ValueError(f"filter on {key!r}, which is not a hierarchy key {keys}")

@@ -300,6 +300,17 @@ def _staffing_section(staffing: pl.DataFrame) -> str:
     return head + "".join(charts) + table_html(totals, 0, "headcount summed over processes")
 
 
+def order_lines_said(lines: dict[str, Any] | None) -> str | None:
+    """What the order-lines rules left out, as the run summary counts them (None: the source is not order lines)."""
+    if not lines:
+        return None
+    removed = "; ".join(
+        f"{r['rule']}: {r['rows']:,} {r.get('rows_are', 'lines')}, {r['quantity']:,.0f} units" for r in lines["removed"]
+    )
+    counted = f"{lines['lines']:,} read, {lines['lines_counted']:,} counted ({lines['quantity_counted']:,.0f} units)"
+    return f"{counted}, returns: {lines['returns']}; left out: {removed or 'nothing'}"
+
+
 def _metadata(manifest: dict[str, Any], folder: Path) -> str:
     summary = manifest.get("summary", {})
     items = {
@@ -320,5 +331,7 @@ def _metadata(manifest: dict[str, Any], folder: Path) -> str:
         "interval calibration": summary.get("interval_calibration"),
         "versions": ", ".join(f"{k} {v}" for k, v in manifest.get("versions", {}).items()),
     }
+    if said := order_lines_said(summary.get("order_lines")):
+        items["order lines"] = said
     timings = pl.DataFrame(manifest["timings"]) if manifest.get("timings") else pl.DataFrame()
     return definition_list(items) + table_html(timings, 2, "stages")
