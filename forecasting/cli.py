@@ -94,9 +94,10 @@ def _load(job: str, output: str | None, **overrides: object) -> JobSpec:
 
 
 def _hint_job(job: str, output: str | None) -> str:
-    """The options that name this job again in a printed hint: the path as typed (a job file), and --output."""
-    named = f"--job {shlex.quote(job)}" if job != DEFAULT_JOB else ""
-    return " ".join(part for part in (named, f"--output {shlex.quote(output)}" if output else "") if part)
+    """The options that name this job again in a printed hint, each after a space: the path as typed (a job file),
+    and --output; empty for the default job."""
+    named = f" --job {shlex.quote(job)}" if job != DEFAULT_JOB else ""
+    return named + (f" --output {shlex.quote(output)}" if output else "")
 
 
 def _known_format(value: str) -> str:
@@ -181,10 +182,10 @@ def run(
     typer.echo(f"outputs: {result.run_dir}  (latest: {result.run_dir.parent / 'latest'})")
     again = _hint_job(job, output)
     second = spec.hierarchy.names[min(1, len(spec.hierarchy.names) - 1)]
-    typer.echo(f"try: forecasting query {again} \"SELECT * FROM forecasts WHERE level = '{second}' LIMIT 10\"")
+    typer.echo(f"try: forecasting query{again} \"SELECT * FROM forecasts WHERE level = '{second}' LIMIT 10\"")
     if spec.staffing is not None:
-        typer.echo(f'     forecasting query {again} "SELECT * FROM staffing LIMIT 10"')
-    typer.echo(f"     forecasting report {again}; forecasting recipe {again}")
+        typer.echo(f'     forecasting query{again} "SELECT * FROM staffing LIMIT 10"')
+    typer.echo(f"     forecasting report{again}; forecasting recipe{again}")
 
 
 @app.command()
@@ -260,8 +261,8 @@ def backtest(
     typer.echo(f"backtest outputs: {folder}")
     level = list(spec.hierarchy.levels)[-1]
     again = _hint_job(job, output)
-    typer.echo(f"try: forecasting query {again} \"SELECT * FROM backtest_metrics WHERE level = '{level}'\"")
-    typer.echo(f"per series (the published method's worst): forecasting recipe series_most_wrong {again}")
+    typer.echo(f"try: forecasting query{again} \"SELECT * FROM backtest_metrics WHERE level = '{level}'\"")
+    typer.echo(f"per series (the published method's worst): forecasting recipe series_most_wrong{again}")
 
 
 @app.command()

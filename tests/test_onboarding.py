@@ -5,6 +5,7 @@ hand-written job file; the job reference is checked against the models; the SQL 
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 from pathlib import Path
 
@@ -145,6 +146,10 @@ def _run_everything(data: Path, tmp_path: Path) -> None:
     for command in (["run"], ["backtest"], ["report"]):
         code, out, err = cli(*command, "--job", str(job_file), timeout=900)
         assert code == 0 and "Traceback" not in err, (command, err)
+        if command == ["run"]:  # the hint it prints runs as printed
+            hint = next(line for line in out.splitlines() if line.startswith("try: forecasting query"))
+            code, _, err = cli(*shlex.split(hint.removeprefix("try: forecasting ")))
+            assert code == 0, (hint, err)
     job = load_job(str(job_file))
     assert "staffing" not in (job.output_dir() / "latest" / "report.html").read_text().lower().split("<h2>")[-2]
     code, out, err = cli(
