@@ -83,7 +83,7 @@ def explained_levels(
     hierarchy: Hierarchy, prices: pl.DataFrame | None, calendar: pl.DataFrame | None, job: JobSpec, explain: bool
 ) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, pl.DataFrame]]:
     """forecast_levels, and with `explain` each LightGBM's wide drivers at every level it ran (model -> frame;
-    closed days at 0 like the forecasts)."""
+    closed days at 0 like the forecasts; a family a group's features lack, such as price above the bottom, null)."""
     spec = job.models
     Y_agg, Y_bottom = model_inputs(hierarchy, job)
     groups = [forecast_group(Y_bottom, spec.bottom_models, False, hierarchy, prices, calendar, job, explain)]
@@ -96,7 +96,7 @@ def explained_levels(
         for model, frame in part.drivers.items():
             drivers.setdefault(model, []).append(frame)
     explained = {
-        m: transforms.zero_closed_days(pl.concat(f, how="diagonal_relaxed").fill_null(0.0), job.closed_periods)
+        m: transforms.zero_closed_days(pl.concat(f, how="diagonal_relaxed"), job.closed_periods)
         for m, f in drivers.items()
     }
     return *with_combinations(forecasts, fitted, job), explained
