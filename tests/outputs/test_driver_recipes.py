@@ -3,6 +3,7 @@ the real drivers.parquet of a slice run; and a run without drivers refused in wo
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -77,3 +78,33 @@ def test_a_run_without_drivers_is_refused_in_words(planner_runs, tmp_path):
     assert not (result.run_dir / "drivers.parquet").exists()
     with pytest.raises(FileNotFoundError, match="has not published"):
         recipes.run_recipe(quiet, "drivers_by_level")
+
+
+def test_diff_splits_each_change_into_drivers_model_change_and_remainder(planner_runs):
+    from forecasting.outputs.diff import diff_runs
+    from forecasting.outputs.diff_drivers import MODEL_CHANGE, REMAINDER, split_change
+
+    job, before, after = planner_runs
+    split = split_change(job, before.run_dir, after.run_dir)
+    a, b = (
+        pl.read_parquet(run.run_dir / "reconciled_forecasts.parquet").filter(pl.col("published"))
+        for run in (before, after)
+    )
+    change = (
+        a.select("unique_id", "ds", "mean")
+        .join(b.select("unique_id", "ds", pl.col("mean").alias("after")), on=["unique_id", "ds"])
+        .group_by("unique_id")
+        .agg((pl.col("after") - pl.col("mean")).sum().alias("change"))
+    )
+    parts = split.group_by("unique_id").agg(pl.col("change").sum().alias("parts")).join(change, on="unique_id")
+    assert parts.height == change.height > 0
+    np.testing.assert_allclose(parts["parts"], parts["change"], rtol=1e-6, atol=1e-6)
+    bottom = split.filter(pl.col("level") == job.hierarchy.bottom)
+    assert bottom.filter(pl.col("part") == REMAINDER)["change"].abs().max() < 1e-6  # the bottom has no remainder
+    drivers_moved = bottom.filter(~pl.col("part").is_in([MODEL_CHANGE, REMAINDER]))
+    assert drivers_moved["change"].abs().sum() > 0  # the runs differ in data, so their drivers do
+    result = diff_runs(job, before.run_dir, after.run_dir, top=3)
+    assert result.explained is not None
+    assert set(result.explained["unique_id"]) <= set(result.forecasts["unique_id"])
+    for rows in result.explained.partition_by("unique_id"):
+        assert rows["change"].sum() == pytest.approx(rows["series_change"][0], rel=1e-6, abs=1e-6)

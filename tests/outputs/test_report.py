@@ -24,6 +24,9 @@ from forecasting.outputs.report import REPORT, build_report, write_report
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CHARTS = 1 + 2 + 2 + 5 + 2  # total, 2 regions, 2 warehouses, 5 top SKUs, staffing for 2 warehouses
+# Drivers (forecasting/outputs/report_drivers.py): per level a bar chart and its top 2 series' stacked charts
+# (the total has one series).
+DRIVER_CHARTS = (1 + 1) + (1 + 2) + (1 + 2) + (1 + 2)
 
 
 def plot_data(page: str, div_id: str) -> list[dict]:
@@ -166,8 +169,19 @@ def test_report_renders_in_chromium(chromium, report, tmp_path):
     dom = headless(chromium, tmp_path / "dom", path.as_uri(), "--dump-dom")
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert console_lines(dom.stderr) == []
-    charts = dom.stdout.split('class="plotly-graph-div')[1:]
+    divs = re.split(r'(<div id="[^"]+" class="plotly-graph-div)', dom.stdout)[1:]
+    pairs = zip(divs[::2], divs[1::2], strict=True)
+    drawn = {re.search(r'id="([^"]+)"', head).group(1): body for head, body in pairs}
+    charts = [chart for div_id, chart in drawn.items() if not div_id.startswith("drivers-")]
     assert len(charts) == CHARTS
+    drivers = {div_id: chart for div_id, chart in drawn.items() if div_id.startswith("drivers-")}
+    assert len(drivers) == DRIVER_CHARTS
+    for div_id, chart in drivers.items():
+        assert 'class="main-svg"' in chart and 'class="bars"' in chart, div_id  # plotly drew the bars
+        bars = re.findall(r'<g class="point"><path d="(M[^"]+)"', chart)
+        assert bars and any(re.search(r"V-?[\d.]+H", d) or re.search(r"H-?[\d.]+V", d) for d in bars), div_id
+        if re.fullmatch(r"drivers-.+-\d", div_id):  # a stacked chart: the forecast line over the bars
+            assert re.search(r'class="js-line"[^>]*\sd="M[^"]*L', chart), div_id
     for chart in charts:
         assert 'class="main-svg"' in chart  # plotly drew the figure
         lines = re.findall(r'class="js-line"[^>]*\sd="(M[^"]+)"', chart)
