@@ -22,6 +22,7 @@ from forecasting.data import hierarchy as hier
 from forecasting.data.stages import Loaded, Validated
 from forecasting.evaluate.backtest import Backtest, run_backtest
 from forecasting.evaluate.choice import run_plan
+from forecasting.evaluate.driver_check import event_check
 from forecasting.evaluate.plan import departures, with_published
 from forecasting.job.errors import InputError, one_line
 from forecasting.job.schema import JobSpec
@@ -323,13 +324,20 @@ def backtest_job(
         )
     with in_stage("backtest"):
         result = run_backtest(hierarchy, loaded.prices, job, windows, step, progress, loaded.calendar, prior_base)
-    tables = {
+    tables: dict[str, Table] = {
         "backtest_base": result.base,
         "backtest_reconciled": result.reconciled,
         "metrics": result.metrics,
         "series_metrics": result.series_metrics,
         "window_metrics": result.window_metrics,
     }
+    if job.drivers:  # the event drivers against the realised uplift on the scored windows
+        cutoffs = sorted(result.reconciled["cutoff"].unique().to_list())
+        cutoffs = cutoffs[-job.backtest.scored_windows(len(cutoffs)) :]
+        with in_stage("driver check"):
+            check = event_check(hierarchy, loaded.prices, loaded.calendar, job, cutoffs)
+        if check.height:
+            tables["driver_check"] = check
     manifest = {
         "job": job.name,
         "as_of": loaded.as_of.isoformat(),

@@ -110,7 +110,7 @@ def build_report(job: JobSpec, folder: Path, history: History | None = None, top
     ]
     for level in levels[:-1]:
         sections.append(_level_fans(level, forecasts, recent))
-    sections.append(drivers_section(folder, levels))
+    sections.append(drivers_section(folder, levels, backtest))
     volume = top_by_volume(forecasts, bottom, spec, top)
     sections.append(f"<h2>Top {top} series of level {html.escape(bottom)} by forecast volume</h2>")
     sections.append(table_html(volume, 1))

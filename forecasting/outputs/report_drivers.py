@@ -11,7 +11,8 @@ from pathlib import Path
 import plotly.graph_objects as go
 import polars as pl
 
-from forecasting.outputs.report_charts import figure_html
+from forecasting.evaluate.driver_check import wrong_signs
+from forecasting.outputs.report_charts import figure_html, table_html
 
 SERIES_PER_LEVEL = 2  # stacked charts per level, its largest series by forecast volume
 PALETTE = [
@@ -65,8 +66,25 @@ def stacked_chart(title: str, rows: pl.DataFrame, palette: dict[str, str]) -> go
     return fig
 
 
-def drivers_section(folder: Path, levels: list[str], notes: list[str] | None = None) -> str:
-    """The section's HTML; `notes`: what the backtest says of the drivers (wrong signs), shown first."""
+def check_section(backtest: Path | None) -> str:
+    """The latest backtest's event check (forecasting.evaluate.driver_check): its table, and a warning for each
+    event whose effect has the wrong sign on average."""
+    path = backtest / "driver_check.parquet" if backtest is not None else None
+    if path is None or not path.exists():
+        return (
+            "<p class='note'>No backtest checked the event drivers against realised uplift (a backtest of a job"
+            " with events and a LightGBM does).</p>"
+        )
+    check = pl.read_parquet(path)
+    warnings = "".join(f"<div class='warn'>{html.escape(w)}</div>" for w in wrong_signs(check)) or (
+        "<p>Every event driver had the sign of its realised uplift on average.</p>"
+    )
+    caption = f"event drivers vs realised uplift, backtest {backtest.name if backtest else ''} (scored windows)"
+    return f"<h3>Are the event drivers real?</h3>{warnings}{table_html(check, 2, caption)}"
+
+
+def drivers_section(folder: Path, levels: list[str], backtest: Path | None = None) -> str:
+    """The section's HTML, with the latest backtest's check of the event drivers."""
     head = "<h2>What drives the forecasts</h2>"
     path = folder / "drivers.parquet"
     if not path.exists():
@@ -81,7 +99,7 @@ def drivers_section(folder: Path, levels: list[str], notes: list[str] | None = N
         " the reconciliation's adjustment as its own row, so each level's bars add up to its published forecast; beside"
         " them, the level's own model (where it is not the bottom). Interactions: what families do together beyond"
         " their separate effects.</p>",
-        *(f"<div class='warn'>{html.escape(note)}</div>" for note in notes or []),
+        check_section(backtest),
     ]
     for level in levels:
         rows = table.filter(pl.col("level") == level)

@@ -1,0 +1,52 @@
+"""The event drivers against the realised uplift on backtest windows (forecasting.evaluate.driver_check), on the
+real M5 daily store sales of two stores with their events: each event value's mean effect is the mean of the
+explained forecasts' event columns on its days, and the realised uplift is the actuals minus the forecast without
+it, computed here independently."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+import pytest
+from support import daily_job
+
+from forecasting import pipeline
+from forecasting.evaluate.driver_check import _window, event_check, event_days, wrong_signs
+
+
+@pytest.fixture(scope="module")
+def daily(tmp_path_factory):
+    job = daily_job(tmp_path_factory.mktemp("check"), ["LightGBM"], "LightGBM")
+    cheap = job.models.lightgbm.model_copy(update={"n_estimators": 60})
+    job = job.model_copy(
+        update={"warehouse_filter": ["CA_1", "TX_1"], "models": job.models.model_copy(update={"lightgbm": cheap})}
+    )
+    loaded, hierarchy = pipeline.load_hierarchy(job)
+    return job, loaded, hierarchy
+
+
+def test_event_effects_are_checked_against_the_realised_uplift(daily):
+    job, loaded, hierarchy = daily
+    cutoffs = [date(2016, 2, 1), date(2016, 3, 28)]  # windows with Valentine's Day, Easter and SNAP days
+    check = event_check(hierarchy, loaded.prices, loaded.calendar, job, cutoffs)
+    assert check.height > 0 and set(check["windows"]) <= {1, 2}
+    days = event_days(loaded.calendar)
+    family = check.sort("event_rows", descending=True)["family"][0]
+    rows = []
+    for cutoff in cutoffs:
+        wide = _window(hierarchy, loaded.prices, loaded.calendar, job, cutoff)
+        on = wide.join(days.filter(pl.col("family") == family), on="ds")
+        if family in on.columns:
+            rows.append(on.select("unique_id", "ds", "__forecast", pl.col(family).alias("effect")))
+    frame = pl.concat(rows).drop_nulls("effect").join(hierarchy.Y_df, on=["unique_id", "ds"])
+    expected = frame.select(
+        pl.col("effect").mean(), (pl.col("y") - pl.col("__forecast") + pl.col("effect")).mean().alias("realised")
+    )
+    got = check.filter(pl.col("family") == family)
+    assert got["event_rows"][0] == frame.height
+    assert got["mean_effect"][0] == pytest.approx(expected["effect"][0], rel=1e-9)
+    assert got["mean_realised"][0] == pytest.approx(expected["realised"][0], rel=1e-9)
+    said = wrong_signs(check)
+    assert len(said) == int(check["wrong_sign"].sum())
+    assert all("the wrong sign" in line for line in said)
