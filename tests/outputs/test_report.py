@@ -177,7 +177,7 @@ def test_report_renders_in_chromium(chromium, report, tmp_path):
     drivers = {div_id: chart for div_id, chart in drawn.items() if div_id.startswith("drivers-")}
     assert len(drivers) == DRIVER_CHARTS
     for div_id, chart in drivers.items():
-        assert 'class="main-svg"' in chart and 'class="bars"' in chart, div_id  # plotly drew the bars
+        assert 'class="main-svg"' in chart and 'class="trace bars"' in chart, div_id  # plotly drew the bars
         bars = re.findall(r'<g class="point"><path d="(M[^"]+)"', chart)
         assert bars and any(re.search(r"V-?[\d.]+H", d) or re.search(r"H-?[\d.]+V", d) for d in bars), div_id
         if re.fullmatch(r"drivers-.+-\d", div_id):  # a stacked chart: the forecast line over the bars
