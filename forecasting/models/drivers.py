@@ -94,8 +94,8 @@ def estimators(model: Any) -> list[Any]:
 def contributions(estimator: Any, X: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """(TreeSHAP contributions with the base value last, raw score) of every row: LightGBM's own
     `pred_contrib=True`; each row's contributions sum to its raw score."""
-    values = X.to_numpy()
-    return estimator.predict(values, pred_contrib=True), estimator.predict(values, raw_score=True)
+    values, booster = X.to_numpy(), estimator.booster_
+    return booster.predict(values, pred_contrib=True), booster.predict(values, raw_score=True)
 
 
 def link(estimator: Any) -> Any:
