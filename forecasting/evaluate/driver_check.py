@@ -64,6 +64,8 @@ def _window(
             step = pl.col("ds").rank("ordinal").over("unique_id")
             parts.append(wide.filter(step.is_between(block.first, block.last)))
         out.append(trading_days.in_units(pl.concat(parts, how="diagonal_relaxed"), job, aggregate))
+    if not out:
+        return pl.DataFrame()
     frame = pl.concat(out, how="diagonal_relaxed")
     return transforms.zero_closed_days(frame, job.closed_periods)
 
@@ -75,7 +77,8 @@ def event_check(
     series and event days of the windows from `cutoffs` (empty without events or a LightGBM)."""
     schema = {"family": pl.String, "windows": pl.UInt32, "event_rows": pl.UInt32, "mean_effect": pl.Float64,
               "mean_realised": pl.Float64, "same_sign": pl.Float64, "wrong_sign": pl.Boolean}  # fmt: skip
-    if calendar is None or not job.drivers:
+    runs_lightgbm = LIGHTGBM in {*job.models.aggregate_models, *job.models.bottom_models}
+    if calendar is None or not job.drivers or not runs_lightgbm:
         return pl.DataFrame(schema=schema)
     days = event_days(calendar)
     rows = []
