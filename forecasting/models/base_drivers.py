@@ -60,24 +60,29 @@ def member_weights(
     return pl.concat([p.select(*KEYS, "member", "weight") for p in parts])
 
 
-def mstl_parts(history: pl.DataFrame, forecast: pl.DataFrame, season_length: int) -> pl.DataFrame | None:
-    """unique_id, ds, family, effect of one series' forecast (ds, value) from MSTL on its history (ds, y); None
-    when MSTL cannot decompose it (no season, or under two full seasons of history)."""
+def mstl_components(history: pl.DataFrame, season_length: int) -> tuple[float, np.ndarray] | None:
+    """(last trend value, seasonal component of the last cycle) of one series' history (ds, y) from statsforecast's
+    MSTL; None when MSTL cannot decompose it (no season, or under two full seasons of history)."""
     y = history.sort("ds")["y"].to_numpy().astype(float)
     if season_length < 2 or len(y) < 2 * season_length:
         return None
     fitted = MSTL(season_length=season_length).fit(y).model_
-    trend, seasonal = np.asarray(fitted["trend"]), np.asarray(fitted.filter(like="seasonal").sum(axis=1))
-    last_cycle = seasonal[-season_length:]
+    seasonal = np.asarray(fitted.filter(like="seasonal").sum(axis=1))
+    return float(np.asarray(fitted["trend"])[-1]), seasonal[-season_length:]
+
+
+def mstl_parts(components: tuple[float, np.ndarray], forecast: pl.DataFrame) -> pl.DataFrame:
+    """ds, family, effect of one series' forecast (ds, value): the MSTL level, the season at the same position of
+    the last cycle, and the rest."""
+    level, last_cycle = components
     steps = np.arange(forecast.height)
-    level = np.full(forecast.height, trend[-1])
-    season = last_cycle[steps % season_length]
+    season = last_cycle[steps % len(last_cycle)]
     value = forecast["value"].to_numpy()
     return pl.DataFrame(
         {
             "ds": np.repeat(forecast["ds"].to_numpy(), 3),
             "family": [RECENT_LEVEL, SEASON, TREND] * forecast.height,
-            "effect": np.column_stack([level, season, value - level - season]).ravel(),
+            "effect": np.column_stack([np.full(forecast.height, level), season, value - level - season]).ravel(),
         }
     ).with_columns(pl.col("ds").cast(forecast.schema["ds"]))
 
@@ -89,8 +94,10 @@ def member_parts(
     history: pl.DataFrame,
     job: JobSpec,
 ) -> pl.DataFrame:
-    """unique_id, ds, member, family, effect: each needed (unique_id, member) part split into families."""
+    """unique_id, ds, member, family, effect: each needed (unique_id, member) part split into families (MSTL once
+    per series, shared by its statistical members)."""
     parts = []
+    components: dict[str, tuple[float, np.ndarray] | None] = {}
     for member, group in needed.group_by("member"):
         member = member[0]
         ids = group["unique_id"].unique()
@@ -107,7 +114,10 @@ def member_parts(
             continue
         histories = history.filter(pl.col("unique_id").is_in(ids.implode())).partition_by("unique_id", as_dict=True)
         for (uid,), series in rows.sort(KEYS).partition_by("unique_id", as_dict=True).items():
-            split = mstl_parts(histories.get((uid,), history.clear()), series, job.season_length)
+            if uid not in components:
+                components[uid] = mstl_components(histories.get((uid,), history.clear()), job.season_length)
+            found = components[uid]
+            split = mstl_parts(found, series) if found is not None else None
             if split is None:
                 family = pl.lit(UNDECOMPOSED + member).alias("family")
                 split = series.select("ds", family, pl.col("value").alias("effect"))
