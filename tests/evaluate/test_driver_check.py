@@ -5,6 +5,7 @@ it, computed here independently."""
 
 from __future__ import annotations
 
+import html
 from datetime import date
 
 import polars as pl
@@ -50,3 +51,25 @@ def test_event_effects_are_checked_against_the_realised_uplift(daily):
     said = wrong_signs(check)
     assert len(said) == int(check["wrong_sign"].sum())
     assert all("the wrong sign" in line for line in said)
+
+
+def test_a_backtest_publishes_the_check_the_view_reads_it_and_the_report_says_it(daily):
+    from forecasting.outputs.report import build_report
+    from forecasting.outputs.views import open_views
+
+    job, *_ = daily
+    folder, _ = pipeline.backtest_job(job, None, 2)
+    check = pl.read_parquet(folder / "driver_check.parquet")
+    assert check.height > 0 and set(check["windows"]) <= {1, 2}
+    con = open_views(job)
+    try:
+        assert con.execute("SELECT count(*) FROM backtest_driver_check").fetchone()[0] == check.height
+    finally:
+        con.close()
+    run = pipeline.run_job(job)
+    page = build_report(job, run.run_dir, pipeline.history)
+    assert "Are the event drivers real?" in page
+    for line in wrong_signs(check):
+        assert html.escape(line) in page
+    if not check["wrong_sign"].any():
+        assert "Every event driver had the sign of its realised uplift on average." in page
