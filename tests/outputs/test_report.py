@@ -76,6 +76,24 @@ def test_fan_charts_show_history_mean_and_bands_per_level(report, planner_runs):
         assert traces["history"]["x"][-1] == past["ds"][-1].isoformat() == "2016-03-01"
 
 
+def test_driver_charts_stack_to_the_published_forecast(report, planner_runs):
+    """The total's stacked drivers per period sum to its published forecast, and the level bars to its sum."""
+    job, _, after = planner_runs
+    page = report[3]
+    total = pl.read_parquet(after.run_dir / "reconciled_forecasts.parquet").filter(
+        pl.col("published") & (pl.col("unique_id") == "total")
+    )
+    traces = plot_data(page, "drivers-total-0")
+    bars = [t for t in traces if t["type"] == "bar"]
+    line = next(t for t in traces if t["type"] == "scatter")
+    assert len(bars) >= 5 and {"reconciliation", "recent level"} <= {t["name"] for t in bars}
+    stacked = [sum(values) for values in zip(*(t["y"] for t in bars), strict=True)]
+    assert stacked == pytest.approx(total.sort("ds")["mean"].to_list(), rel=1e-9)
+    assert line["y"] == pytest.approx(stacked, rel=1e-9)
+    level = {t["name"]: sum(t["x"]) for t in plot_data(page, "drivers-total")}
+    assert level["bottom series summed + reconciliation"] == pytest.approx(total["mean"].sum(), rel=1e-9)
+
+
 def test_top_skus_staffing_accuracy_and_warnings(report, planner_runs):
     job, _, after = planner_runs
     page = report[3]
