@@ -78,6 +78,16 @@ def test_daily_drivers_name_the_jobs_events_and_flags_and_add_up(daily_run):
     assert table.filter(pl.col("family") == "interactions")["effect"].abs().max() < 1e-6
     closed = table.filter(pl.col("ds").dt.strftime("%m-%d") == "12-25")
     assert closed.is_empty() or closed["effect"].abs().max() == 0
+    _recipes_run(job)
+
+
+def _recipes_run(job) -> None:
+    """The drivers recipes run on the job with their defaults, each returning rows."""
+    from forecasting.outputs import recipes
+
+    for name in ("series_drivers", "series_most_driven_by", "drivers_by_level"):
+        params = {"family": "recent level"} if name == "series_most_driven_by" else {}
+        assert recipes.run_recipe(job, name, params).height > 0, name
 
 
 @pytest.mark.slow
@@ -103,3 +113,4 @@ def test_tourism_statistical_levels_are_decomposed(tmp_path):
     _check_adds_up(job, result.run_dir)
     table = pl.read_parquet(result.run_dir / "drivers.parquet")
     assert {"recent level", "season and calendar", "trend and rest"} <= set(table["family"].unique().to_list())
+    _recipes_run(job)
