@@ -24,6 +24,13 @@ def loaded(tmp_path_factory):
     return job, loaded, hierarchy
 
 
+@pytest.fixture(scope="module")
+def fits(loaded):
+    """The bottom (tweedie) and aggregate (standardised) LightGBMs of the slice, fitted once and predicted with the
+    feature rows captured."""
+    return {aggregate: _fitted(*loaded, aggregate) for aggregate in (False, True)}
+
+
 def _fitted(job, loaded, hierarchy, aggregate: bool):
     Y_agg, Y_bottom = model_inputs(hierarchy, job)
     Y = Y_agg if aggregate else Y_bottom
@@ -42,9 +49,9 @@ def _fitted(job, loaded, hierarchy, aggregate: bool):
 
 
 @pytest.mark.parametrize("aggregate", [False, True], ids=["bottom tweedie", "aggregate standardised"])
-def test_contributions_plus_base_are_the_raw_score_of_every_predicted_row(loaded, aggregate):
-    job, data, hierarchy = loaded
-    fcst, capture, predicted = _fitted(job, data, hierarchy, aggregate)
+def test_contributions_plus_base_are_the_raw_score_of_every_predicted_row(loaded, fits, aggregate):
+    job = loaded[0]
+    fcst, capture, predicted = fits[aggregate]
     X = capture.rows()
     assert X.height == predicted.height == len(fcst.ts.uids) * job.horizon
     for estimator in drivers.estimators(fcst.models_["LightGBM"]):
@@ -60,13 +67,13 @@ def test_contributions_plus_base_are_the_raw_score_of_every_predicted_row(loaded
     assert (drivers.PRICE in families) == (not aggregate)
 
 
-def test_a_changed_feature_row_is_caught(loaded):
+def test_a_changed_feature_row_is_caught(loaded, fits):
     """The rebuild check is real: drivers of rows other than the predicted ones do not pass it."""
-    job, data, hierarchy = loaded
-    fcst, capture, predicted = _fitted(job, data, hierarchy, False)
-    capture.steps = capture.steps[1:] + capture.steps[:1]
+    fcst, capture, predicted = fits[False]
+    shifted = drivers.FeatureCapture()
+    shifted.steps = capture.steps[1:] + capture.steps[:1]
     with pytest.raises(AssertionError, match="differently from mlforecast"):
-        drivers.explain_forecast(fcst, "LightGBM", capture, predicted, job)
+        drivers.explain_forecast(fcst, "LightGBM", shifted, predicted, loaded[0])
 
 
 def test_families_are_named_from_the_job():
