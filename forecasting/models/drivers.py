@@ -91,11 +91,68 @@ def estimators(model: Any) -> list[Any]:
     return list(getattr(model, "estimators_", [model]))
 
 
-def contributions(estimator: Any, X: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(TreeSHAP contributions with the base value last, raw score) of every row: LightGBM's own
-    `pred_contrib=True`; each row's contributions sum to its raw score."""
+TREESHAP = "treeshap"
+PATHS = "paths"
+# Rows x trees above which `auto` takes the path attributions: LightGBM's TreeSHAP cost about 16 us per row and tree
+# on the m5-monthly SKU model (200 trees of up to 27 levels: 58 CPU s for 18,294 rows, more than its fit), the paths
+# about 0.1 us (pred_leaf and one table look-up per tree); docs/drivers.md.
+TREESHAP_BUDGET = 1_000_000
+
+
+def method_for(setting: str, rows: int, trees: int) -> str:
+    """The attribution a model's forecast gets: the job's `drivers_method`, `auto` by the budget above."""
+    if setting != "auto":
+        return setting
+    return TREESHAP if rows * trees <= TREESHAP_BUDGET else PATHS
+
+
+def contributions(estimator: Any, X: pl.DataFrame, method: str = TREESHAP) -> tuple[np.ndarray, np.ndarray]:
+    """(contributions per feature with the base value last, raw score) of every row; each row's contributions sum
+    to its raw score. TREESHAP: LightGBM's own `pred_contrib=True`. PATHS: `path_contributions`."""
     values, booster = X.to_numpy(), estimator.booster_
-    return booster.predict(values, pred_contrib=True), booster.predict(values, raw_score=True)
+    raw = booster.predict(values, raw_score=True)
+    if method == PATHS:
+        return path_contributions(booster, values), raw
+    return booster.predict(values, pred_contrib=True), raw
+
+
+def _leaf_tables(tree: dict[str, Any], n_features: int) -> dict[int, np.ndarray]:
+    """leaf index -> per-feature change of the node value along the path from the root (base value last)."""
+    tables: dict[int, np.ndarray] = {}
+    root = tree["tree_structure"]
+    start = np.zeros(n_features + 1)
+    start[-1] = root.get("internal_value", root.get("leaf_value", 0.0))
+    stack = [(root, start)]
+    while stack:
+        node, path = stack.pop()
+        if "leaf_index" in node or "split_feature" not in node:
+            tables[int(node.get("leaf_index", 0))] = path
+            continue
+        for side in ("left_child", "right_child"):
+            child = node[side]
+            value = child.get("internal_value", child.get("leaf_value"))
+            step = path.copy()
+            step[node["split_feature"]] += value - node["internal_value"]
+            stack.append((child, step))
+    return tables
+
+
+def path_contributions(booster: Any, values: np.ndarray) -> np.ndarray:
+    """Per row and feature, the change of the node value where the row's path through each tree splits on that
+    feature (Saabas' path attribution), from LightGBM's own leaf assignment (`pred_leaf=True`) and tree dump. Exact
+    like TreeSHAP (a row's leaf value is its tree's root value plus the changes along its path) and linear in the
+    trees' depth rather than quadratic; unlike TreeSHAP it credits a split's feature with the whole change of the
+    node value on the row's own path."""
+    leaves = booster.predict(values, pred_leaf=True).reshape(len(values), -1)
+    n_features = booster.num_feature()
+    out = np.zeros((len(values), n_features + 1))
+    for t, tree in enumerate(booster.dump_model()["tree_info"]):
+        tables = _leaf_tables(tree, n_features)
+        table = np.zeros((max(tables) + 1, n_features + 1))
+        for leaf, row in tables.items():
+            table[leaf] = row
+        out += table[leaves[:, t]]
+    return out
 
 
 def link(estimator: Any) -> Any:
@@ -123,11 +180,17 @@ def _invert(fcst: MLForecast, frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def explain_forecast(
-    fcst: MLForecast, name: str, capture: FeatureCapture, predicted: pl.DataFrame, job: JobSpec
+    fcst: MLForecast,
+    name: str,
+    capture: FeatureCapture,
+    predicted: pl.DataFrame,
+    job: JobSpec,
+    method: str | None = None,
 ) -> pl.DataFrame:
     """Wide drivers of one fitted model's forecast (`predicted`: mlforecast's frame, same rows as captured):
     unique_id, ds, baseline, one column per family, interactions; in the model's units (before any trading-day
-    factor). Raises if the rebuilt forecast differs from mlforecast's (a row-order fault, never silent)."""
+    factor). `method`: TREESHAP or PATHS (default: the job's `drivers_method`). Raises if the rebuilt forecast
+    differs from mlforecast's (a row-order fault, never silent)."""
     X = capture.rows()
     features = list(X.columns)
     groups: dict[str, list[int]] = {}
@@ -136,8 +199,9 @@ def explain_forecast(
     keys = predicted.select("unique_id", "ds")
     total: dict[str, np.ndarray] = {}
     members = estimators(fcst.models_[name])
+    setting = method or job.drivers_method
     for estimator in members:
-        contrib, raw = contributions(estimator, X)
+        contrib, raw = contributions(estimator, X, method_for(setting, X.height, estimator.booster_.num_trees()))
         g = link(estimator)
         base = contrib[:, -1]
         columns = {"__forecast": g(raw), BASELINE: g(base)}

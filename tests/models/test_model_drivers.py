@@ -55,13 +55,19 @@ def test_contributions_plus_base_are_the_raw_score_of_every_predicted_row(loaded
     X = capture.rows()
     assert X.height == predicted.height == len(fcst.ts.uids) * job.horizon
     for estimator in drivers.estimators(fcst.models_["LightGBM"]):
-        contrib, raw = drivers.contributions(estimator, X)
-        np.testing.assert_allclose(contrib.sum(axis=1), raw, rtol=1e-6, atol=1e-6)
+        shap, raw = drivers.contributions(estimator, X, drivers.TREESHAP)
+        np.testing.assert_allclose(shap.sum(axis=1), raw, rtol=1e-6, atol=1e-6)
+        paths, _ = drivers.contributions(estimator, X, drivers.PATHS)
+        np.testing.assert_allclose(paths.sum(axis=1), raw, rtol=1e-6, atol=1e-6)
+        assert not np.allclose(paths, shap)  # two attributions, not one computed twice
+        # the same features carry the forecast: the largest mean |contribution| is the same feature's
+        assert np.abs(paths[:, :-1]).mean(axis=0).argmax() == np.abs(shap[:, :-1]).mean(axis=0).argmax()
+    for method in (drivers.TREESHAP, drivers.PATHS):
         # the captured rows are the ones the forecast came from: the link of their raw score, back through the
         # target transforms, is mlforecast's forecast (explain_forecast raises otherwise)
-    wide = drivers.explain_forecast(fcst, "LightGBM", capture, predicted, job)
-    rebuilt = wide.select(pl.sum_horizontal(drivers.value_columns(wide)))
-    np.testing.assert_allclose(rebuilt.to_series().to_numpy(), predicted["LightGBM"].to_numpy(), rtol=1e-6)
+        wide = drivers.explain_forecast(fcst, "LightGBM", capture, predicted, job, method)
+        rebuilt = wide.select(pl.sum_horizontal(drivers.value_columns(wide)))
+        np.testing.assert_allclose(rebuilt.to_series().to_numpy(), predicted["LightGBM"].to_numpy(), rtol=1e-6)
     families = set(drivers.value_columns(wide))
     assert {drivers.BASELINE, drivers.INTERACTIONS, drivers.RECENT_LEVEL, drivers.SEASON} <= families
     assert (drivers.PRICE in families) == (not aggregate)
@@ -73,7 +79,7 @@ def test_a_changed_feature_row_is_caught(loaded, fits):
     shifted = drivers.FeatureCapture()
     shifted.steps = capture.steps[1:] + capture.steps[:1]
     with pytest.raises(AssertionError, match="differently from mlforecast"):
-        drivers.explain_forecast(fcst, "LightGBM", shifted, predicted, loaded[0])
+        drivers.explain_forecast(fcst, "LightGBM", shifted, predicted, loaded[0], drivers.PATHS)
 
 
 def test_families_are_named_from_the_job():
