@@ -72,9 +72,19 @@ def main() -> None:
     parser.add_argument("--job", default="m5-monthly")
     parser.add_argument("--child", choices=["on", "off"])
     parser.add_argument("--out")
+    parser.add_argument("--with-only", action="store_true", help="only the run with drivers (one table column)")
     args = parser.parse_args()
     if args.child:
         child(args.job, args.child == "on", args.out)
+        return
+    if args.with_only:
+        wall, peak, found, cpu = measured(args.job, True)
+        print(f"job {args.job} with drivers ({found['driver_rows']:,} driver rows), 2 cores")
+        print(f"{'stage':<18}{'seconds':>9}{'peak RSS MB':>13}")
+        for row in found["timings"]:
+            print(f"{row['stage']:<18}{row['seconds']:>9.1f}{row.get('peak_rss_mb', 0):>13.0f}")
+        print(f"{'run (process)':<18}{wall:>9.1f}{peak:>13.0f}\n{'run (CPU seconds)':<18}{cpu:>9.1f}")
+        print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         return
     off = measured(args.job, False)
     on = measured(args.job, True)
