@@ -22,7 +22,7 @@ from forecasting.data import hierarchy as hier
 from forecasting.data.stages import Loaded, Validated
 from forecasting.evaluate.backtest import Backtest, run_backtest
 from forecasting.evaluate.choice import run_plan
-from forecasting.evaluate.driver_check import event_check
+from forecasting.evaluate.driver_check import event_check, scored_cutoffs
 from forecasting.evaluate.plan import departures, with_published
 from forecasting.job.errors import InputError, one_line
 from forecasting.job.schema import JobSpec
@@ -331,13 +331,10 @@ def backtest_job(
         "series_metrics": result.series_metrics,
         "window_metrics": result.window_metrics,
     }
-    if job.drivers:  # the event drivers against the realised uplift on the scored windows
-        cutoffs = sorted(result.reconciled["cutoff"].unique().to_list())
-        cutoffs = cutoffs[-job.backtest.scored_windows(len(cutoffs)) :]
-        with in_stage("driver check"):
-            check = event_check(hierarchy, loaded.prices, loaded.calendar, job, cutoffs)
-        if check.height:
-            tables["driver_check"] = check
+    with in_stage("driver check"):  # the event drivers against the realised uplift on the scored windows
+        check = event_check(hierarchy, loaded.prices, loaded.calendar, job, scored_cutoffs(result.reconciled, job))
+    if check.height:
+        tables["driver_check"] = check
     manifest = {
         "job": job.name,
         "as_of": loaded.as_of.isoformat(),

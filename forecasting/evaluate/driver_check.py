@@ -70,6 +70,12 @@ def _window(
     return transforms.zero_closed_days(frame, job.closed_periods)
 
 
+def scored_cutoffs(reconciled: pl.DataFrame, job: JobSpec) -> list[date]:
+    """The cutoffs of a backtest's scored (nested) windows."""
+    cutoffs = sorted(reconciled["cutoff"].unique().to_list())
+    return cutoffs[-job.backtest.scored_windows(len(cutoffs)) :]
+
+
 def event_check(
     hierarchy: Hierarchy, prices: pl.DataFrame | None, calendar: pl.DataFrame | None, job: JobSpec, cutoffs: list[date]
 ) -> pl.DataFrame:
