@@ -429,6 +429,9 @@ def diff(
     with pl.Config(tbl_rows=200, tbl_cols=20, tbl_hide_dataframe_shape=True, tbl_width_chars=200):
         typer.echo("largest forecast changes (published reconciliation, summed over common periods), per level:")
         typer.echo(result.forecasts.with_columns(pl.col(pl.Float64).round(3)))
+        if result.explained is not None:
+            typer.echo("why they changed (drivers' changes, model or method change, remainder; docs/drivers.md):")
+            typer.echo(result.explained.with_columns(pl.col(pl.Float64).round(3)))
         if spec.staffing is not None:
             typer.echo("largest staffing changes (headcount, then FTE):")
             typer.echo(result.staffing.with_columns(pl.col(pl.Float64).round(3)) if result.staffing.width else "none")

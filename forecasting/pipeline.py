@@ -22,17 +22,21 @@ from forecasting.data import hierarchy as hier
 from forecasting.data.stages import Loaded, Validated
 from forecasting.evaluate.backtest import Backtest, run_backtest
 from forecasting.evaluate.choice import run_plan
+from forecasting.evaluate.driver_check import event_check, scored_cutoffs
 from forecasting.evaluate.plan import departures, with_published
 from forecasting.job.errors import InputError, one_line
 from forecasting.job.schema import JobSpec
 from forecasting.models import base as base_models
 from forecasting.models.base import BaseForecasts
+from forecasting.models.base_drivers import base_drivers
 from forecasting.models.combinations import add_fitted
-from forecasting.models.core import forecast_levels
+from forecasting.models.core import explained_levels
 from forecasting.outputs import confine, runs
 from forecasting.outputs.atomic import Table
+from forecasting.outputs.drivers import drivers_table
 from forecasting.outputs.locks import output_lock
-from forecasting.outputs.tables import decorate_reconciled, output_tables, published_expression
+from forecasting.outputs.tables import decorate_reconciled, published_expression
+from forecasting.outputs.tables import output_tables as layout_tables
 from forecasting.reconcile import core as rec
 from forecasting.reconcile.calibration import calibration_set
 from forecasting.staffing import plans as staffing_plans
@@ -105,7 +109,7 @@ def base_forecasts(
     weights, then Base per series: the plan's candidate at its level (chosen from the backtest the run reads, or the
     job file's), the intermittent model for sparse bottom series; and the errors the reconciled intervals are
     calibrated on."""
-    forecasts, fitted = forecast_levels(hierarchy, prices, calendar, job)
+    forecasts, fitted, explained = explained_levels(hierarchy, prices, calendar, job, explain=job.drivers)
     backtest = runs.usable_backtest(job, hierarchy.Y_df["ds"].max())
     plan, plan_source = run_plan(job, backtest)
     levels_of = hierarchy.members.select("unique_id", "level")
@@ -116,8 +120,21 @@ def base_forecasts(
     forecasts = base_models.select_base(forecasts, choice, job.levels)
     fitted = base_models.select_base(fitted, choice, job.levels, with_intervals=False)
     calibration, calibration_source = calibration_set(hierarchy, fitted, job, backtest)
+    drivers = None
+    if job.drivers:
+        with in_stage("drivers"):
+            drivers = base_drivers(forecasts, choice, levels_of, explained, hierarchy.Y_df, job, plan)
     return BaseForecasts(
-        forecasts, fitted, choice, plan_source, calibration, calibration_source, backtest, plan, plan_source
+        forecasts,
+        fitted,
+        choice,
+        plan_source,
+        calibration,
+        calibration_source,
+        backtest,
+        plan,
+        plan_source,
+        drivers=drivers,
     )
 
 
@@ -138,6 +155,17 @@ def staff(hierarchy: hier.Hierarchy, base: BaseForecasts, reconciled: pl.DataFra
     rows = reconciled.filter(pl.col("unique_id").is_in(warehouses) & (pl.col("method") == published))
     forecast = decorate_reconciled(hierarchy, base, rows, job)
     return staffing_plans.plan_for_job(forecast, job, backtest=base.backtest)
+
+
+def output_tables(
+    hierarchy: hier.Hierarchy, base: BaseForecasts, reconciled: pl.DataFrame, staffing: pl.DataFrame, job: JobSpec
+) -> dict[str, Table]:
+    """The run's tables in their published layout, with drivers.parquet when the job explains its forecasts."""
+    tables = layout_tables(hierarchy, base, reconciled, staffing, job)
+    if base.drivers is not None:
+        with in_stage("drivers"):
+            tables["drivers"] = drivers_table(hierarchy, base, reconciled, job)
+    return tables
 
 
 def write(
@@ -300,13 +328,17 @@ def backtest_job(
         )
     with in_stage("backtest"):
         result = run_backtest(hierarchy, loaded.prices, job, windows, step, progress, loaded.calendar, prior_base)
-    tables = {
+    tables: dict[str, Table] = {
         "backtest_base": result.base,
         "backtest_reconciled": result.reconciled,
         "metrics": result.metrics,
         "series_metrics": result.series_metrics,
         "window_metrics": result.window_metrics,
     }
+    with in_stage("driver check"):  # the event drivers against the realised uplift on the scored windows
+        check = event_check(hierarchy, loaded.prices, loaded.calendar, job, scored_cutoffs(result.reconciled, job))
+    if check.height:
+        tables["driver_check"] = check
     manifest = {
         "job": job.name,
         "as_of": loaded.as_of.isoformat(),

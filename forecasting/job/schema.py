@@ -253,6 +253,16 @@ class JobSpec(Strict):
         description="M5 weights_evaluation file (Level_id, Agg_Level_1, Agg_Level_2, weight): the organizers' WRMSSE "
         "weights; without it backtests weigh series by their sales in the last `horizon` periods before each cutoff",
     )
+    drivers: bool = Field(
+        True,
+        description="explain every forecast: driver families in units in drivers.parquet, the report and diff "
+        "(docs/drivers.md)",
+    )
+    drivers_method: Literal["auto", "treeshap", "paths"] = Field(
+        "auto",
+        description="how LightGBM forecasts are split: LightGBM's TreeSHAP, the path attributions (exact too, far "
+        "cheaper on deep trees), or auto: TreeSHAP up to 1M rows x trees per model, paths beyond (docs/drivers.md)",
+    )
     seed: int = Field(0, description="random seed of LightGBM and the Monte Carlo draws (same inputs, same outputs)")
     n_jobs: int = Field(2, ge=1, le=256, description="worker processes of the statistical models")
     engine: EngineSpec = Field(

@@ -32,6 +32,9 @@ class BaseForecasts:
     plan_source: str
     # What reconciliation had to fall back from (forecasting.reconcile.methods.fallbacks), for the summary.
     notes: list[str] = field(default_factory=list)
+    # unique_id, ds, family, effect: Base split into driver families (forecasting.models.base_drivers); None when
+    # the job's `drivers` is off.
+    drivers: pl.DataFrame | None = None
 
 
 def choose_base(hierarchy: Hierarchy, job: JobSpec, primary: dict[str, str] | None = None) -> pl.DataFrame:

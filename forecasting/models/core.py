@@ -32,8 +32,10 @@ def forecast_group(
     prices: pl.DataFrame | None,
     calendar: pl.DataFrame | None,
     job: JobSpec,
+    explain: bool = False,
 ) -> list[LevelForecast]:
-    """Every model in `names` over the series of Y (one group: the aggregate levels, or the bottom one)."""
+    """Every model in `names` over the series of Y (one group: the aggregate levels, or the bottom one); `explain`:
+    with the LightGBMs' drivers, in units like the forecasts."""
     parts = []
     local = [n for n in names if registry.is_local(n)]
     if local:
@@ -45,9 +47,12 @@ def forecast_group(
         exog = features.exogenous(members, prices, calendar, job, bottom=not aggregate)
         for name in lightgbms:
             with failing_on([name], Y, aggregate):
-                parts.append(engines.lightgbm_forecast(Y, job, exog=exog, aggregate=aggregate, name=name))
+                parts.append(engines.lightgbm_forecast(Y, job, exog, aggregate, name, explain))
     units = partial(trading_days.in_units, job=job, aggregate=aggregate)
-    return [LevelForecast(units(p.forecasts), units(p.fitted), p.models) for p in parts]
+    return [
+        LevelForecast(units(p.forecasts), units(p.fitted), p.models, {m: units(d) for m, d in p.drivers.items()})
+        for p in parts
+    ]
 
 
 @contextmanager
@@ -70,14 +75,31 @@ def forecast_levels(
     hierarchy: Hierarchy, prices: pl.DataFrame | None, calendar: pl.DataFrame | None, job: JobSpec
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(forecasts, in-sample fits), wide, of every model and combination the job runs, at every level."""
+    forecasts, fitted, _ = explained_levels(hierarchy, prices, calendar, job, explain=False)
+    return forecasts, fitted
+
+
+def explained_levels(
+    hierarchy: Hierarchy, prices: pl.DataFrame | None, calendar: pl.DataFrame | None, job: JobSpec, explain: bool
+) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, pl.DataFrame]]:
+    """forecast_levels, and with `explain` each LightGBM's wide drivers at every level it ran (model -> frame;
+    closed days at 0 like the forecasts; a family a group's features lack, such as price above the bottom, null)."""
     spec = job.models
     Y_agg, Y_bottom = model_inputs(hierarchy, job)
-    groups = [forecast_group(Y_bottom, spec.bottom_models, False, hierarchy, prices, calendar, job)]
+    groups = [forecast_group(Y_bottom, spec.bottom_models, False, hierarchy, prices, calendar, job, explain)]
     if Y_agg.height:
-        groups.insert(0, forecast_group(Y_agg, spec.aggregate_models, True, hierarchy, prices, calendar, job))
+        groups.insert(0, forecast_group(Y_agg, spec.aggregate_models, True, hierarchy, prices, calendar, job, explain))
     forecasts, fitted = combine(groups)
     forecasts = transforms.zero_closed_days(forecasts, job.closed_periods)
-    return with_combinations(forecasts, fitted, job)
+    drivers: dict[str, list[pl.DataFrame]] = {}
+    for part in (p for group in groups for p in group):
+        for model, frame in part.drivers.items():
+            drivers.setdefault(model, []).append(frame)
+    explained = {
+        m: transforms.zero_closed_days(pl.concat(f, how="diagonal_relaxed"), job.closed_periods)
+        for m, f in drivers.items()
+    }
+    return *with_combinations(forecasts, fitted, job), explained
 
 
 def with_combinations(forecasts: pl.DataFrame, fitted: pl.DataFrame, job: JobSpec) -> tuple[pl.DataFrame, pl.DataFrame]:

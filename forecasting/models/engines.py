@@ -44,15 +44,20 @@ def statistical_forecast(
 
 
 def lightgbm_forecast(
-    Y_df: pl.DataFrame, job: JobSpec, exog: pl.DataFrame | None = None, aggregate: bool = False, name: str = LIGHTGBM
+    Y_df: pl.DataFrame,
+    job: JobSpec,
+    exog: pl.DataFrame | None = None,
+    aggregate: bool = False,
+    name: str = LIGHTGBM,
+    explain: bool = False,
 ) -> LevelForecast:
     """The global LightGBM called `name` over the series of Y_df, locally or on the job's Dask cluster
-    (forecasting.models.dask_lightgbm: the same setup, trained there)."""
+    (forecasting.models.dask_lightgbm: the same setup, trained there; not explained: no drivers there)."""
     if job.engine.kind == "dask":
         from forecasting.models.dask_lightgbm import dask_lightgbm_forecast  # dask only when asked for
 
         return dask_lightgbm_forecast(Y_df, job, exog, aggregate, name)
-    return local_lightgbm_forecast(Y_df, job, exog=exog, aggregate=aggregate, name=name)
+    return local_lightgbm_forecast(Y_df, job, exog=exog, aggregate=aggregate, name=name, explain=explain)
 
 
 def partitioned_statistical_forecast(

@@ -4,7 +4,7 @@ per series x period x model) for the outputs."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 
@@ -14,6 +14,8 @@ class LevelForecast:
     forecasts: pl.DataFrame  # unique_id, ds, model columns with intervals
     fitted: pl.DataFrame  # unique_id, ds, y, model columns (in-sample)
     models: list[str]
+    # model -> wide drivers of its forecasts (forecasting.models.drivers), for the models that were explained
+    drivers: dict[str, pl.DataFrame] = field(default_factory=dict)
 
 
 def interval_suffixes(levels: list[int], with_intervals: bool = True) -> list[str]:

@@ -23,6 +23,7 @@ from forecasting.data.transforms import LevelRatio
 from forecasting.job.errors import MethodError
 from forecasting.job.models import LIGHTGBM, LightGBMSpec
 from forecasting.job.schema import POLARS_FREQ, JobSpec
+from forecasting.models import drivers
 from forecasting.models.frames import LevelForecast
 
 
@@ -106,14 +107,16 @@ def local_lightgbm_forecast(
     exog: pl.DataFrame | None = None,
     aggregate: bool = False,
     name: str = LIGHTGBM,
+    explain: bool = False,
 ) -> LevelForecast:
     """One global LightGBM over the given series (one per horizon block with `horizon_blocks`), named `name` (the
     job's `lightgbm` or one of its `lightgbm_variants`). `exog` holds dynamic features for history and horizon.
+    `explain`: also the drivers of every forecast (forecasting.models.drivers), from the rows it was made from.
 
     Aggregate series have few rows and very different scales: they share one model on standardised targets.
     Each block's model forecasts the whole horizon and keeps its own periods; the in-sample fits are the last
     block's (the model as the job writes it)."""
-    forecasts, fitted = [], None
+    forecasts, fitted, explained = [], None, []
     for block, (fcst, train, intervals) in lightgbm_setups(Y_df, job, exog, aggregate, name):
         fcst.fit(
             train,
@@ -125,11 +128,16 @@ def local_lightgbm_forecast(
         X_df = None
         if exog is not None:
             X_df = fcst.make_future_dataframe(job.horizon).join(exog, on=["unique_id", "ds"], how="left")
-        predicted = fcst.predict(h=job.horizon, level=job.levels, X_df=X_df)
+        capture = drivers.FeatureCapture() if explain else None
+        predicted = fcst.predict(h=job.horizon, level=job.levels, X_df=X_df, before_predict_callback=capture)
         forecasts.append(in_block(predicted, block, ["unique_id"]))
+        if capture is not None:
+            explanation = drivers.explain_forecast(fcst, name, capture, predicted, job)
+            explained.append(in_block(explanation, block, ["unique_id"]))
         fitted = fcst.forecast_fitted_values().select("unique_id", "ds", "y", name)
     assert fitted is not None
-    return LevelForecast(pl.concat(forecasts).sort("unique_id", "ds"), fitted, [name])
+    found = {name: pl.concat(explained).sort("unique_id", "ds")} if explained else {}
+    return LevelForecast(pl.concat(forecasts).sort("unique_id", "ds"), fitted, [name], found)
 
 
 def in_block(frame: pl.DataFrame, block: HorizonBlock, by: list[str]) -> pl.DataFrame:
@@ -217,7 +225,7 @@ def _check_history(Y_df: pl.DataFrame, job: JobSpec, name: str, max_lag: int, he
             )
 
 
-SERIES_CODE = "series_code"
+SERIES_CODE = drivers.SERIES_CODE
 WEIGHT = "sample_weight"
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from forecasting.job.schema import JobSpec
+from forecasting.outputs.diff_drivers import explained_top, split_change
 from forecasting.outputs.runs import LATEST, published_as_of, read_manifest, run_dir
 
 
@@ -23,6 +24,9 @@ class RunDiff:
     forecasts: pl.DataFrame  # top series per level by absolute change of the summed forecast over common periods
     staffing: pl.DataFrame  # top warehouse x process x period x quantile rows by absolute headcount change
     notes: list[str] = field(default_factory=list)
+    # the top series' changes split into drivers, model or method change and remainder (forecasting.outputs.
+    # diff_drivers); None when either run has no drivers
+    explained: pl.DataFrame | None = None
 
 
 def previous_as_of(job: JobSpec, as_of: str | None = None) -> str | None:
@@ -96,7 +100,11 @@ def diff_runs(job: JobSpec, before: Path, after: Path, top: int = 10) -> RunDiff
     )
     order = {lv: i for i, lv in enumerate(job.hierarchy.names)}
     forecasts = forecasts.sort(pl.col("level").replace_strict(order, default=len(order)), maintain_order=True)
-    return RunDiff(before, after, forecasts, _staffing_changes(before, after, top), notes)
+    split = split_change(job, before, after)
+    if split is None:
+        notes.append("one of the runs has no drivers.parquet: the changes are not split into drivers")
+    explained = explained_top(split, forecasts) if split is not None else None
+    return RunDiff(before, after, forecasts, _staffing_changes(before, after, top), notes, explained)
 
 
 def _published(folder: Path) -> pl.DataFrame:

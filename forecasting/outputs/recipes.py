@@ -102,6 +102,11 @@ def run_recipe(
         elif "getvariable('previous_run_dir')" in sql and "previous_run_dir" not in (params or {}):
             raise FileNotFoundError(f"recipe {name!r} compares with the previous run; job {job.name!r} has none")
         have = {row[0] for row in con.execute("SELECT view_name FROM duckdb_views() WHERE temporary").fetchall()}
+        if re.search(r"\bFROM drivers\b", sql) and "drivers" not in have:
+            raise FileNotFoundError(
+                f"recipe {name!r} reads the drivers, which this run of job {job.name!r} has not published (a run "
+                "before drivers existed, or a job with `drivers: false`): run `forecasting run` again"
+            )
         missing = [view for view in BACKTEST_VIEWS if view in sql and view not in have]
         if missing:
             raise FileNotFoundError(

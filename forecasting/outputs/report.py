@@ -40,6 +40,7 @@ from forecasting.outputs.report_charts import (
     staffing_chart,
     table_html,
 )
+from forecasting.outputs.report_drivers import drivers_section
 
 REPORT = "report.html"
 HISTORY_PERIODS = {"day": 182, "week": 104, "month": 36, "quarter": 20}
@@ -109,6 +110,7 @@ def build_report(job: JobSpec, folder: Path, history: History | None = None, top
     ]
     for level in levels[:-1]:
         sections.append(_level_fans(level, forecasts, recent))
+    sections.append(drivers_section(folder, levels, backtest))
     volume = top_by_volume(forecasts, bottom, spec, top)
     sections.append(f"<h2>Top {top} series of level {html.escape(bottom)} by forecast volume</h2>")
     sections.append(table_html(volume, 1))

@@ -15,7 +15,7 @@ def open_views(
 ) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with views over the job's latest (or given) run and, when one has been
     published, its latest backtest (backtest_base, backtest_reconciled, backtest_metrics, backtest_series_metrics,
-    backtest_window_metrics),
+    backtest_window_metrics), the run's drivers and the backtest's driver check when they have them,
     and the staffing what-ifs and plan backtests written by `forecasting staff` (staffing_scenarios,
     staffing_backtest). The connection is confined (forecasting.outputs.confined_sql): it reads the job's output folder
     through `outputs://` and nothing else, writes nothing, and its settings are locked."""
@@ -25,6 +25,8 @@ def open_views(
     try:
         con.execute("SET VARIABLE run_dir = ?", [confined_sql.url(job_dir, run_dir(job, as_of))])
         _run_script(con, "views")
+        if (run_dir(job, as_of) / "drivers.parquet").exists():
+            _run_script(con, "drivers_views")  # runs published before drivers, or with `drivers: false`, lack it
         found = True
     except FileNotFoundError:
         if as_of:
@@ -37,6 +39,8 @@ def open_views(
             _run_script(con, "backtest_series_views")
         if (backtest / "window_metrics.parquet").exists():
             _run_script(con, "backtest_window_views")
+        if (backtest / "driver_check.parquet").exists():
+            _run_script(con, "backtest_driver_views")
         found = True
     except FileNotFoundError:
         pass

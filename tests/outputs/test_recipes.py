@@ -37,11 +37,14 @@ def daily(tmp_path_factory):
 def test_every_recipe_is_tested():
     assert recipes.available() == [
         "demand_by_level",
+        "drivers_by_level",
         "forecast_error_by_level",
         "headcount_next_month_p80",
         "headcount_next_week_p80",
         "next_month_demand_by_warehouse",
+        "series_drivers",
         "series_forecast_moved_most",
+        "series_most_driven_by",
         "series_most_wrong",
         "sku_forecast_moved_most",
     ]

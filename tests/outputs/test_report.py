@@ -24,6 +24,9 @@ from forecasting.outputs.report import REPORT, build_report, write_report
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CHARTS = 1 + 2 + 2 + 5 + 2  # total, 2 regions, 2 warehouses, 5 top SKUs, staffing for 2 warehouses
+# Drivers (forecasting/outputs/report_drivers.py): per level a bar chart and its top 2 series' stacked charts
+# (the total has one series).
+DRIVER_CHARTS = (1 + 1) + (1 + 2) + (1 + 2) + (1 + 2)
 
 
 def plot_data(page: str, div_id: str) -> list[dict]:
@@ -71,6 +74,24 @@ def test_fan_charts_show_history_mean_and_bands_per_level(report, planner_runs):
         past = history.filter(pl.col("unique_id") == uid).sort("ds")
         assert traces["history"]["y"][-1] == pytest.approx(past["y"][-1])
         assert traces["history"]["x"][-1] == past["ds"][-1].isoformat() == "2016-03-01"
+
+
+def test_driver_charts_stack_to_the_published_forecast(report, planner_runs):
+    """The total's stacked drivers per period sum to its published forecast, and the level bars to its sum."""
+    job, _, after = planner_runs
+    page = report[3]
+    total = pl.read_parquet(after.run_dir / "reconciled_forecasts.parquet").filter(
+        pl.col("published") & (pl.col("unique_id") == "total")
+    )
+    traces = plot_data(page, "drivers-total-0")
+    bars = [t for t in traces if t["type"] == "bar"]
+    line = next(t for t in traces if t["type"] == "scatter")
+    assert len(bars) >= 5 and {"reconciliation", "recent level"} <= {t["name"] for t in bars}
+    stacked = [sum(values) for values in zip(*(t["y"] for t in bars), strict=True)]
+    assert stacked == pytest.approx(total.sort("ds")["mean"].to_list(), rel=1e-9)
+    assert line["y"] == pytest.approx(stacked, rel=1e-9)
+    level = {t["name"]: sum(t["x"]) for t in plot_data(page, "drivers-total")}
+    assert level["bottom series summed + reconciliation"] == pytest.approx(total["mean"].sum(), rel=1e-9)
 
 
 def test_top_skus_staffing_accuracy_and_warnings(report, planner_runs):
@@ -166,8 +187,19 @@ def test_report_renders_in_chromium(chromium, report, tmp_path):
     dom = headless(chromium, tmp_path / "dom", path.as_uri(), "--dump-dom")
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert console_lines(dom.stderr) == []
-    charts = dom.stdout.split('class="plotly-graph-div')[1:]
+    divs = re.split(r'(<div id="[^"]+" class="plotly-graph-div)', dom.stdout)[1:]
+    pairs = zip(divs[::2], divs[1::2], strict=True)
+    drawn = {re.search(r'id="([^"]+)"', head).group(1): body for head, body in pairs}
+    charts = [chart for div_id, chart in drawn.items() if not div_id.startswith("drivers-")]
     assert len(charts) == CHARTS
+    drivers = {div_id: chart for div_id, chart in drawn.items() if div_id.startswith("drivers-")}
+    assert len(drivers) == DRIVER_CHARTS
+    for div_id, chart in drivers.items():
+        assert 'class="main-svg"' in chart and 'class="trace bars"' in chart, div_id  # plotly drew the bars
+        bars = re.findall(r'<g class="point"><path d="(M[^"]+)"', chart)
+        assert bars and any(re.search(r"V-?[\d.]+H", d) or re.search(r"H-?[\d.]+V", d) for d in bars), div_id
+        if re.fullmatch(r"drivers-.+-\d", div_id):  # a stacked chart: the forecast line over the bars
+            assert re.search(r'class="js-line"[^>]*\sd="M[^"]*L', chart), div_id
     for chart in charts:
         assert 'class="main-svg"' in chart  # plotly drew the figure
         lines = re.findall(r'class="js-line"[^>]*\sd="(M[^"]+)"', chart)
