@@ -202,7 +202,8 @@ def check_raw(con: duckdb.DuckDBPyConnection, job: JobSpec, file: str) -> None:
 
 
 def check_history(history: pl.DataFrame, job: JobSpec, file: str, last_period: date) -> pl.DataFrame:
-    """Checks on the per-period history: gaps (zero-filled only when the job says so) and too-short series."""
+    """Checks on the per-period history: gaps (zero-filled only when the job says so) and colliding ids. Short
+    series pass: forecasting.models.young routes them to the models that can forecast them."""
     cols = job.source.sales.columns
     if history.is_empty():
         raise DataQualityError([Problem(file, cols["date"], "no complete period on or before the as-of date", 0, [])])
@@ -243,19 +244,8 @@ def check_history(history: pl.DataFrame, job: JobSpec, file: str, last_period: d
         # history (GBs at 1M series) is what the gate would otherwise hold twice.
         fill = gaps.select(*keys, "ds", pl.lit(0.0).alias("y")).cast(dict(history.schema))
         history = pl.concat([history, fill.select(history.columns)], rechunk=False)
-    lengths = history.lazy().group_by(keys).agg(pl.len().alias("n")).collect(engine="streaming").sort(keys)
-    needed, what = job.min_history, f"min_history={job.min_history} complete periods"
-    model, need = _longest_need(job, job.models.bottom_models)
-    if need > needed:
-        # A shorter series fails inside the model after others have run (statsforecast's SeasonalNaive with a
-        # season or less, the LightGBM's lags before its conformal windows); the gate says so first, with the series.
-        needed, what = need, f"{need} complete periods, which the bottom {model} needs{_why(job, model)}"
-    short = lengths.filter(pl.col("n") < needed)
+    # A series shorter than a model needs is no error: it is forecast by the models that can (models.young).
     problems = []
-    if short.height:
-        examples = [tuple(r) for r in short.head(EXAMPLES).rows()]
-        problems.append(Problem(file, cols["date"], f"series shorter than {what}", short.height, examples))
-    problems += _short_aggregates(history, job, file, grid)
     problems += _colliding_ids(history, job, file)
     if problems:
         raise DataQualityError(problems)
@@ -286,26 +276,6 @@ def _why(job: JobSpec, model: str) -> str:
     if MODELS[model].plus_season:
         return f": season_length={job.season_length} + {MODELS[model].min_periods}"
     return " (statsforecast fits it on no fewer)"
-
-
-def _short_aggregates(history: pl.DataFrame, job: JobSpec, file: str, grid: pl.Series) -> list[Problem]:
-    """Aggregate series too short for the aggregate levels' models: a level's series starts with its earliest
-    bottom series and runs (gaps checked) to the last complete period."""
-    model, need = _longest_need(job, job.models.aggregate_models)
-    levels = list(job.hierarchy.levels.items())[:-1]
-    if need <= 1 or not levels:
-        return []
-    problems = []
-    for level, keys in levels:
-        starts = history.lazy().group_by(keys).agg(pl.col("ds").min().alias("first")) if keys else None
-        frame = starts.collect() if starts is not None else pl.DataFrame({"first": [history["ds"].min()]})
-        frame = frame.with_columns(n=grid.len() - grid.search_sorted(frame["first"], side="left").cast(pl.Int64))
-        short = frame.filter(pl.col("n") < need)
-        if short.height:
-            what = f"{level} series shorter than {need} complete periods, which {model} needs{_why(job, model)}"
-            examples = [tuple(r) for r in short.select(*keys, "n").head(EXAMPLES).rows()]
-            problems.append(Problem(file, job.source.sales.columns["date"], what, short.height, examples))
-    return problems
 
 
 def _colliding_ids(history: pl.DataFrame, job: JobSpec, file: str) -> list[Problem]:

@@ -1,0 +1,288 @@
+"""New and short series: every series with at least one sale gets a forecast.
+
+A series shorter than what a level's models need (the LightGBM's lags and conformal windows, SeasonalNaive's season)
+is not an error: it is routed here. Two rules, stated so a planner can check them:
+
+- **LaunchCurve** (a peer model): earlier launches in the same parent group (the bottom level's parent keys, e.g.
+  the warehouse) say how sales at age a + h relate to the mean of their first a periods. The new series' forecast is
+  its own mean so far times that ratio (the ratio of the peers' sums, so big launches weigh as they sell). Its
+  intervals are the peers' own ratios' quantiles times the same mean: calibrated on earlier launches, not on the
+  series' two or three points. A group with fewer than `MIN_PEERS` launches old enough uses every group's launches.
+- **Flat** (the stated fallback, e.g. a single period and no launch old enough to learn from): the mean of the
+  series' sales so far, repeated; intervals from Poisson quantiles of that mean.
+
+A series' age is counted from its first row: in order-shaped data (no rows before a product's first sale) that is
+its launch. A launch is "observed" when the series starts after the data does; only those teach the curve.
+
+Models are offered per group where they can run: a bottom model whose need exceeds the longest bottom series, or an
+aggregate model whose need exceeds the shortest aggregate series (a year of weekly data and a 52-week season), is
+not run, and the summary says so in one line (statsforecast 2.1.1's SeasonalNaive raises in `_add_fitted_pi` on a
+series of a season or less when in-sample intervals are asked for; 2.1.1 is the newest release).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+from scipy.stats import poisson
+
+from forecasting.data.hierarchy import Hierarchy
+from forecasting.job.models import BASE
+from forecasting.job.schema import POLARS_FREQ, JobSpec
+from forecasting.models.frames import LevelForecast
+
+LAUNCH, FLAT = "LaunchCurve", "Flat"
+YOUNG_MODELS = (LAUNCH, FLAT)
+MIN_PEERS = 10  # launches of the needed age a group must hold before its own curve is trusted over the pooled one
+
+
+@dataclass
+class Routes:
+    """Which series the level models forecast and which the launch models do, and what was not offered."""
+
+    job: JobSpec  # the job with only the models offered (model lists, combinations, primary narrowed)
+    lengths: pl.DataFrame  # unique_id, history_periods: every series of every level
+    young: pl.DataFrame  # unique_id, model (LaunchCurve or Flat): series too short for their level's models
+    need: int  # periods a bottom series needs for the bottom models offered
+    notes: list[str] = field(default_factory=list)  # one line per model not offered, one for the young series
+
+    @property
+    def young_ids(self) -> pl.Series:
+        return self.young["unique_id"]
+
+
+def history_lengths(Y_df: pl.DataFrame) -> pl.DataFrame:
+    return Y_df.group_by("unique_id").agg(pl.len().cast(pl.Int64).alias("history_periods"))
+
+
+def route(hierarchy: Hierarchy, job: JobSpec) -> Routes:
+    """The job narrowed to the models each group can run, and the bottom series too short for them."""
+    lengths = history_lengths(hierarchy.Y_df)
+    levels = hierarchy.members.select("unique_id", "level")
+    sized = lengths.join(levels, on="unique_id")
+    bottom = sized.filter(pl.col("level") == hierarchy.bottom)["history_periods"]
+    upper = sized.filter(pl.col("level") != hierarchy.bottom)["history_periods"]
+    notes: list[str] = []
+    spec = job.models
+    bottom_models = _offered(job, spec.bottom_models, int(bottom.max()), "the longest", hierarchy.bottom, notes)
+    aggregate_models = spec.aggregate_models
+    if upper.len():
+        aggregate_models = _offered(job, spec.aggregate_models, int(upper.min()), "the shortest", "aggregate", notes)
+    offered = set(bottom_models) | set(aggregate_models)
+    run = set(spec.bottom_models) | set(spec.aggregate_models)
+    models = spec.model_copy(
+        update={
+            "bottom_models": bottom_models,
+            "aggregate_models": aggregate_models,
+            "combinations": {n: m for n, m in spec.combinations.items() if set(m) <= offered},
+            "primary": {lv: m for lv, m in spec.primary.items() if m in offered or m not in run},
+            "intermittent_model": spec.intermittent_model if spec.intermittent_model in bottom_models else None,
+        }
+    )
+    # A group left with no model is served by the launch models alone (every id of it is routed below).
+    if not bottom_models:
+        models.primary[hierarchy.bottom] = LAUNCH
+    if upper.len() and not aggregate_models:
+        models.primary |= {lv: FLAT for lv in job.hierarchy.names if lv != hierarchy.bottom}
+    narrowed = job.model_copy(update={"models": models})
+    need = max([1, *(job.minimum_history(m) for m in bottom_models)])
+    need = max(need, job.min_history) if bottom_models else int(bottom.max()) + 1
+    short = sized.filter((pl.col("level") == hierarchy.bottom) & (pl.col("history_periods") < need))
+    young = short.select("unique_id", pl.lit(LAUNCH).alias("model"))
+    if upper.len() and not aggregate_models:
+        young = pl.concat(
+            [young, sized.filter(pl.col("level") != hierarchy.bottom).select("unique_id", model=pl.lit(FLAT))]
+        )
+    return Routes(narrowed, lengths, young, need, notes)
+
+
+def _offered(job: JobSpec, names: list[str], periods: int, which: str, where: str, notes: list[str]) -> list[str]:
+    kept = [n for n in names if job.minimum_history(n) <= periods]
+    for name in names:
+        if name not in kept:
+            notes.append(
+                f"{name} not offered at the {where} level: {which} series there has {periods} periods, it needs "
+                f"{job.minimum_history(name)}"
+            )
+    return kept
+
+
+def _quantile_pairs(levels: list[int]) -> list[tuple[int, float, float]]:
+    return [(lv, (1 - lv / 100) / 2, 1 - (1 - lv / 100) / 2) for lv in levels]
+
+
+def launch_forecast(
+    Y_bottom: pl.DataFrame, young: pl.DataFrame, groups: pl.DataFrame, job: JobSpec, max_age: int
+) -> LevelForecast:
+    """LaunchCurve and Flat forecasts (with intervals) and one-step in-sample fits of the `young` series.
+
+    `Y_bottom`: every bottom series (the peers), `groups`: unique_id, group (the parent keys), `max_age`: the oldest
+    age a young series can have (the routing's need - 1)."""
+    H = job.horizon
+    start = Y_bottom["ds"].min()
+    aged = (
+        Y_bottom.select("unique_id", "ds", "y")
+        .sort("unique_id", "ds")
+        .with_columns(
+            pl.int_range(1, pl.len() + 1).over("unique_id").alias("age"),
+            pl.col("ds").min().over("unique_id").alias("first"),
+        )
+        .with_columns((pl.col("y").cum_sum().over("unique_id") / pl.col("age")).alias("base"))
+    )
+    peers = aged.filter((pl.col("first") > start) & (pl.col("age") <= max_age + H)).join(groups, on="unique_id")
+    bases = peers.filter(pl.col("age") <= max_age).select("unique_id", "group", pl.col("age").alias("a"), "base")
+    pairs = pl.concat(
+        [
+            bases.join(
+                peers.select("unique_id", (pl.col("age") - h).alias("a"), pl.col("y").alias("later")),
+                on=["unique_id", "a"],
+            ).with_columns(pl.lit(h, dtype=pl.Int32).alias("h"))
+            for h in range(1, H + 1)
+        ]
+    ).with_columns((pl.col("later") / pl.col("base")).alias("ratio"))
+    pairs_ = _quantile_pairs(job.levels)
+    stats = [
+        (pl.col("later").sum() / pl.col("base").sum()).alias("curve"),
+        pl.len().alias("peers"),
+        *[pl.col("ratio").quantile(q, "linear").alias(f"q_{q}") for _, lo, hi in pairs_ for q in (lo, hi)],
+    ]
+    own = pairs.group_by("group", "a", "h").agg(stats).filter(pl.col("peers") >= MIN_PEERS)
+    pooled = pairs.group_by("a", "h").agg(stats).filter(pl.col("peers") >= MIN_PEERS)
+    curve_columns = ["curve", *[f"q_{q}" for _, lo, hi in pairs_ for q in (lo, hi)]]
+
+    target = aged.join(young.select("unique_id"), on="unique_id").join(groups, on="unique_id", how="left")
+    last = target.group_by("unique_id", "group").agg(
+        pl.col("age").max().alias("a"), pl.col("base").sort_by("age").last()
+    )
+    last_ds = Y_bottom["ds"].max()
+    unit = POLARS_FREQ[job.freq]
+    count, unit_name = int(unit.rstrip("dwmoq")), unit.lstrip("0123456789")
+    future = [pl.select(pl.lit(last_ds).dt.offset_by(f"{count * h}{unit_name}")).item() for h in range(1, H + 1)]
+    steps = pl.DataFrame({"h": list(range(1, H + 1)), "ds": future}).cast({"h": pl.Int32, "ds": Y_bottom.schema["ds"]})
+    rows = _with_curve(last.join(steps, how="cross"), own, pooled, curve_columns)
+    launch = [(pl.col("base") * pl.col("curve")).alias(LAUNCH)]
+    flat = [pl.col("base").alias(FLAT)]
+    base_np = rows["base"].to_numpy()
+    for lv, lo, hi in pairs_:
+        mean, flat_mean = pl.col("base") * pl.col("curve"), pl.col("base")
+        launch += [
+            pl.min_horizontal(pl.col("base") * pl.col(f"q_{lo}"), mean).alias(f"{LAUNCH}-lo-{lv}"),
+            pl.max_horizontal(pl.col("base") * pl.col(f"q_{hi}"), mean).alias(f"{LAUNCH}-hi-{lv}"),
+        ]
+        flat += [
+            pl.min_horizontal(pl.Series(poisson.ppf(lo, np.maximum(base_np, 1e-9))), flat_mean).alias(
+                f"{FLAT}-lo-{lv}"
+            ),
+            pl.max_horizontal(pl.Series(poisson.ppf(hi, np.maximum(base_np, 1e-9))), flat_mean).alias(
+                f"{FLAT}-hi-{lv}"
+            ),
+        ]
+    forecasts = rows.select("unique_id", "ds", *launch, *flat).sort("unique_id", "ds")
+    # A series whose curve is missing for any step of the horizon is served by Flat, stated per series.
+    fitted = _in_sample(target, own, pooled, curve_columns)
+    return LevelForecast(forecasts, fitted, [LAUNCH, FLAT])
+
+
+def _with_curve(rows: pl.DataFrame, own: pl.DataFrame, pooled: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """Attach the group's curve where it has enough peers, else the pooled one (null where neither has)."""
+    rows = rows.join(own.drop("peers"), on=["group", "a", "h"], how="left")
+    rows = rows.join(pooled.drop("peers"), on=["a", "h"], how="left", suffix="_pooled")
+    use_own = pl.col("curve").is_not_null()
+    return rows.with_columns(
+        pl.when(use_own).then(pl.col(c)).otherwise(pl.col(f"{c}_pooled")).alias(c) for c in columns
+    ).drop([f"{c}_pooled" for c in columns])
+
+
+def _in_sample(target: pl.DataFrame, own: pl.DataFrame, pooled: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """One-step in-sample fits of the young series: age k from the mean of ages 1..k-1 and the curve (a, h) =
+    (k-1, 1); Flat: that mean. The launch period itself is no model's error: its fit is its value."""
+    previous = target.sort("unique_id", "ds").select(
+        "unique_id",
+        "ds",
+        "y",
+        "group",
+        (pl.col("age") - 1).alias("a"),
+        pl.col("base").shift(1).over("unique_id").alias("base"),
+    )
+    fits = _with_curve(previous.with_columns(pl.lit(1, dtype=pl.Int32).alias("h")), own, pooled, columns)
+    first = pl.col("a") == 0
+    return fits.select(
+        "unique_id",
+        "ds",
+        "y",
+        pl.when(first).then(pl.col("y")).otherwise(pl.col("base") * pl.col("curve").fill_null(1.0)).alias(LAUNCH),
+        pl.when(first).then(pl.col("y")).otherwise(pl.col("base")).alias(FLAT),
+    ).sort("unique_id", "ds")
+
+
+def served_by(forecasts: pl.DataFrame, young: pl.DataFrame) -> pl.DataFrame:
+    """unique_id, model: LaunchCurve where its forecast exists at every step, else Flat."""
+    complete = forecasts.group_by("unique_id").agg(pl.col(LAUNCH).is_not_null().all().alias("curve"))
+    return young.join(complete, on="unique_id", how="left").select(
+        "unique_id",
+        pl.when(pl.col("model") == FLAT)
+        .then(pl.lit(FLAT))
+        .when(pl.col("curve"))
+        .then(pl.lit(LAUNCH))
+        .otherwise(pl.lit(FLAT))
+        .alias("model"),
+    )
+
+
+def parent_groups(hierarchy: Hierarchy) -> pl.DataFrame:
+    """unique_id, group of the bottom series: the keys of the level above the bottom (the warehouse), joined."""
+    names = hierarchy.spec.names
+    above = hierarchy.spec.levels[names[-2]] if len(names) > 1 else []
+    members = hierarchy.members.filter(pl.col("level") == hierarchy.bottom)
+    key = pl.concat_str([pl.col(k).cast(pl.String) for k in above], separator="/") if above else pl.lit("all")
+    return members.select("unique_id", key.alias("group"))
+
+
+def pad_before_first(fitted: pl.DataFrame, hierarchy: Hierarchy) -> pl.DataFrame:
+    """In-sample rows (y = 0, Base = 0) for the periods before each series' first one.
+
+    The reconciled intervals are calibrated on the periods every series has (hierarchicalforecast's conformal
+    sampler drops a period any series lacks); a product not yet listed sold nothing and was forecast nothing, so
+    without these rows the newest launch would shrink the calibration set of every series to its own few periods."""
+    if BASE not in fitted.columns:
+        return fitted
+    firsts = hierarchy.Y_df.group_by("unique_id").agg(pl.col("ds").min().alias("first"))
+    start = firsts["first"].min()
+    late = firsts.filter(pl.col("first") > start)
+    if late.is_empty():
+        return fitted
+    grid = fitted.select(pl.col("ds").unique()).filter(pl.col("ds") >= start)
+    pad = (
+        late.lazy()
+        .join(grid.lazy(), how="cross")
+        .filter(pl.col("ds") < pl.col("first"))
+        .select("unique_id", "ds", pl.lit(0.0).alias("y"), pl.lit(0.0).alias(BASE))
+        .collect(engine="streaming")
+    )
+    return pl.concat([fitted, pad.cast({"ds": fitted.schema["ds"]})], how="diagonal_relaxed")
+
+
+def launch_intervals(
+    reconciled: pl.DataFrame, forecasts: pl.DataFrame, served: pl.DataFrame | None, levels: list[int]
+) -> pl.DataFrame:
+    """The new series' reconciled intervals: their launch model's bounds relative to its mean (calibrated on earlier
+    launches) around the reconciled mean. The conformal sampler would otherwise give them the in-sample errors of a
+    few periods, mostly the zeros before their launch."""
+    if served is None or served.is_empty():
+        return reconciled
+    bounds = [f"{side}_{lv}" for lv in levels for side in ("lo", "hi")]
+    relative = forecasts.join(served.select("unique_id"), on="unique_id").select(
+        "unique_id",
+        "ds",
+        *[
+            pl.when(pl.col(BASE) > 0).then(pl.col(f"{BASE}-{b.replace('_', '-')}") / pl.col(BASE)).alias(f"r_{b}")
+            for b in bounds
+        ],
+    )
+    out = reconciled.join(relative, on=["unique_id", "ds"], how="left")
+    return out.with_columns(
+        pl.when(pl.col(f"r_{b}").is_not_null()).then(pl.col("mean") * pl.col(f"r_{b}")).otherwise(pl.col(b)).alias(b)
+        for b in bounds
+    ).drop([f"r_{b}" for b in bounds])
