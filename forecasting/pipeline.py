@@ -335,6 +335,8 @@ def backtest_job(
         "series_metrics": result.series_metrics,
         "window_metrics": result.window_metrics,
     }
+    if result.new_series is not None:
+        tables["new_series_metrics"] = result.new_series
     manifest = {
         "job": job.name,
         "as_of": loaded.as_of.isoformat(),

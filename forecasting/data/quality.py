@@ -12,7 +12,6 @@ from utilsforecast.preprocessing import fill_gaps
 
 from forecasting.data.freshness import period_start
 from forecasting.data.sources import period_end, quote_identifier
-from forecasting.job.catalogue import MODELS
 from forecasting.job.errors import InputError
 from forecasting.job.schema import POLARS_FREQ, JobSpec
 
@@ -252,32 +251,6 @@ def check_history(history: pl.DataFrame, job: JobSpec, file: str, last_period: d
     return history
 
 
-def _longest_need(job: JobSpec, models: list[str]) -> tuple[str, int]:
-    """The model of `models` that needs the longest history, and how long (job.minimum_history)."""
-    model, need = "", 0
-    for name in models:
-        if job.minimum_history(name) > need:  # the first of equals: the one the job file names first
-            model, need = name, job.minimum_history(name)
-    return model, need
-
-
-def _why(job: JobSpec, model: str) -> str:
-    """How the model's minimum is made up, for the gate's message."""
-    if model in job.models.combinations:
-        member = _longest_need(job, job.models.combinations[model])[0]
-        return f" (its member {member}{_why(job, member)})"
-    calibration = f"{job.horizon * job.models.conformal_windows} (models.conformal_windows="
-    calibration += f"{job.models.conformal_windows} windows of {job.horizon})"
-    if model in job.models.lightgbm_names:
-        spec = job.models.lightgbm_spec(model)
-        return f": {max(spec.lags + spec.fixed_lags)} (the longest lag) + {calibration} + 1"
-    if MODELS[model].family == "intermittent":
-        return f": {calibration} + 1"
-    if MODELS[model].plus_season:
-        return f": season_length={job.season_length} + {MODELS[model].min_periods}"
-    return " (statsforecast fits it on no fewer)"
-
-
 def _colliding_ids(history: pl.DataFrame, job: JobSpec, file: str) -> list[Problem]:
     """Series of different levels (or keys) that would get the same id: hierarchicalforecast joins a series' keys
     with '/' into its id, so in a grouped hierarchy a region named like a purpose collides with it."""
@@ -305,28 +278,14 @@ def _colliding_ids(history: pl.DataFrame, job: JobSpec, file: str) -> list[Probl
 
 
 def check_backtest(y: pl.DataFrame, members: pl.DataFrame, job: JobSpec, windows: int, step: int, file: str) -> None:
-    """Before any backtest fit: every series must hold, before the first window's cutoff, the periods its level's
-    models need with their intervals (conformal windows included), or the library stops mid-backtest naming none."""
+    """Before any backtest fit: the windows must leave history before the first cutoff. A series too short there
+    for its level's models is no error: the backtest forecasts it with the launch models (forecasting.models.young),
+    as the nightly run would have."""
     offset = job.horizon + step * (windows - 1)
-    lengths = (
-        y.group_by("unique_id")
-        .agg(pl.len().cast(pl.Int64).alias("n"))
-        .join(members.select("unique_id", "level"), on="unique_id")
-    )
-    problems = []
-    for level in job.hierarchy.names:
-        models = job.models.run_at(level, job.hierarchy.bottom)
-        model, need = _longest_need(job, models)
-        if level == job.hierarchy.bottom:
-            need = max(need, 2)
-        short = lengths.filter((pl.col("level") == level) & (pl.col("n") - offset < need)).sort("n", "unique_id")
-        if short.height:
-            what = (
-                f"{level} series with fewer than {need} periods before the first backtest cutoff ({windows} windows "
-                f"of {job.horizon}, {step} apart, take the last {offset}), which {model} needs{_why(job, model)}; "
-                "backtest with fewer windows (--windows) or leave the model out"
-            )
-            examples = [(uid, n - offset) for uid, n in short.select("unique_id", "n").head(EXAMPLES).rows()]
-            problems.append(Problem(file, job.source.sales.columns["date"], what, short.height, examples))
-    if problems:
-        raise DataQualityError(problems)
+    periods = y["ds"].n_unique()
+    if periods - offset < 1:
+        what = (
+            f"{windows} backtest windows of {job.horizon}, {step} apart, take the last {offset} periods of {periods}, "
+            "leaving none before the first cutoff; backtest with fewer windows (--windows)"
+        )
+        raise DataQualityError([Problem(file, job.source.sales.columns["date"], what, periods, [])])

@@ -23,6 +23,7 @@ series of a season or less when in-sample intervals are asked for; 2.1.1 is the 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 
 import numpy as np
 import polars as pl
@@ -57,11 +58,15 @@ def history_lengths(Y_df: pl.DataFrame) -> pl.DataFrame:
     return Y_df.group_by("unique_id").agg(pl.len().cast(pl.Int64).alias("history_periods"))
 
 
-def route(hierarchy: Hierarchy, job: JobSpec) -> Routes:
-    """The job narrowed to the models each group can run, and the bottom series too short for them."""
-    lengths = history_lengths(hierarchy.Y_df)
+def route(hierarchy: Hierarchy, job: JobSpec, until: date | None = None) -> Routes:
+    """The job narrowed to the models each group can run, and the bottom series too short for them; with `until`
+    (a backtest's first cutoff), counting only the periods up to it (a series launched later has 0)."""
+    Y_df = hierarchy.Y_df if until is None else hierarchy.Y_df.filter(pl.col("ds") <= until)
     levels = hierarchy.members.select("unique_id", "level")
-    sized = lengths.join(levels, on="unique_id")
+    sized = levels.join(history_lengths(Y_df), on="unique_id", how="left").with_columns(
+        pl.col("history_periods").fill_null(0)
+    )
+    lengths = sized.select("unique_id", "history_periods")
     bottom = sized.filter(pl.col("level") == hierarchy.bottom)["history_periods"]
     upper = sized.filter(pl.col("level") != hierarchy.bottom)["history_periods"]
     notes: list[str] = []
@@ -156,11 +161,7 @@ def launch_forecast(
     last = target.group_by("unique_id", "group").agg(
         pl.col("age").max().alias("a"), pl.col("base").sort_by("age").last()
     )
-    last_ds = Y_bottom["ds"].max()
-    unit = POLARS_FREQ[job.freq]
-    count, unit_name = int(unit.rstrip("dwmoq")), unit.lstrip("0123456789")
-    future = [pl.select(pl.lit(last_ds).dt.offset_by(f"{count * h}{unit_name}")).item() for h in range(1, H + 1)]
-    steps = pl.DataFrame({"h": list(range(1, H + 1)), "ds": future}).cast({"h": pl.Int32, "ds": Y_bottom.schema["ds"]})
+    steps = _steps(Y_bottom["ds"].max(), job).cast({"ds": Y_bottom.schema["ds"]})
     rows = _with_curve(last.join(steps, how="cross"), own, pooled, curve_columns)
     launch = [(pl.col("base") * pl.col("curve")).alias(LAUNCH)]
     flat = [pl.col("base").alias(FLAT)]
@@ -183,6 +184,14 @@ def launch_forecast(
     # A series whose curve is missing for any step of the horizon is served by Flat, stated per series.
     fitted = _in_sample(target, own, pooled, curve_columns)
     return LevelForecast(forecasts, fitted, [LAUNCH, FLAT])
+
+
+def _steps(last: date, job: JobSpec) -> pl.DataFrame:
+    """h (1..horizon) and the period it falls in after `last`."""
+    unit = POLARS_FREQ[job.freq]
+    count, name = int(unit.rstrip("dwmoq")), unit.lstrip("0123456789")
+    future = [pl.select(pl.lit(last).dt.offset_by(f"{count * h}{name}")).item() for h in range(1, job.horizon + 1)]
+    return pl.DataFrame({"h": list(range(1, job.horizon + 1)), "ds": future}).cast({"h": pl.Int32})
 
 
 def _with_curve(rows: pl.DataFrame, own: pl.DataFrame, pooled: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
@@ -286,3 +295,72 @@ def launch_intervals(
         pl.when(pl.col(f"r_{b}").is_not_null()).then(pl.col("mean") * pl.col(f"r_{b}")).otherwise(pl.col(b)).alias(b)
         for b in bounds
     ).drop([f"r_{b}" for b in bounds])
+
+
+def launch_backtest(
+    Y_bottom: pl.DataFrame, young: pl.DataFrame, groups: pl.DataFrame, job: JobSpec, cutoffs: list[date]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(forecasts, in-sample fits) of the launch models at each backtest cutoff, from the history up to it, with a
+    `cutoff` column as the libraries' cross-validation gives. A series not launched by a cutoff was unknown then:
+    its forecast is 0 (every bound too)."""
+    forecasts, fitted = [], []
+    for cutoff in cutoffs:
+        history = Y_bottom.filter(pl.col("ds") <= cutoff)
+        present = young.join(history.select("unique_id").unique(), on="unique_id")
+        frames = []
+        if present.height:
+            ages = history.join(present.select("unique_id"), on="unique_id").group_by("unique_id").len()["len"]
+            launched = launch_forecast(history, present, groups, job, int(ages.max()))
+            frames.append(launched.forecasts)
+            fitted.append(launched.fitted.with_columns(pl.lit(cutoff).alias("cutoff")))
+        absent = young.join(present, on="unique_id", how="anti")
+        if absent.height:
+            columns = [f"{m}{s}" for m in YOUNG_MODELS for s in _suffixes(job.levels)]
+            steps = _steps(history["ds"].max(), job).select("ds")
+            zero = absent.select("unique_id").join(steps, how="cross")
+            frames.append(zero.with_columns(pl.lit(0.0).alias(c) for c in columns))
+        forecasts.append(pl.concat(frames, how="diagonal_relaxed").with_columns(pl.lit(cutoff).alias("cutoff")))
+    return pl.concat(forecasts).sort("unique_id", "cutoff", "ds"), pl.concat(fitted, how="diagonal_relaxed")
+
+
+def _suffixes(levels: list[int]) -> list[str]:
+    return ["", *[f"-{side}-{lv}" for lv in levels for side in ("lo", "hi")]]
+
+
+def pad_backtest_fits(fitted: pl.DataFrame, hierarchy: Hierarchy) -> pl.DataFrame:
+    """pad_before_first for a backtest's in-sample fits (a `cutoff` column): every model's fit and y are 0 in the
+    periods before each series' first one."""
+    firsts = hierarchy.Y_df.group_by("unique_id").agg(pl.col("ds").min().alias("first"))
+    late = firsts.filter(pl.col("first") > firsts["first"].min())
+    if late.is_empty():
+        return fitted
+    models = [c for c in fitted.columns if c not in ("unique_id", "ds", "cutoff", "y")]
+    grid = fitted.select("cutoff", "ds").unique()
+    pad = (
+        late.lazy()
+        .join(grid.lazy(), how="cross")
+        .filter(pl.col("ds") < pl.col("first"))
+        .select("unique_id", "ds", "cutoff", *[pl.lit(0.0).alias(c) for c in ["y", *models]])
+        .collect(engine="streaming")
+    )
+    return pl.concat(
+        [fitted, pad.cast({"ds": fitted.schema["ds"], "cutoff": fitted.schema["cutoff"]})], how="diagonal_relaxed"
+    )
+
+
+def split_scores(series_metrics: pl.DataFrame, young: pl.DataFrame, bottom: str) -> pl.DataFrame:
+    """The published backtest's bottom-level accuracy and coverage, new series apart from established ones: mean
+    per-series MAE, RMSSE, bias and 80 / 95 % coverage over the windows (series_metrics of kind `published`)."""
+    rows = series_metrics.filter((pl.col("level") == bottom) & (pl.col("kind") == "published"))
+    is_new = pl.col("unique_id").is_in(young["unique_id"].implode())
+    return (
+        rows.with_columns(pl.when(is_new).then(pl.lit("new")).otherwise(pl.lit("established")).alias("series_group"))
+        .group_by("series_group", "model")
+        .agg(
+            pl.len().alias("series"),
+            *[pl.col(c).filter(pl.col(c).is_finite()).mean() for c in ("mae", "rmsse", "bias")],
+            pl.col("coverage_80").mean(),
+            pl.col("coverage_95").mean(),
+        )
+        .sort("series_group", "model")
+    )
