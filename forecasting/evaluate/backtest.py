@@ -141,6 +141,8 @@ def run_backtest(
     Y_agg, Y_bottom = model_inputs(hierarchy, job)
     bottom_members = hierarchy.members.filter(pl.col("level") == hierarchy.bottom)
     groups = []
+    Y_agg_all = Y_agg
+    Y_agg = Y_agg.filter(~pl.col("unique_id").is_in(routes.young_ids.implode()))
     if Y_agg.height and job.models.aggregate_models:
         names = job.models.aggregate_models
         say(f"cross-validating {Y_agg['unique_id'].n_unique()} aggregate series ({', '.join(names)})")
@@ -155,7 +157,7 @@ def run_backtest(
         groups.append(_group_cv(established, job, names, exog, False, windows, step))
     if routes.young.height:
         say(f"{routes.young.height} series shorter than {routes.need} periods at the first cutoff: launch models")
-        launch_inputs = Y_bottom if job.models.aggregate_models else pl.concat([Y_agg, Y_bottom])
+        launch_inputs = pl.concat([Y_agg_all, Y_bottom])
         fc, fit = young.launch_backtest(launch_inputs, routes.young, young.parent_groups(hierarchy), job, cutoffs)
         groups.append((trading_days.in_units(fc, job, False), trading_days.in_units(fit, job, False)))
     forecasts = transforms.zero_closed_days(pl.concat([g[0] for g in groups], how="diagonal_relaxed"), closed, ["y"])

@@ -85,11 +85,13 @@ def forecast_levels(
     if spec.bottom_models and not short.all():
         established = Y_bottom.filter(~short) if short.any() else Y_bottom
         groups.append(forecast_group(established, spec.bottom_models, False, hierarchy, prices, calendar, job))
-    if Y_agg.height and spec.aggregate_models:
-        groups.insert(0, forecast_group(Y_agg, spec.aggregate_models, True, hierarchy, prices, calendar, job))
+    upper_short = Y_agg["unique_id"].is_in(routes.young_ids.implode())
+    if Y_agg.height and spec.aggregate_models and not upper_short.all():
+        upper = Y_agg.filter(~upper_short) if upper_short.any() else Y_agg
+        groups.insert(0, forecast_group(upper, spec.aggregate_models, True, hierarchy, prices, calendar, job))
     if routes.young.height:
         launches = young.launch_forecast(
-            pl.concat([Y_agg, Y_bottom]) if not spec.aggregate_models else Y_bottom,
+            pl.concat([Y_agg, Y_bottom]),
             routes.young,
             young.parent_groups(hierarchy),
             job,

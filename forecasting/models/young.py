@@ -59,59 +59,56 @@ def history_lengths(Y_df: pl.DataFrame) -> pl.DataFrame:
 
 
 def route(hierarchy: Hierarchy, job: JobSpec, until: date | None = None) -> Routes:
-    """The job narrowed to the models each group can run, and the bottom series too short for them; with `until`
-    (a backtest's first cutoff), counting only the periods up to it (a series launched later has 0)."""
+    """The job narrowed to the models each group (the aggregate levels, the bottom one) can run, and the series too
+    short for them; with `until` (a backtest's first cutoff), counting only the periods up to it (a series that
+    starts later has 0). A group's model is offered when its longest series can feed it; a series shorter than
+    what the group's offered models need (at the bottom at least `min_history`) goes to the launch models."""
     Y_df = hierarchy.Y_df if until is None else hierarchy.Y_df.filter(pl.col("ds") <= until)
     levels = hierarchy.members.select("unique_id", "level")
     sized = levels.join(history_lengths(Y_df), on="unique_id", how="left").with_columns(
         pl.col("history_periods").fill_null(0)
     )
-    lengths = sized.select("unique_id", "history_periods")
-    bottom = sized.filter(pl.col("level") == hierarchy.bottom)["history_periods"]
-    upper = sized.filter(pl.col("level") != hierarchy.bottom)["history_periods"]
     notes: list[str] = []
     spec = job.models
-    bottom_models = _offered(job, spec.bottom_models, int(bottom.max()), "the longest", hierarchy.bottom, notes)
-    aggregate_models = spec.aggregate_models
-    if upper.len():
-        aggregate_models = _offered(job, spec.aggregate_models, int(upper.min()), "the shortest", "aggregate", notes)
-    offered = set(bottom_models) | set(aggregate_models)
+    primary = dict(spec.primary)
+    offered_in: dict[bool, list[str]] = {}
+    needs: dict[bool, int] = {}
+    young_parts = []
+    for bottom in (True, False):
+        names = spec.bottom_models if bottom else spec.aggregate_models
+        group = sized.filter((pl.col("level") == hierarchy.bottom) == bottom)
+        if group.is_empty():
+            offered_in[bottom], needs[bottom] = names, 0
+            continue
+        longest = int(group["history_periods"].max())
+        where = hierarchy.bottom if bottom else "aggregate"
+        offered = [n for n in names if job.minimum_history(n) <= longest]
+        notes += [
+            f"{n} not offered at the {where} level: the longest series there has {longest} periods, it needs "
+            f"{job.minimum_history(n)}"
+            for n in names
+            if n not in offered
+        ]
+        need = max([1, *(job.minimum_history(m) for m in offered)] + ([job.min_history] if bottom else []))
+        if not offered:  # every series of the group goes to the launch models
+            need = longest + 1
+            primary |= {lv: LAUNCH for lv in job.hierarchy.names if (lv == hierarchy.bottom) == bottom}
+        offered_in[bottom], needs[bottom] = offered, need
+        young_parts.append(group.filter(pl.col("history_periods") < need).select("unique_id"))
     run = set(spec.bottom_models) | set(spec.aggregate_models)
+    offered_all = set(offered_in[True]) | set(offered_in[False])
     models = spec.model_copy(
         update={
-            "bottom_models": bottom_models,
-            "aggregate_models": aggregate_models,
-            "combinations": {n: m for n, m in spec.combinations.items() if set(m) <= offered},
-            "primary": {lv: m for lv, m in spec.primary.items() if m in offered or m not in run},
-            "intermittent_model": spec.intermittent_model if spec.intermittent_model in bottom_models else None,
+            "bottom_models": offered_in[True],
+            "aggregate_models": offered_in[False],
+            "combinations": {n: m for n, m in spec.combinations.items() if set(m) <= offered_all},
+            "primary": {lv: m for lv, m in primary.items() if m in offered_all or m not in run},
+            "intermittent_model": spec.intermittent_model if spec.intermittent_model in offered_in[True] else None,
         }
     )
-    # A group left with no model is served by the launch models alone (every id of it is routed below).
-    if not bottom_models:
-        models.primary[hierarchy.bottom] = LAUNCH
-    if upper.len() and not aggregate_models:
-        models.primary |= {lv: FLAT for lv in job.hierarchy.names if lv != hierarchy.bottom}
-    narrowed = job.model_copy(update={"models": models})
-    need = max([1, *(job.minimum_history(m) for m in bottom_models)])
-    need = max(need, job.min_history) if bottom_models else int(bottom.max()) + 1
-    short = sized.filter((pl.col("level") == hierarchy.bottom) & (pl.col("history_periods") < need))
-    young = short.select("unique_id", pl.lit(LAUNCH).alias("model"))
-    if upper.len() and not aggregate_models:
-        young = pl.concat(
-            [young, sized.filter(pl.col("level") != hierarchy.bottom).select("unique_id", model=pl.lit(FLAT))]
-        )
-    return Routes(narrowed, lengths, young, need, notes)
-
-
-def _offered(job: JobSpec, names: list[str], periods: int, which: str, where: str, notes: list[str]) -> list[str]:
-    kept = [n for n in names if job.minimum_history(n) <= periods]
-    for name in names:
-        if name not in kept:
-            notes.append(
-                f"{name} not offered at the {where} level: {which} series there has {periods} periods, it needs "
-                f"{job.minimum_history(name)}"
-            )
-    return kept
+    young = pl.concat(young_parts).with_columns(pl.lit(LAUNCH).alias("model"))
+    lengths = sized.select("unique_id", "history_periods")
+    return Routes(job.model_copy(update={"models": models}), lengths, young, needs[True], notes)
 
 
 def _quantile_pairs(levels: list[int]) -> list[tuple[int, float, float]]:

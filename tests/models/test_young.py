@@ -74,8 +74,8 @@ def test_every_series_with_a_sale_is_forecast_and_counted(new_series_run):
     # New = shorter than the 25 periods the bottom LightGBM needs; counted in the summary and the manifest.
     new = lengths.filter(pl.col("history_periods") < 25)
     summary = result.summary["new_series"]
-    assert summary["count"] == new.height > 0 and summary["shorter_than_periods"] == 25
-    assert sum(summary["served_by"].values()) == new.height
+    assert summary["per_level"]["sku"] == new.height > 0 and summary["shorter_than_periods"] == 25
+    assert sum(summary["served_by"].values()) == summary["count"] == sum(summary["per_level"].values())
     assert set(sku.filter(pl.col("history_periods") < 25)["model"].unique()) <= set(young.YOUNG_MODELS)
     manifest = json.loads((result.run_dir / "manifest.json").read_text())
     assert manifest["summary"]["new_series"] == summary
