@@ -213,7 +213,7 @@ def summarize(
         "dropped_periods": validated.periods.dropped,
         "prorated_periods": validated.periods.prorated,
         "base_model_per_level": [{"level": lv, "model": m, "series": n} for lv, m, n in models_by_level],
-        "new_series": new_series(base, hierarchy.members),
+        "new_series": young.summary(base.young, hierarchy.members, base.need),
         "models_not_offered": base.offer_notes,
         "models_run": [c for c in base.forecasts.columns if c not in ("unique_id", "ds") and "-" not in c],
         "reconciliation": job.reconciliation.methods,
@@ -233,20 +233,6 @@ def summarize(
         # The data's (stale data allowed) and the plan's (levels that do not add up, fallbacks, departures).
         "warnings": validated.warnings
         + (published_warnings(hierarchy, base, reconciled) if reconciled is not None else []),
-    }
-
-
-def new_series(base: BaseForecasts, members: pl.DataFrame) -> dict[str, Any]:
-    """How many series were too short for their level's models (per level), the bottom threshold, and the model
-    that served them."""
-    if base.young is None or base.young.is_empty():
-        return {"count": 0, "shorter_than_periods": base.need, "served_by": {}, "per_level": {}}
-    served = base.young.join(members.select("unique_id", "level"), on="unique_id")
-    return {
-        "count": served.height,
-        "shorter_than_periods": base.need,
-        "served_by": dict(sorted(served.group_by("model").len().rows())),
-        "per_level": dict(sorted(served.group_by("level").len().rows())),
     }
 
 

@@ -361,3 +361,17 @@ def split_scores(series_metrics: pl.DataFrame, young: pl.DataFrame, bottom: str)
         )
         .sort("series_group", "model")
     )
+
+
+def summary(served: pl.DataFrame | None, members: pl.DataFrame, need: int) -> dict[str, object]:
+    """For the run summary: how many series the launch models served (per level and model), and the bottom
+    threshold below which a series is new."""
+    if served is None or served.is_empty():
+        return {"count": 0, "shorter_than_periods": need, "served_by": {}, "per_level": {}}
+    leveled = served.join(members.select("unique_id", "level"), on="unique_id")
+    return {
+        "count": leveled.height,
+        "shorter_than_periods": need,
+        "served_by": dict(sorted(leveled.group_by("model").len().rows())),
+        "per_level": dict(sorted(leveled.group_by("level").len().rows())),
+    }
