@@ -226,6 +226,7 @@ def score_origin(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--origins", type=int, default=6)
+    parser.add_argument("--skip", type=int, default=0, help="leave out the newest N origins (run them elsewhere)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     source = project_root() / MONTHLY
@@ -239,7 +240,8 @@ def main() -> None:
         print(f"order shape: {removed:,} leading rows removed from {monthly.height:,}")
         order_job = job_on(shaped, folder / "out", "m5-monthly-orders")
         padded_job = job_on(source, folder / "out", "m5-monthly-padded")
-        for as_of in reversed(origins(args.origins)):  # newest first: a stopped run has the latest figures
+        # Newest first: a stopped run has the latest figures.
+        for as_of in list(reversed(origins(args.origins)))[args.skip :]:
             with TreeRSS() as sampler:
                 start = time.perf_counter()
                 order = run_job(order_job, as_of)
