@@ -396,7 +396,9 @@ def test_lightgbm_refuses_a_history_too_short_for_its_conformal_windows(tmp_path
     from forecasting.models import young
 
     _, short = pipeline.load_hierarchy(job, date(2013, 1, 31))
-    assert young.route(short, job).young.height == 10  # 5 SKUs x 2 stores, 23 months each
+    routes = young.route(short, job)  # the whole history (24 months) is shorter than the LightGBM's 25
+    assert "LightGBM not offered at the sku level: the longest series there has 24 periods, it needs 25" in routes.notes
+    assert "LightGBM" not in routes.job.models.bottom_models and routes.young.is_empty()
     _, hierarchy = pipeline.load_hierarchy(job, date(2013, 2, 28))
     _, Y_bottom = model_inputs(hierarchy, job)
     Y_bottom = Y_bottom.sort("unique_id", "ds").group_by("unique_id", maintain_order=True).tail(24)
