@@ -291,7 +291,7 @@ def report(results: list[OriginResult]) -> None:
         print(f"| {r['ages']} | {r['points']} | {r['cov80']:.1f} | {r['cov95']:.1f} |")
     wr = pl.concat([r.wrmsse for r in results])
     print("\nEstablished series: WRMSSE per level, order-shaped vs padded (target: change <= 1 %):")
-    print("| level | " + " | ".join(str(r.as_of) for r in results) + " | mean change |")
+    print("| level | " + " | ".join(str(d) for d in sorted(r.as_of for r in results)) + " | mean change |")
     print("|---|" + "---|" * (len(results) + 1))
     for level in LEVELS:
         part = wr.filter(pl.col("level") == level).sort("as_of")
