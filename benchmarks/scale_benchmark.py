@@ -61,7 +61,9 @@ def history_rules(periods: int) -> tuple[int, int]:
 
 
 def data_dir(series: int, periods: int) -> Path:
-    return project_root() / "data" / "synthetic" / f"bench-{series}-{periods}w"
+    # "-launches": the generator's 2 % new products (launched in the last 1..min_history weeks) since issue 35; an
+    # older folder without them is not reused.
+    return project_root() / "data" / "synthetic" / f"bench-{series}-{periods}w-launches"
 
 
 def ensure_data(series: int, periods: int, seed: int = 0) -> Path:
@@ -156,7 +158,8 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
         end = time.perf_counter()
     stages.append({"stage": "total", "seconds": round(end - start, 1), "rss_mb": sampler.peak_mb(start, end)})
     series = sum(summary["series_per_level"].values())
-    return {"bottom": args.one, "series": series, "stages": stages, "run_dir": str(run_dir)}
+    new = summary["new_series"]
+    return {"bottom": args.one, "series": series, "stages": stages, "run_dir": str(run_dir), "new_series": new}
 
 
 def run_child(command: list[str], max_rss_gb: float) -> tuple[int, str, str, float]:
@@ -236,6 +239,9 @@ def throughput(n_series: int, n_jobs: int) -> dict[str, float]:
 
 
 def print_table(results: list[dict[str, Any]]) -> None:
+    for res in results:
+        new = res.get("new_series") or {}
+        print(f"{res['bottom']:,} bottom series: {new.get('count', 0):,} new, served by {new.get('served_by', {})}")
     print("| bottom series | all series | stage | seconds | peak RSS (MB, process tree) | series / s |")
     print("|---:|---:|---|---:|---:|---:|")
     for res in results:

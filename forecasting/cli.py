@@ -156,6 +156,14 @@ def run(
         "base model per level: "
         + ", ".join(f"{row['level']}={row['model']} ({row['series']})" for row in summary["base_model_per_level"])
     )
+    new = summary.get("new_series") or {}
+    if new.get("count"):
+        typer.echo(
+            f"new series (shorter than {new['shorter_than_periods']} periods): {new['count']}, served by "
+            + ", ".join(f"{m} {n}" for m, n in new["served_by"].items())
+        )
+    for note in summary.get("models_not_offered", []):
+        typer.echo(f"not offered: {note}")
     published = summary["published_method"]
     if not summary.get("coherent", True):
         published += " (" + ", ".join(f"{lv}: {m}" for lv, m in summary["published_per_level"].items()) + ")"

@@ -27,6 +27,7 @@ from forecasting.evaluate.plan import departures, with_published
 from forecasting.job.errors import InputError, one_line
 from forecasting.job.schema import JobSpec
 from forecasting.models import base as base_models
+from forecasting.models import young
 from forecasting.models.base import BaseForecasts
 from forecasting.models.base_drivers import base_drivers
 from forecasting.models.combinations import add_fitted
@@ -109,16 +110,27 @@ def base_forecasts(
     weights, then Base per series: the plan's candidate at its level (chosen from the backtest the run reads, or the
     job file's), the intermittent model for sparse bottom series; and the errors the reconciled intervals are
     calibrated on."""
-    forecasts, fitted, explained = explained_levels(hierarchy, prices, calendar, job, explain=job.drivers)
+    routes = young.route(hierarchy, job)
+    forecasts, fitted, explained = explained_levels(
+        hierarchy, prices, calendar, job, explain=job.drivers, routes=routes
+    )
     backtest = runs.usable_backtest(job, hierarchy.Y_df["ds"].max())
     plan, plan_source = run_plan(job, backtest)
+    job = routes.job  # the models offered
     levels_of = hierarchy.members.select("unique_id", "level")
     if job.models.automatic_combinations:
         forecasts = add_fitted(forecasts, plan.weights, levels_of, job.levels)
         fitted = add_fitted(fitted, plan.weights, levels_of, job.levels, with_intervals=False)
-    choice = base_models.choose_base(hierarchy, job, plan.base)
+    # A plan naming a model that could not run here (history shorter than it needs) falls back to the level's default.
+    plan.base = {
+        lv: m if m in forecasts.columns else job.models.default_primary(lv, hierarchy.bottom)
+        for lv, m in plan.base.items()
+    }
+    served = young.served_by(forecasts, routes.young) if routes.young.height else None
+    choice = base_models.choose_base(hierarchy, job, plan.base, served)
     forecasts = base_models.select_base(forecasts, choice, job.levels)
     fitted = base_models.select_base(fitted, choice, job.levels, with_intervals=False)
+    fitted = young.pad_before_first(fitted, hierarchy)
     calibration, calibration_source = calibration_set(hierarchy, fitted, job, backtest)
     drivers = None
     if job.drivers:
@@ -135,6 +147,10 @@ def base_forecasts(
         plan,
         plan_source,
         drivers=drivers,
+        lengths=routes.lengths,
+        young=served,
+        offer_notes=routes.notes,
+        need=routes.need,
     )
 
 
@@ -143,6 +159,7 @@ def reconcile(hierarchy: hier.Hierarchy, base: BaseForecasts, job: JobSpec, spar
     series' level, keys and model block by block as it is written (`reconciled_table`): at 1M series the
     decorated, sorted table of every method would be ~6 GB in memory at once."""
     reconciled = rec.reconcile(hierarchy, base.forecasts, base.calibration, job, sparse=sparse, notes=base.notes)
+    reconciled = young.launch_intervals(reconciled, base.forecasts, base.young, job.levels)
     reconciled = with_published(reconciled, base.forecasts, hierarchy.members, base.plan, job.levels)
     return transforms.zero_closed_days(reconciled, job.closed_periods)
 
@@ -221,6 +238,8 @@ def summarize(
         "dropped_periods": validated.periods.dropped,
         "prorated_periods": validated.periods.prorated,
         "base_model_per_level": [{"level": lv, "model": m, "series": n} for lv, m, n in models_by_level],
+        "new_series": young.summary(base.young, hierarchy.members, base.need),
+        "models_not_offered": base.offer_notes,
         "models_run": [c for c in base.forecasts.columns if c not in ("unique_id", "ds") and "-" not in c],
         "reconciliation": job.reconciliation.methods,
         "published_method": base.plan.method,
@@ -339,6 +358,8 @@ def backtest_job(
         check = event_check(hierarchy, loaded.prices, loaded.calendar, job, scored_cutoffs(result.reconciled, job))
     if check.height:
         tables["driver_check"] = check
+    if result.new_series is not None:
+        tables["new_series_metrics"] = result.new_series
     manifest = {
         "job": job.name,
         "as_of": loaded.as_of.isoformat(),

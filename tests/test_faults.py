@@ -63,12 +63,6 @@ CASES = {
         "load",
         "every quantity is 0: there is nothing to forecast (1600 rows)",
     ),
-    "min_history-2": (
-        lambda: rows().filter((pl.col("Region") != "East Coast") | (pl.col("Quarter").dt.year() == 2017)),
-        {"min_history": 2},
-        "validate",
-        "series shorter than 7 complete periods, which the bottom AutoETS needs (statsforecast fits it on no fewer)",
-    ),
     "slash-in-key": (
         lambda: rows().with_columns(pl.col("Region").str.replace("East Coast", "East/Coast")),
         {},

@@ -18,6 +18,7 @@ RECONCILED_COLUMNS = [
     "warehouse",
     "sku",
     "ds",
+    "history_periods",
     "model",
     "method",
     "published",

@@ -12,7 +12,6 @@ from utilsforecast.preprocessing import fill_gaps
 
 from forecasting.data.freshness import period_start
 from forecasting.data.sources import period_end, quote_identifier
-from forecasting.job.catalogue import MODELS
 from forecasting.job.errors import InputError
 from forecasting.job.schema import POLARS_FREQ, JobSpec
 
@@ -216,7 +215,8 @@ def check_raw(con: duckdb.DuckDBPyConnection, job: JobSpec, file: str) -> None:
 
 
 def check_history(history: pl.DataFrame, job: JobSpec, file: str, last_period: date) -> pl.DataFrame:
-    """Checks on the per-period history: gaps (zero-filled only when the job says so) and too-short series."""
+    """Checks on the per-period history: gaps (zero-filled only when the job says so) and colliding ids. Short
+    series pass: forecasting.models.young routes them to the models that can forecast them."""
     cols = job.source.sales.columns
     if history.is_empty():
         raise DataQualityError([Problem(file, cols["date"], "no complete period on or before the as-of date", 0, [])])
@@ -257,69 +257,12 @@ def check_history(history: pl.DataFrame, job: JobSpec, file: str, last_period: d
         # history (GBs at 1M series) is what the gate would otherwise hold twice.
         fill = gaps.select(*keys, "ds", pl.lit(0.0).alias("y")).cast(dict(history.schema))
         history = pl.concat([history, fill.select(history.columns)], rechunk=False)
-    lengths = history.lazy().group_by(keys).agg(pl.len().alias("n")).collect(engine="streaming").sort(keys)
-    needed, what = job.min_history, f"min_history={job.min_history} complete periods"
-    model, need = _longest_need(job, job.models.bottom_models)
-    if need > needed:
-        # A shorter series fails inside the model after others have run (statsforecast's SeasonalNaive with a
-        # season or less, the LightGBM's lags before its conformal windows); the gate says so first, with the series.
-        needed, what = need, f"{need} complete periods, which the bottom {model} needs{_why(job, model)}"
-    short = lengths.filter(pl.col("n") < needed)
+    # A series shorter than a model needs is no error: it is forecast by the models that can (models.young).
     problems = []
-    if short.height:
-        examples = [tuple(r) for r in short.head(EXAMPLES).rows()]
-        problems.append(Problem(file, cols["date"], f"series shorter than {what}", short.height, examples))
-    problems += _short_aggregates(history, job, file, grid)
     problems += _colliding_ids(history, job, file)
     if problems:
         raise DataQualityError(problems)
     return history
-
-
-def _longest_need(job: JobSpec, models: list[str]) -> tuple[str, int]:
-    """The model of `models` that needs the longest history, and how long (job.minimum_history)."""
-    model, need = "", 0
-    for name in models:
-        if job.minimum_history(name) > need:  # the first of equals: the one the job file names first
-            model, need = name, job.minimum_history(name)
-    return model, need
-
-
-def _why(job: JobSpec, model: str) -> str:
-    """How the model's minimum is made up, for the gate's message."""
-    if model in job.models.combinations:
-        member = _longest_need(job, job.models.combinations[model])[0]
-        return f" (its member {member}{_why(job, member)})"
-    calibration = f"{job.horizon * job.models.conformal_windows} (models.conformal_windows="
-    calibration += f"{job.models.conformal_windows} windows of {job.horizon})"
-    if model in job.models.lightgbm_names:
-        spec = job.models.lightgbm_spec(model)
-        return f": {max(spec.lags + spec.fixed_lags)} (the longest lag) + {calibration} + 1"
-    if MODELS[model].family == "intermittent":
-        return f": {calibration} + 1"
-    if MODELS[model].plus_season:
-        return f": season_length={job.season_length} + {MODELS[model].min_periods}"
-    return " (statsforecast fits it on no fewer)"
-
-
-def _short_aggregates(history: pl.DataFrame, job: JobSpec, file: str, grid: pl.Series) -> list[Problem]:
-    """Aggregate series too short for the aggregate levels' models: a level's series starts with its earliest
-    bottom series and runs (gaps checked) to the last complete period."""
-    model, need = _longest_need(job, job.models.aggregate_models)
-    levels = list(job.hierarchy.levels.items())[:-1]
-    if need <= 1 or not levels:
-        return []
-    problems = []
-    for level, keys in levels:
-        starts = history.lazy().group_by(keys).agg(pl.col("ds").min().alias("first")) if keys else None
-        frame = starts.collect() if starts is not None else pl.DataFrame({"first": [history["ds"].min()]})
-        frame = frame.with_columns(n=grid.len() - grid.search_sorted(frame["first"], side="left").cast(pl.Int64))
-        short = frame.filter(pl.col("n") < need)
-        if short.height:
-            what = f"{level} series shorter than {need} complete periods, which {model} needs{_why(job, model)}"
-            examples = [tuple(r) for r in short.select(*keys, "n").head(EXAMPLES).rows()]
-            problems.append(Problem(file, job.source.sales.columns["date"], what, short.height, examples))
-    return problems
 
 
 def _colliding_ids(history: pl.DataFrame, job: JobSpec, file: str) -> list[Problem]:
@@ -349,28 +292,14 @@ def _colliding_ids(history: pl.DataFrame, job: JobSpec, file: str) -> list[Probl
 
 
 def check_backtest(y: pl.DataFrame, members: pl.DataFrame, job: JobSpec, windows: int, step: int, file: str) -> None:
-    """Before any backtest fit: every series must hold, before the first window's cutoff, the periods its level's
-    models need with their intervals (conformal windows included), or the library stops mid-backtest naming none."""
+    """Before any backtest fit: the windows must leave history before the first cutoff. A series too short there
+    for its level's models is no error: the backtest forecasts it with the launch models (forecasting.models.young),
+    as the nightly run would have."""
     offset = job.horizon + step * (windows - 1)
-    lengths = (
-        y.group_by("unique_id")
-        .agg(pl.len().cast(pl.Int64).alias("n"))
-        .join(members.select("unique_id", "level"), on="unique_id")
-    )
-    problems = []
-    for level in job.hierarchy.names:
-        models = job.models.run_at(level, job.hierarchy.bottom)
-        model, need = _longest_need(job, models)
-        if level == job.hierarchy.bottom:
-            need = max(need, 2)
-        short = lengths.filter((pl.col("level") == level) & (pl.col("n") - offset < need)).sort("n", "unique_id")
-        if short.height:
-            what = (
-                f"{level} series with fewer than {need} periods before the first backtest cutoff ({windows} windows "
-                f"of {job.horizon}, {step} apart, take the last {offset}), which {model} needs{_why(job, model)}; "
-                "backtest with fewer windows (--windows) or leave the model out"
-            )
-            examples = [(uid, n - offset) for uid, n in short.select("unique_id", "n").head(EXAMPLES).rows()]
-            problems.append(Problem(file, job.source.sales.columns["date"], what, short.height, examples))
-    if problems:
-        raise DataQualityError(problems)
+    periods = y["ds"].n_unique()
+    if periods - offset < 1:
+        what = (
+            f"{windows} backtest windows of {job.horizon}, {step} apart, take the last {offset} periods of {periods}, "
+            "leaving none before the first cutoff; backtest with fewer windows (--windows)"
+        )
+        raise DataQualityError([Problem(file, job.source.sales.columns["date"], what, periods, [])])

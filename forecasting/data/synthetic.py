@@ -8,8 +8,9 @@ flat whatever the size.
 Files (column names as the M5 files, so job files look alike):
 - sales.parquet: item_id, store_id, state_id, date, sales. One row per series x period while the item is listed:
   zero-sales rows included (as in M5), no rows before launch or after delisting. A delisted item's missing tail is a
-  gap to the data-quality gate, so the job sets `zero_fill_gaps: true`; every launch leaves at least `min_history`
-  periods, so no series fails `min_history`.
+  gap to the data-quality gate, so the job sets `zero_fill_gaps: true`. Most launches leave at least `min_history`
+  periods; `share_short` of the series launch in the last 1..`min_history` periods (new products, which the run
+  forecasts with the launch models, forecasting.models.young).
 - prices.parquet: store_id, item_id, wm_yr_wk, sell_price per listed week (plus `future_weeks` planned weeks).
 - calendar.parquet: date, wm_yr_wk (weeks start on Monday, like DuckDB's date_trunc('week')).
 
@@ -43,6 +44,7 @@ class SyntheticSpec:
     seed: int = 0
     min_history: int = 60  # launches leave at least this many periods (the job's min_history)
     share_new: float = 0.10
+    share_short: float = 0.02  # launched in the last 1..min_history periods (drawn last: other draws unchanged)
     share_delisted: float = 0.05
     share_intermittent: float = 0.30
     future_weeks: int = 13
@@ -113,6 +115,9 @@ def chunk_demand(spec: SyntheticSpec, idx: np.ndarray) -> dict[str, np.ndarray]:
     launch = np.where(rng.random(n) < spec.share_new, rng.integers(0, p - spec.min_history + 1, n), 0)
     delisted = rng.random(n) < spec.share_delisted
     stop = np.where(delisted, rng.integers(np.minimum(launch + spec.min_history, p - 1), p), p)
+    short = rng.random(n) < spec.share_short
+    launch = np.where(short, p - rng.integers(1, spec.min_history + 1, n), launch)
+    stop = np.where(short, p, stop)
     return {"sales": sales, "price": price, "launch": launch, "stop": stop}
 
 
@@ -202,6 +207,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--periods", type=int, default=104, help="days or weeks of history")
     parser.add_argument("--min-history", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--share-short", type=float, default=0.02, help="share of series launched in the last 1..min_history periods"
+    )
     parser.add_argument("--no-prices", action="store_true", help="write no prices file (the benchmark job reads none)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
@@ -211,6 +219,7 @@ def main(argv: list[str] | None = None) -> None:
         periods=args.periods,
         seed=args.seed,
         min_history=args.min_history,
+        share_short=args.share_short,
         prices=not args.no_prices,
     )
     counts = write(spec, args.out)

@@ -23,7 +23,7 @@ from forecasting.evaluate import plan as plans
 from forecasting.evaluate.scoring import scores
 from forecasting.job.schema import PANDAS_FREQ, JobSpec
 from forecasting.models import lightgbm as gbm
-from forecasting.models import registry
+from forecasting.models import registry, young
 from forecasting.models.base import BASE
 from forecasting.models.core import with_combinations
 from forecasting.models.frames import wide_to_long
@@ -44,6 +44,7 @@ class Backtest:
     window_plans: list[plans.Plan]  # per window, the plan chosen from the windows before it
     window_metrics: pl.DataFrame  # per level, kind, model and window
     notes: list[str]  # reconciliation fallbacks, per window
+    new_series: pl.DataFrame | None = None  # bottom-level published scores, new series apart from established ones
 
 
 def _statistical_cv(
@@ -131,23 +132,39 @@ def run_backtest(
     step = step or job.horizon
     say = progress or (lambda message: None)
     closed = job.closed_periods
+    cutoffs = window_cutoffs(hierarchy.Y_df, windows, step, job.horizon)
+    # Series too short at the first cutoff for their level's models (launched later, or too recently) get the launch
+    # models in every window (forecasting.models.young); the rest are cross-validated by the libraries.
+    routes = young.route(hierarchy, job, until=cutoffs[0])
+    job = routes.job
     # Models train on closed days imputed; they are scored on the raw actuals (joined back below).
     Y_agg, Y_bottom = model_inputs(hierarchy, job)
     bottom_members = hierarchy.members.filter(pl.col("level") == hierarchy.bottom)
     groups = []
-    if Y_agg.height:
+    Y_agg_all = Y_agg
+    Y_agg = Y_agg.filter(~pl.col("unique_id").is_in(routes.young_ids.implode()))
+    if Y_agg.height and job.models.aggregate_models:
         names = job.models.aggregate_models
         say(f"cross-validating {Y_agg['unique_id'].n_unique()} aggregate series ({', '.join(names)})")
         members = hierarchy.members.filter(pl.col("level") != hierarchy.bottom)
         exog = features.exogenous(members, None, calendar, job, bottom=False)
         groups.append(_group_cv(Y_agg, job, names, exog, True, windows, step))
     names = job.models.bottom_models
-    say(f"cross-validating {Y_bottom['unique_id'].n_unique()} {hierarchy.bottom} series ({', '.join(names)})")
-    exog = features.exogenous(bottom_members, prices, calendar, job, bottom=True)
-    groups.append(_group_cv(Y_bottom, job, names, exog, False, windows, step))
+    established = Y_bottom.filter(~pl.col("unique_id").is_in(routes.young_ids.implode()))
+    if names and established.height:
+        say(f"cross-validating {established['unique_id'].n_unique()} {hierarchy.bottom} series ({', '.join(names)})")
+        exog = features.exogenous(bottom_members, prices, calendar, job, bottom=True)
+        groups.append(_group_cv(established, job, names, exog, False, windows, step))
+    if routes.young.height:
+        say(f"{routes.young.height} series shorter than {routes.need} periods at the first cutoff: launch models")
+        launch_inputs = pl.concat([Y_agg_all, Y_bottom])
+        fc, fit = young.launch_backtest(launch_inputs, routes.young, young.parent_groups(hierarchy), job, cutoffs)
+        groups.append((trading_days.in_units(fc, job, False), trading_days.in_units(fit, job, False)))
     forecasts = transforms.zero_closed_days(pl.concat([g[0] for g in groups], how="diagonal_relaxed"), closed, ["y"])
     fitted = pl.concat([g[1] for g in groups], how="diagonal_relaxed")
     forecasts, fitted = with_combinations(forecasts, fitted, job)
+    fitted = young.pad_backtest_fits(fitted, hierarchy)
+    served = young.served_by(forecasts, routes.young) if routes.young.height else None
     actuals = forecasts.select(KEYS).join(hierarchy.Y_df.select("unique_id", "ds", "y"), on=["unique_id", "ds"])
     bottom_prices = features.price_features(prices, bottom_members) if prices is not None else None
     weigh = partial(window_weights, hierarchy, bottom_prices, job)
@@ -159,9 +176,10 @@ def run_backtest(
         actuals, on=KEYS, how="left"
     )
     candidate_scores = scores(candidates, "model", hierarchy.Y_df, weigh, "base", job.season_length)
-    context = nested.Context(hierarchy, job, forecasts, fitted, actuals, candidate_scores.windows, score, prior_base)
+    context = nested.Context(
+        hierarchy, job, forecasts, fitted, actuals, candidate_scores.windows, score, prior_base, young=served
+    )
     passed = nested.run_windows(context, say)
-    cutoffs = sorted(forecasts["cutoff"].unique().to_list())
     reconciled_scores = pl.concat(passed.reconciled_scores)
     raw_published = pl.concat(passed.raw_published)
     final = plans.choose(passed.base_scores[0], reconciled_scores, raw_published, cutoffs, job)
@@ -220,11 +238,24 @@ def run_backtest(
         passed.plans,
         window_metrics,
         context.notes,
+        young.split_scores(per_series, served if served is not None else routes.young, hierarchy.bottom),
     )
 
 
 NESTED = "nested"  # the published forecast of each scored window, its plan chosen from the windows before it
 IN_SAMPLE = "in-sample choice"  # the same windows published with the plan chosen from all windows
+
+
+def window_cutoffs(Y_df: pl.DataFrame, windows: int, step: int, horizon: int) -> list:
+    """The cutoffs the libraries' cross-validation uses: the last period minus the horizon, `step` apart."""
+    grid = Y_df["ds"].unique().sort()
+    last = grid.len() - 1 - horizon
+    positions = [last - step * k for k in reversed(range(windows))]
+    if positions[0] < 0:
+        from forecasting.job.errors import InputError
+
+        raise InputError(f"{windows} backtest windows of {horizon}, {step} apart, reach before the first period")
+    return [grid[p] for p in positions]
 
 
 def mark_published(reconciled: pl.DataFrame, published: pl.DataFrame) -> pl.DataFrame:

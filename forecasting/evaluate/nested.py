@@ -23,6 +23,7 @@ from forecasting.data import transforms
 from forecasting.evaluate import plan as plans
 from forecasting.job.models import BASE, FITTED_COMBINATIONS
 from forecasting.job.schema import JobSpec
+from forecasting.models import young
 from forecasting.models.base import base_columns, choose_base, select_base
 from forecasting.models.combinations import add_fitted
 from forecasting.models.frames import wide_to_long
@@ -60,6 +61,7 @@ class Context:
     score: Scorer
     prior_base: pl.DataFrame | None = None
     notes: list[str] = field(default_factory=list)  # reconciliation fallbacks of every window, as they happen
+    young: pl.DataFrame | None = None  # unique_id, model: the launch model serving each new series
 
     @property
     def levels_of(self) -> pl.DataFrame:
@@ -94,13 +96,14 @@ def publish_window(
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """(Base rows, reconciled rows of every method, raw published rows) of one window under `plan`."""
     job, hierarchy = context.job, context.hierarchy
-    choice = choose_base(hierarchy, job, plan.base)
+    choice = choose_base(hierarchy, job, plan.base, context.young)
     window_fc = select_base(window_fc, choice, job.levels)
     window_fit = select_base(window_fit, choice, job.levels, with_intervals=False)
     base_rows = context.long(window_fc.select(*KEYS, *base_columns(job.levels)))
     calibration, source = calibration_for(hierarchy, job, earlier, window_fit.drop("cutoff"), cutoff)
     notes: list[str] = []
     reconciled = rec.reconcile(hierarchy, window_fc, calibration, job, notes=notes)
+    reconciled = young.launch_intervals(reconciled, window_fc, context.young, job.levels)
     reconciled = transforms.zero_closed_days(reconciled, job.closed_periods)
     context.notes += [f"{cutoff}: {note}" for note in notes]
     reconciled = hier.level_of(hierarchy.members, reconciled.with_columns(pl.lit(cutoff).alias("cutoff")))

@@ -55,10 +55,13 @@ def scores(
     weighted WRMSSE and WSPL (weights from `weigh(history)`), averaged over windows."""
     rows, weighted = [], []
     for cutoff in sorted(long["cutoff"].unique().to_list()):
-        window = long.filter(pl.col("cutoff") == cutoff)
+        history = train.filter(pl.col("ds") <= cutoff)
+        # A series launched after the cutoff was no forecast anyone had then (its rows hold 0): not scored.
+        window = long.filter(pl.col("cutoff") == cutoff).join(
+            history.select("unique_id").unique(), on="unique_id", how="semi"
+        )
         wide = _nixtla_wide(window, by)
         names = sorted(window[by].unique().to_list())
-        history = train.filter(pl.col("ds") <= cutoff)
         per_series = evaluate(
             wide,
             metrics=[mae, rmse, partial(mase, seasonality=season_length), bias, coverage],

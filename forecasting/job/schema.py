@@ -224,7 +224,12 @@ class JobSpec(Strict):
         description="a missing period inside a series counts as 0 sales (default: the gate refuses it; with "
         "source.order_lines always true: a period with no line sold nothing)",
     )
-    min_history: int = Field(24, ge=2, description="the fewest complete periods a bottom series must have")
+    min_history: int = Field(
+        24,
+        ge=2,
+        description="bottom series with fewer complete periods (or fewer than the bottom models need) are new: "
+        "forecast by the launch models (forecasting.models.young), never refused",
+    )
     levels: list[int] = Field(
         default_factory=lambda: [60, 80, 90, 95],
         description="prediction-interval levels in percent (80 and 95 are always added)",

@@ -35,23 +35,35 @@ class BaseForecasts:
     # unique_id, ds, family, effect: Base split into driver families (forecasting.models.base_drivers); None when
     # the job's `drivers` is off.
     drivers: pl.DataFrame | None = None
+    # Every series' history length (unique_id, history_periods) and the new ones' launch model (unique_id, model).
+    lengths: pl.DataFrame | None = None
+    young: pl.DataFrame | None = None
+    offer_notes: list[str] = field(default_factory=list)  # models not offered, and why
+    need: int = 0  # periods a bottom series needs for the bottom models; shorter ones are new (young.route)
 
 
-def choose_base(hierarchy: Hierarchy, job: JobSpec, primary: dict[str, str] | None = None) -> pl.DataFrame:
+def choose_base(
+    hierarchy: Hierarchy, job: JobSpec, primary: dict[str, str] | None = None, young: pl.DataFrame | None = None
+) -> pl.DataFrame:
     """unique_id -> model behind Base: the level's primary model, or the intermittent model for sparse bottom
-    series."""
+    series; `young` (unique_id, model): series too short for their level's models, and the launch model that
+    serves each (forecasting.models.young)."""
     spec = job.models
     primary = primary or job.primary_models()
     intermittent: set[str] = set()
     if spec.intermittent_model is not None:
         intermittent = intermittent_ids(split_levels(hierarchy)[1], spec.intermittent_adi)
-    return hierarchy.members.select(
+    choice = hierarchy.members.select(
         "unique_id",
         pl.when(pl.col("unique_id").is_in(list(intermittent)))
         .then(pl.lit(spec.intermittent_model))
         .otherwise(pl.col("level").replace_strict(primary))
         .alias("model"),
     )
+    if young is None or young.is_empty():
+        return choice
+    served = choice.join(young.rename({"model": "launch"}), on="unique_id", how="left")
+    return served.select("unique_id", pl.coalesce("launch", "model").alias("model"))
 
 
 def select_base(

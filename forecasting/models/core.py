@@ -18,7 +18,7 @@ from forecasting.data import features, trading_days, transforms
 from forecasting.data.hierarchy import Hierarchy
 from forecasting.job.errors import NOT_THE_DATA, MethodError, one_line
 from forecasting.job.schema import JobSpec
-from forecasting.models import engines, registry
+from forecasting.models import engines, registry, young
 from forecasting.models.combinations import add_automatic, add_combinations
 from forecasting.models.frames import LevelForecast, combine
 from forecasting.models.inputs import model_inputs
@@ -72,23 +72,52 @@ def failing_on(models: list[str], Y: pl.DataFrame, aggregate: bool) -> Iterator[
 
 
 def forecast_levels(
-    hierarchy: Hierarchy, prices: pl.DataFrame | None, calendar: pl.DataFrame | None, job: JobSpec
+    hierarchy: Hierarchy,
+    prices: pl.DataFrame | None,
+    calendar: pl.DataFrame | None,
+    job: JobSpec,
+    routes: young.Routes | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(forecasts, in-sample fits), wide, of every model and combination the job runs, at every level."""
-    forecasts, fitted, _ = explained_levels(hierarchy, prices, calendar, job, explain=False)
+    forecasts, fitted, _ = explained_levels(hierarchy, prices, calendar, job, explain=False, routes=routes)
     return forecasts, fitted
 
 
 def explained_levels(
-    hierarchy: Hierarchy, prices: pl.DataFrame | None, calendar: pl.DataFrame | None, job: JobSpec, explain: bool
+    hierarchy: Hierarchy,
+    prices: pl.DataFrame | None,
+    calendar: pl.DataFrame | None,
+    job: JobSpec,
+    explain: bool,
+    routes: young.Routes | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, pl.DataFrame]]:
     """forecast_levels, and with `explain` each LightGBM's wide drivers at every level it ran (model -> frame;
-    closed days at 0 like the forecasts; a family a group's features lack, such as price above the bottom, null)."""
+    closed days at 0 like the forecasts; a family a group's features lack, such as price above the bottom, null).
+    Each group runs the models it can (`routes`, forecasting.models.young); bottom series too short for them get the
+    launch models, fitted on every bottom series as peers."""
+    routes = routes or young.route(hierarchy, job)
+    job = routes.job
     spec = job.models
     Y_agg, Y_bottom = model_inputs(hierarchy, job)
-    groups = [forecast_group(Y_bottom, spec.bottom_models, False, hierarchy, prices, calendar, job, explain)]
-    if Y_agg.height:
-        groups.insert(0, forecast_group(Y_agg, spec.aggregate_models, True, hierarchy, prices, calendar, job, explain))
+    short = Y_bottom["unique_id"].is_in(routes.young_ids.implode())
+    groups = []
+    if spec.bottom_models and not short.all():
+        established = Y_bottom.filter(~short) if short.any() else Y_bottom
+        groups.append(forecast_group(established, spec.bottom_models, False, hierarchy, prices, calendar, job, explain))
+    upper_short = Y_agg["unique_id"].is_in(routes.young_ids.implode())
+    if Y_agg.height and spec.aggregate_models and not upper_short.all():
+        upper = Y_agg.filter(~upper_short) if upper_short.any() else Y_agg
+        groups.insert(0, forecast_group(upper, spec.aggregate_models, True, hierarchy, prices, calendar, job, explain))
+    if routes.young.height:
+        launches = young.launch_forecast(
+            pl.concat([Y_agg, Y_bottom]),
+            routes.young,
+            young.parent_groups(hierarchy),
+            job,
+            max(routes.need - 1, 1),
+        )
+        units = partial(trading_days.in_units, job=job, aggregate=False)
+        groups.append([LevelForecast(units(launches.forecasts), units(launches.fitted), launches.models)])
     forecasts, fitted = combine(groups)
     forecasts = transforms.zero_closed_days(forecasts, job.closed_periods)
     drivers: dict[str, list[pl.DataFrame]] = {}

@@ -268,6 +268,14 @@ def quality_warnings(job: JobSpec, manifest: dict[str, Any]) -> list[str]:
     # The plan's own warnings: levels published as Base (not coherent) and published forecasts that moved further
     # from their Base than the backtest errors explain.
     notes += [f"{warning[0].upper()}{warning[1:]}." for warning in summary.get("warnings", [])]
+    new = summary.get("new_series") or {}
+    if new.get("count"):
+        served = ", ".join(f"{model} {n}" for model, n in new.get("served_by", {}).items())
+        notes.append(
+            f"{new['count']} new series (shorter than the {new['shorter_than_periods']} periods the level's models "
+            f"need) forecast by the launch models: {served}."
+        )
+    notes += [f"{note[0].upper()}{note[1:]}." for note in summary.get("models_not_offered", [])]
     if "in-sample" in str(summary.get("interval_calibration", "")):
         notes.append("Reconciled intervals are calibrated on in-sample fits, which tends to make them too narrow.")
     try:

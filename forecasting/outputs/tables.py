@@ -29,12 +29,21 @@ def decorate_reconciled(
 ) -> pl.DataFrame:
     """The published layout of reconciled rows: level, keys, the model behind Base, whether the method is published."""
     return (
-        hier.level_of(hierarchy.members, reconciled)
+        with_history_length(hier.level_of(hierarchy.members, reconciled), base)
         .join(base.choice, on="unique_id", how="left")
         .with_columns(published_expression(base.plan).alias("published"))
-        .select(*series_columns(job), "model", "method", "published", "mean", *_interval_columns(job))
+        .select(
+            *series_columns(job), "history_periods", "model", "method", "published", "mean", *_interval_columns(job)
+        )
         .sort("level", "unique_id", "method", "ds")
     )
+
+
+def with_history_length(frame: pl.DataFrame, base: BaseForecasts) -> pl.DataFrame:
+    """Each row's series' history length in periods (a new product's few periods say why its forecast is plain)."""
+    if base.lengths is None:
+        return frame.with_columns(pl.lit(None, dtype=pl.Int64).alias("history_periods"))
+    return frame.join(base.lengths, on="unique_id", how="left")
 
 
 SERIES_PER_BLOCK = 100_000  # output rows are built and written for this many series at a time
@@ -68,8 +77,10 @@ def base_long(hierarchy: hier.Hierarchy, base: BaseForecasts, job: JobSpec) -> I
     by level, unique_id, model, ds."""
     for ids in series_blocks(hierarchy):
         wide = base.forecasts.filter(pl.col("unique_id").is_in(ids))
-        out = hier.level_of(hierarchy.members, wide_to_long(wide, job.levels, ["unique_id", "ds"]))
-        yield out.select(*series_columns(job), "model", "mean", *_interval_columns(job)).sort(
+        out = with_history_length(
+            hier.level_of(hierarchy.members, wide_to_long(wide, job.levels, ["unique_id", "ds"])), base
+        )
+        yield out.select(*series_columns(job), "history_periods", "model", "mean", *_interval_columns(job)).sort(
             "level", "unique_id", "model", "ds"
         )
 

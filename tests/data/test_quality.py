@@ -100,26 +100,30 @@ def test_gap_is_an_error_unless_zero_fill(clean_rows, tmp_path):
     assert gap["y"].to_list() == [0.0]
 
 
-def test_too_short_series(clean_rows, tmp_path):
+def test_a_short_series_passes_the_gate(clean_rows, tmp_path):
+    """A series shorter than min_history is a new product, not bad input (issue 35): it passes, and the run routes it
+    to the launch models (tests/models/test_young.py)."""
     rows = clean_rows.filter((pl.col("item_id") != ITEMS[2]) | (pl.col("month") >= date(2015, 1, 1)))
     job = job_on(rows, tmp_path)
-    assert_rejected(job, DataQualityError, "shorter than min_history=24", ITEMS[2])
+    validated = validate(load(job), job)
+    assert validated.history.filter(pl.col("sku") == ITEMS[2]).height == 15
 
 
-def test_the_gate_refuses_a_history_too_short_for_the_bottom_lightgbm(tmp_path):
-    """The daily job as of 2012-03-01: 398 days pass min_history=364, but its store LightGBM needs 364 lags and 10
-    conformal windows of 28 days before it; the gate refuses, naming them, before any model runs (it was a
-    traceback from inside the backtest-less nightly fit)."""
+def test_a_history_too_short_for_the_bottom_lightgbm_leaves_it_out_in_one_line(tmp_path):
+    """The daily job as of 2012-03-01: 398 days, but its store LightGBM needs 364 lags and 10 conformal windows of 28
+    days before it. It used to be refused; now the gate passes it and the LightGBM is not offered, said once."""
     from forecasting.job.loading import load_job
+    from forecasting.models import young
+    from forecasting.pipeline import load_hierarchy
 
     job = load_job("m5-daily-warehouse").model_copy(update={"output_root": str(tmp_path / "outputs")})
-    with pytest.raises(DataQualityError) as caught:
-        run_job(job, date(2012, 3, 1))
-    message = str(caught.value)
-    assert "series shorter than 645 complete periods, which the bottom LightGBM needs: 364" in message
-    assert "models.conformal_windows=10 windows of 28" in message and "'CA_1', 398" in message
-    assert not job.output_dir().exists()
-    validate(load(job, date(2013, 1, 1)), job)  # 703 days: enough
+    _, hierarchy = load_hierarchy(job, date(2012, 3, 1))
+    routes = young.route(hierarchy, job)
+    said = [n for n in routes.notes if n.startswith("LightGBM not offered at the warehouse level")]
+    assert said == [
+        "LightGBM not offered at the warehouse level: the longest series there has 398 periods, it needs 645"
+    ]
+    assert "LightGBM" not in routes.job.models.bottom_models and routes.young.is_empty()
 
 
 def test_warehouse_in_two_regions(clean_rows, tmp_path):

@@ -35,10 +35,11 @@ def test_shapes_launches_delistings_intermittency_prices(tmp_path):
         (pl.col("sales") == 0).mean().alias("zeros"),
     )
     assert per.height == spec.series
-    assert per["n"].min() >= spec.min_history  # every launch leaves min_history periods
+    short = per.filter(pl.col("n") < spec.min_history)  # new products: launched in the last min_history periods
+    assert short["n"].min() >= 1 and 0.005 < short.height / spec.series < 0.04
     launched_late = (per["first"] > synthetic.START).mean()
     delisted = (per["last"] < per["last"].max()).mean()
-    assert 0.05 < launched_late < 0.15 and 0.02 < delisted < 0.08
+    assert 0.06 < launched_late < 0.17 and 0.02 < delisted < 0.08
     assert (per["zeros"] > 0.5).mean() > 0.2  # intermittent SKUs
     assert sales["store_id"].n_unique() == spec.warehouses
     assert sales.group_by("store_id").agg(pl.col("state_id").n_unique())["state_id"].max() == 1
@@ -76,7 +77,7 @@ def test_bundled_job_data_passes_the_real_gate_and_needs_zero_fill():
 
 
 def test_generated_job_runs_end_to_end(tmp_path):
-    synthetic.write(synthetic.SyntheticSpec(series=60, periods=104), tmp_path)
+    synthetic.write(synthetic.SyntheticSpec(series=60, periods=104, share_short=0.1), tmp_path)
     models = {
         "aggregate_models": ["SeasonalNaive", "Naive"],
         "bottom_models": ["SeasonalNaive", "Naive"],
@@ -87,3 +88,11 @@ def test_generated_job_runs_end_to_end(tmp_path):
     reconciled = pl.read_parquet(result.run_dir / "reconciled_forecasts.parquet")
     assert reconciled.filter(pl.col("level") == "sku")["sku"].n_unique() == 15  # 60 series over 4 warehouses
     assert reconciled["ds"].n_unique() == 13 and (reconciled["mean"] >= 0).all()
+    new = result.summary["new_series"]  # launched in the last min_history weeks: forecast, counted
+    assert (
+        new["per_level"]["sku"]
+        == reconciled.filter(pl.col("history_periods") < new["shorter_than_periods"])
+        .filter(pl.col("level") == "sku")["unique_id"]
+        .n_unique()
+        > 0
+    )
