@@ -102,8 +102,7 @@ def write_task(
 ) -> Path:
     """Output tables, then the atomic publish (manifest last). Safe to retry: a failed publish leaves nothing."""
     timer = pipeline.StageTimer(rows=list(timings))
-    tables = timer.measure("prepare outputs", pipeline.output_tables, hierarchy, base, reconciled, staffing, job, stock
-    )
+    tables = timer.measure("prepare outputs", pipeline.output_tables, hierarchy, base, reconciled, staffing, job, stock)
     return pipeline.write(job, as_of, tables, timer.rows, summary)
 
 

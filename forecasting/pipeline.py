@@ -1,6 +1,6 @@
 """The nightly job as stage functions. The CLI and the Prefect flows call exactly these, in this order:
-load -> validate -> aggregate -> base_forecasts -> reconcile -> staff -> inventory -> write; and the backtest, which loads,
-validates and aggregates the same way, then backtests and publishes."""
+load -> validate -> aggregate -> base_forecasts -> reconcile -> staff -> inventory -> write; and the backtest, which
+loads, validates and aggregates the same way, then backtests and publishes."""
 
 from __future__ import annotations
 

@@ -125,7 +125,9 @@ def for_job(hierarchy: Hierarchy, base: BaseForecasts, reconciled: pl.DataFrame,
     level = spec.level or hierarchy.bottom
     members = hierarchy.members.filter(pl.col("level") == level)
     published = base.plan.published_at(level)
-    rows = reconciled.filter(pl.col("unique_id").is_in(members["unique_id"].implode()) & (pl.col("method") == published))
+    rows = reconciled.filter(
+        pl.col("unique_id").is_in(members["unique_id"].implode()) & (pl.col("method") == published)
+    )
     lead = lead_times(members, spec, job.hierarchy.columns)
     table = inventory_quantities(rows, lead, job.levels, spec, job.seed)
     keys = ["unique_id", "level", *job.hierarchy.columns]

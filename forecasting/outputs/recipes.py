@@ -43,8 +43,8 @@ NEEDS = re.compile(r"^-- needs: (.*)$", re.MULTILINE)
 
 
 def needs(name: str) -> list[str]:
-    """What a recipe needs of a job, from its `-- needs:` line: `level X`, `columns A B`, `staffing`, `inventory`, `backtest`,
-    `previous run` (comma-separated); `nothing` runs on any job."""
+    """What a recipe needs of a job, from its `-- needs:` line: `level X`, `columns A B`, `staffing`, `inventory`,
+    `backtest`, `previous run` (comma-separated); `nothing` runs on any job."""
     found = NEEDS.search(recipe_text(name))
     items = [item.strip() for item in found.group(1).split(",")] if found else []
     return [item for item in items if item and not item.startswith("nothing")]

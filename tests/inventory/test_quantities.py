@@ -24,7 +24,9 @@ def history() -> pl.DataFrame:
     raw = pl.read_parquet(project_root() / "data/m5/m5_daily_sku_subset_d1_d1941.parquet")
     return (
         raw.filter(pl.col("id").is_in(SMOOTH))
-        .select(pl.col("id").alias("unique_id"), pl.col("date").alias("ds"), pl.col("sales").cast(pl.Float64).alias("y"))
+        .select(
+            pl.col("id").alias("unique_id"), pl.col("date").alias("ds"), pl.col("sales").cast(pl.Float64).alias("y")
+        )
         .sort("unique_id", "ds")
     )
 
@@ -43,9 +45,7 @@ def forecast(history) -> pl.DataFrame:
 
 
 def _spec(correlation: float, samples: int = 4000, **extra) -> InventorySpec:
-    return InventorySpec(
-        service_levels=[0.9, 0.95], lead_time=7, samples=samples, day_correlation=correlation, **extra
-    )
+    return InventorySpec(service_levels=[0.9, 0.95], lead_time=7, samples=samples, day_correlation=correlation, **extra)
 
 
 def _lead(forecast: pl.DataFrame, days: int) -> pl.DataFrame:
