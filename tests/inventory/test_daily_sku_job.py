@@ -9,8 +9,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from forecasting.job.loading import load_job
-from forecasting.outputs.recipes import run_recipe
+from forecasting.job.loading import JobConfigError, load_job
+from forecasting.outputs.recipes import missing_needs, run_recipe
 from forecasting.outputs.views import open_views
 from forecasting.pipeline import run_job
 
@@ -95,6 +95,14 @@ def test_inventory_view_and_at_risk_recipe(run):
     assert top.height == 5 and (top["service_level"] == 0.9).all()
     share = top["safety_share"].to_list()
     assert share == sorted(share, reverse=True)
+    assert "no inventory section" in missing_needs(load_job("m5-daily-warehouse"), "sku_at_risk")
+
+
+def test_inventory_settings_are_checked():
+    with pytest.raises(JobConfigError, match="lead_times: \\['aisle'\\] are not hierarchy keys"):
+        load_job("m5-daily-sku", inventory={"lead_times": {"aisle": {"A": 3}}})
+    with pytest.raises(JobConfigError, match="lead time of 40 periods is beyond the horizon 28"):
+        load_job("m5-daily-sku", inventory={"lead_times": {"sku": {"FOODS_3_377": 40}}})
 
 
 @pytest.mark.slow

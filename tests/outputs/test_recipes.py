@@ -43,6 +43,7 @@ def test_every_recipe_is_tested():
         "next_month_demand_by_warehouse",
         "series_forecast_moved_most",
         "series_most_wrong",
+        "sku_at_risk",  # tests/inventory/test_daily_sku_job.py
         "sku_forecast_moved_most",
     ]
 
