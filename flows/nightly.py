@@ -94,7 +94,7 @@ def write_task(
     base: pipeline.BaseForecasts,
     reconciled: pl.DataFrame,
     staffing: pl.DataFrame,
-    stock: pl.DataFrame,
+    stock: pl.DataFrame | None,
     job: JobSpec,
     as_of: date,
     timings: list[dict[str, Any]],
@@ -176,7 +176,7 @@ def nightly_forecast(
         base = stage("base_forecasts", base_forecasts_task, hierarchy, loaded, spec)
         reconciled = stage("reconcile", reconcile_task, hierarchy, base, spec)
         staffing = stage("staff", staff_task, hierarchy, base, reconciled, spec)
-        stock = stage("inventory", inventory_task, hierarchy, base, reconciled, spec)
+        stock = stage("inventory", inventory_task, hierarchy, base, reconciled, spec) if spec.inventory else None
 
         summary = pipeline.summarize(hierarchy, validated, base, spec, reconciled) | {
             "seconds_before_write": round(time.perf_counter() - start, 1)

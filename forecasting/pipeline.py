@@ -262,7 +262,7 @@ def run_job(job: JobSpec, as_of: date | None = None, lock_wait: float | None = N
         reconciled = timer.measure("reconcile", reconcile, hierarchy, base, job)
         base.fitted = base.calibration = base.fitted.clear()  # in-sample fits: only reconciliation reads them
         staffing = timer.measure("staff", staff, hierarchy, base, reconciled, job)
-        stock = timer.measure("inventory", inventory, hierarchy, base, reconciled, job)
+        stock = timer.measure("inventory", inventory, hierarchy, base, reconciled, job) if job.inventory else None
         tables = timer.measure("prepare outputs", output_tables, hierarchy, base, reconciled, staffing, job, stock)
         summary = summarize(hierarchy, validated, base, job, reconciled) | {
             "seconds_before_write": round(time.perf_counter() - start, 1)
