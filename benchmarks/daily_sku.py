@@ -173,9 +173,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", help="output root holding (or to hold) the job's backtest")
     parser.add_argument("--run", action="store_true", help="run the backtest first (implied without --output)")
+    parser.add_argument("--job", default=JOB, help="the job (default m5-daily-sku; a variant of it, e.g. a slice)")
     args = parser.parse_args()
     root = Path(args.output or tempfile.mkdtemp(prefix="daily_sku_"))
-    job = load_job(JOB, output_root=str(root))
+    job = load_job(args.job, output_root=str(root))
     pl.Config.set_tbl_rows(100).set_tbl_cols(20).set_tbl_width_chars(250)
     if args.run or not args.output:
         start = time.perf_counter()
