@@ -1,5 +1,5 @@
 """The nightly forecast as a Prefect 3 flow: one task per stage of :mod:`forecasting.pipeline`, in its order
-load -> validate -> aggregate -> base_forecasts -> reconcile -> staff -> write, then the run's HTML report.
+load -> validate -> aggregate -> base_forecasts -> reconcile -> staff -> inventory -> write, then the run's HTML report.
 
 The tasks are thin: each calls one library function and nothing else, so the flow and the CLI (``run_job``) run
 the same code. Stages hand large dataframes to one another in memory, so no task computes a cache key (the default
@@ -81,12 +81,20 @@ def staff_task(
     return pipeline.staff(hierarchy, base, reconciled, job)
 
 
+@task(name="inventory", **IN_MEMORY)
+def inventory_task(
+    hierarchy: hier.Hierarchy, base: pipeline.BaseForecasts, reconciled: pl.DataFrame, job: JobSpec
+) -> pl.DataFrame:
+    return pipeline.inventory(hierarchy, base, reconciled, job)
+
+
 @task(name="write", **RETRY_IO, **IN_MEMORY)
 def write_task(
     hierarchy: hier.Hierarchy,
     base: pipeline.BaseForecasts,
     reconciled: pl.DataFrame,
     staffing: pl.DataFrame,
+    stock: pl.DataFrame | None,
     job: JobSpec,
     as_of: date,
     timings: list[dict[str, Any]],
@@ -94,7 +102,7 @@ def write_task(
 ) -> Path:
     """Output tables, then the atomic publish (manifest last). Safe to retry: a failed publish leaves nothing."""
     timer = pipeline.StageTimer(rows=list(timings))
-    tables = timer.measure("prepare outputs", pipeline.output_tables, hierarchy, base, reconciled, staffing, job)
+    tables = timer.measure("prepare outputs", pipeline.output_tables, hierarchy, base, reconciled, staffing, job, stock)
     return pipeline.write(job, as_of, tables, timer.rows, summary)
 
 
@@ -168,12 +176,13 @@ def nightly_forecast(
         base = stage("base_forecasts", base_forecasts_task, hierarchy, loaded, spec)
         reconciled = stage("reconcile", reconcile_task, hierarchy, base, spec)
         staffing = stage("staff", staff_task, hierarchy, base, reconciled, spec)
+        stock = stage("inventory", inventory_task, hierarchy, base, reconciled, spec) if spec.inventory else None
 
         summary = pipeline.summarize(hierarchy, validated, base, spec, reconciled) | {
             "seconds_before_write": round(time.perf_counter() - start, 1)
         }
         timings = list(timer.rows)
-        tables = (hierarchy, base, reconciled, staffing)
+        tables = (hierarchy, base, reconciled, staffing, stock)
         run_dir = stage("write", write_task, *tables, spec, loaded.as_of, timings, summary)
         page = report_task(spec, run_dir, hierarchy.Y_df)
         logger.info("report: %s", page)

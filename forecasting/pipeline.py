@@ -1,6 +1,6 @@
 """The nightly job as stage functions. The CLI and the Prefect flows call exactly these, in this order:
-load -> validate -> aggregate -> base_forecasts -> reconcile -> staff -> write; and the backtest, which loads,
-validates and aggregates the same way, then backtests and publishes."""
+load -> validate -> aggregate -> base_forecasts -> reconcile -> staff -> inventory -> write; and the backtest, which
+loads, validates and aggregates the same way, then backtests and publishes."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from forecasting.evaluate.backtest import Backtest, run_backtest
 from forecasting.evaluate.choice import run_plan
 from forecasting.evaluate.driver_check import event_check, scored_cutoffs
 from forecasting.evaluate.plan import departures, with_published
+from forecasting.inventory import quantities as inventory_quantities
 from forecasting.job.errors import InputError, one_line
 from forecasting.job.schema import JobSpec
 from forecasting.models import base as base_models
@@ -185,6 +186,12 @@ def output_tables(
     return tables
 
 
+def inventory(hierarchy: hier.Hierarchy, base: BaseForecasts, reconciled: pl.DataFrame, job: JobSpec) -> pl.DataFrame:
+    """Reorder points and safety stocks per bottom series from the published forecast's quantiles (empty when the
+    job has no inventory section)."""
+    return inventory_quantities.for_job(hierarchy, base, reconciled, job)
+
+
 def write(
     job: JobSpec,
     as_of: date,
@@ -306,7 +313,8 @@ def run_job(job: JobSpec, as_of: date | None = None, lock_wait: float | None = N
         reconciled = timer.measure("reconcile", reconcile, hierarchy, base, job)
         base.fitted = base.calibration = base.fitted.clear()  # in-sample fits: only reconciliation reads them
         staffing = timer.measure("staff", staff, hierarchy, base, reconciled, job)
-        tables = timer.measure("prepare outputs", output_tables, hierarchy, base, reconciled, staffing, job)
+        stock = timer.measure("inventory", inventory, hierarchy, base, reconciled, job) if job.inventory else None
+        tables = timer.measure("prepare outputs", output_tables, hierarchy, base, reconciled, staffing, job, stock)
         summary = summarize(hierarchy, validated, base, job, reconciled) | {
             "seconds_before_write": round(time.perf_counter() - start, 1)
         }

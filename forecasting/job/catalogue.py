@@ -43,6 +43,7 @@ MODELS: dict[str, ModelEntry] = {
         "intermittent", "forecasting.models.intermittent:croston_sba", "Croston, Syntetos-Boylan approximation"
     ),
     "TSB": ModelEntry("intermittent", "forecasting.models.intermittent:tsb", "Teunter-Syntetos-Babai"),
+    "ADIDA": ModelEntry("intermittent", "forecasting.models.intermittent:adida", "aggregate-disaggregate (ADIDA)"),
     "IMAPA": ModelEntry("intermittent", "forecasting.models.intermittent:imapa", "intermittent multiple aggregation"),
     "LightGBM": ModelEntry("lightgbm", "forecasting.models.engines:lightgbm_forecast", "global gradient boosting"),
 }

@@ -22,6 +22,7 @@ from forecasting.job.common import (
 )
 from forecasting.job.engine import EngineSpec
 from forecasting.job.hierarchy import HierarchySpec
+from forecasting.job.inventory import InventorySpec
 from forecasting.job.models import TRADING_DAY_PERIODS, ModelSpec
 from forecasting.job.order_lines import OrderLinesSpec
 from forecasting.job.reconciliation import MIDDLE_OUT, ReconcileSpec, middle_out_parts
@@ -246,6 +247,9 @@ class JobSpec(Strict):
     staffing: StaffingSpec | None = Field(
         None, description="labour standards for a level named `warehouse`; none: the job has no staffing plan"
     )
+    inventory: InventorySpec | None = Field(
+        None, description="reorder points and safety stocks per bottom series (forecasting.inventory); none: no table"
+    )
     filters: dict[str, list[str]] = Field(
         default_factory=dict, description="hierarchy key -> only these values (a slice for tests and ad hoc runs)"
     )
@@ -370,7 +374,20 @@ class JobSpec(Strict):
         self._check_middle_out()
         if self.staffing is not None and "warehouse" not in self.hierarchy.levels:
             raise ValueError("staffing needs a hierarchy level named 'warehouse'")
+        self._check_inventory()
         return self
+
+    def _check_inventory(self) -> None:
+        spec = self.inventory
+        if spec is None:
+            return
+        if spec.level is not None and spec.level not in self.hierarchy.levels:
+            raise ValueError(f"inventory.level {spec.level!r} is not a level of the hierarchy")
+        unknown = [k for k in spec.lead_times if k not in self.hierarchy.columns]
+        if unknown:
+            raise ValueError(f"inventory.lead_times: {unknown} are not hierarchy keys {self.hierarchy.columns}")
+        if spec.longest() > self.horizon:
+            raise ValueError(f"inventory: a lead time of {spec.longest()} periods is beyond the horizon {self.horizon}")
 
     def _check_middle_out(self) -> None:
         """Middle-out splits each level from the one above it, so it needs a tree; and two methods that would

@@ -4,7 +4,7 @@ those series (the average demand interval). They have no intervals of their own:
 from __future__ import annotations
 
 import polars as pl
-from statsforecast.models import IMAPA, TSB, CrostonSBA
+from statsforecast.models import ADIDA, IMAPA, TSB, CrostonSBA
 from statsforecast.utils import ConformalIntervals
 
 from forecasting.job.schema import JobSpec
@@ -20,6 +20,10 @@ def croston_sba(job: JobSpec) -> CrostonSBA:
 
 def tsb(job: JobSpec) -> TSB:
     return TSB(alpha_d=0.2, alpha_p=0.2, prediction_intervals=conformal(job), alias="TSB")
+
+
+def adida(job: JobSpec) -> ADIDA:
+    return ADIDA(prediction_intervals=conformal(job), alias="ADIDA")
 
 
 def imapa(job: JobSpec) -> IMAPA:

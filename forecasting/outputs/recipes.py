@@ -43,8 +43,8 @@ NEEDS = re.compile(r"^-- needs: (.*)$", re.MULTILINE)
 
 
 def needs(name: str) -> list[str]:
-    """What a recipe needs of a job, from its `-- needs:` line: `level X`, `columns A B`, `staffing`, `backtest`,
-    `previous run` (comma-separated); `nothing` runs on any job."""
+    """What a recipe needs of a job, from its `-- needs:` line: `level X`, `columns A B`, `staffing`, `inventory`,
+    `backtest`, `previous run` (comma-separated); `nothing` runs on any job."""
     found = NEEDS.search(recipe_text(name))
     items = [item.strip() for item in found.group(1).split(",")] if found else []
     return [item for item in items if item and not item.startswith("nothing")]
@@ -61,6 +61,8 @@ def missing_needs(job: JobSpec, name: str) -> str | None:
             missing.append(f"key columns {rest.split()} (this job's: {', '.join(job.hierarchy.columns)})")
         elif kind == "staffing" and job.staffing is None:
             missing.append("a staffing plan (the job has no staffing section)")
+        elif kind == "inventory" and job.inventory is None:
+            missing.append("inventory quantities (the job has no inventory section)")
     return "; ".join(missing) or None
 
 

@@ -86,9 +86,15 @@ def base_long(hierarchy: hier.Hierarchy, base: BaseForecasts, job: JobSpec) -> I
 
 
 def output_tables(
-    hierarchy: hier.Hierarchy, base: BaseForecasts, reconciled: pl.DataFrame, staffing: pl.DataFrame, job: JobSpec
+    hierarchy: hier.Hierarchy,
+    base: BaseForecasts,
+    reconciled: pl.DataFrame,
+    staffing: pl.DataFrame,
+    job: JobSpec,
+    inventory: pl.DataFrame | None = None,
 ) -> dict[str, Table]:
-    """The run's tables; the two long ones are built block by block while they are written."""
+    """The run's tables; the two long ones are built block by block while they are written. `inventory` (reorder
+    points, forecasting.inventory) is written when the job has an inventory section."""
     keys = ["unique_id", "ds"]
     base_rows = sum(base.forecasts[name].count() for name in wide_model_names(base.forecasts, keys))
     return {
@@ -97,4 +103,4 @@ def output_tables(
             reconciled.height, lambda: reconciled_table(hierarchy, base, reconciled, job)
         ),
         "staffing": staffing,
-    }
+    } | ({"inventory": inventory} if job.inventory is not None and inventory is not None else {})

@@ -17,8 +17,9 @@ def open_views(
     published, its latest backtest (backtest_base, backtest_reconciled, backtest_metrics, backtest_series_metrics,
     backtest_window_metrics), the run's drivers and the backtest's driver check when they have them,
     and the staffing what-ifs and plan backtests written by `forecasting staff` (staffing_scenarios,
-    staffing_backtest). The connection is confined (forecasting.outputs.confined_sql): it reads the job's output folder
-    through `outputs://` and nothing else, writes nothing, and its settings are locked."""
+    staffing_backtest), and the run's inventory quantities (inventory) when it has them. The connection is confined
+    (forecasting.outputs.confined_sql): it reads the job's output folder through `outputs://` and nothing else,
+    writes nothing, and its settings are locked."""
     job_dir = job.output_dir()
     con = confined_sql.connect(job_dir, limits or confined_sql.Limits())
     found = False
@@ -27,6 +28,8 @@ def open_views(
         _run_script(con, "views")
         if (run_dir(job, as_of) / "drivers.parquet").exists():
             _run_script(con, "drivers_views")  # runs published before drivers, or with `drivers: false`, lack it
+        if (run_dir(job, as_of) / "inventory.parquet").exists():
+            _run_script(con, "inventory_views")
         found = True
     except FileNotFoundError:
         if as_of:

@@ -46,6 +46,7 @@ def test_every_recipe_is_tested():
         "series_forecast_moved_most",
         "series_most_driven_by",
         "series_most_wrong",
+        "sku_at_risk",  # tests/inventory/test_daily_sku_job.py
         "sku_forecast_moved_most",
     ]
 
