@@ -176,10 +176,16 @@ def staff(hierarchy: hier.Hierarchy, base: BaseForecasts, reconciled: pl.DataFra
 
 
 def output_tables(
-    hierarchy: hier.Hierarchy, base: BaseForecasts, reconciled: pl.DataFrame, staffing: pl.DataFrame, job: JobSpec
+    hierarchy: hier.Hierarchy,
+    base: BaseForecasts,
+    reconciled: pl.DataFrame,
+    staffing: pl.DataFrame,
+    job: JobSpec,
+    inventory: pl.DataFrame | None = None,
 ) -> dict[str, Table]:
-    """The run's tables in their published layout, with drivers.parquet when the job explains its forecasts."""
-    tables = layout_tables(hierarchy, base, reconciled, staffing, job)
+    """The run's tables in their published layout, with drivers.parquet when the job explains its forecasts and
+    inventory.parquet when it has an inventory section."""
+    tables = layout_tables(hierarchy, base, reconciled, staffing, job, inventory)
     if base.drivers is not None:
         with in_stage("drivers"):
             tables["drivers"] = drivers_table(hierarchy, base, reconciled, job)
