@@ -8,11 +8,16 @@ hold at once (pages the children share with each other count once per child).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import subprocess
+import sys
 import threading
 import time
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 import psutil
 
@@ -58,6 +63,40 @@ class TreeRSS:
             after = [rss for t, rss in self.samples if t > end][:1]
             inside = before + after
         return max(inside, default=0) / 2**20
+
+
+def watched_run(command: list[str]) -> tuple[str, float]:
+    """Run a command in a child process and return its stdout and the peak RSS (MB) of its process tree, sampled
+    every 0.1 s; exit naming the command when it fails."""
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak, watched = 0, psutil.Process(proc.pid)
+    while proc.poll() is None:
+        try:
+            tree = [watched, *watched.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(0.1)
+    out, err = proc.communicate()
+    if proc.returncode:
+        sys.exit(f"{' '.join(command)} failed: {err[-2000:]}")
+    return out, peak / 2**20
+
+
+def stage_recorder(sampler: TreeRSS, stages: list[dict[str, Any]]) -> Callable[..., Any]:
+    """`stage(name, fn, *args)`: run fn, append its seconds and peak RSS to `stages` and print them as a STAGE line
+    (what a parent process reads from a child-process benchmark)."""
+
+    def stage(name: str, fn: Callable[..., Any], *fn_args: Any) -> Any:
+        began = time.perf_counter()
+        out = fn(*fn_args)
+        ended = time.perf_counter()
+        row = {"stage": name, "seconds": round(ended - began, 1), "rss_mb": sampler.peak_mb(began, ended)}
+        stages.append(row)
+        print("STAGE " + json.dumps(row), flush=True)
+        return out
+
+    return stage
 
 
 def main() -> None:

@@ -94,23 +94,15 @@ def bench_job(folder: Path, series: int, days: int, n_jobs: int) -> JobSpec:
 
 def run_one(args: argparse.Namespace) -> dict[str, Any]:
     """In the child process: run_job's stages in its order, each reported on stdout as it ends."""
-    from benchmarks.benchmark import TreeRSS
+    from benchmarks.benchmark import TreeRSS, stage_recorder
     from forecasting import pipeline
 
     warnings.filterwarnings("ignore")
     job = bench_job(data_dir(Path(args.data), args.one, args.days), args.one, args.days, args.n_jobs)
     stages: list[dict[str, Any]] = []
 
-    def stage(name: str, fn: Any, *fn_args: Any) -> Any:
-        began = time.perf_counter()
-        out = fn(*fn_args)
-        ended = time.perf_counter()
-        row = {"stage": name, "seconds": round(ended - began, 1), "rss_mb": sampler.peak_mb(began, ended)}
-        stages.append(row)
-        print("STAGE " + json.dumps(row), flush=True)
-        return out
-
     with TreeRSS(interval=0.2) as sampler:
+        stage = stage_recorder(sampler, stages)
         start = time.perf_counter()
         loaded = stage("load", pipeline.load, job)
         validated = stage("validate", pipeline.validate, loaded, job)

@@ -12,12 +12,13 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
+
+from benchmarks.benchmark import watched_run
 
 
 def child(job_name: str, drivers: bool, out: str) -> None:
@@ -42,29 +43,15 @@ def measured(job_name: str, drivers: bool) -> tuple[float, float, dict, float]:
     """(wall seconds, peak RSS MB of the process tree, the child's JSON, CPU seconds of the tree) of one run in a
     fresh process. CPU seconds (user + system, the run and its worker processes) are what the run costs when other
     work shares the cores; wall seconds are what it took on this machine at that moment."""
-    import psutil
 
     with tempfile.TemporaryDirectory() as tmp:
         command = [sys.executable, "-m", "benchmarks.drivers", "--child", "on" if drivers else "off", "--out", tmp]
         start = time.perf_counter()
         cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        proc = subprocess.Popen(
-            [*command, "--job", job_name], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        peak, watched = 0, psutil.Process(proc.pid)
-        while proc.poll() is None:
-            try:
-                tree = [watched, *watched.children(recursive=True)]
-                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
-            except psutil.Error:
-                pass
-            time.sleep(0.1)
-        out, err = proc.communicate()
-        if proc.returncode:
-            sys.exit(f"{' '.join(command)} failed: {err[-2000:]}")
+        out, peak = watched_run([*command, "--job", job_name])
         cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_seconds = cpu.ru_utime + cpu.ru_stime - cpu_before.ru_utime - cpu_before.ru_stime
-    return time.perf_counter() - start, peak / 2**20, json.loads(out.strip().splitlines()[-1]), cpu_seconds
+    return time.perf_counter() - start, peak, json.loads(out.strip().splitlines()[-1]), cpu_seconds
 
 
 def main() -> None:

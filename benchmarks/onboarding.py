@@ -10,7 +10,6 @@ tree). Target (issue 30): init + run <= 120 s on 2 cores.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import time
@@ -18,28 +17,16 @@ from pathlib import Path
 
 import polars as pl
 
+from benchmarks.benchmark import watched_run
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def timed(command: list[str]) -> tuple[float, float, str]:
     """Run a command; its wall seconds, the peak RSS (MB) of its process tree, its stdout."""
-    import psutil
-
     start = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak = 0
-    watched = psutil.Process(proc.pid)
-    while proc.poll() is None:
-        try:
-            tree = [watched, *watched.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
-        except psutil.Error:
-            pass
-        time.sleep(0.1)
-    out, err = proc.communicate()
-    if proc.returncode:
-        sys.exit(f"{' '.join(command)} failed: {err}")
-    return time.perf_counter() - start, peak / 2**20, out
+    out, peak = watched_run(command)
+    return time.perf_counter() - start, peak, out
 
 
 def main() -> None:

@@ -122,7 +122,7 @@ def bench_job(
 def run_one(args: argparse.Namespace) -> dict[str, Any]:
     """In the child process: the job's stages in run_job's order (pipeline.py), each reported on stdout as it ends,
     so a run stopped by the memory cap still shows how far it got."""
-    from benchmarks.benchmark import TreeRSS
+    from benchmarks.benchmark import TreeRSS, stage_recorder
     from forecasting import pipeline
 
     warnings.filterwarnings("ignore")
@@ -131,16 +131,8 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     job = bench_job(folder, args.one, args.periods, args.lightgbm, args.n_jobs, engine, args.nonnegative)
     stages: list[dict[str, Any]] = []
 
-    def stage(name: str, fn: Any, *fn_args: Any) -> Any:
-        began = time.perf_counter()
-        out = fn(*fn_args)
-        ended = time.perf_counter()
-        row = {"stage": name, "seconds": round(ended - began, 1), "rss_mb": sampler.peak_mb(began, ended)}
-        stages.append(row)
-        print("STAGE " + json.dumps(row), flush=True)
-        return out
-
     with TreeRSS(interval=0.2) as sampler:
+        stage = stage_recorder(sampler, stages)
         start = time.perf_counter()
         loaded = stage("load", pipeline.load, job)
         validated = stage("validate", pipeline.validate, loaded, job)
