@@ -162,11 +162,12 @@ def test_a_full_disk_says_so_and_leaves_the_last_good_run_and_latest(good_run, t
         job = job.model_copy(update={"output_root": str(root)})
         path = job_yaml(job, tmp_path / "job.yaml")
         filler = small_disk / "filler"
-        with open(filler, "wb") as handle:  # fill the disk, then leave 16 kB free: less than one table
+        # Fill the disk, then leave 16 kB free: less than one table. Unbuffered, so that closing the file has nothing
+        # left to flush onto the full disk (a buffered close raised ENOSPC again, outside the try).
+        with open(filler, "wb", buffering=0) as handle:
             try:
                 while True:
                     handle.write(b"\0" * 65536)
-                    handle.flush()
             except OSError:
                 pass
         os.truncate(filler, max(0, filler.stat().st_size - 16_384))
