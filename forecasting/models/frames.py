@@ -43,23 +43,6 @@ def combine(groups: list[list[LevelForecast]]) -> tuple[pl.DataFrame, pl.DataFra
     )
 
 
-def add_combinations(
-    frame: pl.DataFrame, combinations: dict[str, list[str]], levels: list[int], with_intervals: bool = True
-) -> pl.DataFrame:
-    """Add each combination: the mean of its members' forecasts, and of their interval bounds (a simple,
-    conservative approximation: averaging quantiles of the members, not a quantile of the averaged forecast).
-    Null where a member did not run."""
-    exprs = [
-        (pl.sum_horizontal([pl.col(f"{m}{suffix}") for m in members], ignore_nulls=False) / len(members)).alias(
-            f"{name}{suffix}"
-        )
-        for name, members in combinations.items()
-        if all(m in frame.columns for m in members)
-        for suffix in interval_suffixes(levels, with_intervals)
-    ]
-    return frame.with_columns(exprs) if exprs else frame
-
-
 def wide_model_names(wide: pl.DataFrame, keys: list[str]) -> list[str]:
     """The model (mean) columns of a Nixtla wide frame."""
     return [c for c in wide.columns if c not in (*keys, "y") and "-lo-" not in c and "-hi-" not in c]
