@@ -124,7 +124,7 @@ def init(
 ) -> None:
     """Write a commented job file for a data file (date, frequency, quantity, keys and nesting inferred; subtotal,
     empty and short series left out, with reasons), check it against the data-quality gate, print what it decided."""
-    from forecasting.pipeline import onboard
+    from forecasting.onboarding import onboard
 
     if freq is not None and freq not in ("day", "week", "month", "quarter"):
         _fail(f"--freq {freq!r}: expected day, week, month or quarter")

@@ -12,7 +12,7 @@ import forecasting
 PACKAGE = Path(forecasting.__file__).resolve().parent
 # The stages in data-path order; a module may import its own stage and the ones before it.
 ORDER = ["job", "data", "models", "reconcile", "evaluate", "staffing", "inventory", "outputs"]
-TOP = {"pipeline", "stage_log", "cli", "cli_common", "cli_setup"}
+TOP = {"pipeline", "onboarding", "stage_log", "cli", "cli_common", "cli_setup"}
 
 
 def module_name(path: Path) -> str:

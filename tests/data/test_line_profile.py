@@ -7,7 +7,7 @@ from __future__ import annotations
 import duckdb
 import polars as pl
 
-from forecasting import pipeline
+from forecasting import onboarding
 from forecasting.data import profile as profiling
 from forecasting.job.common import project_root
 from forecasting.job.errors import InputError
@@ -22,7 +22,7 @@ def test_init_proposes_the_order_lines_source_and_its_rules(tmp_path):
     longer refuses the lines as duplicates or negatives (short series are another matter: issue 35's second half)."""
     target = tmp_path / "retail.yaml"
     try:
-        made = pipeline.onboard(str(FILE), target)
+        made = onboarding.onboard(str(FILE), target)
         gate = made.gate
     except InputError as exc:
         gate = str(exc)
