@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import duckdb
 import polars as pl
+import pytest
 from polars.testing import assert_frame_equal
 from support import M5_MONTHLY, assert_coherent, slice_job
 
@@ -34,6 +35,7 @@ RECONCILED_COLUMNS = [
 ]
 
 
+@pytest.mark.slow  # all 30,490 SKUs (90-150 s); the slice runs cover the same path in the default run
 def test_full_job_every_sku_forecast_coherent_non_negative(full_run):
     job, result = full_run
     reconciled = pl.read_parquet(result.run_dir / "reconciled_forecasts.parquet")
@@ -47,6 +49,7 @@ def test_full_job_every_sku_forecast_coherent_non_negative(full_run):
     assert_coherent(reconciled)
 
 
+@pytest.mark.slow  # all 30,490 SKUs (90-150 s); the slice runs cover the same path in the default run
 def test_full_job_schemas_and_manifest(full_run):
     job, result = full_run
     reconciled = pl.read_parquet(result.run_dir / "reconciled_forecasts.parquet")
