@@ -5,7 +5,7 @@ sizes through the m5-daily-sku model set, inventory quantities included.
 
 For each size it writes (once) a seeded synthetic daily history with weekly prices under DIR (default: a folder in
 the system's temporary directory; forecasting.data.synthetic --freq day), then runs the nightly job's stages in a
-fresh child process (benchmarks.scale_benchmark.run_child: one size's memory does not colour the next, a size past
+fresh child process (benchmarks.scale_benchmark.run_size: one size's memory does not colour the next, a size past
 --max-rss-gb is stopped alone) and prints stage, seconds and peak RSS of the process tree. Models, as in
 m5-daily-sku: the global LightGBM (tweedie; price, price change, weekday, lags 28..56 and rolling means 28 back) and
 the intermittent CrostonSBA and TSB at SKU level (sparse SKUs get CrostonSBA), AutoETS and SeasonalNaive on the
@@ -26,7 +26,7 @@ from typing import Any
 
 import psutil
 
-from benchmarks.scale_benchmark import print_table, run_child
+from benchmarks.scale_benchmark import machine_line, print_table, run_size
 from forecasting.data import synthetic
 from forecasting.job.loading import load_job
 from forecasting.job.schema import JobSpec
@@ -136,23 +136,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.one:
         print("RESULT " + json.dumps(run_one(args)), flush=True)
         return
-    print(
-        f"{psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB; load average "
-        f"{os.getloadavg()[0]:.1f}; {args.days} days of history; n_jobs={args.n_jobs}",
-        flush=True,
-    )
+    print(machine_line(f"{args.days} days", args.n_jobs), flush=True)
     for n in args.series:
         ensure_data(Path(args.data), n, args.days)
         command = [sys.executable, "-m", "benchmarks.daily_scale", "--one", str(n), "--days", str(args.days)]
         command += ["--n-jobs", str(args.n_jobs), "--data", args.data]
-        started = time.perf_counter()
-        code, out, err, peak = run_child(command, args.max_rss_gb)
-        lines = [line for line in out.splitlines() if line.startswith("RESULT ")]
-        if code or not lines:
-            print(f"{n:,} series FAILED (exit {code}) after {time.perf_counter() - started:.0f} s, peak {peak:.1f} GB")
-            print(err[-3000:], flush=True)
-            continue
-        print_table([json.loads(lines[-1].removeprefix("RESULT "))])
+        if (result := run_size(n, command, args.max_rss_gb)) is not None:
+            print_table([result])
         print(f"load average at the end {os.getloadavg()[0]:.1f}", flush=True)
 
 

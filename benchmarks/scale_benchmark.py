@@ -191,6 +191,31 @@ def run_child(command: list[str], max_rss_gb: float) -> tuple[int, str, str, flo
     return proc.returncode, "".join(lines), "".join(errors), peak
 
 
+def machine_line(history: str, n_jobs: int) -> str:
+    """The header every size table starts with: the machine, its load, the history and the pool size."""
+    return (
+        f"{psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB; load average "
+        f"{os.getloadavg()[0]:.1f}; {history} of history; n_jobs={n_jobs}"
+    )
+
+
+def run_size(n: int, command: list[str], max_rss_gb: float) -> dict[str, Any] | None:
+    """One size in its child process (run_child): its RESULT, or None after printing why it failed (exit code,
+    time, the process tree's peak, the stages it finished and the end of its stderr)."""
+    started = time.perf_counter()
+    code, out, err, peak = run_child(command, max_rss_gb)
+    lines = [line for line in out.splitlines() if line.startswith("RESULT ")]
+    if code or not lines:
+        done = [json.loads(line.removeprefix("STAGE ")) for line in out.splitlines() if line.startswith("STAGE ")]
+        print(
+            f"{n:,} series FAILED (exit {code}) after {time.perf_counter() - started:.0f} s, process tree peak "
+            f"{peak:.1f} GB; stages done: {done}\n{err[-2000:]}",
+            flush=True,
+        )
+        return None
+    return json.loads(lines[-1].removeprefix("RESULT "))
+
+
 def throughput(n_series: int, n_jobs: int) -> dict[str, float]:
     """statsforecast's benchmarks_at_scale experiment on `n_series` series: model fits per core-second here."""
     from statsforecast import StatsForecast
@@ -266,11 +291,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.one:
         print("RESULT " + json.dumps(run_one(args)), flush=True)
         return
-    print(
-        f"{psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB; load average "
-        f"{os.getloadavg()[0]:.1f}; {args.periods} weeks of history; n_jobs={args.n_jobs}",
-        flush=True,
-    )
+    print(machine_line(f"{args.periods} weeks", args.n_jobs), flush=True)
     results = []
     for n in args.series:
         ensure_data(n, args.periods)
@@ -282,19 +303,9 @@ def main(argv: list[str] | None = None) -> None:
         command += (["--lightgbm"] if args.lightgbm else []) + (
             ["--scheduler", args.scheduler] if args.scheduler else []
         )
-        started = time.perf_counter()
-        code, out, err, peak = run_child(command, args.max_rss_gb)
-        lines = [line for line in out.splitlines() if line.startswith("RESULT ")]
-        if code or not lines:
-            done = [json.loads(line.removeprefix("STAGE ")) for line in out.splitlines() if line.startswith("STAGE ")]
-            print(
-                f"{n:,} series FAILED (exit {code}) after {time.perf_counter() - started:.0f} s, process tree peak "
-                f"{peak:.1f} GB; stages done: {done}\n{err[-2000:]}",
-                flush=True,
-            )
-            continue
-        results.append(json.loads(lines[-1].removeprefix("RESULT ")))
-        print_table(results[-1:])
+        if (result := run_size(n, command, args.max_rss_gb)) is not None:
+            results.append(result)
+            print_table(results[-1:])
     print("\nAll sizes:")
     print_table(results)
     if args.throughput_series:

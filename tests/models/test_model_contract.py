@@ -27,8 +27,8 @@ def prepared(tmp_path_factory):
 
 def series_for(name: str, hierarchy) -> pl.DataFrame:
     """The series a model of this family meets at night: the LightGBM is global over every SKU; a local model gets
-    a dozen SKUs and the warehouses (the fits are per series, so more only cost time)."""
-    ids = hierarchy.ids("sku") if registry.family(name) == "lightgbm" else hierarchy.ids("sku")[:12]
+    six SKUs and the warehouses (the fits are per series, so more only cost time)."""
+    ids = hierarchy.ids("sku") if registry.family(name) == "lightgbm" else hierarchy.ids("sku")[:6]
     return hierarchy.Y_df.filter(pl.col("unique_id").is_in(ids + hierarchy.ids("warehouse")))
 
 

@@ -26,7 +26,11 @@ def inputs(tmp_path_factory):
     aggregate levels, LightGBM at SKU level): the unconstrained MinTrace of these goes below zero (test_qp_and_clip)."""
     primary = {"total": "ARIMALightGBM", "region": "ARIMALightGBM", "warehouse": "ARIMALightGBM", "sku": "LightGBM"}
     job = slice_job(tmp_path_factory.mktemp("reconcile"))
-    update = {"primary": primary, "combinations": {"ARIMALightGBM": ["AutoARIMA", "LightGBM"]}}
+    update = {
+        "primary": primary,
+        "combinations": {"ARIMALightGBM": ["AutoARIMA", "LightGBM"]},
+        "aggregate_models": [*job.models.aggregate_models, "AutoARIMA"],
+    }
     job = job.model_copy(update={"models": job.models.model_copy(update=update)})
     loaded = load(job)
     validated = validate(loaded, job)
