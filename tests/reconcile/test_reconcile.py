@@ -6,6 +6,7 @@ import polars as pl
 import pytest
 from support import M5_MONTHLY, assert_coherent, slice_job
 
+from forecasting.job.loading import load_job
 from forecasting.models.frames import calibration_periods
 from forecasting.outputs.tables import decorate_reconciled
 from forecasting.pipeline import aggregate, base_forecasts, load, reconcile, validate
@@ -274,7 +275,8 @@ def test_clip_is_the_unconstrained_mintrace_when_nothing_is_negative(tmp_path):
         "ORDER BY min(sales) DESC, item_id LIMIT 20",
         [str(M5_MONTHLY)],
     ).fetchall()
-    job = slice_job(tmp_path, sku_filter=[item for (item,) in items])
+    bundled = load_job("m5-monthly").models.model_dump()  # with AutoARIMA, as the job file has it
+    job = slice_job(tmp_path, sku_filter=[item for (item,) in items], models=bundled)
     loaded = load(job)
     hierarchy = aggregate(validate(loaded, job), job, sparse=True)
     base = base_forecasts(hierarchy, loaded.prices, job)
