@@ -19,11 +19,7 @@ from typing import Any
 
 import polars as pl
 
-from forecasting.data.hierarchy import Hierarchy
-from forecasting.data.stages import Loaded, Validated
 from forecasting.job.errors import one_line
-from forecasting.models.base import BaseForecasts
-from forecasting.outputs.atomic import TableParts
 
 
 @dataclass
@@ -84,6 +80,12 @@ def save_traceback(exc: BaseException) -> str:
 
 def stage_size(result: Any) -> dict[str, int | None]:
     """Rows and series in a stage's output. Series are counted by unique_id, or else by the text (key) columns."""
+    # Imported here: the CLI imports this module for save_traceback, and these pull in the modelling libraries
+    # (seconds of start-up for `forecasting query`, `--help` and the other commands that fit nothing).
+    from forecasting.data.hierarchy import Hierarchy
+    from forecasting.data.stages import Loaded, Validated
+    from forecasting.models.base import BaseForecasts
+    from forecasting.outputs.atomic import TableParts
 
     def of(frame: pl.DataFrame) -> dict[str, int | None]:
         if "unique_id" in frame.columns:

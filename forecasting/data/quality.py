@@ -8,7 +8,6 @@ from datetime import date
 
 import duckdb
 import polars as pl
-from utilsforecast.preprocessing import fill_gaps
 
 from forecasting.data.freshness import period_start
 from forecasting.data.sources import period_end, quote_identifier
@@ -223,6 +222,8 @@ def check_history(history: pl.DataFrame, job: JobSpec, file: str, last_period: d
     # utilsforecast's fill_gaps adds every missing period from each series' first one to the last complete period.
     # It runs on the series that have fewer rows than periods from their first one to `last_period` (counted on the
     # period grid; every ds is a period start), not on the whole history (100M rows at 1M series).
+    from utilsforecast.preprocessing import fill_gaps  # here: it imports dask, seconds of every CLI command's start
+
     keys = job.hierarchy.columns
     grid = pl.date_range(history["ds"].min(), last_period, interval=POLARS_FREQ[job.freq], eager=True)
     # polars' streaming engine groups morsel by morsel: the in-memory group-by held 2.7x the history in row-encoded
