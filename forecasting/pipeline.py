@@ -127,7 +127,9 @@ def base_forecasts(
         lv: m if m in forecasts.columns else job.models.default_primary(lv, hierarchy.bottom)
         for lv, m in plan.base.items()
     }
-    served = young.served_by(forecasts, routes.young) if routes.young.height else None
+    # The launch model of the new series: the backtest's choice per level, else the job's `launch_model`.
+    plan.launch = plan.launch or {hierarchy.bottom: job.models.launch_model}
+    served = young.served_by(forecasts, routes.young, plan.launch, hierarchy.members) if routes.young.height else None
     choice = base_models.choose_base(hierarchy, job, plan.base, served)
     forecasts = base_models.select_base(forecasts, choice, job.levels)
     fitted = base_models.select_base(fitted, choice, job.levels, with_intervals=False)

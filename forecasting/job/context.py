@@ -28,6 +28,7 @@ class Plan:
     fallback: dict[str, str] = field(default_factory=dict)  # level -> Base or BottomUp, published instead
     interval_scale: dict[str, dict[str, float]] = field(default_factory=dict)  # level -> "80" -> factor
     base_wape: dict[str, float] = field(default_factory=dict)  # level -> Base's sum |error| / sum actual there
+    launch: dict[str, str] = field(default_factory=dict)  # level -> the launch model serving its new series
     windows: list[str] = field(default_factory=list)  # the cutoffs it was chosen from
     reasons: list[str] = field(default_factory=list)
 
