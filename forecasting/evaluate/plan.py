@@ -31,6 +31,7 @@ import polars as pl
 from forecasting.job.context import Plan
 from forecasting.job.models import BASE, MEAN, TOP2, WEIGHTED
 from forecasting.job.schema import JobSpec
+from forecasting.models.young import CHOSEN
 from forecasting.reconcile.core import publish_label
 
 BOTTOM_UP = "BottomUp"
@@ -108,6 +109,32 @@ def choose_base(scores: pl.DataFrame, cutoffs: list[date], job: JobSpec) -> tupl
         reasons.append(
             f"{level}: {pick} ({metric} {mean:.3f} over {len(cutoffs)} windows"
             + (f"; clearly better than {anchor} {per_window[anchor].mean():.3f})" if pick != anchor else ")")
+        )
+    return chosen, reasons
+
+
+def choose_launch(scores: pl.DataFrame, cutoffs: list[date], job: JobSpec) -> tuple[dict[str, str], list[str]]:
+    """Level -> the launch model serving its new series, chosen like Base from the launch models' scores over
+    `cutoffs` (scored on the new series only: no other series has their forecasts): the job's `launch_model` unless
+    another launch model is clearly better over those windows. Levels whose new series were not scored in every
+    window keep the job's model (the bottom level is always named)."""
+    default = job.models.launch_model
+    chosen = {job.hierarchy.bottom: default}
+    if not cutoffs:
+        return chosen, [f"new series: {default} (no earlier window)"]
+    metric = job.models.choice_metric
+    reasons = []
+    for level in job.hierarchy.names:
+        per_window = {m: v for m, v in _per_window(scores, level, metric, cutoffs).items() if m in CHOSEN}
+        if default not in per_window:
+            continue
+        better = [m for m, v in per_window.items() if m != default and clearly_better(v, per_window[default])]
+        pick = min(better, key=lambda m: (per_window[m].mean(), m)) if better else default
+        chosen[level] = pick
+        others = ", ".join(f"{m} {v.mean():.3f}" for m, v in sorted(per_window.items()) if m != pick)
+        reasons.append(
+            f"{level} new series: {pick} ({metric} {per_window[pick].mean():.3f} over {len(cutoffs)} windows"
+            + (f"; {others})" if others else ")")
         )
     return chosen, reasons
 
@@ -228,6 +255,7 @@ def choose(
     """The whole plan from the windows at `cutoffs`: `base_scores` (per window: every candidate and Base),
     `reconciled_scores` (per window: every method), `published` (the published rows of those windows, unscaled)."""
     base, reasons = choose_base(base_scores, cutoffs, job)
+    launch, launch_reasons = choose_launch(base_scores, cutoffs, job)
     weights = combination_weights(base_scores, cutoffs, job)
     method, fallback, why = choose_method(reconciled_scores, base_scores, cutoffs, job)
     scales = {}
@@ -240,7 +268,8 @@ def choose(
         fallback=fallback,
         interval_scale=scales,
         windows=[str(c) for c in cutoffs],
-        reasons=reasons + why,
+        reasons=reasons + launch_reasons + why,
+        launch=launch,
     )
 
 
