@@ -163,7 +163,8 @@ def reconcile(hierarchy: hier.Hierarchy, base: BaseForecasts, job: JobSpec, spar
     decorated, sorted table of every method would be ~6 GB in memory at once."""
     reconciled = rec.reconcile(hierarchy, base.forecasts, base.calibration, job, sparse=sparse, notes=base.notes)
     reconciled = young.launch_intervals(reconciled, base.forecasts, base.young, job.levels)
-    reconciled = with_published(reconciled, base.forecasts, hierarchy.members, base.plan, job.levels)
+    young_ids = base.young["unique_id"] if base.young is not None else None
+    reconciled = with_published(reconciled, base.forecasts, hierarchy.members, base.plan, job.levels, young_ids)
     return transforms.zero_closed_days(reconciled, job.closed_periods)
 
 

@@ -183,7 +183,7 @@ def run_backtest(
     passed = nested.run_windows(context, say)
     reconciled_scores = pl.concat(passed.reconciled_scores)
     raw_published = pl.concat(passed.raw_published)
-    final = plans.choose(passed.base_scores[0], reconciled_scores, raw_published, cutoffs, job)
+    final = plans.choose(passed.base_scores[0], reconciled_scores, raw_published, cutoffs, job, context.young_ids)
     base_rows = pl.concat(passed.base, how="diagonal_relaxed")
     final.base_wape = plans.base_wape(base_rows)
     say(

@@ -64,6 +64,10 @@ class Context:
     young: pl.DataFrame | None = None  # unique_id, model: the launch model serving each new series
 
     @property
+    def young_ids(self) -> pl.Series | None:
+        return None if self.young is None else self.young["unique_id"]
+
+    @property
     def levels_of(self) -> pl.DataFrame:
         return self.hierarchy.members.select("unique_id", "level")
 
@@ -160,7 +164,7 @@ def run_windows(context: Context, progress: Callable[[str], None]) -> Windows:
             base_scores = pl.concat([base_scores, context.score(weighted, "model", "base")], how="diagonal_relaxed")
         raw_prior = pl.concat(out.raw_published) if out.raw_published else None
         reconciled_scores = pl.concat(out.reconciled_scores) if out.reconciled_scores else base_scores.clear()
-        plan = plans.choose(base_scores, reconciled_scores, raw_prior, prior, job)
+        plan = plans.choose(base_scores, reconciled_scores, raw_prior, prior, job, context.young_ids)
         if context.young is not None:
             progress(f"  new series served by {', '.join(f'{lv}: {m}' for lv, m in sorted(plan.launch.items()))}")
         earlier = _earlier_base(context, out)
@@ -170,7 +174,7 @@ def run_windows(context: Context, progress: Callable[[str], None]) -> Windows:
         out.base.append(base_rows if weighted is None else pl.concat([weighted, base_rows], how="diagonal_relaxed"))
         out.reconciled.append(reconciled)
         out.raw_published.append(raw)
-        out.published.append(plans.apply_interval_scales(raw, plan.interval_scale, job.levels))
+        out.published.append(plans.scale_published(raw, plan.interval_scale, job.levels, context.young_ids))
         out.plans.append(plan)
     out.base_scores = [base_scores]
     return out
@@ -219,5 +223,5 @@ def in_sample_published(context: Context, windows: Windows, final: plans.Plan) -
                 with_intervals=False,
             )
             _, _, raw = publish_window(context, fc, fit, final, cutoff, _earlier_base(context, windows))
-        published.append(plans.apply_interval_scales(raw, final.interval_scale, job.levels))
+        published.append(plans.scale_published(raw, final.interval_scale, job.levels, context.young_ids))
     return pl.concat(published)

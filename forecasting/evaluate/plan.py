@@ -245,22 +245,44 @@ def apply_interval_scales(rows: pl.DataFrame, scales: dict[str, dict[str, float]
     return out
 
 
+NEW = " (new)"  # a level's new series (served by the launch models) have interval factors of their own: level + NEW
+
+
+def mark_new(rows: pl.DataFrame, young_ids: pl.Series | None) -> pl.DataFrame:
+    """Rows of the new series with their level renamed `<level> (new)`: their interval factors are chosen and
+    applied apart (launch models' intervals are not the established models' and cover differently)."""
+    if young_ids is None or young_ids.is_empty():
+        return rows
+    new = pl.col("unique_id").is_in(young_ids.implode())
+    return rows.with_columns(pl.when(new).then(pl.col("level") + NEW).otherwise(pl.col("level")).alias("level"))
+
+
+def scale_published(
+    rows: pl.DataFrame, scales: dict[str, dict[str, float]], levels: list[int], young_ids: pl.Series | None
+) -> pl.DataFrame:
+    """apply_interval_scales with the new series' own factors (`<level> (new)`), levels named as before."""
+    scaled = apply_interval_scales(mark_new(rows, young_ids), scales, levels)
+    return scaled.with_columns(pl.col("level").str.strip_suffix(NEW)) if young_ids is not None else scaled
+
+
 def choose(
     base_scores: pl.DataFrame,
     reconciled_scores: pl.DataFrame,
     published: pl.DataFrame | None,
     cutoffs: list[date],
     job: JobSpec,
+    young_ids: pl.Series | None = None,
 ) -> Plan:
     """The whole plan from the windows at `cutoffs`: `base_scores` (per window: every candidate and Base),
-    `reconciled_scores` (per window: every method), `published` (the published rows of those windows, unscaled)."""
+    `reconciled_scores` (per window: every method), `published` (the published rows of those windows, unscaled);
+    `young_ids`: the new series, whose interval factors are chosen from their own earlier errors."""
     base, reasons = choose_base(base_scores, cutoffs, job)
     launch, launch_reasons = choose_launch(base_scores, cutoffs, job)
     weights = combination_weights(base_scores, cutoffs, job)
     method, fallback, why = choose_method(reconciled_scores, base_scores, cutoffs, job)
     scales = {}
     if published is not None and cutoffs:
-        scales = interval_scales(published.filter(pl.col("cutoff").is_in(cutoffs)), job.levels)
+        scales = interval_scales(mark_new(published.filter(pl.col("cutoff").is_in(cutoffs)), young_ids), job.levels)
     return Plan(
         base=base,
         weights=weights,
@@ -284,7 +306,12 @@ def base_wape(base_rows: pl.DataFrame) -> dict[str, float]:
 
 
 def with_published(
-    reconciled: pl.DataFrame, base_wide: pl.DataFrame, members: pl.DataFrame, plan: Plan, levels: list[int]
+    reconciled: pl.DataFrame,
+    base_wide: pl.DataFrame,
+    members: pl.DataFrame,
+    plan: Plan,
+    levels: list[int],
+    young_ids: pl.Series | None = None,
 ) -> pl.DataFrame:
     """The run's reconciled rows (unique_id, ds, method, mean, lo/hi) as published: Base rows added as method Base
     at the levels the plan publishes Base, and the published rows' intervals scaled by the plan's factors."""
@@ -307,7 +334,7 @@ def with_published(
             pl.when(pl.col("level") == level).then(pl.col("method") == plan.published_at(level)).otherwise(published)
         )
     out = out.with_columns(published.alias("__published"))
-    scaled = apply_interval_scales(out.filter(pl.col("__published")), plan.interval_scale, levels)
+    scaled = scale_published(out.filter(pl.col("__published")), plan.interval_scale, levels, young_ids)
     return pl.concat([out.filter(~pl.col("__published")), scaled]).drop("level", "__published")
 
 
