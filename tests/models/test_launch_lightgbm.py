@@ -77,7 +77,8 @@ def test_the_run_publishes_lightgbm_for_new_series_when_chosen(tmp_path):
     assert wide.height and (wide["Base"] - wide[LAUNCH_LIGHTGBM]).abs().max() < 1e-9
     assert result.summary["new_series"]["served_by"][LAUNCH_LIGHTGBM] == new_sku["unique_id"].n_unique()
     published = pl.read_parquet(result.run_dir / "reconciled_forecasts.parquet").filter(pl.col("published"))
-    assert published.filter(pl.col("unique_id").is_in(new_sku["unique_id"].unique().implode()))["mean"].is_finite().all()
+    new_rows = published.filter(pl.col("unique_id").is_in(new_sku["unique_id"].unique().implode()))
+    assert new_rows.height and new_rows["mean"].is_finite().all()
 
 
 def test_the_launch_choice_reads_only_earlier_windows(sliced):
