@@ -114,3 +114,37 @@ def test_the_launch_choice_reads_only_earlier_windows(sliced):
         flipped = favour(real, model, date(2000, 1, 1))
         assert plans.choose_launch(flipped, cutoffs, job)[0]["sku"] == model
     assert plans.choose_launch(real, [], job)[0] == {"sku": job.models.launch_model}
+
+
+def test_new_series_interval_factors_are_their_own(sliced):
+    """The launch models' real errors in two earlier windows set the new series' factors (`sku (new)`); applied to
+    a later window they move only the new series' bounds, and the level keeps its name."""
+    job, hierarchy = sliced
+    cutoffs = window_cutoffs(hierarchy.Y_df, 3, job.horizon, job.horizon)
+    routes = young.route(hierarchy, job, until=cutoffs[0])
+    bottom = hierarchy.Y_df.filter(pl.col("unique_id").is_in(hierarchy.ids(hierarchy.bottom)))
+    fc, _ = young.launch_backtest(bottom, routes.young, young.parent_groups(hierarchy), job, cutoffs, None)
+    rows = (
+        hier.level_of(
+            hierarchy.members, wide_to_long(fc.select(*KEYS, pl.selectors.starts_with(young.LAUNCH)), job.levels, KEYS)
+        )
+        .join(hierarchy.Y_df.select("unique_id", "ds", "y"), on=["unique_id", "ds"])
+        .filter(pl.col("mean") > 0)
+    )
+    ids = routes.young["unique_id"]
+    earlier = rows.filter(pl.col("cutoff") < cutoffs[-1])
+    factors = plans.interval_scales(plans.mark_new(earlier, ids), job.levels)
+    assert set(factors) == {"sku (new)"} and factors["sku (new)"] == plans.interval_scales(earlier, job.levels)["sku"]
+    established = bottom.filter(~pl.col("unique_id").is_in(ids.implode())).select("unique_id").unique().head(3)
+    last = rows.filter(pl.col("cutoff") == cutoffs[-1])
+    other = last.head(3).with_columns(established["unique_id"])  # the same rows under established series' ids
+    scaled = plans.scale_published(pl.concat([last, other]), factors, job.levels, ids)
+    assert set(scaled["level"]) == {"sku"}
+    kept = scaled.filter(pl.col("unique_id").is_in(established["unique_id"].implode()))
+    bounds = [f"{side}_{lv}" for lv in job.levels for side in ("lo", "hi")]
+    same = kept.join(other, on=KEYS, suffix="_raw").select((pl.col(b) - pl.col(f"{b}_raw")).abs().max() for b in bounds)
+    assert kept.height == 3 and same.max_horizontal().item() < 1e-9  # established rows: factor 1
+    moved = scaled.join(last, on=KEYS, suffix="_raw")
+    lv, factor = next((int(k), f) for k, f in factors["sku (new)"].items() if abs(f - 1) > 1e-6)
+    width = (moved[f"hi_{lv}"] - moved["mean"]) / (moved[f"hi_{lv}_raw"] - moved["mean"])
+    assert (width - factor).abs().max() < 1e-9
