@@ -329,7 +329,7 @@ def main() -> None:
 def report(results: list[OriginResult]) -> None:
     rows = pl.concat([r.rows for r in results], how="diagonal_relaxed")
     acc = (
-        rows.filter(pl.col("forecast") != "coverage")
+        rows.filter(~pl.col("forecast").str.starts_with("coverage"))
         .group_by("ages", "forecast")
         .agg(
             (pl.col("abs_error").sum() / pl.col("actual").sum()).alias("WAPE"),
