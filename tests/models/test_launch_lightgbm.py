@@ -15,6 +15,7 @@ from forecasting.data import hierarchy as hier
 from forecasting.evaluate import plan as plans
 from forecasting.evaluate.backtest import window_cutoffs, window_weights
 from forecasting.evaluate.scoring import scores
+from forecasting.job.schema import JobSpec
 from forecasting.models import young
 from forecasting.models.frames import wide_to_long
 from forecasting.models.launch_lightgbm import LAUNCH_LIGHTGBM, static_keys
@@ -148,3 +149,28 @@ def test_new_series_interval_factors_are_their_own(sliced):
     lv, factor = next((int(k), f) for k, f in factors["sku (new)"].items() if abs(f - 1) > 1e-6)
     width = (moved[f"hi_{lv}"] - moved["mean"]) / (moved[f"hi_{lv}_raw"] - moved["mean"])
     assert (width - factor).abs().max() < 1e-9
+
+
+def test_new_products_in_real_order_lines_get_the_lightgbm_route(tmp_path):
+    """Online-retail order lines (weekly, one year), two countries: the products first sold too recently for the
+    bottom models are forecast by LaunchLightGBM when it is the launch model, through the whole run."""
+    from forecasting.job.loading import load_job
+
+    data = load_job("online-retail").model_dump(mode="json")
+    data["models"] |= {"launch_model": LAUNCH_LIGHTGBM, "aggregate_models": ["Naive"], "bottom_models": ["Naive"]}
+    data["models"] |= {"intermittent_model": None}
+    data |= {"filters": {"country": ["France", "Germany"]}, "n_jobs": 1, "output_root": str(tmp_path / "out")}
+    job = JobSpec.model_validate(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = run_job(job)
+    base = pl.read_parquet(result.run_dir / "base_forecasts.parquet").filter(pl.col("level") == "country_sku")
+    served = result.summary["new_series"]["served_by"]
+    new = base.filter(
+        (pl.col("model") == "Base") & (pl.col("history_periods") < result.summary["new_series"]["shorter_than_periods"])
+    )
+    assert served.get(LAUNCH_LIGHTGBM, 0) == new["unique_id"].n_unique() > 10
+    wide = base.filter(pl.col("unique_id").is_in(new["unique_id"].unique().implode())).pivot(
+        on="model", index=["unique_id", "ds"], values="mean"
+    )
+    assert (wide["Base"] - wide[LAUNCH_LIGHTGBM]).abs().max() < 1e-9 and wide["Base"].is_finite().all()
