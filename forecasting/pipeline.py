@@ -127,7 +127,9 @@ def base_forecasts(
         lv: m if m in forecasts.columns else job.models.default_primary(lv, hierarchy.bottom)
         for lv, m in plan.base.items()
     }
-    served = young.served_by(forecasts, routes.young) if routes.young.height else None
+    # The launch model of the new series: the backtest's choice per level, else the job's `launch_model`.
+    plan.launch = plan.launch or {hierarchy.bottom: job.models.launch_model}
+    served = young.served_by(forecasts, routes.young, plan.launch, hierarchy.members) if routes.young.height else None
     choice = base_models.choose_base(hierarchy, job, plan.base, served)
     forecasts = base_models.select_base(forecasts, choice, job.levels)
     fitted = base_models.select_base(fitted, choice, job.levels, with_intervals=False)
@@ -161,7 +163,8 @@ def reconcile(hierarchy: hier.Hierarchy, base: BaseForecasts, job: JobSpec, spar
     decorated, sorted table of every method would be ~6 GB in memory at once."""
     reconciled = rec.reconcile(hierarchy, base.forecasts, base.calibration, job, sparse=sparse, notes=base.notes)
     reconciled = young.launch_intervals(reconciled, base.forecasts, base.young, job.levels)
-    reconciled = with_published(reconciled, base.forecasts, hierarchy.members, base.plan, job.levels)
+    young_ids = base.young["unique_id"] if base.young is not None else None
+    reconciled = with_published(reconciled, base.forecasts, hierarchy.members, base.plan, job.levels, young_ids)
     return transforms.zero_closed_days(reconciled, job.closed_periods)
 
 

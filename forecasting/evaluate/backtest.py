@@ -22,8 +22,8 @@ from forecasting.evaluate import nested
 from forecasting.evaluate import plan as plans
 from forecasting.evaluate.scoring import scores
 from forecasting.job.schema import PANDAS_FREQ, JobSpec
+from forecasting.models import launch_lightgbm, registry, young
 from forecasting.models import lightgbm as gbm
-from forecasting.models import registry, young
 from forecasting.models.base import BASE
 from forecasting.models.core import with_combinations
 from forecasting.models.frames import wide_to_long
@@ -158,7 +158,8 @@ def run_backtest(
     if routes.young.height:
         say(f"{routes.young.height} series shorter than {routes.need} periods at the first cutoff: launch models")
         launch_inputs = pl.concat([Y_agg_all, Y_bottom])
-        fc, fit = young.launch_backtest(launch_inputs, routes.young, young.parent_groups(hierarchy), job, cutoffs)
+        groups_of, keys = young.parent_groups(hierarchy), launch_lightgbm.static_keys(hierarchy)
+        fc, fit = young.launch_backtest(launch_inputs, routes.young, groups_of, job, cutoffs, keys)
         groups.append((trading_days.in_units(fc, job, False), trading_days.in_units(fit, job, False)))
     forecasts = transforms.zero_closed_days(pl.concat([g[0] for g in groups], how="diagonal_relaxed"), closed, ["y"])
     fitted = pl.concat([g[1] for g in groups], how="diagonal_relaxed")
@@ -182,7 +183,7 @@ def run_backtest(
     passed = nested.run_windows(context, say)
     reconciled_scores = pl.concat(passed.reconciled_scores)
     raw_published = pl.concat(passed.raw_published)
-    final = plans.choose(passed.base_scores[0], reconciled_scores, raw_published, cutoffs, job)
+    final = plans.choose(passed.base_scores[0], reconciled_scores, raw_published, cutoffs, job, context.young_ids)
     base_rows = pl.concat(passed.base, how="diagonal_relaxed")
     final.base_wape = plans.base_wape(base_rows)
     say(

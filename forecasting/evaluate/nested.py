@@ -64,6 +64,10 @@ class Context:
     young: pl.DataFrame | None = None  # unique_id, model: the launch model serving each new series
 
     @property
+    def young_ids(self) -> pl.Series | None:
+        return None if self.young is None else self.young["unique_id"]
+
+    @property
     def levels_of(self) -> pl.DataFrame:
         return self.hierarchy.members.select("unique_id", "level")
 
@@ -96,14 +100,18 @@ def publish_window(
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """(Base rows, reconciled rows of every method, raw published rows) of one window under `plan`."""
     job, hierarchy = context.job, context.hierarchy
-    choice = choose_base(hierarchy, job, plan.base, context.young)
+    served = None
+    if context.young is not None:  # this window's launch model per new series: the plan's, where it has a forecast
+        routed = context.young.with_columns(pl.lit(young.LAUNCH).alias("model"))
+        served = young.served_by(window_fc, routed, plan.launch, hierarchy.members)
+    choice = choose_base(hierarchy, job, plan.base, served)
     window_fc = select_base(window_fc, choice, job.levels)
     window_fit = select_base(window_fit, choice, job.levels, with_intervals=False)
     base_rows = context.long(window_fc.select(*KEYS, *base_columns(job.levels)))
     calibration, source = calibration_for(hierarchy, job, earlier, window_fit.drop("cutoff"), cutoff)
     notes: list[str] = []
     reconciled = rec.reconcile(hierarchy, window_fc, calibration, job, notes=notes)
-    reconciled = young.launch_intervals(reconciled, window_fc, context.young, job.levels)
+    reconciled = young.launch_intervals(reconciled, window_fc, served, job.levels)
     reconciled = transforms.zero_closed_days(reconciled, job.closed_periods)
     context.notes += [f"{cutoff}: {note}" for note in notes]
     reconciled = hier.level_of(hierarchy.members, reconciled.with_columns(pl.lit(cutoff).alias("cutoff")))
@@ -156,7 +164,9 @@ def run_windows(context: Context, progress: Callable[[str], None]) -> Windows:
             base_scores = pl.concat([base_scores, context.score(weighted, "model", "base")], how="diagonal_relaxed")
         raw_prior = pl.concat(out.raw_published) if out.raw_published else None
         reconciled_scores = pl.concat(out.reconciled_scores) if out.reconciled_scores else base_scores.clear()
-        plan = plans.choose(base_scores, reconciled_scores, raw_prior, prior, job)
+        plan = plans.choose(base_scores, reconciled_scores, raw_prior, prior, job, context.young_ids)
+        if context.young is not None:
+            progress(f"  new series served by {', '.join(f'{lv}: {m}' for lv, m in sorted(plan.launch.items()))}")
         earlier = _earlier_base(context, out)
         base_rows, reconciled, raw = publish_window(context, window_fc, window_fit, plan, cutoff, earlier)
         base_scores = pl.concat([base_scores, context.score(base_rows, "model", "base")], how="diagonal_relaxed")
@@ -164,7 +174,7 @@ def run_windows(context: Context, progress: Callable[[str], None]) -> Windows:
         out.base.append(base_rows if weighted is None else pl.concat([weighted, base_rows], how="diagonal_relaxed"))
         out.reconciled.append(reconciled)
         out.raw_published.append(raw)
-        out.published.append(plans.apply_interval_scales(raw, plan.interval_scale, job.levels))
+        out.published.append(plans.scale_published(raw, plan.interval_scale, job.levels, context.young_ids))
         out.plans.append(plan)
     out.base_scores = [base_scores]
     return out
@@ -189,8 +199,10 @@ def in_sample_published(context: Context, windows: Windows, final: plans.Plan) -
     published = []
     for k, cutoff in enumerate(cutoffs):
         nested = windows.plans[k]
-        same_base = nested.base == final.base and (
-            not set(FITTED_COMBINATIONS) & set(final.base.values()) or nested.weights == final.weights
+        same_base = (
+            nested.base == final.base
+            and nested.launch == final.launch
+            and (not set(FITTED_COMBINATIONS) & set(final.base.values()) or nested.weights == final.weights)
         )
         if same_base:
             base = (
@@ -211,5 +223,5 @@ def in_sample_published(context: Context, windows: Windows, final: plans.Plan) -
                 with_intervals=False,
             )
             _, _, raw = publish_window(context, fc, fit, final, cutoff, _earlier_base(context, windows))
-        published.append(plans.apply_interval_scales(raw, final.interval_scale, job.levels))
+        published.append(plans.scale_published(raw, final.interval_scale, job.levels, context.young_ids))
     return pl.concat(published)

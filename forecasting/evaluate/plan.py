@@ -31,6 +31,7 @@ import polars as pl
 from forecasting.job.context import Plan
 from forecasting.job.models import BASE, MEAN, TOP2, WEIGHTED
 from forecasting.job.schema import JobSpec
+from forecasting.models.young import CHOSEN
 from forecasting.reconcile.core import publish_label
 
 BOTTOM_UP = "BottomUp"
@@ -108,6 +109,32 @@ def choose_base(scores: pl.DataFrame, cutoffs: list[date], job: JobSpec) -> tupl
         reasons.append(
             f"{level}: {pick} ({metric} {mean:.3f} over {len(cutoffs)} windows"
             + (f"; clearly better than {anchor} {per_window[anchor].mean():.3f})" if pick != anchor else ")")
+        )
+    return chosen, reasons
+
+
+def choose_launch(scores: pl.DataFrame, cutoffs: list[date], job: JobSpec) -> tuple[dict[str, str], list[str]]:
+    """Level -> the launch model serving its new series, chosen like Base from the launch models' scores over
+    `cutoffs` (scored on the new series only: no other series has their forecasts): the job's `launch_model` unless
+    another launch model is clearly better over those windows. Levels whose new series were not scored in every
+    window keep the job's model (the bottom level is always named)."""
+    default = job.models.launch_model
+    chosen = {job.hierarchy.bottom: default}
+    if not cutoffs:
+        return chosen, [f"new series: {default} (no earlier window)"]
+    metric = job.models.choice_metric
+    reasons = []
+    for level in job.hierarchy.names:
+        per_window = {m: v for m, v in _per_window(scores, level, metric, cutoffs).items() if m in CHOSEN}
+        if default not in per_window:
+            continue
+        better = [m for m, v in per_window.items() if m != default and clearly_better(v, per_window[default])]
+        pick = min(better, key=lambda m: (per_window[m].mean(), m)) if better else default
+        chosen[level] = pick
+        others = ", ".join(f"{m} {v.mean():.3f}" for m, v in sorted(per_window.items()) if m != pick)
+        reasons.append(
+            f"{level} new series: {pick} ({metric} {per_window[pick].mean():.3f} over {len(cutoffs)} windows"
+            + (f"; {others})" if others else ")")
         )
     return chosen, reasons
 
@@ -218,21 +245,44 @@ def apply_interval_scales(rows: pl.DataFrame, scales: dict[str, dict[str, float]
     return out
 
 
+NEW = " (new)"  # a level's new series (served by the launch models) have interval factors of their own: level + NEW
+
+
+def mark_new(rows: pl.DataFrame, young_ids: pl.Series | None) -> pl.DataFrame:
+    """Rows of the new series with their level renamed `<level> (new)`: their interval factors are chosen and
+    applied apart (launch models' intervals are not the established models' and cover differently)."""
+    if young_ids is None or young_ids.is_empty():
+        return rows
+    new = pl.col("unique_id").is_in(young_ids.implode())
+    return rows.with_columns(pl.when(new).then(pl.col("level") + NEW).otherwise(pl.col("level")).alias("level"))
+
+
+def scale_published(
+    rows: pl.DataFrame, scales: dict[str, dict[str, float]], levels: list[int], young_ids: pl.Series | None
+) -> pl.DataFrame:
+    """apply_interval_scales with the new series' own factors (`<level> (new)`), levels named as before."""
+    scaled = apply_interval_scales(mark_new(rows, young_ids), scales, levels)
+    return scaled.with_columns(pl.col("level").str.strip_suffix(NEW)) if young_ids is not None else scaled
+
+
 def choose(
     base_scores: pl.DataFrame,
     reconciled_scores: pl.DataFrame,
     published: pl.DataFrame | None,
     cutoffs: list[date],
     job: JobSpec,
+    young_ids: pl.Series | None = None,
 ) -> Plan:
     """The whole plan from the windows at `cutoffs`: `base_scores` (per window: every candidate and Base),
-    `reconciled_scores` (per window: every method), `published` (the published rows of those windows, unscaled)."""
+    `reconciled_scores` (per window: every method), `published` (the published rows of those windows, unscaled);
+    `young_ids`: the new series, whose interval factors are chosen from their own earlier errors."""
     base, reasons = choose_base(base_scores, cutoffs, job)
+    launch, launch_reasons = choose_launch(base_scores, cutoffs, job)
     weights = combination_weights(base_scores, cutoffs, job)
     method, fallback, why = choose_method(reconciled_scores, base_scores, cutoffs, job)
     scales = {}
     if published is not None and cutoffs:
-        scales = interval_scales(published.filter(pl.col("cutoff").is_in(cutoffs)), job.levels)
+        scales = interval_scales(mark_new(published.filter(pl.col("cutoff").is_in(cutoffs)), young_ids), job.levels)
     return Plan(
         base=base,
         weights=weights,
@@ -240,7 +290,8 @@ def choose(
         fallback=fallback,
         interval_scale=scales,
         windows=[str(c) for c in cutoffs],
-        reasons=reasons + why,
+        reasons=reasons + launch_reasons + why,
+        launch=launch,
     )
 
 
@@ -255,7 +306,12 @@ def base_wape(base_rows: pl.DataFrame) -> dict[str, float]:
 
 
 def with_published(
-    reconciled: pl.DataFrame, base_wide: pl.DataFrame, members: pl.DataFrame, plan: Plan, levels: list[int]
+    reconciled: pl.DataFrame,
+    base_wide: pl.DataFrame,
+    members: pl.DataFrame,
+    plan: Plan,
+    levels: list[int],
+    young_ids: pl.Series | None = None,
 ) -> pl.DataFrame:
     """The run's reconciled rows (unique_id, ds, method, mean, lo/hi) as published: Base rows added as method Base
     at the levels the plan publishes Base, and the published rows' intervals scaled by the plan's factors."""
@@ -278,7 +334,7 @@ def with_published(
             pl.when(pl.col("level") == level).then(pl.col("method") == plan.published_at(level)).otherwise(published)
         )
     out = out.with_columns(published.alias("__published"))
-    scaled = apply_interval_scales(out.filter(pl.col("__published")), plan.interval_scale, levels)
+    scaled = scale_published(out.filter(pl.col("__published")), plan.interval_scale, levels, young_ids)
     return pl.concat([out.filter(~pl.col("__published")), scaled]).drop("level", "__published")
 
 

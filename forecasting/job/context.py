@@ -26,8 +26,10 @@ class Plan:
     weights: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     method: str = ""  # the reconciliation published
     fallback: dict[str, str] = field(default_factory=dict)  # level -> Base or BottomUp, published instead
-    interval_scale: dict[str, dict[str, float]] = field(default_factory=dict)  # level -> "80" -> factor
+    # level (or "<level> (new)": its new series) -> "80" -> factor
+    interval_scale: dict[str, dict[str, float]] = field(default_factory=dict)
     base_wape: dict[str, float] = field(default_factory=dict)  # level -> Base's sum |error| / sum actual there
+    launch: dict[str, str] = field(default_factory=dict)  # level -> the launch model serving its new series
     windows: list[str] = field(default_factory=list)  # the cutoffs it was chosen from
     reasons: list[str] = field(default_factory=list)
 

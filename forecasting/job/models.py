@@ -160,6 +160,12 @@ class ModelSpec(Strict):
         description="level name -> the model behind Base there until a backtest chooses (a level left out: Mean "
         "with automatic_combinations, else the first model run there)",
     )
+    launch_model: Literal["LaunchCurve", "LaunchLightGBM"] = Field(
+        "LaunchCurve",
+        description="the launch model serving new bottom series (too short for the bottom models) until a backtest "
+        "chooses one from its earlier windows (forecasting.models.young; LaunchLightGBM: the global LightGBM over "
+        "earlier launches with missing lags, age and parent keys; a series it cannot serve gets LaunchCurve or Flat)",
+    )
     intermittent_model: str | None = Field(
         "CrostonSBA", description="model for bottom series whose average demand interval exceeds intermittent_adi"
     )

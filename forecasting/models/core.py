@@ -18,7 +18,7 @@ from forecasting.data import features, trading_days, transforms
 from forecasting.data.hierarchy import Hierarchy
 from forecasting.job.errors import NOT_THE_DATA, MethodError, one_line
 from forecasting.job.schema import JobSpec
-from forecasting.models import engines, registry, young
+from forecasting.models import engines, launch_lightgbm, registry, young
 from forecasting.models.combinations import add_automatic, add_combinations
 from forecasting.models.frames import LevelForecast, combine
 from forecasting.models.inputs import model_inputs
@@ -115,6 +115,7 @@ def explained_levels(
             young.parent_groups(hierarchy),
             job,
             max(routes.need - 1, 1),
+            launch_lightgbm.static_keys(hierarchy),
         )
         units = partial(trading_days.in_units, job=job, aggregate=False)
         groups.append([LevelForecast(units(launches.forecasts), units(launches.fitted), launches.models)])

@@ -33,9 +33,11 @@ from forecasting.data.hierarchy import Hierarchy
 from forecasting.job.models import BASE
 from forecasting.job.schema import POLARS_FREQ, JobSpec
 from forecasting.models.frames import LevelForecast
+from forecasting.models.launch_lightgbm import LAUNCH_LIGHTGBM, launch_lightgbm_forecast, with_intervals
 
 LAUNCH, FLAT = "LaunchCurve", "Flat"
-YOUNG_MODELS = (LAUNCH, FLAT)
+YOUNG_MODELS = (LAUNCH, FLAT, LAUNCH_LIGHTGBM)
+CHOSEN = (LAUNCH, LAUNCH_LIGHTGBM)  # the launch models a backtest chooses between per level (Flat: the fallback)
 MIN_PEERS = 10  # launches of the needed age a group must hold before its own curve is trusted over the pooled one
 
 
@@ -116,9 +118,16 @@ def _quantile_pairs(levels: list[int]) -> list[tuple[int, float, float]]:
 
 
 def launch_forecast(
-    Y_bottom: pl.DataFrame, young: pl.DataFrame, groups: pl.DataFrame, job: JobSpec, max_age: int
+    Y_bottom: pl.DataFrame,
+    young: pl.DataFrame,
+    groups: pl.DataFrame,
+    job: JobSpec,
+    max_age: int,
+    keys: pl.DataFrame | None = None,
 ) -> LevelForecast:
-    """LaunchCurve and Flat forecasts (with intervals) and one-step in-sample fits of the `young` series.
+    """LaunchCurve and Flat forecasts (with intervals) and one-step in-sample fits of the `young` series, and with
+    `keys` (the bottom series' static parent keys, forecasting.models.launch_lightgbm) LaunchLightGBM's for the
+    young bottom series.
 
     `Y_bottom`: every bottom series (the peers), `groups`: unique_id, group (the parent keys), `max_age`: the oldest
     age a young series can have (the routing's need - 1)."""
@@ -180,7 +189,13 @@ def launch_forecast(
     forecasts = rows.select("unique_id", "ds", *launch, *flat).sort("unique_id", "ds")
     # A series whose curve is missing for any step of the horizon is served by Flat, stated per series.
     fitted = _in_sample(target, own, pooled, curve_columns)
-    return LevelForecast(forecasts, fitted, [LAUNCH, FLAT])
+    if keys is None:
+        return LevelForecast(forecasts, fitted, [LAUNCH, FLAT])
+    bottom = Y_bottom.join(keys.select("unique_id"), on="unique_id")
+    gbm, gbm_fit = launch_lightgbm_forecast(bottom, young["unique_id"], keys, job)
+    forecasts = with_intervals(forecasts.join(gbm, on=["unique_id", "ds"], how="left"), LAUNCH, job.levels)
+    fitted = fitted.join(gbm_fit, on=["unique_id", "ds"], how="left")
+    return LevelForecast(forecasts, fitted, [LAUNCH, FLAT, LAUNCH_LIGHTGBM])
 
 
 def _steps(last: date, job: JobSpec) -> pl.DataFrame:
@@ -223,18 +238,30 @@ def _in_sample(target: pl.DataFrame, own: pl.DataFrame, pooled: pl.DataFrame, co
     ).sort("unique_id", "ds")
 
 
-def served_by(forecasts: pl.DataFrame, young: pl.DataFrame) -> pl.DataFrame:
-    """unique_id, model: LaunchCurve where its forecast exists at every step, else Flat."""
-    complete = forecasts.group_by("unique_id").agg(pl.col(LAUNCH).is_not_null().all().alias("curve"))
-    return young.join(complete, on="unique_id", how="left").select(
-        "unique_id",
-        pl.when(pl.col("model") == FLAT)
-        .then(pl.lit(FLAT))
-        .when(pl.col("curve"))
-        .then(pl.lit(LAUNCH))
-        .otherwise(pl.lit(FLAT))
-        .alias("model"),
-    )
+def served_by(
+    forecasts: pl.DataFrame,
+    young: pl.DataFrame,
+    prefer: dict[str, str] | None = None,
+    members: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """unique_id, model: per series the launch model `prefer` names for its level (members: unique_id, level; a
+    backtest's choice or the job's `launch_model` at the bottom) where its forecast exists at every step, else
+    LaunchCurve where it does, else Flat."""
+    present = [m for m in CHOSEN if m in forecasts.columns]
+    complete = forecasts.group_by("unique_id").agg(pl.col(m).is_not_null().all().alias(m) for m in present)
+    rows = young.join(complete, on="unique_id", how="left")
+    if prefer and members is not None:
+        rows = rows.join(members.select("unique_id", "level"), on="unique_id", how="left").with_columns(
+            pl.col("level").replace_strict(prefer, default=LAUNCH).alias("prefer")
+        )
+    else:
+        rows = rows.with_columns(pl.lit(LAUNCH).alias("prefer"))
+    pick = pl.when(pl.col("model") == FLAT).then(pl.lit(FLAT))
+    for m in present:
+        pick = pick.when((pl.col("prefer") == m) & pl.col(m).fill_null(False)).then(pl.lit(m))
+    if LAUNCH in present:
+        pick = pick.when(pl.col(LAUNCH).fill_null(False)).then(pl.lit(LAUNCH))
+    return rows.select("unique_id", pick.otherwise(pl.lit(FLAT)).alias("model"))
 
 
 def parent_groups(hierarchy: Hierarchy) -> pl.DataFrame:
@@ -295,7 +322,12 @@ def launch_intervals(
 
 
 def launch_backtest(
-    Y_bottom: pl.DataFrame, young: pl.DataFrame, groups: pl.DataFrame, job: JobSpec, cutoffs: list[date]
+    Y_bottom: pl.DataFrame,
+    young: pl.DataFrame,
+    groups: pl.DataFrame,
+    job: JobSpec,
+    cutoffs: list[date],
+    keys: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(forecasts, in-sample fits) of the launch models at each backtest cutoff, from the history up to it, with a
     `cutoff` column as the libraries' cross-validation gives. A series not launched by a cutoff was unknown then:
@@ -307,12 +339,13 @@ def launch_backtest(
         frames = []
         if present.height:
             ages = history.join(present.select("unique_id"), on="unique_id").group_by("unique_id").len()["len"]
-            launched = launch_forecast(history, present, groups, job, int(ages.max()))
+            launched = launch_forecast(history, present, groups, job, int(ages.max()), keys)
             frames.append(launched.forecasts)
             fitted.append(launched.fitted.with_columns(pl.lit(cutoff).alias("cutoff")))
         absent = young.join(present, on="unique_id", how="anti")
         if absent.height:
-            columns = [f"{m}{s}" for m in YOUNG_MODELS for s in _suffixes(job.levels)]
+            models = YOUNG_MODELS if keys is not None else (LAUNCH, FLAT)
+            columns = [f"{m}{s}" for m in models for s in _suffixes(job.levels)]
             steps = _steps(history["ds"].max(), job).select("ds")
             zero = absent.select("unique_id").join(steps, how="cross")
             frames.append(zero.with_columns(pl.lit(0.0).alias(c) for c in columns))

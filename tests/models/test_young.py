@@ -176,3 +176,11 @@ def test_backtest_with_new_series_reports_them_apart(new_series_run):
     assert set(split["series_group"]) == {"new", "established"}
     assert split.filter(pl.col("series_group") == "new")["series"].min() > 0
     assert split["coverage_80"].is_between(0, 1).all()
+    # Each window's launch model, chosen from the launch models' scores in the windows before it only.
+    from forecasting.evaluate import plan as plans
+
+    window_plans = json.loads((folder / "manifest.json").read_text())["window_plans"]
+    scored = pl.read_parquet(folder / "window_metrics.parquet").filter(pl.col("kind") == "base")
+    for plan in window_plans:
+        earlier = [date.fromisoformat(c) for c in plan["windows"]]
+        assert plan["launch"] == plans.choose_launch(scored, earlier, job)[0]
