@@ -3,13 +3,17 @@
 One rule serves the nightly run (every window of the latest backtest came before it) and each window of a nested
 backtest (the windows before that one): the choice is made the same way the user will get it.
 
-- **Base per level.** The anchor is the diverse choice: the Mean of the models run at the level (the job file's
-  `primary` when automatic combinations are off). A candidate (a single model, a named or automatic combination)
+- **Base per level.** The anchor is the diverse choice: the Trimmed mean of the models run at the level (the job
+  file's `primary` when it names one or automatic combinations are off; the Mean with fewer than three models). A
+  candidate (a single model, a named or automatic combination)
   replaces it only when it is clearly better: lower on average over the earlier windows by more than one standard
   error of the per-window differences. Among those, the lowest.
 - **Fitted combinations.** Per level, `Weighted`: weights proportional to 1 / (mean metric)^2 over the earlier
   windows (Bates and Granger's inverse-MSE weights); `Top2`: the mean of the two models best there (select, then
-  combine). Fitted on earlier windows only.
+  combine); `Trimmed`: the equal-weight mean of the models not clearly worse than the best one there (the same
+  clearly-better rule; trimming the clearly bad members is what the equal-weight Mean lacks where one model is far
+  off, and keeps the diversity Top2 gives up). Fitted on earlier windows only; without two earlier windows nothing
+  is clearly worse and Trimmed is the Mean.
 - **Reconciliation.** The job's `publish` method, or with `reconciliation.choose_from_backtest` the method whose
   worst level (relative to its Base) is lowest, by the same clearly-better rule against the job's method.
 - **Never publish harm.** Where the chosen method was worse than its own Base at a level over the earlier windows,
@@ -29,7 +33,7 @@ import numpy as np
 import polars as pl
 
 from forecasting.job.context import Plan
-from forecasting.job.models import BASE, MEAN, TOP2, WEIGHTED
+from forecasting.job.models import BASE, MEAN, TOP2, TRIMMED, WEIGHTED
 from forecasting.job.schema import JobSpec
 from forecasting.reconcile.core import publish_label
 
@@ -62,9 +66,10 @@ def combination_weights(
     scores: pl.DataFrame, cutoffs: list[date], job: JobSpec
 ) -> dict[str, dict[str, dict[str, float]]]:
     """The fitted combinations' weights over `cutoffs`, per level: Weighted, inverse-MSE weights of the models run
-    there; Top2, equal weights on the two with the lowest mean metric. Without earlier windows (or a model without
-    scores in them) both are the equal-weight Mean."""
-    weighted, top2 = {}, {}
+    there; Top2, equal weights on the two with the lowest mean metric; Trimmed, equal weights on the models not
+    clearly worse than the one with the lowest mean metric. Without earlier windows (or a model without scores in
+    them) each is the equal-weight Mean."""
+    weighted, top2, trimmed = {}, {}, {}
     bottom = job.hierarchy.bottom
     metric = job.models.choice_metric
     for level in job.hierarchy.names:
@@ -76,14 +81,16 @@ def combination_weights(
         if len(means) < len(run):
             weighted[level] = dict.fromkeys(sorted(run), 1.0 / len(run))
             if len(run) >= 3:
-                top2[level] = dict.fromkeys(sorted(run), 1.0 / len(run))
+                top2[level] = trimmed[level] = dict.fromkeys(sorted(run), 1.0 / len(run))
             continue
         inverse = {m: 1.0 / v**2 for m, v in means.items()}
         weighted[level] = {m: inverse[m] / sum(inverse.values()) for m in sorted(inverse)}
         if len(run) >= 3:
             best = sorted(means, key=lambda m: (means[m], m))[:2]
             top2[level] = dict.fromkeys(sorted(best), 0.5)
-    return {WEIGHTED: weighted, TOP2: top2}
+            kept = sorted(m for m in means if not clearly_better(per_window[best[0]], per_window[m]))
+            trimmed[level] = dict.fromkeys(kept, 1.0 / len(kept))
+    return {WEIGHTED: weighted, TOP2: top2, TRIMMED: trimmed}
 
 
 def choose_base(scores: pl.DataFrame, cutoffs: list[date], job: JobSpec) -> tuple[dict[str, str], list[str]]:
@@ -96,7 +103,8 @@ def choose_base(scores: pl.DataFrame, cutoffs: list[date], job: JobSpec) -> tupl
     for level in job.hierarchy.names:
         pool = job.models.pool(level, job.hierarchy.bottom)
         per_window = {m: v for m, v in _per_window(scores, level, metric, cutoffs).items() if m in pool}
-        anchor = primary[level] if primary[level] in per_window else (MEAN if MEAN in per_window else None)
+        default = TRIMMED if TRIMMED in per_window and level not in job.models.primary else primary[level]
+        anchor = default if default in per_window else (MEAN if MEAN in per_window else None)
         if anchor is None:
             chosen[level] = primary[level]
             reasons.append(f"{level}: {primary[level]} (no scores of it in the earlier windows)")
