@@ -177,28 +177,43 @@ def harmed_levels(reconciled: pl.DataFrame, base: pl.DataFrame, method: str, met
     return sorted(joined["level"].to_list())
 
 
-def interval_scales(published: pl.DataFrame, levels: list[int]) -> dict[str, dict[str, float]]:
+def _normalised_errors(part: pl.DataFrame, lv: int) -> np.ndarray:
+    """|y - mean| over the interval's half-width on the side of the actual, for rows whose half-width is usable."""
+    above = pl.col("y") > pl.col("mean")
+    width = pl.when(above).then(pl.col(f"hi_{lv}") - pl.col("mean")).otherwise(pl.col("mean") - pl.col(f"lo_{lv}"))
+    distance = (pl.col("y") - pl.col("mean")).abs()
+    # A half-width that is numerically nothing (a zero forecast of an intermittent SKU, bounds clipped at zero) says
+    # nothing about how wide the interval should be: such rows would make any factor explode.
+    usable = width > MIN_HALF_WIDTH * pl.max_horizontal(pl.col("mean").abs(), pl.lit(1.0))
+    return part.select(pl.when(usable).then(distance / width).otherwise(None).alias("s"))["s"].drop_nulls().to_numpy()
+
+
+def interval_scales(
+    published: pl.DataFrame, levels: list[int], order: list[str] | None = None
+) -> dict[str, dict[str, float]]:
     """Per level and interval level, the half-width factor that covers the nominal share of `published`'s actuals
-    (rows of earlier windows: level, y, mean, lo_<L>, hi_<L>, the published intervals before any factor)."""
-    scales: dict[str, dict[str, float]] = {}
+    (rows of earlier windows: level, y, mean, lo_<L>, hi_<L>, the published intervals before any factor).
+
+    With `order` (the levels top to bottom), a level with fewer than MIN_INTERVAL_ROWS usable errors borrows those
+    of the levels below it, nearest first, until it has enough: the errors are scale-free (over the half-width), and
+    a top level with a few series and a few windows has too few to calibrate on alone."""
     rows = published.filter(pl.col("y").is_not_null())
-    for (level,), part in rows.sort("level").group_by("level", maintain_order=True):
+    parts = {level: part for (level,), part in rows.sort("level").group_by("level", maintain_order=True)}
+    names = [n for n in order if n in parts] if order else sorted(parts)
+    scales: dict[str, dict[str, float]] = {}
+    for i, level in enumerate(names):
         factors = {}
         for lv in levels:
-            above = pl.col("y") > pl.col("mean")
-            width = (
-                pl.when(above).then(pl.col(f"hi_{lv}") - pl.col("mean")).otherwise(pl.col("mean") - pl.col(f"lo_{lv}"))
-            )
-            distance = (pl.col("y") - pl.col("mean")).abs()
-            # A half-width that is numerically nothing (a zero forecast of an intermittent SKU, bounds clipped at
-            # zero) says nothing about how wide the interval should be: such rows would make any factor explode.
-            usable = width > MIN_HALF_WIDTH * pl.max_horizontal(pl.col("mean").abs(), pl.lit(1.0))
-            score = part.select(pl.when(usable).then(distance / width).otherwise(None).alias("s"))["s"].drop_nulls()
-            if score.len() < MIN_INTERVAL_ROWS:
+            score = _normalised_errors(parts[level], lv)
+            for below in names[i + 1 :] if order else []:
+                if len(score) >= MIN_INTERVAL_ROWS:
+                    break
+                score = np.concatenate([score, _normalised_errors(parts[below], lv)])
+            if len(score) < MIN_INTERVAL_ROWS:
                 continue
             # The nominal quantile itself, interpolated: the aim is coverage near the nominal level, not at least
             # it (split conformal's (n + 1) / n correction over-covered the few, correlated errors of a top level).
-            factors[str(lv)] = float(np.quantile(score.to_numpy(), lv / 100))
+            factors[str(lv)] = float(np.quantile(score, lv / 100))
         if factors:
             scales[level] = factors
     return scales
@@ -240,7 +255,7 @@ def choose(
     method, fallback, why = choose_method(reconciled_scores, base_scores, cutoffs, job)
     scales = {}
     if published is not None and cutoffs:
-        scales = interval_scales(published.filter(pl.col("cutoff").is_in(cutoffs)), job.levels)
+        scales = interval_scales(published.filter(pl.col("cutoff").is_in(cutoffs)), job.levels, job.hierarchy.names)
     return Plan(
         base=base,
         weights=weights,
