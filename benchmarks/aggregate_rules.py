@@ -129,11 +129,38 @@ def main() -> None:
         "Top2": top(2),
         "Top3": top(3),
     }
+    # The whole choice, as plan.choose_base makes it: an anchor, replaced by a candidate clearly better over the
+    # earlier windows (the lowest of those); the fitted combinations scored with their own earlier-window weights.
+    median = score(fc.with_columns(p=pl.concat_list(MODELS).list.median()))
+    pool = single | {"Median": median} | {n: combined(rules[k]) for n, k in
+            (("Mean", "Mean (the stop-27 anchor)"), ("Weighted", "inverse-MSE (Weighted)"), ("Top2", "Top2"),
+             ("Trimmed", "Trimmed, 1 s.e. (shipped anchor)"))}  # fmt: skip
+
+    def choice(anchor: str, candidates: list[str]) -> dict[str, np.ndarray]:
+        out = {}
+        for lv in LEVELS:
+            picked = []
+            for k in range(len(cutoffs)):
+                better = [
+                    m for m in candidates if m != anchor and clearly_better(pool[m][lv][:k], pool[anchor][lv][:k])
+                ]
+                pick = min(better, key=lambda m: pool[m][lv][:k].mean()) if better else anchor
+                picked.append(pool[pick][lv][k])
+            out[lv] = np.array(picked)
+        return out
+
+    everything = [*MODELS, "Mean", "Median", "Weighted", "Top2", "Trimmed"]
+    choices = {
+        "choice: Mean anchor, without Trimmed (stop 27)": choice("Mean", everything[:-1]),
+        "choice: Mean anchor, Trimmed a candidate": choice("Mean", everything),
+        "choice: Trimmed anchor": choice("Trimmed", everything),
+    }
     last = slice(len(cutoffs) - 6, None)
     best = {lv: min(single[m][lv][last].mean() for m in MODELS) for lv in LEVELS}
     rows = [{"rule": m, **{lv: single[m][lv][last].mean() / best[lv] for lv in LEVELS}} for m in MODELS]
     rows += [{"rule": name, **{lv: s[lv][last].mean() / best[lv] for lv in LEVELS}} for name, s in
              ((name, combined(rule)) for name, rule in rules.items())]  # fmt: skip
+    rows += [{"rule": name, **{lv: s[lv][last].mean() / best[lv] for lv in LEVELS}} for name, s in choices.items()]
     with pl.Config(tbl_rows=30, fmt_str_lengths=50, float_precision=3):
         print("M5 monthly Base (no reconciliation) / best single in hindsight, last 6 of 11 windows")
         print(pl.DataFrame(rows))

@@ -3,17 +3,16 @@
 One rule serves the nightly run (every window of the latest backtest came before it) and each window of a nested
 backtest (the windows before that one): the choice is made the same way the user will get it.
 
-- **Base per level.** The anchor is the diverse choice: the Trimmed mean of the models run at the level (the job
-  file's `primary` when it names one or automatic combinations are off; the Mean with fewer than three models). A
-  candidate (a single model, a named or automatic combination)
+- **Base per level.** The anchor is the diverse choice: the Mean of the models run at the level (the job file's
+  `primary` when automatic combinations are off). A candidate (a single model, a named or automatic combination)
   replaces it only when it is clearly better: lower on average over the earlier windows by more than one standard
   error of the per-window differences. Among those, the lowest.
 - **Fitted combinations.** Per level, `Weighted`: weights proportional to 1 / (mean metric)^2 over the earlier
   windows (Bates and Granger's inverse-MSE weights); `Top2`: the mean of the two models best there (select, then
   combine); `Trimmed`: the equal-weight mean of the models not clearly worse than the best one there (the same
-  clearly-better rule; trimming the clearly bad members is what the equal-weight Mean lacks where one model is far
-  off, and keeps the diversity Top2 gives up). Fitted on earlier windows only; without two earlier windows nothing
-  is clearly worse and Trimmed is the Mean.
+  clearly-better rule: the clearly bad members dropped, the diversity Top2 gives up kept). Fitted on earlier windows
+  only; without two earlier windows nothing is clearly worse and Trimmed is the Mean. Trimmed is a candidate, not
+  the anchor: as the anchor it helped M5 monthly's aggregates and cost tourism 2-4 % (docs/benchmarks.md, stop 28).
 - **Reconciliation.** The job's `publish` method, or with `reconciliation.choose_from_backtest` the method whose
   worst level (relative to its Base) is lowest, by the same clearly-better rule against the job's method.
 - **Never publish harm.** Where the chosen method was worse than its own Base at a level over the earlier windows,
@@ -105,8 +104,7 @@ def choose_base(scores: pl.DataFrame, cutoffs: list[date], job: JobSpec) -> tupl
     for level in job.hierarchy.names:
         pool = job.models.pool(level, job.hierarchy.bottom)
         per_window = {m: v for m, v in _per_window(scores, level, metric, cutoffs).items() if m in pool}
-        default = TRIMMED if TRIMMED in per_window and level not in job.models.primary else primary[level]
-        anchor = default if default in per_window else (MEAN if MEAN in per_window else None)
+        anchor = primary[level] if primary[level] in per_window else (MEAN if MEAN in per_window else None)
         if anchor is None:
             chosen[level] = primary[level]
             reasons.append(f"{level}: {primary[level]} (no scores of it in the earlier windows)")

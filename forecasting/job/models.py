@@ -166,8 +166,8 @@ class ModelSpec(Strict):
     choose_from_backtest: bool = Field(
         True,
         description="per level, take Base from the job's latest backtest (forecasting.evaluate.plan: the candidate "
-        "clearly better than the Trimmed mean over its windows, else the Trimmed mean) instead of `primary` (the "
-        "job file's choice stays when there is no backtest)",
+        "clearly better than the Mean over its windows, else the Mean) instead of `primary` (the job file's choice "
+        "stays when there is no backtest)",
     )
     choice_metric: Literal["rmsse", "wrmsse", "mase"] = Field(
         "rmsse", description="backtest metric the per-level choice minimises (mean over series and windows)"
