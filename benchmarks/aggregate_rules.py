@@ -120,7 +120,7 @@ def main() -> None:
 
     rules = {
         "Mean (the stop-27 anchor)": equal,
-        "Trimmed, 1 s.e. (shipped anchor)": trimmed(1.0),
+        "Trimmed, 1 s.e.": trimmed(1.0),
         "Trimmed, 0 s.e.": trimmed(0.0),
         "Trimmed, 2 s.e.": trimmed(2.0),
         "inverse-MSE (Weighted)": inverse(2),
@@ -134,7 +134,7 @@ def main() -> None:
     median = score(fc.with_columns(p=pl.concat_list(MODELS).list.median()))
     pool = single | {"Median": median} | {n: combined(rules[k]) for n, k in
             (("Mean", "Mean (the stop-27 anchor)"), ("Weighted", "inverse-MSE (Weighted)"), ("Top2", "Top2"),
-             ("Trimmed", "Trimmed, 1 s.e. (shipped anchor)"))}  # fmt: skip
+             ("Trimmed", "Trimmed, 1 s.e."))}  # fmt: skip
 
     def choice(anchor: str, candidates: list[str]) -> dict[str, np.ndarray]:
         out = {}

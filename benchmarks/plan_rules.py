@@ -3,7 +3,6 @@
     python -m benchmarks.plan_rules m5-daily-warehouse            # the rule as shipped
     python -m benchmarks.plan_rules m5-monthly rules              # Base rule: 1 s.e. vs argmin vs 0.5 s.e. vs Median
     python -m benchmarks.plan_rules tourism guard                 # the never-harm guard: strict, clearly worse, none
-    python -m benchmarks.plan_rules tourism intervals             # interval factors: pooled downward vs each level
 
 The job's backtest candidates (statsforecast's and mlforecast's cross_validation for every model of every level, the
 same calls as `forecasting backtest`) are computed once and cached under --cache; each variant then reruns only the
@@ -173,25 +172,10 @@ def guard(name: str, job: JobSpec, *data) -> None:
         plans.harmed_levels = shipped
 
 
-def intervals(name: str, job: JobSpec, *data) -> None:
-    """Interval factors: a level with too few earlier errors borrows the levels below it (shipped), or is left as
-    reconciled (each level alone)."""
-    shipped = plans.interval_scales
-    try:
-        for label, rule in [
-            ("pooled downward (shipped)", shipped),
-            ("each level alone", lambda p, lv, _o: shipped(p, lv)),
-        ]:
-            plans.interval_scales = rule
-            nested_score(name, job, *data, f"intervals {label}")
-    finally:
-        plans.interval_scales = shipped
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("job", choices=sorted(AS_OF))
-    parser.add_argument("variant", nargs="?", choices=["shipped", "rules", "guard", "intervals"], default="shipped")
+    parser.add_argument("variant", nargs="?", choices=["shipped", "rules", "guard"], default="shipped")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "forecasting-plan-rules")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -201,8 +185,6 @@ def main() -> None:
         rules(args.job, job, *data)
     elif args.variant == "guard":
         guard(args.job, job, *data)
-    elif args.variant == "intervals":
-        intervals(args.job, job, *data)
     else:
         nested_score(args.job, job, *data, "shipped")
 

@@ -62,7 +62,6 @@ def test_full_job_schemas_and_manifest(full_run):
         "Median",
         "SeasonalNaive",
         "Top2",
-        "Trimmed",
         "Weighted",
     ]
     staffing = pl.read_parquet(result.run_dir / "staffing.parquet")

@@ -9,10 +9,7 @@ backtest (the windows before that one): the choice is made the same way the user
   error of the per-window differences. Among those, the lowest.
 - **Fitted combinations.** Per level, `Weighted`: weights proportional to 1 / (mean metric)^2 over the earlier
   windows (Bates and Granger's inverse-MSE weights); `Top2`: the mean of the two models best there (select, then
-  combine); `Trimmed`: the equal-weight mean of the models not clearly worse than the best one there (the same
-  clearly-better rule: the clearly bad members dropped, the diversity Top2 gives up kept). Fitted on earlier windows
-  only; without two earlier windows nothing is clearly worse and Trimmed is the Mean. Trimmed is a candidate, not
-  the anchor: as the anchor it helped M5 monthly's aggregates and cost tourism 2-4 % (docs/benchmarks.md, stop 28).
+  combine). Fitted on earlier windows only.
 - **Reconciliation.** The job's `publish` method, or with `reconciliation.choose_from_backtest` the method whose
   worst level (relative to its Base) is lowest, by the same clearly-better rule against the job's method.
 - **Never publish harm.** Where the chosen method was worse than its own Base at a level over the earlier windows,
@@ -32,7 +29,7 @@ import numpy as np
 import polars as pl
 
 from forecasting.job.context import Plan
-from forecasting.job.models import BASE, MEAN, TOP2, TRIMMED, WEIGHTED
+from forecasting.job.models import BASE, MEAN, TOP2, WEIGHTED
 from forecasting.job.schema import JobSpec
 from forecasting.reconcile.core import publish_label
 
@@ -48,7 +45,7 @@ def clearly_better(challenger: np.ndarray, anchor: np.ndarray) -> bool:
     diff = challenger - anchor
     if len(diff) < 2 or not np.isfinite(diff).all():
         return False
-    # The same forecast by another name (the Trimmed mean that trimmed nothing is the Mean) differs by rounding only.
+    # The same forecast by another name (a combination that equals the Mean) differs by rounding only.
     diff = np.where(np.abs(diff) <= 1e-9 * np.abs(anchor), 0.0, diff)
     return bool(diff.mean() + diff.std(ddof=1) / math.sqrt(len(diff)) < 0)
 
@@ -67,10 +64,9 @@ def combination_weights(
     scores: pl.DataFrame, cutoffs: list[date], job: JobSpec
 ) -> dict[str, dict[str, dict[str, float]]]:
     """The fitted combinations' weights over `cutoffs`, per level: Weighted, inverse-MSE weights of the models run
-    there; Top2, equal weights on the two with the lowest mean metric; Trimmed, equal weights on the models not
-    clearly worse than the one with the lowest mean metric. Without earlier windows (or a model without scores in
-    them) each is the equal-weight Mean."""
-    weighted, top2, trimmed = {}, {}, {}
+    there; Top2, equal weights on the two with the lowest mean metric. Without earlier windows (or a model without
+    scores in them) both are the equal-weight Mean."""
+    weighted, top2 = {}, {}
     bottom = job.hierarchy.bottom
     metric = job.models.choice_metric
     for level in job.hierarchy.names:
@@ -82,16 +78,14 @@ def combination_weights(
         if len(means) < len(run):
             weighted[level] = dict.fromkeys(sorted(run), 1.0 / len(run))
             if len(run) >= 3:
-                top2[level] = trimmed[level] = dict.fromkeys(sorted(run), 1.0 / len(run))
+                top2[level] = dict.fromkeys(sorted(run), 1.0 / len(run))
             continue
         inverse = {m: 1.0 / v**2 for m, v in means.items()}
         weighted[level] = {m: inverse[m] / sum(inverse.values()) for m in sorted(inverse)}
         if len(run) >= 3:
             best = sorted(means, key=lambda m: (means[m], m))[:2]
             top2[level] = dict.fromkeys(sorted(best), 0.5)
-            kept = sorted(m for m in means if not clearly_better(per_window[best[0]], per_window[m]))
-            trimmed[level] = dict.fromkeys(kept, 1.0 / len(kept))
-    return {WEIGHTED: weighted, TOP2: top2, TRIMMED: trimmed}
+    return {WEIGHTED: weighted, TOP2: top2}
 
 
 def choose_base(scores: pl.DataFrame, cutoffs: list[date], job: JobSpec) -> tuple[dict[str, str], list[str]]:
@@ -177,43 +171,28 @@ def harmed_levels(reconciled: pl.DataFrame, base: pl.DataFrame, method: str, met
     return sorted(joined["level"].to_list())
 
 
-def _normalised_errors(part: pl.DataFrame, lv: int) -> np.ndarray:
-    """|y - mean| over the interval's half-width on the side of the actual, for rows whose half-width is usable."""
-    above = pl.col("y") > pl.col("mean")
-    width = pl.when(above).then(pl.col(f"hi_{lv}") - pl.col("mean")).otherwise(pl.col("mean") - pl.col(f"lo_{lv}"))
-    distance = (pl.col("y") - pl.col("mean")).abs()
-    # A half-width that is numerically nothing (a zero forecast of an intermittent SKU, bounds clipped at zero) says
-    # nothing about how wide the interval should be: such rows would make any factor explode.
-    usable = width > MIN_HALF_WIDTH * pl.max_horizontal(pl.col("mean").abs(), pl.lit(1.0))
-    return part.select(pl.when(usable).then(distance / width).otherwise(None).alias("s"))["s"].drop_nulls().to_numpy()
-
-
-def interval_scales(
-    published: pl.DataFrame, levels: list[int], order: list[str] | None = None
-) -> dict[str, dict[str, float]]:
+def interval_scales(published: pl.DataFrame, levels: list[int]) -> dict[str, dict[str, float]]:
     """Per level and interval level, the half-width factor that covers the nominal share of `published`'s actuals
-    (rows of earlier windows: level, y, mean, lo_<L>, hi_<L>, the published intervals before any factor).
-
-    With `order` (the levels top to bottom), a level with fewer than MIN_INTERVAL_ROWS usable errors borrows those
-    of the levels below it, nearest first, until it has enough: the errors are scale-free (over the half-width), and
-    a top level with a few series and a few windows has too few to calibrate on alone."""
-    rows = published.filter(pl.col("y").is_not_null())
-    parts = {level: part for (level,), part in rows.sort("level").group_by("level", maintain_order=True)}
-    names = [n for n in order if n in parts] if order else sorted(parts)
+    (rows of earlier windows: level, y, mean, lo_<L>, hi_<L>, the published intervals before any factor)."""
     scales: dict[str, dict[str, float]] = {}
-    for i, level in enumerate(names):
+    rows = published.filter(pl.col("y").is_not_null())
+    for (level,), part in rows.sort("level").group_by("level", maintain_order=True):
         factors = {}
         for lv in levels:
-            score = _normalised_errors(parts[level], lv)
-            for below in names[i + 1 :] if order else []:
-                if len(score) >= MIN_INTERVAL_ROWS:
-                    break
-                score = np.concatenate([score, _normalised_errors(parts[below], lv)])
-            if len(score) < MIN_INTERVAL_ROWS:
+            above = pl.col("y") > pl.col("mean")
+            width = (
+                pl.when(above).then(pl.col(f"hi_{lv}") - pl.col("mean")).otherwise(pl.col("mean") - pl.col(f"lo_{lv}"))
+            )
+            distance = (pl.col("y") - pl.col("mean")).abs()
+            # A half-width that is numerically nothing (a zero forecast of an intermittent SKU, bounds clipped at
+            # zero) says nothing about how wide the interval should be: such rows would make any factor explode.
+            usable = width > MIN_HALF_WIDTH * pl.max_horizontal(pl.col("mean").abs(), pl.lit(1.0))
+            score = part.select(pl.when(usable).then(distance / width).otherwise(None).alias("s"))["s"].drop_nulls()
+            if score.len() < MIN_INTERVAL_ROWS:
                 continue
             # The nominal quantile itself, interpolated: the aim is coverage near the nominal level, not at least
             # it (split conformal's (n + 1) / n correction over-covered the few, correlated errors of a top level).
-            factors[str(lv)] = float(np.quantile(score, lv / 100))
+            factors[str(lv)] = float(np.quantile(score.to_numpy(), lv / 100))
         if factors:
             scales[level] = factors
     return scales
@@ -255,7 +234,7 @@ def choose(
     method, fallback, why = choose_method(reconciled_scores, base_scores, cutoffs, job)
     scales = {}
     if published is not None and cutoffs:
-        scales = interval_scales(published.filter(pl.col("cutoff").is_in(cutoffs)), job.levels, job.hierarchy.names)
+        scales = interval_scales(published.filter(pl.col("cutoff").is_in(cutoffs)), job.levels)
     return Plan(
         base=base,
         weights=weights,

@@ -127,9 +127,9 @@ INTERMITTENT_MODELS = model_names("intermittent")
 (LIGHTGBM,) = model_names("lightgbm")
 BASE = "Base"  # per series, the forecast that is reconciled (forecasting.models.base)
 # The automatic combinations every level gets as candidates (forecasting.models.combinations).
-MEAN, MEDIAN, WEIGHTED, TOP2, TRIMMED = "Mean", "Median", "Weighted", "Top2", "Trimmed"
-AUTO_COMBINATIONS = (MEAN, MEDIAN, WEIGHTED, TOP2, TRIMMED)
-FITTED_COMBINATIONS = (WEIGHTED, TOP2, TRIMMED)  # their weights are fitted on earlier backtest windows
+MEAN, MEDIAN, WEIGHTED, TOP2 = "Mean", "Median", "Weighted", "Top2"
+AUTO_COMBINATIONS = (MEAN, MEDIAN, WEIGHTED, TOP2)
+FITTED_COMBINATIONS = (WEIGHTED, TOP2)  # their weights are fitted on earlier backtest windows
 RESERVED = (BASE, *AUTO_COMBINATIONS)
 
 
@@ -152,8 +152,8 @@ class ModelSpec(Strict):
     automatic_combinations: bool = Field(
         True,
         description="offer at every level the Mean and Median of the models run there, a Weighted mean with "
-        "weights fitted on earlier backtest windows only, Top2, the mean of the two models best on those windows, "
-        "and Trimmed, the mean of the models not clearly worse than the best there, as candidates for Base",
+        "weights fitted on earlier backtest windows only, and Top2, the mean of the two models best on those windows, "
+        "as candidates for Base",
     )
     primary: dict[str, str] = Field(
         default_factory=dict,
@@ -245,14 +245,12 @@ class ModelSpec(Strict):
 
     def pool(self, level: str, bottom: str) -> list[str]:
         """The candidates for Base at `level`: the models run there, the combinations whose members all run there
-        and, with automatic_combinations, Mean and Weighted (two models or more), Median, Top2 and Trimmed (three or
-        more)."""
+        and, with automatic_combinations, Mean and Weighted (two models or more), Median and Top2 (three or more)."""
         run = self.run_at(level, bottom)
         named = [name for name, members in self.combinations.items() if set(members) <= set(run)]
         automatic = []
         if self.automatic_combinations and len(run) >= 2:
-            three = [MEDIAN] if len(run) >= 3 else []
-            automatic = [MEAN, *three, WEIGHTED, *([TOP2, TRIMMED] if three else [])]
+            automatic = [MEAN, *([MEDIAN] if len(run) >= 3 else []), WEIGHTED, *([TOP2] if len(run) >= 3 else [])]
         return run + named + automatic
 
     def default_primary(self, level: str, bottom: str) -> str:

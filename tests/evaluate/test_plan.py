@@ -59,28 +59,8 @@ def test_fitted_combinations_are_inverse_mse_and_the_best_two_of_the_earlier_win
     expected = np.array([1 / 4, 1, 4]) / (1 / 4 + 1 + 4)
     np.testing.assert_allclose([weights[m] for m in ("SeasonalNaive", "CrostonSBA", "LightGBM")], expected)
     assert fitted["Top2"]["sku"] == {"CrostonSBA": 0.5, "LightGBM": 0.5}
-    equal = plans.combination_weights(scores(table), [], job)  # no earlier window: each is the Mean
+    equal = plans.combination_weights(scores(table), [], job)  # no earlier window: both are the Mean
     assert equal["Weighted"]["sku"] == pytest.approx(dict.fromkeys(weights, 1 / 3)) == equal["Top2"]["sku"]
-    assert equal["Trimmed"]["sku"] == pytest.approx(dict.fromkeys(weights, 1 / 3))
-
-
-def test_trimmed_drops_only_the_models_clearly_worse_than_the_best(job):
-    table = {("sku", "SeasonalNaive"): [2.0, 2.1, 1.9, 2.0], ("sku", "CrostonSBA"): [0.9, 1.3, 0.8, 1.2]}
-    table |= {("sku", "LightGBM"): [1.0, 1.0, 1.0, 1.0]}
-    trimmed = plans.combination_weights(scores(table), CUTOFFS, job)["Trimmed"]["sku"]
-    # SeasonalNaive is clearly worse than LightGBM; CrostonSBA is worse on average but not clearly: it stays.
-    assert trimmed == {"CrostonSBA": 0.5, "LightGBM": 0.5}
-    one = plans.combination_weights(scores(table), CUTOFFS[:1], job)["Trimmed"]["sku"]
-    assert one == pytest.approx(dict.fromkeys(["CrostonSBA", "LightGBM", "SeasonalNaive"], 1 / 3))  # one window
-
-
-def test_trimmed_is_a_candidate_that_replaces_the_mean_only_when_clearly_better(job):
-    levels = job.hierarchy.names
-    table = {(lv, m): [1.0, 1.0, 1.0, 1.0] for lv in levels for m in ("Mean", "Trimmed")}
-    table |= {("total", "Trimmed"): [0.8, 0.82, 0.79, 0.81], ("region", "Trimmed"): [0.6, 1.4, 0.7, 1.2]}
-    chosen, reasons = plans.choose_base(scores(table), CUTOFFS, job)
-    assert chosen == {"total": "Trimmed", "region": "Mean", "warehouse": "Mean", "sku": "Mean"}
-    assert any("Trimmed" in r and "clearly better than Mean" in r for r in reasons)
 
 
 def test_a_reconciliation_worse_than_base_is_not_published(job):
