@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from benchmarks.reference import FPP3_TABLE_11_2
+from benchmarks.reference_tables import with_all_series
 from forecasting import pipeline
 from forecasting.data import features, transforms
 from forecasting.data import hierarchy as hier
@@ -107,6 +109,13 @@ def nested_score(name: str, job: JobSpec, loaded, hierarchy, fc: pl.DataFrame, f
         print(pl.DataFrame(rows))
     for cutoff, plan in zip(cutoffs[-len(last) :], passed.plans[-len(last) :], strict=True):
         print(f"   {cutoff}: Base {plan.base}; {plan.method}; fallbacks {plan.fallback}")
+    if name == "tourism":  # the last window is fpp3's hold-out: beside Table 11.2's best column (MinTrace OLS)
+        window = ours.filter(pl.col("cutoff") == cutoffs[-1])
+        for metric in ("rmse", "mase"):
+            table = with_all_series(window.select("level", metric), window).rename({metric: "platform"})
+            refs = pl.DataFrame({"level": list(FPP3_TABLE_11_2[metric]),
+                                 "fpp3 MinTrace OLS": [v[2] for v in FPP3_TABLE_11_2[metric].values()]})  # fmt: skip
+            print(f"   fpp3 window {metric}:", table.join(refs, on="level").rows())
     return pl.DataFrame(rows)
 
 

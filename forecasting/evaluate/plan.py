@@ -46,6 +46,8 @@ def clearly_better(challenger: np.ndarray, anchor: np.ndarray) -> bool:
     diff = challenger - anchor
     if len(diff) < 2 or not np.isfinite(diff).all():
         return False
+    # The same forecast by another name (a combination that equals the Mean) differs by rounding only.
+    diff = np.where(np.abs(diff) <= 1e-9 * np.abs(anchor), 0.0, diff)
     return bool(diff.mean() + diff.std(ddof=1) / math.sqrt(len(diff)) < 0)
 
 

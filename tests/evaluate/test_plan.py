@@ -38,6 +38,7 @@ def test_clearly_better_needs_a_lower_mean_by_more_than_a_standard_error():
     assert not plans.clearly_better(np.array([0.7, 1.3, 0.8, 1.1]), anchor)  # lower on average, but noisy
     assert not plans.clearly_better(np.array([0.5]), np.array([1.0]))  # one window proves nothing
     assert not plans.clearly_better(np.array([1.1, 1.1, 1.1, 1.1]), anchor)
+    assert not plans.clearly_better(anchor - 1e-15, anchor)  # the same forecast by another name: rounding only
 
 
 def test_base_stays_the_mean_unless_a_candidate_is_clearly_better(job):
