@@ -33,15 +33,19 @@ from forecasting.models.base import BaseForecasts
 from forecasting.models.base_drivers import base_drivers
 from forecasting.models.combinations import add_fitted
 from forecasting.models.core import explained_levels
+from forecasting.models.grains import forecast_grains
 from forecasting.outputs import confine, runs
 from forecasting.outputs.atomic import Table
 from forecasting.outputs.drivers import drivers_table
+from forecasting.outputs.grains import grain_table
 from forecasting.outputs.locks import output_lock
 from forecasting.outputs.tables import decorate_reconciled, published_expression
 from forecasting.outputs.tables import output_tables as layout_tables
 from forecasting.reconcile import core as rec
 from forecasting.reconcile.calibration import calibration_set
+from forecasting.reconcile.temporal import publish_grains
 from forecasting.staffing import plans as staffing_plans
+from forecasting.staffing.grains import with_weeks
 from forecasting.stage_log import StageTimer, in_stage
 
 PACKAGES = ["duckdb", "polars", "statsforecast", "mlforecast", "hierarchicalforecast", "lightgbm", "prefect", "numpy"]
@@ -315,12 +319,27 @@ def run_job(job: JobSpec, as_of: date | None = None, lock_wait: float | None = N
         hierarchy = timer.measure("aggregate", aggregate, validated, job)
         validated.history = validated.history.clear()  # and hierarchy.Y_df from here on
         base = timer.measure("base_forecasts", base_forecasts, hierarchy, loaded.prices, job, loaded.calendar)
+        coarse = (
+            timer.measure("grain forecasts", forecast_grains, hierarchy.Y_df, hierarchy.members, job)
+            if job.grains
+            else None
+        )
         hierarchy.Y_df = hierarchy.Y_df.clear()  # the history is not read after the models (S, tags, members are)
         reconciled = timer.measure("reconcile", reconcile, hierarchy, base, job)
+        if coarse is not None:  # days, weeks, 4-week periods made to agree; the days published replaced
+            reconciled, grains = timer.measure(
+                "reconcile grains", publish_grains, hierarchy, base.plan, reconciled, coarse, job
+            )
+            grain_rows = grain_table(hierarchy, grains, job)
+            base.notes.extend(grains.notes)
         base.fitted = base.calibration = base.fitted.clear()  # in-sample fits: only reconciliation reads them
         staffing = timer.measure("staff", staff, hierarchy, base, reconciled, job)
+        if coarse is not None:
+            staffing = with_weeks(staffing, grain_rows, job)  # headcount per week beyond the days
         stock = timer.measure("inventory", inventory, hierarchy, base, reconciled, job) if job.inventory else None
         tables = timer.measure("prepare outputs", output_tables, hierarchy, base, reconciled, staffing, job, stock)
+        if coarse is not None:
+            tables["grain_forecasts"] = grain_rows
         summary = summarize(hierarchy, validated, base, job, reconciled) | {
             "seconds_before_write": round(time.perf_counter() - start, 1)
         }

@@ -26,6 +26,7 @@ from hierarchicalforecast.methods import BottomUp, MinTrace
 from hierarchicalforecast.utils import aggregate_temporal
 
 from forecasting.data.hierarchy import Hierarchy
+from forecasting.job.context import Plan
 from forecasting.job.grains import GrainsSpec
 from forecasting.job.models import BASE
 from forecasting.job.schema import JobSpec
@@ -214,3 +215,23 @@ def reconcile_grains(
     ).with_columns(pl.col("grain").replace_strict(sizes, return_dtype=pl.Int64).alias("days"))
     new_days = timed.filter(pl.col("grain") == job.grains.base).select("unique_id", "ds", "mean", *bounds)
     return GrainResult(table, new_days, notes, guard)
+
+
+def publish_grains(
+    hierarchy: Hierarchy, plan: Plan, reconciled: pl.DataFrame, grains: dict[str, GrainBase], job: JobSpec
+) -> tuple[pl.DataFrame, GrainResult]:
+    """The run's reconciled rows with their published day rows replaced by the days reconciled across time (so
+    staffing and inventory read the coherent days), and every grain's published rows."""
+    bounds = _bounds(job.levels)
+    rows = reconciled.join(hierarchy.members.select("unique_id", "level"), on="unique_id", how="left")
+    published = pl.lit(False)
+    for level in sorted(plan.base):
+        published = (
+            pl.when(pl.col("level") == level).then(pl.col("method") == plan.published_at(level)).otherwise(published)
+        )
+    rows = rows.with_columns(published.alias("__published"))
+    days = rows.filter(pl.col("__published"))
+    result = reconcile_grains(hierarchy, days.select("unique_id", "ds", "mean", *bounds), grains, job)
+    replaced = days.drop("mean", *bounds).join(result.days, on=["unique_id", "ds"], how="left")
+    out = pl.concat([rows.filter(~pl.col("__published")), replaced.select(rows.columns)])
+    return out.drop("level", "__published").select(reconciled.columns), result
