@@ -23,7 +23,7 @@ from forecasting.data.stages import Loaded, Validated
 from forecasting.evaluate.backtest import Backtest, run_backtest
 from forecasting.evaluate.choice import run_plan
 from forecasting.evaluate.driver_check import event_check, scored_cutoffs
-from forecasting.evaluate.plan import departures, with_published
+from forecasting.evaluate.plan import with_published
 from forecasting.inventory import quantities as inventory_quantities
 from forecasting.job.errors import InputError, one_line
 from forecasting.job.schema import JobSpec
@@ -39,7 +39,7 @@ from forecasting.outputs.atomic import Table
 from forecasting.outputs.drivers import drivers_table
 from forecasting.outputs.grains import grain_table
 from forecasting.outputs.locks import output_lock
-from forecasting.outputs.tables import decorate_reconciled, published_expression
+from forecasting.outputs.tables import decorate_reconciled, published_warnings
 from forecasting.outputs.tables import output_tables as layout_tables
 from forecasting.reconcile import core as rec
 from forecasting.reconcile.calibration import calibration_set
@@ -141,6 +141,7 @@ def base_forecasts(
     if job.drivers:
         with in_stage("drivers"):
             drivers = base_drivers(forecasts, choice, levels_of, explained, hierarchy.Y_df, job, plan)
+    grains = forecast_grains(hierarchy.Y_df, hierarchy.members, job) if job.grains else None
     return BaseForecasts(
         forecasts,
         fitted,
@@ -156,6 +157,7 @@ def base_forecasts(
         young=served,
         offer_notes=routes.notes,
         need=routes.need,
+        grains=grains,
     )
 
 
@@ -166,7 +168,11 @@ def reconcile(hierarchy: hier.Hierarchy, base: BaseForecasts, job: JobSpec, spar
     reconciled = rec.reconcile(hierarchy, base.forecasts, base.calibration, job, sparse=sparse, notes=base.notes)
     reconciled = young.launch_intervals(reconciled, base.forecasts, base.young, job.levels)
     reconciled = with_published(reconciled, base.forecasts, hierarchy.members, base.plan, job.levels)
-    return transforms.zero_closed_days(reconciled, job.closed_periods)
+    reconciled = transforms.zero_closed_days(reconciled, job.closed_periods)
+    if base.grains:  # days, weeks and 4-week periods made to agree; the published days replaced (time-grains.md)
+        reconciled, result = publish_grains(hierarchy, base.plan, reconciled, base.grains, job)
+        base.grain_rows, base.notes = grain_table(hierarchy, result, job), base.notes + result.notes
+    return reconciled
 
 
 def staff(hierarchy: hier.Hierarchy, base: BaseForecasts, reconciled: pl.DataFrame, job: JobSpec) -> pl.DataFrame:
@@ -176,7 +182,8 @@ def staff(hierarchy: hier.Hierarchy, base: BaseForecasts, reconciled: pl.DataFra
     published = base.plan.published_at("warehouse")
     rows = reconciled.filter(pl.col("unique_id").is_in(warehouses) & (pl.col("method") == published))
     forecast = decorate_reconciled(hierarchy, base, rows, job)
-    return staffing_plans.plan_for_job(forecast, job, backtest=base.backtest)
+    plan = staffing_plans.plan_for_job(forecast, job, backtest=base.backtest)
+    return plan if base.grain_rows is None else with_weeks(plan, base.grain_rows, job)  # weeks beyond the days
 
 
 def output_tables(
@@ -190,6 +197,8 @@ def output_tables(
     """The run's tables in their published layout, with drivers.parquet when the job explains its forecasts and
     inventory.parquet when it has an inventory section."""
     tables = layout_tables(hierarchy, base, reconciled, staffing, job, inventory)
+    if base.grain_rows is not None:
+        tables["grain_forecasts"] = base.grain_rows  # every grain, a `grain` column to filter on
     if base.drivers is not None:
         with in_stage("drivers"):
             tables["drivers"] = drivers_table(hierarchy, base, reconciled, job)
@@ -272,26 +281,12 @@ def summarize(
         "horizon": job.horizon,
         "freq": job.freq,
         "forecast_start": base.forecasts["ds"].min().isoformat(),
+        **({"grain_base_per_level": {g: b.choice for g, b in base.grains.items()}} if base.grains else {}),
         "order_lines": validated.order_lines,
         # The data's (stale data allowed) and the plan's (levels that do not add up, fallbacks, departures).
         "warnings": validated.warnings
         + (published_warnings(hierarchy, base, reconciled) if reconciled is not None else []),
     }
-
-
-def published_warnings(hierarchy: hier.Hierarchy, base: BaseForecasts, reconciled: pl.DataFrame) -> list[str]:
-    """What the summary and the report warn about: levels that do not add up (Base or BottomUp published there),
-    and levels whose published forecast moved further from Base than its backtest error explains."""
-    warnings = [f"reconciliation fell back: {note}" for note in base.notes]
-    if not base.plan.coherent:
-        said = ", ".join(f"{level}: {method}" for level, method in sorted(base.plan.fallback.items()))
-        warnings.append(
-            f"not coherent: the reconciliation {base.plan.method} was worse than Base in the backtest at some "
-            f"levels, which publish instead {said}"
-        )
-    levels = hierarchy.members.select("unique_id", "level")
-    published = reconciled.join(levels, on="unique_id").filter(published_expression(base.plan))
-    return warnings + departures(published, base.forecasts, hierarchy.members, base.plan)
 
 
 @dataclass
@@ -319,27 +314,12 @@ def run_job(job: JobSpec, as_of: date | None = None, lock_wait: float | None = N
         hierarchy = timer.measure("aggregate", aggregate, validated, job)
         validated.history = validated.history.clear()  # and hierarchy.Y_df from here on
         base = timer.measure("base_forecasts", base_forecasts, hierarchy, loaded.prices, job, loaded.calendar)
-        coarse = (
-            timer.measure("grain forecasts", forecast_grains, hierarchy.Y_df, hierarchy.members, job)
-            if job.grains
-            else None
-        )
         hierarchy.Y_df = hierarchy.Y_df.clear()  # the history is not read after the models (S, tags, members are)
         reconciled = timer.measure("reconcile", reconcile, hierarchy, base, job)
-        if coarse is not None:  # days, weeks, 4-week periods made to agree; the days published replaced
-            reconciled, grains = timer.measure(
-                "reconcile grains", publish_grains, hierarchy, base.plan, reconciled, coarse, job
-            )
-            grain_rows = grain_table(hierarchy, grains, job)
-            base.notes.extend(grains.notes)
         base.fitted = base.calibration = base.fitted.clear()  # in-sample fits: only reconciliation reads them
         staffing = timer.measure("staff", staff, hierarchy, base, reconciled, job)
-        if coarse is not None:
-            staffing = with_weeks(staffing, grain_rows, job)  # headcount per week beyond the days
         stock = timer.measure("inventory", inventory, hierarchy, base, reconciled, job) if job.inventory else None
         tables = timer.measure("prepare outputs", output_tables, hierarchy, base, reconciled, staffing, job, stock)
-        if coarse is not None:
-            tables["grain_forecasts"] = grain_rows
         summary = summarize(hierarchy, validated, base, job, reconciled) | {
             "seconds_before_write": round(time.perf_counter() - start, 1)
         }
