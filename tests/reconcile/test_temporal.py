@@ -71,3 +71,21 @@ def test_every_grain_has_its_horizon_and_a_grain_column(slice_grains):
     for grain in coarse.values():
         assert set(grain.choice) == set(hierarchy.tags) and set(grain.choice.values()) <= {"SeasonalNaive", "Naive"}
         assert grain.windows["cutoff"].n_unique() == 2
+
+
+def test_weekly_headcount_beyond_the_days_and_the_report_section(slice_grains, tmp_path):
+    """Staffing per day inside the day horizon and per week beyond it, from the same published grains; the report
+    shows every grain."""
+    from forecasting.outputs.report_grains import grains_section
+    from forecasting.staffing.grains import weekly_plan
+
+    job, hierarchy, coarse, result, table = slice_grains
+    weeks = weekly_plan(table, job)
+    last_day = result.days["ds"].max()
+    assert weeks.height and (weeks["grain"] == "week").all() and weeks["ds"].min() > last_day
+    assert set(weeks["warehouse"].unique()) == {"CA_1", "CA_2", "TX_1"}
+    assert weeks["ds"].n_unique() == job.grains.coarser[0].horizon - job.horizon // 7
+    assert (weeks["headcount"] > 0).all()
+    table.write_parquet(tmp_path / "grain_forecasts.parquet")
+    page = grains_section(tmp_path, hierarchy.spec.names)
+    assert "Forecasts per time grain" in page and all(f"per {g}" in page for g in ("day", "week", "4-week"))
