@@ -37,7 +37,7 @@ from forecasting.models.grains import forecast_grains
 from forecasting.outputs import confine, runs
 from forecasting.outputs.atomic import Table
 from forecasting.outputs.drivers import drivers_table
-from forecasting.outputs.grains import grain_table
+from forecasting.outputs.grains import grain_table, with_grains
 from forecasting.outputs.locks import output_lock
 from forecasting.outputs.tables import decorate_reconciled, published_warnings
 from forecasting.outputs.tables import output_tables as layout_tables
@@ -197,8 +197,8 @@ def output_tables(
     """The run's tables in their published layout, with drivers.parquet when the job explains its forecasts and
     inventory.parquet when it has an inventory section."""
     tables = layout_tables(hierarchy, base, reconciled, staffing, job, inventory)
-    if base.grain_rows is not None:
-        tables["grain_forecasts"] = base.grain_rows  # every grain, a `grain` column to filter on
+    if base.grain_rows is not None:  # every grain in grain_forecasts; a `grain` column on the day tables
+        tables = with_grains(tables, base.grain_rows, job)
     if base.drivers is not None:
         with in_stage("drivers"):
             tables["drivers"] = drivers_table(hierarchy, base, reconciled, job)

@@ -7,7 +7,10 @@ import polars as pl
 
 from forecasting.data import hierarchy as hier
 from forecasting.job.schema import JobSpec
+from forecasting.outputs.atomic import Table, TableParts
 from forecasting.reconcile.temporal import GrainResult
+
+FORECAST_TABLES = ("base_forecasts", "reconciled_forecasts")
 
 
 def grain_table(hierarchy: hier.Hierarchy, result: GrainResult, job: JobSpec) -> pl.DataFrame:
@@ -39,3 +42,18 @@ def grain_table(hierarchy: hier.Hierarchy, result: GrainResult, job: JobSpec) ->
         )
         .sort(pl.col("grain").replace_strict(order), "level", "unique_id", "ds")
     )
+
+
+def with_grains(tables: dict[str, Table], grain_rows: pl.DataFrame, job: JobSpec) -> dict[str, Table]:
+    """A job with time grains: its day forecast tables gain a `grain` column (the base grain), and grain_forecasts
+    (every grain) is written beside them."""
+    assert job.grains is not None
+    base = pl.lit(job.grains.base).alias("grain")
+    out = dict(tables)
+    for name in FORECAST_TABLES:
+        table = tables.get(name)
+        if isinstance(table, TableParts):
+            out[name] = TableParts(table.height, lambda t=table: (part.with_columns(base) for part in t.make()))
+        elif isinstance(table, pl.DataFrame):
+            out[name] = table.with_columns(base)
+    return out | {"grain_forecasts": grain_rows}

@@ -89,3 +89,17 @@ def test_weekly_headcount_beyond_the_days_and_the_report_section(slice_grains, t
     table.write_parquet(tmp_path / "grain_forecasts.parquet")
     page = grains_section(tmp_path, hierarchy.spec.names)
     assert "Forecasts per time grain" in page and all(f"per {g}" in page for g in ("day", "week", "4-week"))
+
+
+def test_day_tables_gain_the_grain_column(slice_grains):
+    from forecasting.outputs.atomic import TableParts
+    from forecasting.outputs.grains import with_grains
+
+    job, hierarchy, coarse, result, table = slice_grains
+    parts = TableParts(result.days.height, lambda: iter([result.days]))
+    out = with_grains(
+        {"reconciled_forecasts": parts, "base_forecasts": result.days, "staffing": pl.DataFrame()}, table, job
+    )
+    assert all((frame["grain"] == "day").all() for frame in out["reconciled_forecasts"])
+    assert (out["base_forecasts"]["grain"] == "day").all() and "grain" not in out["staffing"].columns
+    assert out["grain_forecasts"] is table
