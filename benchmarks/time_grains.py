@@ -141,17 +141,15 @@ def cost(grain_run: Path, day_run: Path) -> None:
     by = [{r["stage"]: r for r in log} for log in logs]
     for stage in stages:
         a, b = by[0].get(stage, {}), by[1].get(stage, {})
-        print(
-            f"| {stage} | {a.get('seconds', '-')} | {b.get('seconds', '-')} | {a.get('peak_rss_mb', '-')} | {b.get('peak_rss_mb', '-')} |"
-        )
+        cells = [a.get("seconds", "-"), b.get("seconds", "-"), a.get("peak_rss_mb", "-"), b.get("peak_rss_mb", "-")]
+        print(f"| {stage} | " + " | ".join(str(c) for c in cells) + " |")
     totals = [sum(r["seconds"] for r in log) for log in logs]
     print(f"| total | {totals[0]:.1f} | {totals[1]:.1f} | | | ratio {totals[1] / totals[0]:.2f} (target <= 2) |")
     # Load on a shared machine moves whole runs; the grains' own stages inside the three-grain run do not depend on
     # the other run: the ratio the grains add to the same run is the figure that holds.
     added = sum(r["seconds"] for r in logs[1] if r["stage"] not in by[0])
-    print(
-        f"| grains' own stages in the three-grain run | | {added:.1f} | | | x{totals[1] / (totals[1] - added):.2f} of that run without them |"
-    )
+    share = totals[1] / (totals[1] - added)
+    print(f"| grains' own stages in the three-grain run | | {added:.1f} | | | x{share:.2f} of that run without them |")
 
 
 def main() -> None:
