@@ -23,7 +23,7 @@ from forecasting.data.stages import Loaded, Validated
 from forecasting.evaluate.backtest import Backtest, run_backtest
 from forecasting.evaluate.choice import run_plan
 from forecasting.evaluate.driver_check import event_check, scored_cutoffs
-from forecasting.evaluate.plan import departures, with_published
+from forecasting.evaluate.plan import with_published
 from forecasting.inventory import quantities as inventory_quantities
 from forecasting.job.errors import InputError, one_line
 from forecasting.job.schema import JobSpec
@@ -33,15 +33,19 @@ from forecasting.models.base import BaseForecasts
 from forecasting.models.base_drivers import base_drivers
 from forecasting.models.combinations import add_fitted
 from forecasting.models.core import explained_levels
+from forecasting.models.grains import forecast_grains
 from forecasting.outputs import confine, runs
 from forecasting.outputs.atomic import Table
 from forecasting.outputs.drivers import drivers_table
+from forecasting.outputs.grains import grain_table, with_grains
 from forecasting.outputs.locks import output_lock
-from forecasting.outputs.tables import decorate_reconciled, published_expression
+from forecasting.outputs.tables import decorate_reconciled, published_warnings
 from forecasting.outputs.tables import output_tables as layout_tables
 from forecasting.reconcile import core as rec
 from forecasting.reconcile.calibration import calibration_set
+from forecasting.reconcile.temporal import publish_grains
 from forecasting.staffing import plans as staffing_plans
+from forecasting.staffing.grains import with_weeks
 from forecasting.stage_log import StageTimer, in_stage
 
 PACKAGES = ["duckdb", "polars", "statsforecast", "mlforecast", "hierarchicalforecast", "lightgbm", "prefect", "numpy"]
@@ -139,6 +143,7 @@ def base_forecasts(
     if job.drivers:
         with in_stage("drivers"):
             drivers = base_drivers(forecasts, choice, levels_of, explained, hierarchy.Y_df, job, plan)
+    grains = forecast_grains(hierarchy.Y_df, hierarchy.members, job) if job.grains else None
     return BaseForecasts(
         forecasts,
         fitted,
@@ -154,6 +159,7 @@ def base_forecasts(
         young=served,
         offer_notes=routes.notes,
         need=routes.need,
+        grains=grains,
     )
 
 
@@ -165,7 +171,11 @@ def reconcile(hierarchy: hier.Hierarchy, base: BaseForecasts, job: JobSpec, spar
     reconciled = young.launch_intervals(reconciled, base.forecasts, base.young, job.levels)
     young_ids = base.young["unique_id"] if base.young is not None else None
     reconciled = with_published(reconciled, base.forecasts, hierarchy.members, base.plan, job.levels, young_ids)
-    return transforms.zero_closed_days(reconciled, job.closed_periods)
+    reconciled = transforms.zero_closed_days(reconciled, job.closed_periods)
+    if base.grains:  # days, weeks and 4-week periods made to agree; the published days replaced (time-grains.md)
+        reconciled, result = publish_grains(hierarchy, base.plan, reconciled, base.grains, job)
+        base.grain_rows, base.notes = grain_table(hierarchy, result, job), base.notes + result.notes
+    return reconciled
 
 
 def staff(hierarchy: hier.Hierarchy, base: BaseForecasts, reconciled: pl.DataFrame, job: JobSpec) -> pl.DataFrame:
@@ -175,7 +185,8 @@ def staff(hierarchy: hier.Hierarchy, base: BaseForecasts, reconciled: pl.DataFra
     published = base.plan.published_at("warehouse")
     rows = reconciled.filter(pl.col("unique_id").is_in(warehouses) & (pl.col("method") == published))
     forecast = decorate_reconciled(hierarchy, base, rows, job)
-    return staffing_plans.plan_for_job(forecast, job, backtest=base.backtest)
+    plan = staffing_plans.plan_for_job(forecast, job, backtest=base.backtest)
+    return plan if base.grain_rows is None else with_weeks(plan, base.grain_rows, job)  # weeks beyond the days
 
 
 def output_tables(
@@ -189,6 +200,8 @@ def output_tables(
     """The run's tables in their published layout, with drivers.parquet when the job explains its forecasts and
     inventory.parquet when it has an inventory section."""
     tables = layout_tables(hierarchy, base, reconciled, staffing, job, inventory)
+    if base.grain_rows is not None:  # every grain in grain_forecasts; a `grain` column on the day tables
+        tables = with_grains(tables, base.grain_rows, job)
     if base.drivers is not None:
         with in_stage("drivers"):
             tables["drivers"] = drivers_table(hierarchy, base, reconciled, job)
@@ -271,26 +284,12 @@ def summarize(
         "horizon": job.horizon,
         "freq": job.freq,
         "forecast_start": base.forecasts["ds"].min().isoformat(),
+        **({"grain_base_per_level": {g: b.choice for g, b in base.grains.items()}} if base.grains else {}),
         "order_lines": validated.order_lines,
         # The data's (stale data allowed) and the plan's (levels that do not add up, fallbacks, departures).
         "warnings": validated.warnings
         + (published_warnings(hierarchy, base, reconciled) if reconciled is not None else []),
     }
-
-
-def published_warnings(hierarchy: hier.Hierarchy, base: BaseForecasts, reconciled: pl.DataFrame) -> list[str]:
-    """What the summary and the report warn about: levels that do not add up (Base or BottomUp published there),
-    and levels whose published forecast moved further from Base than its backtest error explains."""
-    warnings = [f"reconciliation fell back: {note}" for note in base.notes]
-    if not base.plan.coherent:
-        said = ", ".join(f"{level}: {method}" for level, method in sorted(base.plan.fallback.items()))
-        warnings.append(
-            f"not coherent: the reconciliation {base.plan.method} was worse than Base in the backtest at some "
-            f"levels, which publish instead {said}"
-        )
-    levels = hierarchy.members.select("unique_id", "level")
-    published = reconciled.join(levels, on="unique_id").filter(published_expression(base.plan))
-    return warnings + departures(published, base.forecasts, hierarchy.members, base.plan)
 
 
 @dataclass

@@ -86,7 +86,8 @@ def daily_job(output_root: Path, models: list[str], primary: str, **update) -> J
         }
         | update
     )
-    return job.model_copy(update={"models": spec})
+    # No time grains: these tests are about the days (the grains have tests/reconcile/test_temporal.py).
+    return job.model_copy(update={"models": spec, "grains": None})
 
 
 def backtested_daily_job(output_root: Path, windows: int = 2) -> JobSpec:

@@ -18,6 +18,7 @@ from forecasting.job.common import (
     project_root,
 )
 from forecasting.job.engine import EngineSpec
+from forecasting.job.grains import GrainsSpec
 from forecasting.job.hierarchy import HierarchySpec
 from forecasting.job.inventory import InventorySpec
 from forecasting.job.models import TRADING_DAY_PERIODS, ModelSpec
@@ -88,6 +89,11 @@ class JobSpec(Strict):
     )
     staffing: StaffingSpec | None = Field(
         None, description="labour standards for a level named `warehouse`; none: the job has no staffing plan"
+    )
+    grains: GrainsSpec | None = Field(
+        None,
+        description="coarser time grains forecast beside the days and reconciled with them across time and the "
+        "hierarchy (docs/time-grains.md); none: the job's own grain only",
     )
     inventory: InventorySpec | None = Field(
         None, description="reorder points and safety stocks per bottom series (forecasting.inventory); none: no table"
@@ -217,6 +223,8 @@ class JobSpec(Strict):
         if self.staffing is not None and "warehouse" not in self.hierarchy.levels:
             raise ValueError("staffing needs a hierarchy level named 'warehouse'")
         self._check_inventory()
+        if self.grains is not None and (problems := self.grains.problems(self.freq, self.horizon)):
+            raise ValueError("; ".join(problems))
         return self
 
     def _check_inventory(self) -> None:

@@ -40,6 +40,10 @@ class BaseForecasts:
     young: pl.DataFrame | None = None
     offer_notes: list[str] = field(default_factory=list)  # models not offered, and why
     need: int = 0  # periods a bottom series needs for the bottom models; shorter ones are new (young.route)
+    # Jobs with time grains: each coarse grain's Base (forecasting.models.grains), then every grain's published rows
+    # (forecasting.outputs.grains), set by the reconcile stage.
+    grains: dict | None = None
+    grain_rows: pl.DataFrame | None = None
 
 
 def choose_base(

@@ -41,6 +41,7 @@ from forecasting.outputs.report_charts import (
     table_html,
 )
 from forecasting.outputs.report_drivers import drivers_section
+from forecasting.outputs.report_grains import grains_section
 
 REPORT = "report.html"
 HISTORY_PERIODS = {"day": 182, "week": 104, "month": 36, "quarter": 20}
@@ -110,6 +111,7 @@ def build_report(job: JobSpec, folder: Path, history: History | None = None, top
     ]
     for level in levels[:-1]:
         sections.append(_level_fans(level, forecasts, recent))
+    sections.append(grains_section(folder, levels))  # jobs with time grains: every grain
     sections.append(drivers_section(folder, levels, backtest))
     volume = top_by_volume(forecasts, bottom, spec, top)
     sections.append(f"<h2>Top {top} series of level {html.escape(bottom)} by forecast volume</h2>")
@@ -301,10 +303,11 @@ def _staffing_section(staffing: pl.DataFrame) -> str:
         figure_html(staffing_chart(wh, staffing.filter(pl.col("warehouse") == wh)), f"staff-{i}")
         for i, wh in enumerate(sorted(staffing["warehouse"].unique().to_list()))
     ]
+    index = ["warehouse", "ds"] + (["grain"] if "grain" in staffing.columns else [])  # days, then weeks beyond
     totals = (
-        staffing.group_by("warehouse", "ds", "quantile")
+        staffing.group_by(*index, "quantile")
         .agg(pl.col("headcount").sum())
-        .pivot(on="quantile", index=["warehouse", "ds"], values="headcount")
+        .pivot(on="quantile", index=index, values="headcount")
         .sort("warehouse", "ds")
     )
     return head + "".join(charts) + table_html(totals, 0, "headcount summed over processes")

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import polars as pl
 
 from forecasting.data import hierarchy as hier
+from forecasting.evaluate.plan import departures
 from forecasting.job.context import Plan
 from forecasting.job.schema import JobSpec
 from forecasting.models.base import BaseForecasts
@@ -104,3 +105,18 @@ def output_tables(
         ),
         "staffing": staffing,
     } | ({"inventory": inventory} if job.inventory is not None and inventory is not None else {})
+
+
+def published_warnings(hierarchy: hier.Hierarchy, base: BaseForecasts, reconciled: pl.DataFrame) -> list[str]:
+    """What the summary and the report warn about: levels that do not add up (Base or BottomUp published there),
+    and levels whose published forecast moved further from Base than its backtest error explains."""
+    warnings = [f"reconciliation fell back: {note}" for note in base.notes]
+    if not base.plan.coherent:
+        said = ", ".join(f"{level}: {method}" for level, method in sorted(base.plan.fallback.items()))
+        warnings.append(
+            f"not coherent: the reconciliation {base.plan.method} was worse than Base in the backtest at some "
+            f"levels, which publish instead {said}"
+        )
+    levels = hierarchy.members.select("unique_id", "level")
+    published = reconciled.join(levels, on="unique_id").filter(published_expression(base.plan))
+    return warnings + departures(published, base.forecasts, hierarchy.members, base.plan)

@@ -30,6 +30,8 @@ def open_views(
             _run_script(con, "drivers_views")  # runs published before drivers, or with `drivers: false`, lack it
         if (run_dir(job, as_of) / "inventory.parquet").exists():
             _run_script(con, "inventory_views")
+        if (run_dir(job, as_of) / "grain_forecasts.parquet").exists():
+            _run_script(con, "grain_views")  # jobs with time grains: every grain, a `grain` column to filter on
         found = True
     except FileNotFoundError:
         if as_of:

@@ -31,7 +31,7 @@ def _job(tmp_path, fast: bool):
             "lightgbm": job.models.lightgbm.model_copy(update={"n_estimators": 30}),
         }
     )
-    return job.model_copy(update={"models": spec})
+    return job.model_copy(update={"models": spec, "grains": None})  # the grains: tests/reconcile/test_temporal.py
 
 
 @pytest.fixture(scope="module")

@@ -212,3 +212,25 @@ def test_dates_come_as_dates_or_iso_text_and_ints_are_numbers_too():
     raw["models"]["lightgbm"]["learning_rate"] = 1
     job = parse_job(raw)
     assert job.source.observed_to.isoformat() == "2016-04-24" and job.models.lightgbm.learning_rate == 1.0
+
+
+def test_grains_must_nest_and_cover_the_day_horizon():
+    """The bundled daily jobs name day -> week -> 4-week with at least 13 weeks; grains that do not nest are refused."""
+    from forecasting.job.loading import load_job, parse_job
+
+    for name in ("m5-daily-warehouse", "m5-daily-sku"):
+        job = load_job(name)
+        assert job.grains is not None and job.grains.names() == ["day", "week", "4-week"]
+        week = job.grains.coarser[0]
+        assert (week.periods, job.horizon) == (7, 28) and week.horizon >= 13
+    raw = load_job("m5-daily-warehouse").model_dump(mode="json")
+    bad = raw | {
+        "grains": {
+            "coarser": [{"name": "week", "periods": 7, "horizon": 13}, {"name": "m", "periods": 30, "horizon": 3}]
+        }
+    }
+    with pytest.raises(Exception, match="nest exactly"):
+        parse_job(bad)
+    short = raw | {"grains": {"coarser": [{"name": "fortnight", "periods": 14, "horizon": 1}]}}
+    with pytest.raises(Exception, match="ends before the day horizon"):
+        parse_job(short)

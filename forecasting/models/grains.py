@@ -1,0 +1,161 @@
+"""Base forecasts of the coarse time grains (week, 4-week): every series of every level summed into the grain's
+periods by hierarchicalforecast's `aggregate_temporal`, then statsforecast's models per grain, forecast and
+cross-validated over rolling origins one grain horizon apart (the windows the grain's Base is chosen on, per level).
+
+Why statistical models only: a coarse grain has few periods (277 weeks, 69 four-week periods of M5) and few
+series (the aggregates), where the backtests of the daily jobs already favour ETS / Theta; the LightGBMs' day lags
+do not translate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import polars as pl
+from hierarchicalforecast.utils import aggregate_temporal
+from statsforecast import StatsForecast
+from statsforecast.models import AutoETS, AutoTheta, Naive, SeasonalNaive
+
+from forecasting.job.grains import CoarseGrain, GrainsSpec
+from forecasting.job.models import BASE
+from forecasting.job.schema import JobSpec
+from forecasting.models.statistical import worker_processes_from_forkserver
+
+ETS_MAX_SEASON = 24  # statsforecast's ETS refuses longer seasons (52 weeks): non-seasonal ETS there
+
+
+@dataclass
+class GrainBase:
+    """One coarse grain's history, forecasts (every model with intervals, and Base per series), the rolling-origin
+    forecasts Base is chosen on, and the model chosen per level."""
+
+    grain: CoarseGrain
+    history: pl.DataFrame  # unique_id, ds (period start), y
+    forecasts: pl.DataFrame  # unique_id, ds, <model>, <model>-lo-L / -hi-L, Base, Base-lo-L / -hi-L
+    windows: pl.DataFrame  # unique_id, ds, cutoff, y, <model>..., Base
+    choice: dict[str, str]  # level -> model behind Base
+    scores: pl.DataFrame  # level, model, rmsse (mean over the windows' series)
+
+
+def grain_histories(Y_df: pl.DataFrame, grains: GrainsSpec) -> dict[str, pl.DataFrame]:
+    """Each coarse grain's history of every series (unique_id, ds = the period's first day, y), its periods
+    counted back from the last day so that the last one ends on it. A series' period that starts before its first
+    day (a partial period) is left out."""
+    largest = max(g.periods for g in grains.coarser)
+    last = Y_df["ds"].max()
+    first_kept = Y_df["ds"].min()
+    span = (last - first_kept).days + 1
+    first_kept = first_kept + timedelta(days=span % largest)
+    days = Y_df.filter(pl.col("ds") >= first_kept).with_columns(pl.col("ds").cast(pl.Datetime("us")))
+    spec = {g.name: g.periods for g in reversed(grains.coarser)} | {grains.base: 1}
+    summed, _, _ = aggregate_temporal(df=days, spec=spec, aggregation_type="global")
+    starts = Y_df.group_by("unique_id").agg(pl.col("ds").min().alias("first"))
+    out = {}
+    for grain in grains.coarser:
+        rows = summed.filter(pl.col("temporal_id").str.starts_with(f"{grain.name}-"))
+        start = pl.col("ds").cast(pl.Date) - pl.duration(days=grain.periods - 1)
+        rows = rows.select("unique_id", start.alias("ds"), "y").join(starts, on="unique_id")
+        out[grain.name] = rows.filter(pl.col("ds") >= pl.col("first")).drop("first").sort("unique_id", "ds")
+    return out
+
+
+def grain_models(grain: CoarseGrain) -> list[object]:
+    """The grain's statsforecast models, named as the job names them."""
+    season = grain.season_length
+    build = {
+        "AutoETS": lambda: AutoETS(season_length=season if season <= ETS_MAX_SEASON else 1, alias="AutoETS"),
+        "AutoTheta": lambda: AutoTheta(season_length=season, alias="AutoTheta"),
+        "SeasonalNaive": lambda: SeasonalNaive(season_length=season, alias="SeasonalNaive"),
+        "Naive": lambda: Naive(alias="Naive"),
+    }
+    return [build[name]() for name in grain.models]
+
+
+def _statsforecast(grain: CoarseGrain, job: JobSpec) -> StatsForecast:
+    return StatsForecast(models=grain_models(grain), freq=f"{grain.periods}d", n_jobs=job.n_jobs)
+
+
+def grain_windows(history: pl.DataFrame, grain: CoarseGrain, job: JobSpec, windows: int) -> pl.DataFrame:
+    """statsforecast's cross_validation: `windows` origins one grain horizon apart, the last ending on the last
+    period of `history` (unique_id, ds, cutoff, y, <model>...)."""
+    sf = _statsforecast(grain, job)
+    with worker_processes_from_forkserver():
+        out = sf.cross_validation(df=history, h=grain.horizon, step_size=grain.horizon, n_windows=windows)
+    return out.with_columns(pl.col("ds").cast(pl.Date), pl.col("cutoff").cast(pl.Date))
+
+
+def rmsse_by_level(
+    windows: pl.DataFrame, history: pl.DataFrame, members: pl.DataFrame, models: list[str]
+) -> pl.DataFrame:
+    """Mean over the windows' series of RMSSE (scale: the mean squared step of each series' history before the
+    first window), per level and model: level, model, rmsse."""
+    first = windows["cutoff"].min()
+    scale = (
+        history.filter(pl.col("ds") <= first)
+        .sort("unique_id", "ds")
+        .group_by("unique_id")
+        .agg(pl.col("y").diff().pow(2).mean().alias("scale"))
+    )
+    long = windows.unpivot(index=["unique_id", "ds", "cutoff", "y"], on=models, variable_name="model")
+    per_series = (
+        long.group_by("unique_id", "cutoff", "model")
+        .agg(((pl.col("y") - pl.col("value")) ** 2).mean().alias("mse"))
+        .join(scale, on="unique_id")
+        .filter(pl.col("scale") > 0)
+        .with_columns((pl.col("mse") / pl.col("scale")).sqrt().alias("rmsse"))
+        .join(members.select("unique_id", "level"), on="unique_id")
+    )
+    return per_series.group_by("level", "model").agg(pl.col("rmsse").mean()).sort("level", "model")
+
+
+def choose_by_level(scores: pl.DataFrame, levels: list[str], models: list[str]) -> dict[str, str]:
+    """Per level, the model with the lowest mean RMSSE (the first listed when a level has no score)."""
+    best = scores.sort("rmsse").group_by("level", maintain_order=True).first()
+    chosen = dict(best.select("level", "model").iter_rows())
+    return {level: chosen.get(level, models[0]) for level in levels}
+
+
+def with_base(wide: pl.DataFrame, members: pl.DataFrame, choice: dict[str, str], suffixes: list[str]) -> pl.DataFrame:
+    """A Base column (and its interval columns, `suffixes` such as -lo-80) holding each series' level's model."""
+    out = wide.join(members.select("unique_id", "level"), on="unique_id", how="left")
+    columns = []
+    for suffix in ["", *suffixes]:
+        expr = pl.lit(None, dtype=pl.Float64)
+        for level, model in choice.items():
+            expr = pl.when(pl.col("level") == level).then(pl.col(f"{model}{suffix}")).otherwise(expr)
+        columns.append(expr.alias(f"{BASE}{suffix}"))
+    return out.with_columns(columns).drop("level")
+
+
+def grain_base(
+    history: pl.DataFrame, grain: CoarseGrain, members: pl.DataFrame, job: JobSpec, windows: int
+) -> GrainBase:
+    """One coarse grain: the rolling-origin windows, each level's model chosen on them, the forecasts."""
+    names = list(grain.models)
+    cv = grain_windows(history, grain, job, windows)
+    scores = rmsse_by_level(cv, history, members, names)
+    levels = members["level"].unique(maintain_order=True).to_list()
+    choice = choose_by_level(scores, levels, names)
+    sf = _statsforecast(grain, job)
+    with worker_processes_from_forkserver():
+        forecasts = sf.forecast(df=history, h=grain.horizon, level=job.levels)
+    forecasts = forecasts.with_columns(pl.col("ds").cast(pl.Date))
+    suffixes = [f"-{side}-{lv}" for lv in job.levels for side in ("lo", "hi")]
+    return GrainBase(
+        grain,
+        history,
+        with_base(forecasts, members, choice, suffixes),
+        with_base(cv, members, choice, []),
+        choice,
+        scores,
+    )
+
+
+def forecast_grains(Y_df: pl.DataFrame, members: pl.DataFrame, job: JobSpec) -> dict[str, GrainBase]:
+    """Every coarse grain of the job: its history from the days, its Base chosen per level, its forecasts."""
+    assert job.grains is not None
+    histories = grain_histories(Y_df, job.grains)
+    return {
+        grain.name: grain_base(histories[grain.name], grain, members, job, job.grains.windows)
+        for grain in job.grains.coarser
+    }

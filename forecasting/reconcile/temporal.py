@@ -1,0 +1,237 @@
+"""Reconciliation across time grains with hierarchicalforecast (docs/time-grains.md).
+
+1. Each coarse grain (week, 4-week) is reconciled across the hierarchy over its whole horizon: MinTrace wls_struct,
+   non-negative, intervals by the library's normality sampler (the base intervals' spread per series and period).
+   The guard: at a level where that reconciliation scored worse than the grain's Base over the grain's rolling
+   origins, Base is published (and the grain is flagged not coherent there).
+2. Over the span every grain covers (the day horizon), the published days and the hierarchy-reconciled coarse
+   periods are reconciled across time: `HierarchicalReconciliation.reconcile(..., temporal=True)` over the temporal
+   hierarchy `aggregate_temporal` builds (MinTrace wls_struct, normality intervals). The temporal projection is
+   linear and the same for every series, so days that add up across the hierarchy still do after it. Should it
+   give a negative mean anywhere, the days summed (temporal BottomUp, non-negative by construction) are published
+   instead, with a note.
+
+The library reconciles a temporal hierarchy one matrix per call with the series as the columns: each row of
+`Y_hat_df` is one series x temporal period, its "time" column orders the series (series index x 1000 + period)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import numpy as np
+import polars as pl
+from hierarchicalforecast.core import HierarchicalReconciliation
+from hierarchicalforecast.methods import BottomUp, MinTrace
+from hierarchicalforecast.utils import aggregate_temporal
+
+from forecasting.data.hierarchy import Hierarchy
+from forecasting.job.context import Plan
+from forecasting.job.grains import GrainsSpec
+from forecasting.job.models import BASE
+from forecasting.job.schema import JobSpec
+from forecasting.models.grains import GrainBase, rmsse_by_level
+from forecasting.reconcile.wide import tag_arrays
+
+CROSS = "MinTrace_wls_struct"
+BOTTOM_UP = "BottomUp"
+ORDER = "order"  # the time column the library sorts a temporal period's rows by: series index x 1000 + period
+
+
+@dataclass
+class GrainResult:
+    """Every grain's published rows (grain, unique_id, ds, days, method, published, mean, lo/hi), the days that
+    replace the published day rows, and what the run should say."""
+
+    table: pl.DataFrame
+    days: pl.DataFrame  # unique_id, ds, mean, lo/hi: the temporally reconciled published days
+    notes: list[str] = field(default_factory=list)
+    guard: dict[str, list[str]] = field(default_factory=dict)  # grain -> levels publishing Base
+
+
+def _bounds(levels: list[int]) -> list[str]:
+    return [f"{side}_{lv}" for lv in levels for side in ("lo", "hi")]
+
+
+def _library_bounds(name: str, levels: list[int]) -> dict[str, str]:
+    return {f"{name}-{side}-{lv}": f"{side}_{lv}" for lv in levels for side in ("lo", "hi")}
+
+
+def across_hierarchy(
+    hierarchy: Hierarchy, frame: pl.DataFrame, levels: list[int] | None, method: str = CROSS
+) -> pl.DataFrame:
+    """MinTrace wls_struct (non-negative) or BottomUp of a wide Base frame (unique_id, ds, Base[, Base-lo/hi]) across
+    the hierarchy: unique_id, ds, mean[, lo/hi]."""
+    bottom_up = method == BOTTOM_UP
+    reconciler = BottomUp() if bottom_up else MinTrace(method="wls_struct", nonnegative=True)
+    columns = ["unique_id", "ds", BASE] + ([c for c in frame.columns if c.startswith(f"{BASE}-")] if levels else [])
+    y_hat = frame.select(columns).with_columns(pl.col(BASE).clip(lower_bound=0.0))
+    out = HierarchicalReconciliation(reconcilers=[reconciler]).reconcile(
+        Y_hat_df=y_hat, S_df=hierarchy.S, tags=tag_arrays(hierarchy), level=levels, intervals_method="normality"
+    )
+    name = f"{BASE}/BottomUp" if bottom_up else f"{BASE}/MinTrace_method-wls_struct_nonnegative-True"
+    rename = {name: "mean"} | (_library_bounds(name, levels) if levels else {})
+    return out.select("unique_id", "ds", *rename).rename(rename)
+
+
+def harmed_levels(hierarchy: Hierarchy, grain: GrainBase) -> dict[str, list[str]]:
+    """Per hierarchy method (MinTrace wls_struct, BottomUp), the levels where it scored worse (mean RMSSE) than the
+    grain's Base over the grain's rolling origins."""
+    frames = []
+    for cutoff in grain.windows["cutoff"].unique().sort().to_list():
+        window = grain.windows.filter(pl.col("cutoff") == cutoff)
+        for method in (CROSS, BOTTOM_UP):
+            rec = across_hierarchy(hierarchy, window.select("unique_id", "ds", BASE), None, method)
+            window = window.join(rec.rename({"mean": method}), on=["unique_id", "ds"])
+        frames.append(window)
+    scores = rmsse_by_level(pl.concat(frames), grain.history, hierarchy.members, [BASE, CROSS, BOTTOM_UP])
+    wide = scores.pivot(on="model", index="level", values="rmsse")
+    return {
+        m: sorted(wide.filter(pl.col(m) > pl.col(BASE) * (1 + 1e-9))["level"].to_list()) for m in (CROSS, BOTTOM_UP)
+    }
+
+
+def hierarchy_published(
+    hierarchy: Hierarchy, grain: GrainBase, levels: list[int]
+) -> tuple[pl.DataFrame, list[str], str]:
+    """The guard of the accuracy issue, as the day plan applies it (forecasting.evaluate.plan.choose_method):
+    MinTrace wls_struct if it is no worse than Base at any level, else BottomUp if that is not, else MinTrace with
+    Base at the levels it harmed. Returns (rows, levels publishing Base, what was done)."""
+    harmed = harmed_levels(hierarchy, grain)
+    method = CROSS if not harmed[CROSS] or harmed[BOTTOM_UP] else BOTTOM_UP
+    rec = across_hierarchy(hierarchy, grain.forecasts, levels, method)
+    if not harmed[method]:
+        said = "no worse than Base at any level" if method == CROSS else f"{CROSS} was worse at {harmed[CROSS]}"
+        return rec, [], f"{grain.grain.name}: {method} published ({said})"
+    ids = hierarchy.members.filter(pl.col("level").is_in(harmed[method]))["unique_id"].implode()
+    base = grain.forecasts.filter(pl.col("unique_id").is_in(ids)).select(
+        "unique_id", "ds", BASE, *_library_bounds(BASE, levels)
+    )
+    base = base.rename({BASE: "mean"} | _library_bounds(BASE, levels)).select(rec.columns)
+    rec = pl.concat([rec.filter(~pl.col("unique_id").is_in(ids)), base])
+    said = ", ".join(harmed[method])
+    return (
+        rec,
+        harmed[method],
+        f"{grain.grain.name}: {method} and BottomUp were worse than Base at {said}: Base published there, not coherent",
+    )
+
+
+def temporal_spec(grains: GrainsSpec) -> dict[str, int]:
+    return {g.name: g.periods for g in reversed(grains.coarser)} | {grains.base: 1}
+
+
+def temporal_structure(grains: GrainsSpec, start: object, horizon: int) -> tuple[pl.DataFrame, dict, pl.DataFrame]:
+    """The temporal hierarchy of the first `horizon` days from `start`, by `aggregate_temporal`: S (temporal_id x
+    day-i), tags (grain -> temporal ids), and each temporal id's grain, number and first day."""
+    days = pl.DataFrame(
+        {
+            "unique_id": "span",
+            "ds": pl.datetime_range(start, start + timedelta(days=horizon - 1), "1d", eager=True),
+            "y": 0.0,
+        }
+    )
+    _, S, tags = aggregate_temporal(df=days, spec=temporal_spec(grains), aggregation_type="global")
+    sizes = dict(temporal_spec(grains))
+    ids = []
+    for grain, members in tags.items():
+        for temporal_id in members:
+            number = int(str(temporal_id).rsplit("-", 1)[1])
+            first = start + timedelta(days=(number - 1) * sizes[grain])
+            ids.append((str(temporal_id), grain, number, first))
+    periods = pl.DataFrame(ids, schema=["temporal_id", "grain", "number", "ds"], orient="row")
+    return S, {k: np.asarray(v) for k, v in tags.items()}, periods.with_columns(pl.col("ds").cast(pl.Date))
+
+
+def across_time(
+    S: pl.DataFrame, tags: dict, rows: pl.DataFrame, levels: list[int], bottom_up: bool = False
+) -> pl.DataFrame:
+    """Temporal reconciliation of `rows` (unique_id, temporal_id, order, Base, Base-lo/hi) by the library: unique_id,
+    temporal_id, mean, lo/hi. MinTrace wls_struct (linear: no non-negative QP), or BottomUp."""
+    reconciler = BottomUp() if bottom_up else MinTrace(method="wls_struct")
+    out = HierarchicalReconciliation(reconcilers=[reconciler]).reconcile(
+        Y_hat_df=rows,
+        S_df=S,
+        tags=tags,
+        level=levels,
+        intervals_method="normality",
+        time_col=ORDER,
+        temporal=True,
+    )
+    name = f"{BASE}/BottomUp" if bottom_up else f"{BASE}/MinTrace_method-wls_struct"
+    rename = {name: "mean"} | _library_bounds(name, levels)
+    return out.select("unique_id", "temporal_id", *rename).rename(rename)
+
+
+def _wide_base(frame: pl.DataFrame, levels: list[int]) -> pl.DataFrame:
+    """Long published rows (mean, lo_L, hi_L) -> the library's Base columns."""
+    rename = {"mean": BASE} | {v: k for k, v in _library_bounds(BASE, levels).items()}
+    return frame.rename(rename)
+
+
+def reconcile_grains(
+    hierarchy: Hierarchy, days: pl.DataFrame, grains: dict[str, GrainBase], job: JobSpec
+) -> GrainResult:
+    """Every grain made to agree: `days` are the published day rows (unique_id, ds, mean, lo/hi) of the job's
+    horizon; `grains` the coarse grains' Base. Returns the published rows of every grain and the new days."""
+    assert job.grains is not None
+    levels = job.levels
+    bounds = _bounds(levels)
+    notes: list[str] = []
+    guard: dict[str, list[str]] = {}
+    coarse = []
+    for name, grain in grains.items():
+        rec, harmed, said = hierarchy_published(hierarchy, grain, levels)
+        notes.append(said)
+        if harmed:
+            guard[name] = harmed
+        coarse.append(rec.with_columns(pl.lit(name).alias("grain")))
+    coarse_rows = pl.concat(coarse)
+    start = days["ds"].min()
+    S, tags, periods = temporal_structure(job.grains, start, job.horizon)
+    span = pl.concat(
+        [days.with_columns(pl.lit(job.grains.base).alias("grain")).select(coarse_rows.columns), coarse_rows]
+    ).join(periods, on=["grain", "ds"], how="inner")
+    order = hierarchy.members.select("unique_id").with_row_index("series")
+    span = span.join(order, on="unique_id").with_columns(
+        (pl.col("series").cast(pl.Int64) * 1000 + pl.col("number")).alias(ORDER)
+    )
+    rows = _wide_base(span.select("unique_id", "temporal_id", ORDER, "mean", *bounds), levels)
+    timed = across_time(S, tags, rows, levels)
+    if (timed["mean"] < -1e-9).any():
+        notes.append("time: the temporal MinTrace gave a negative mean; the days summed (BottomUp) are published")
+        timed = across_time(S, tags, rows, levels, bottom_up=True)
+    timed = timed.join(periods, on="temporal_id").with_columns(pl.lit("hierarchy+time").alias("reconciled"))
+    timed = timed.with_columns([pl.col(c).clip(lower_bound=0.0) for c in bounds])
+    beyond = coarse_rows.join(timed.select("unique_id", "grain", "ds"), on=["unique_id", "grain", "ds"], how="anti")
+    sizes = temporal_spec(job.grains)
+    table = pl.concat(
+        [
+            timed.select("grain", "unique_id", "ds", "reconciled", "mean", *bounds),
+            beyond.with_columns(pl.lit("hierarchy").alias("reconciled")).select(
+                "grain", "unique_id", "ds", "reconciled", "mean", *bounds
+            ),
+        ]
+    ).with_columns(pl.col("grain").replace_strict(sizes, return_dtype=pl.Int64).alias("days"))
+    new_days = timed.filter(pl.col("grain") == job.grains.base).select("unique_id", "ds", "mean", *bounds)
+    return GrainResult(table, new_days, notes, guard)
+
+
+def publish_grains(
+    hierarchy: Hierarchy, plan: Plan, reconciled: pl.DataFrame, grains: dict[str, GrainBase], job: JobSpec
+) -> tuple[pl.DataFrame, GrainResult]:
+    """The run's reconciled rows with their published day rows replaced by the days reconciled across time (so
+    staffing and inventory read the coherent days), and every grain's published rows."""
+    bounds = _bounds(job.levels)
+    rows = reconciled.join(hierarchy.members.select("unique_id", "level"), on="unique_id", how="left")
+    published = pl.lit(False)
+    for level in sorted(plan.base):
+        published = (
+            pl.when(pl.col("level") == level).then(pl.col("method") == plan.published_at(level)).otherwise(published)
+        )
+    rows = rows.with_columns(published.alias("__published"))
+    days = rows.filter(pl.col("__published"))
+    result = reconcile_grains(hierarchy, days.select("unique_id", "ds", "mean", *bounds), grains, job)
+    replaced = days.drop("mean", *bounds).join(result.days, on=["unique_id", "ds"], how="left")
+    out = pl.concat([rows.filter(~pl.col("__published")), replaced.select(rows.columns)])
+    return out.drop("level", "__published").select(reconciled.columns), result

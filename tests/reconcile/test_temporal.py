@@ -1,0 +1,105 @@
+"""Time grains on real M5 data: days, weeks and 4-week periods reconciled with hierarchicalforecast add up across
+time and across the hierarchy (to 1e-6 relative) wherever the run says they do; the guard's Base levels are the only
+exceptions, and are flagged."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+from statsforecast.models import SeasonalNaive
+
+from forecasting import pipeline
+from forecasting.evaluate.grains import gap_across_hierarchy, gap_across_time
+from forecasting.job.loading import load_job
+from forecasting.models.grains import forecast_grains
+from forecasting.models.statistical import local_statistical_forecast
+from forecasting.outputs.grains import grain_table
+from forecasting.reconcile.temporal import across_hierarchy, reconcile_grains
+
+TOL = 1e-6
+
+
+@pytest.fixture(scope="module")
+def slice_grains():
+    """m5-daily-warehouse on three real stores (two regions), the coarse grains on cheap models and two origins."""
+    job = load_job("m5-daily-warehouse")
+    grains = job.grains.model_copy(
+        update={
+            "windows": 2,
+            "coarser": [g.model_copy(update={"models": ["SeasonalNaive", "Naive"]}) for g in job.grains.coarser],
+        }
+    )
+    job = job.model_copy(update={"warehouse_filter": ["CA_1", "CA_2", "TX_1"], "grains": grains})
+    _, hierarchy = pipeline.load_hierarchy(job)
+    coarse = forecast_grains(hierarchy.Y_df, hierarchy.members, job)
+    days = local_statistical_forecast(hierarchy.Y_df, job, [SeasonalNaive(season_length=7, alias="Base")], n_jobs=1)
+    published_days = across_hierarchy(hierarchy, days.forecasts.with_columns(pl.col("ds").cast(pl.Date)), job.levels)
+    result = reconcile_grains(hierarchy, published_days, coarse, job)
+    return job, hierarchy, coarse, result, grain_table(hierarchy, result, job)
+
+
+def test_grains_add_up_across_time_and_the_hierarchy(slice_grains):
+    job, hierarchy, coarse, result, table = slice_grains
+    assert gap_across_time(table, job.grains) < TOL
+    assert gap_across_hierarchy(table, hierarchy.members) < TOL
+    # The measure sees a gap: one warehouse's day moved breaks both.
+    moved = table.with_columns(
+        pl.when(
+            (pl.col("grain") == "day") & (pl.col("unique_id") == "total/CA/CA_1") & (pl.col("ds") == pl.col("ds").min())
+        )
+        .then(pl.col("mean") + 100.0)
+        .otherwise(pl.col("mean"))
+        .alias("mean")
+    )
+    assert gap_across_time(moved, job.grains) > TOL and gap_across_hierarchy(moved, hierarchy.members) > TOL
+    # The guard's Base levels are the only rows not flagged coherent, and each one is said in the notes.
+    flagged = table.filter(~pl.col("coherent"))["level"].unique().to_list()
+    assert set(flagged) == {lv for levels in result.guard.values() for lv in levels}
+    assert all(any(g in note for note in result.notes) for g in result.guard)
+
+
+def test_every_grain_has_its_horizon_and_a_grain_column(slice_grains):
+    job, hierarchy, coarse, result, table = slice_grains
+    per_series = table.group_by("grain", "unique_id").len()
+    expected = {"day": job.horizon} | {g.name: g.horizon for g in job.grains.coarser}
+    for grain, periods in expected.items():
+        counts = per_series.filter(pl.col("grain") == grain)
+        assert counts.height == hierarchy.members.height and (counts["len"] == periods).all(), grain
+    assert table["ds"].min() == result.days["ds"].min()  # every grain starts on the first forecast day
+    assert (table["mean"] >= 0).all()
+    # Each coarse grain's Base per level came from its own rolling origins.
+    for grain in coarse.values():
+        assert set(grain.choice) == set(hierarchy.tags) and set(grain.choice.values()) <= {"SeasonalNaive", "Naive"}
+        assert grain.windows["cutoff"].n_unique() == 2
+
+
+def test_weekly_headcount_beyond_the_days_and_the_report_section(slice_grains, tmp_path):
+    """Staffing per day inside the day horizon and per week beyond it, from the same published grains; the report
+    shows every grain."""
+    from forecasting.outputs.report_grains import grains_section
+    from forecasting.staffing.grains import weekly_plan
+
+    job, hierarchy, coarse, result, table = slice_grains
+    weeks = weekly_plan(table, job)
+    last_day = result.days["ds"].max()
+    assert weeks.height and (weeks["grain"] == "week").all() and weeks["ds"].min() > last_day
+    assert set(weeks["warehouse"].unique()) == {"CA_1", "CA_2", "TX_1"}
+    assert weeks["ds"].n_unique() == job.grains.coarser[0].horizon - job.horizon // 7
+    assert (weeks["headcount"] > 0).all()
+    table.write_parquet(tmp_path / "grain_forecasts.parquet")
+    page = grains_section(tmp_path, hierarchy.spec.names)
+    assert "Forecasts per time grain" in page and all(f"per {g}" in page for g in ("day", "week", "4-week"))
+
+
+def test_day_tables_gain_the_grain_column(slice_grains):
+    from forecasting.outputs.atomic import TableParts
+    from forecasting.outputs.grains import with_grains
+
+    job, hierarchy, coarse, result, table = slice_grains
+    parts = TableParts(result.days.height, lambda: iter([result.days]))
+    out = with_grains(
+        {"reconciled_forecasts": parts, "base_forecasts": result.days, "staffing": pl.DataFrame()}, table, job
+    )
+    assert all((frame["grain"] == "day").all() for frame in out["reconciled_forecasts"])
+    assert (out["base_forecasts"]["grain"] == "day").all() and "grain" not in out["staffing"].columns
+    assert out["grain_forecasts"] is table
