@@ -25,7 +25,7 @@ from pathlib import Path
 
 import polars as pl
 
-from benchmarks.launches import AGES, MONTHLY, history_frame, job_on, order_shape, origins
+from benchmarks.launches import MONTHLY, age_rows, history_frame, job_on, order_shape, origins
 from forecasting.evaluate import plan as plans
 from forecasting.evaluate.metrics import m5_rmsse_scale, rmsse_per_series
 from forecasting.job.common import project_root
@@ -91,25 +91,11 @@ def main() -> None:
             for model in [young.LAUNCH, LAUNCH_LIGHTGBM, CHOSEN]:
                 rows = long_rows(fc, pick if model == CHOSEN else model, job.levels)
                 joined = rows.join(actuals, on=["unique_id", "ds"]).join(ages, on="unique_id")
-                rmsse = rmsse_per_series(joined.select("unique_id", "ds", "mean"), joined, scale, ["mean"])
-                rmsse = rmsse.filter(pl.col("rmsse").is_finite())
                 if model != CHOSEN:
-                    window.append({"level": "sku", "model": model, "cutoff": as_of, "rmsse": rmsse["rmsse"].mean()})
-                for label, lo, hi in AGES:
-                    part = joined.filter(pl.col("age").is_between(lo, hi))
-                    ids = part["unique_id"].unique().implode()
-                    table.append(
-                        {
-                            "as_of": as_of,
-                            "ages": label,
-                            "forecast": model,
-                            "series": part["unique_id"].n_unique(),
-                            "abs_error": float((part["y"] - part["mean"]).abs().sum()),
-                            "actual": float(part["y"].sum()),
-                            "rmsse_sum": float(rmsse.filter(pl.col("unique_id").is_in(ids))["rmsse"].sum()),
-                            "rmsse_n": rmsse.filter(pl.col("unique_id").is_in(ids)).height,
-                        }
-                    )
+                    rmsse = rmsse_per_series(joined.select("unique_id", "ds", "mean"), joined, scale, ["mean"])
+                    rmsse = rmsse.filter(pl.col("rmsse").is_finite())["rmsse"].mean()
+                    window.append({"level": "sku", "model": model, "cutoff": as_of, "rmsse": rmsse})
+                table.extend(age_rows(joined, scale, as_of, model))
                 if model == CHOSEN:
                     served = joined.with_columns(pl.lit("sku").alias("level"), pl.lit(as_of).alias("cutoff"))
                     factors = plans.interval_scales(pl.concat(served_rows), job.levels) if served_rows else {}

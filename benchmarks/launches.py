@@ -145,6 +145,30 @@ def baseline_curve(order_sku: pl.DataFrame, new: pl.DataFrame, job: JobSpec) -> 
     return fc.select("unique_id", "ds", pl.coalesce(young.LAUNCH, young.FLAT).alias("mean"))
 
 
+def age_rows(joined: pl.DataFrame, scale: pl.DataFrame, as_of: date, forecast: str) -> list[dict]:
+    """Per age group of the new series in `joined` (unique_id, ds, mean, y, age): the sums that WAPE and the mean
+    RMSSE are pooled from over the origins (one shared scorer for the published runs and the launch models alone)."""
+    rmsse = rmsse_per_series(joined.select("unique_id", "ds", "mean"), joined, scale, ["mean"])
+    rmsse = rmsse.filter(pl.col("rmsse").is_finite())
+    rows = []
+    for label, lo, hi in AGES:
+        part = joined.filter(pl.col("age").is_between(lo, hi))
+        ids = part["unique_id"].unique().implode()
+        rows.append(
+            {
+                "as_of": as_of,
+                "ages": label,
+                "forecast": forecast,
+                "series": part["unique_id"].n_unique(),
+                "abs_error": float((part["y"] - part["mean"]).abs().sum()),
+                "actual": float(part["y"].sum()),
+                "rmsse_sum": float(rmsse.filter(pl.col("unique_id").is_in(ids))["rmsse"].sum()),
+                "rmsse_n": rmsse.filter(pl.col("unique_id").is_in(ids)).height,
+            }
+        )
+    return rows
+
+
 def score_origin(
     as_of: date,
     order_run: Path,
@@ -187,23 +211,7 @@ def score_origin(
     rows = []
     for name, fc in candidates.items():
         joined = new.join(fc, on="unique_id").join(actuals.select("unique_id", "ds", "y"), on=["unique_id", "ds"])
-        rmsse = rmsse_per_series(joined.select("unique_id", "ds", "mean"), joined, scale, ["mean"])
-        rmsse = rmsse.filter(pl.col("rmsse").is_finite())
-        for label, lo, hi in AGES:
-            part = joined.filter(pl.col("age").is_between(lo, hi))
-            ids = part["unique_id"].unique().implode()
-            rows.append(
-                {
-                    "as_of": as_of,
-                    "ages": label,
-                    "forecast": name,
-                    "series": part["unique_id"].n_unique(),
-                    "abs_error": float((part["y"] - part["mean"]).abs().sum()),
-                    "actual": float(part["y"].sum()),
-                    "rmsse_sum": float(rmsse.filter(pl.col("unique_id").is_in(ids))["rmsse"].sum()),
-                    "rmsse_n": rmsse.filter(pl.col("unique_id").is_in(ids)).height,
-                }
-            )
+        rows.extend(age_rows(joined, scale, as_of, name))
     cover = new.join(order_pub, on="unique_id").join(actuals.select("unique_id", "ds", "y"), on=["unique_id", "ds"])
     # Factors on the new series' published half-widths, chosen from the earlier origins' published new-series
     # rows only (none at the first origin: factor 1).
