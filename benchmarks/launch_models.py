@@ -25,7 +25,7 @@ from pathlib import Path
 
 import polars as pl
 
-from benchmarks.launches import MONTHLY, age_rows, history_frame, job_on, order_shape, origins
+from benchmarks.launches import MONTHLY, age_rows, history_frame, job_on, order_shape, origins, pooled_accuracy
 from forecasting.evaluate import plan as plans
 from forecasting.evaluate.metrics import m5_rmsse_scale, rmsse_per_series
 from forecasting.job.common import project_root
@@ -128,16 +128,7 @@ def main() -> None:
 
 
 def report(table: pl.DataFrame) -> None:
-    acc = (
-        table.filter(~pl.col("forecast").str.starts_with("coverage"))
-        .group_by("ages", "forecast")
-        .agg(
-            (pl.col("abs_error").sum() / pl.col("actual").sum()).alias("WAPE"),
-            (pl.col("rmsse_sum").sum() / pl.col("rmsse_n").sum()).alias("RMSSE"),
-            pl.col("series").sum().alias("n"),
-        )
-        .sort("ages", "forecast")
-    )
+    acc = pooled_accuracy(table)
     print("| ages | launch model (base) | series x origins | WAPE | RMSSE |\n|---|---|---|---|---|")
     for r in acc.iter_rows(named=True):
         print(f"| {r['ages']} | {r['forecast']} | {r['n']} | {r['WAPE']:.3f} | {r['RMSSE']:.3f} |")

@@ -334,18 +334,23 @@ def main() -> None:
             report(results)  # after every origin: the pooled figures so far
 
 
-def report(results: list[OriginResult]) -> None:
-    rows = pl.concat([r.rows for r in results], how="diagonal_relaxed")
-    acc = (
+def pooled_accuracy(rows: pl.DataFrame) -> pl.DataFrame:
+    """WAPE and mean RMSSE per age group and forecast, pooled over the origins' age_rows (coverage rows left out)."""
+    return (
         rows.filter(~pl.col("forecast").str.starts_with("coverage"))
         .group_by("ages", "forecast")
         .agg(
             (pl.col("abs_error").sum() / pl.col("actual").sum()).alias("WAPE"),
             (pl.col("rmsse_sum").sum() / pl.col("rmsse_n").sum()).alias("RMSSE"),
-            pl.col("series").sum().alias("series x origins"),
+            pl.col("series").sum().alias("n"),
         )
         .sort("ages", "forecast")
     )
+
+
+def report(results: list[OriginResult]) -> None:
+    rows = pl.concat([r.rows for r in results], how="diagonal_relaxed")
+    acc = pooled_accuracy(rows).rename({"n": "series x origins"})
     print("\nNew series (first sale in the 24 months up to each origin), next 3 months, pooled over origins:")
     print("| ages (months) | forecast | series x origins | WAPE | RMSSE |")
     print("|---|---|---|---|---|")
