@@ -114,3 +114,18 @@ def test_tourism_statistical_levels_are_decomposed(tmp_path):
     table = pl.read_parquet(result.run_dir / "drivers.parquet")
     assert {"recent level", "season and calendar", "trend and rest"} <= set(table["family"].unique().to_list())
     _recipes_run(job)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name", ["online-retail", "synthetic-weekly", "m5-daily-warehouse", "m5-daily-sku", "m5-monthly-orders"]
+)
+def test_every_other_bundled_job_publishes_drivers_that_add_up(name, tmp_path):
+    """The bundled jobs not checked above (m5-monthly, tourism), run whole: every published forecast has its drivers,
+    they add up every level of the hierarchy, and the drivers view and recipes answer."""
+    from forecasting.job.loading import load_job
+
+    job = load_job(name, output_root=str(tmp_path / "outputs"))
+    result = run_job(job)
+    _check_adds_up(job, result.run_dir)
+    _recipes_run(job)
