@@ -15,6 +15,7 @@ import polars as pl
 from hierarchicalforecast.utils import aggregate_temporal
 from statsforecast import StatsForecast
 from statsforecast.models import AutoETS, AutoTheta, Naive, SeasonalNaive
+from utilsforecast.losses import rmsse
 
 from forecasting.job.grains import CoarseGrain, GrainsSpec
 from forecasting.job.models import BASE
@@ -87,25 +88,13 @@ def grain_windows(history: pl.DataFrame, grain: CoarseGrain, job: JobSpec, windo
 def rmsse_by_level(
     windows: pl.DataFrame, history: pl.DataFrame, members: pl.DataFrame, models: list[str]
 ) -> pl.DataFrame:
-    """Mean over the windows' series of RMSSE (scale: the mean squared step of each series' history before the
-    first window), per level and model: level, model, rmsse."""
-    first = windows["cutoff"].min()
-    scale = (
-        history.filter(pl.col("ds") <= first)
-        .sort("unique_id", "ds")
-        .group_by("unique_id")
-        .agg(pl.col("y").diff().pow(2).mean().alias("scale"))
-    )
-    long = windows.unpivot(index=["unique_id", "ds", "cutoff", "y"], on=models, variable_name="model")
-    per_series = (
-        long.group_by("unique_id", "cutoff", "model")
-        .agg(((pl.col("y") - pl.col("value")) ** 2).mean().alias("mse"))
-        .join(scale, on="unique_id")
-        .filter(pl.col("scale") > 0)
-        .with_columns((pl.col("mse") / pl.col("scale")).sqrt().alias("rmsse"))
-        .join(members.select("unique_id", "level"), on="unique_id")
-    )
-    return per_series.group_by("level", "model").agg(pl.col("rmsse").mean()).sort("level", "model")
+    """Mean over the windows' series of RMSSE (utilsforecast's, per series and cutoff; scale: the mean squared step
+    of each series' history before the first window), per level and model: level, model, rmsse."""
+    train = history.filter(pl.col("ds") <= windows["cutoff"].min())
+    per_series = rmsse(windows, models, seasonality=1, train_df=train, cutoff_col="cutoff")
+    long = per_series.unpivot(index=["unique_id", "cutoff"], on=models, variable_name="model", value_name="rmsse")
+    long = long.filter(pl.col("rmsse").is_finite()).join(members.select("unique_id", "level"), on="unique_id")
+    return long.group_by("level", "model").agg(pl.col("rmsse").mean()).sort("level", "model")
 
 
 def choose_by_level(scores: pl.DataFrame, levels: list[str], models: list[str]) -> dict[str, str]:
