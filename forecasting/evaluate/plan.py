@@ -89,6 +89,12 @@ def combination_weights(
     return {WEIGHTED: weighted, TOP2: top2}
 
 
+def pick_against(per_window: dict[str, np.ndarray], anchor: str) -> str:
+    """The anchor, unless candidates are clearly better than it over the windows: then the best of those."""
+    better = [m for m, v in per_window.items() if m != anchor and clearly_better(v, per_window[anchor])]
+    return min(better, key=lambda m: (per_window[m].mean(), m)) if better else anchor
+
+
 def choose_base(scores: pl.DataFrame, cutoffs: list[date], job: JobSpec) -> tuple[dict[str, str], list[str]]:
     """Level -> the candidate behind Base, chosen from the base candidates' scores over `cutoffs`, and why."""
     primary = job.primary_models()
@@ -104,8 +110,7 @@ def choose_base(scores: pl.DataFrame, cutoffs: list[date], job: JobSpec) -> tupl
             chosen[level] = primary[level]
             reasons.append(f"{level}: {primary[level]} (no scores of it in the earlier windows)")
             continue
-        better = [m for m, v in per_window.items() if m != anchor and clearly_better(v, per_window[anchor])]
-        pick = min(better, key=lambda m: (per_window[m].mean(), m)) if better else anchor
+        pick = pick_against(per_window, anchor)
         chosen[level] = pick
         mean = per_window[pick].mean()
         reasons.append(
@@ -130,8 +135,7 @@ def choose_launch(scores: pl.DataFrame, cutoffs: list[date], job: JobSpec) -> tu
         per_window = {m: v for m, v in _per_window(scores, level, metric, cutoffs).items() if m in CHOSEN}
         if default not in per_window:
             continue
-        better = [m for m, v in per_window.items() if m != default and clearly_better(v, per_window[default])]
-        pick = min(better, key=lambda m: (per_window[m].mean(), m)) if better else default
+        pick = pick_against(per_window, default)
         chosen[level] = pick
         others = ", ".join(f"{m} {v.mean():.3f}" for m, v in sorted(per_window.items()) if m != pick)
         reasons.append(
