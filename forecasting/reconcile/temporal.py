@@ -26,6 +26,7 @@ from hierarchicalforecast.methods import BottomUp, MinTrace
 from hierarchicalforecast.utils import aggregate_temporal
 
 from forecasting.data.hierarchy import Hierarchy
+from forecasting.data.transforms import closed_mask
 from forecasting.job.context import Plan
 from forecasting.job.grains import GrainsSpec
 from forecasting.job.models import BASE
@@ -163,6 +164,44 @@ def across_time(
     return out.select("unique_id", "temporal_id", *rename).rename(rename)
 
 
+def close_days(
+    timed: pl.DataFrame, grains: GrainsSpec, closed: list[str], members: pl.DataFrame, bounds: list[str]
+) -> pl.DataFrame:
+    """Closed days (Christmas) exactly 0 after the temporal step, which can move them off 0: each series' value on a
+    closed day is moved onto the open days of the same finest coarse period (week), in proportion to the top
+    level's (the total's) published days there. The weights are the same for every series, so the move is linear and
+    days that added up across the hierarchy still do; the week keeps its sum, and so does every coarser period. A
+    moved day's bounds shift with its mean (its spread is kept); the closed day's bounds are 0 too."""
+    base = pl.col("grain") == grains.base
+    is_closed = base & closed_mask(pl.col("ds"), closed)
+    if not closed or timed.filter(is_closed).height == 0:
+        return timed
+    size = grains.coarser[0].periods
+    start = timed.filter(base)["ds"].min()
+    period = ((pl.col("ds") - pl.lit(start)).dt.total_days() // size).alias("__period")
+    days = timed.filter(base).with_columns(period, closed_mask(pl.col("ds"), closed).alias("__closed"))
+    moved = days.filter(pl.col("__closed")).group_by("unique_id", "__period").agg(pl.col("mean").sum().alias("__moved"))
+    top = members.filter(pl.col("level") == members["level"][0])["unique_id"].implode()
+    share = pl.col("mean") / pl.col("mean").sum().over("__period")
+    equal = 1.0 / pl.len().over("__period")
+    weights = (
+        days.filter(pl.col("unique_id").is_in(top) & ~pl.col("__closed"))
+        .group_by("__period", "ds")
+        .agg(pl.col("mean").sum())
+        .with_columns(pl.when(pl.col("mean").sum().over("__period") > 0).then(share).otherwise(equal).alias("__w"))
+        .select("__period", "ds", "__w")
+    )
+    delta = (pl.col("__moved") * pl.col("__w")).fill_null(0.0)
+    opened = (
+        days.filter(~pl.col("__closed"))
+        .join(weights, on=["__period", "ds"], how="left")
+        .join(moved, on=["unique_id", "__period"], how="left")
+        .with_columns([(pl.col(c) + delta).alias(c) for c in ["mean", *bounds]])
+    )
+    shut = days.filter(pl.col("__closed")).with_columns([pl.lit(0.0).alias(c) for c in ["mean", *bounds]])
+    return pl.concat([timed.filter(~base), opened.select(timed.columns), shut.select(timed.columns)])
+
+
 def _wide_base(frame: pl.DataFrame, levels: list[int]) -> pl.DataFrame:
     """Long published rows (mean, lo_L, hi_L) -> the library's Base columns."""
     rename = {"mean": BASE} | {v: k for k, v in _library_bounds(BASE, levels).items()}
@@ -203,6 +242,7 @@ def reconcile_grains(
         timed = across_time(S, tags, rows, levels, bottom_up=True)
     timed = timed.join(periods, on="temporal_id").with_columns(pl.lit("hierarchy+time").alias("reconciled"))
     timed = timed.with_columns([pl.col(c).clip(lower_bound=0.0) for c in bounds])
+    timed = close_days(timed, job.grains, job.closed_periods, hierarchy.members, bounds)
     beyond = coarse_rows.join(timed.select("unique_id", "grain", "ds"), on=["unique_id", "grain", "ds"], how="anti")
     sizes = temporal_spec(job.grains)
     table = pl.concat(

@@ -4,11 +4,14 @@ exceptions, and are flagged."""
 
 from __future__ import annotations
 
+from datetime import date
+
 import polars as pl
 import pytest
 from statsforecast.models import SeasonalNaive
 
 from forecasting import pipeline
+from forecasting.data.transforms import closed_mask, zero_closed_days
 from forecasting.evaluate.grains import gap_across_hierarchy, gap_across_time
 from forecasting.job.loading import load_job
 from forecasting.models.grains import forecast_grains
@@ -17,11 +20,13 @@ from forecasting.outputs.grains import grain_table
 from forecasting.reconcile.temporal import across_hierarchy, reconcile_grains
 
 TOL = 1e-6
+AS_OF = date(2015, 12, 20)  # the day horizon holds a Christmas, a closed day (forecast 0) of the job
 
 
 @pytest.fixture(scope="module")
 def slice_grains():
-    """m5-daily-warehouse on three real stores (two regions), the coarse grains on cheap models and two origins."""
+    """m5-daily-warehouse on three real stores (two regions) as of a few days before Christmas, the coarse grains on
+    cheap models and two origins."""
     job = load_job("m5-daily-warehouse")
     grains = job.grains.model_copy(
         update={
@@ -30,10 +35,11 @@ def slice_grains():
         }
     )
     job = job.model_copy(update={"warehouse_filter": ["CA_1", "CA_2", "TX_1"], "grains": grains})
-    _, hierarchy = pipeline.load_hierarchy(job)
+    _, hierarchy = pipeline.load_hierarchy(job, AS_OF)
     coarse = forecast_grains(hierarchy.Y_df, hierarchy.members, job)
     days = local_statistical_forecast(hierarchy.Y_df, job, [SeasonalNaive(season_length=7, alias="Base")], n_jobs=1)
     published_days = across_hierarchy(hierarchy, days.forecasts.with_columns(pl.col("ds").cast(pl.Date)), job.levels)
+    published_days = zero_closed_days(published_days, job.closed_periods)  # as the run publishes them
     result = reconcile_grains(hierarchy, published_days, coarse, job)
     return job, hierarchy, coarse, result, grain_table(hierarchy, result, job)
 
@@ -56,6 +62,23 @@ def test_grains_add_up_across_time_and_the_hierarchy(slice_grains):
     flagged = table.filter(~pl.col("coherent"))["level"].unique().to_list()
     assert set(flagged) == {lv for levels in result.guard.values() for lv in levels}
     assert all(any(g in note for note in result.notes) for g in result.guard)
+
+
+def test_closed_days_stay_closed_after_the_temporal_step(slice_grains):
+    """Christmas is forecast 0 (mean and every bound) at every series after days and weeks are reconciled across
+    time, and the days still add up to the weeks and 4-week periods and across the hierarchy."""
+    job, hierarchy, coarse, result, table = slice_grains
+    christmas = table.filter((pl.col("grain") == "day") & closed_mask(pl.col("ds"), job.closed_periods))
+    assert christmas["ds"].unique().to_list() == [date(2015, 12, 25)]
+    assert christmas.height == hierarchy.members.height
+    values = christmas.select("mean", pl.col("^(lo|hi)_.*$"))
+    assert (values.to_numpy() == 0.0).all()
+    assert gap_across_time(table, job.grains) < TOL and gap_across_hierarchy(table, hierarchy.members) < TOL
+    # The Christmas week's other days carry what the week's reconciled total puts on it (more than their share).
+    week = table.filter(
+        (pl.col("grain") == "day") & pl.col("ds").is_between(date(2015, 12, 21), date(2015, 12, 27))
+    ).filter(pl.col("unique_id") == hierarchy.members["unique_id"][0])
+    assert week.height == 7 and (week.filter(pl.col("ds") != date(2015, 12, 25))["mean"] > 0).all()
 
 
 def test_every_grain_has_its_horizon_and_a_grain_column(slice_grains):
