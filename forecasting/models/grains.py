@@ -140,6 +140,20 @@ def grain_base(
     )
 
 
+def refit_base(
+    history: pl.DataFrame, grain: CoarseGrain, members: pl.DataFrame, choice: dict[str, str], job: JobSpec, h: int
+) -> pl.DataFrame:
+    """The grain's Base `h` periods after `history` from each level's chosen model refit on it (no rolling origins:
+    the guard of the temporal step replays a run's choice at past cutoffs): unique_id, ds, <model>..., Base,
+    Base-lo/hi."""
+    spec = grain.model_copy(update={"models": sorted(set(choice.values()))})
+    sf = _statsforecast(spec, job)
+    with worker_processes_from_forkserver():
+        forecasts = sf.forecast(df=history, h=h, level=job.levels)
+    suffixes = [f"-{side}-{lv}" for lv in job.levels for side in ("lo", "hi")]
+    return with_base(forecasts.with_columns(pl.col("ds").cast(pl.Date)), members, choice, suffixes)
+
+
 def forecast_grains(Y_df: pl.DataFrame, members: pl.DataFrame, job: JobSpec) -> dict[str, GrainBase]:
     """Every coarse grain of the job: its history from the days, its Base chosen per level, its forecasts."""
     assert job.grains is not None

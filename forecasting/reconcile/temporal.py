@@ -27,7 +27,6 @@ from hierarchicalforecast.utils import aggregate_temporal
 
 from forecasting.data.hierarchy import Hierarchy
 from forecasting.data.transforms import closed_mask
-from forecasting.job.context import Plan
 from forecasting.job.grains import GrainsSpec
 from forecasting.job.models import BASE
 from forecasting.job.schema import JobSpec
@@ -48,6 +47,7 @@ class GrainResult:
     days: pl.DataFrame  # unique_id, ds, mean, lo/hi: the temporally reconciled published days
     notes: list[str] = field(default_factory=list)
     guard: dict[str, list[str]] = field(default_factory=dict)  # grain -> levels publishing Base
+    time_fallback: list[str] = field(default_factory=list)  # levels whose span is reconciled across the hierarchy only
 
 
 def _bounds(levels: list[int]) -> list[str]:
@@ -92,30 +92,47 @@ def harmed_levels(hierarchy: Hierarchy, grain: GrainBase) -> dict[str, list[str]
     }
 
 
-def hierarchy_published(
-    hierarchy: Hierarchy, grain: GrainBase, levels: list[int]
-) -> tuple[pl.DataFrame, list[str], str]:
+@dataclass
+class HierarchyChoice:
+    """A coarse grain's reconciliation across the hierarchy: the method published and the levels publishing Base."""
+
+    method: str
+    base_levels: list[str]
+    said: str
+
+
+def hierarchy_choice(hierarchy: Hierarchy, grain: GrainBase) -> HierarchyChoice:
     """The guard of the accuracy issue, as the day plan applies it (forecasting.evaluate.plan.choose_method):
     MinTrace wls_struct if it is no worse than Base at any level, else BottomUp if that is not, else MinTrace with
-    Base at the levels it harmed. Returns (rows, levels publishing Base, what was done)."""
+    Base at the levels it harmed."""
     harmed = harmed_levels(hierarchy, grain)
     method = CROSS if not harmed[CROSS] or harmed[BOTTOM_UP] else BOTTOM_UP
-    rec = across_hierarchy(hierarchy, grain.forecasts, levels, method)
+    name = grain.grain.name
     if not harmed[method]:
         said = "no worse than Base at any level" if method == CROSS else f"{CROSS} was worse at {harmed[CROSS]}"
-        return rec, [], f"{grain.grain.name}: {method} published ({said})"
-    ids = hierarchy.members.filter(pl.col("level").is_in(harmed[method]))["unique_id"].implode()
-    base = grain.forecasts.filter(pl.col("unique_id").is_in(ids)).select(
+        return HierarchyChoice(method, [], f"{name}: {method} published ({said})")
+    said = ", ".join(harmed[method])
+    return HierarchyChoice(
+        method,
+        harmed[method],
+        f"{name}: {method} and BottomUp were worse than Base at {said}: Base published there, not coherent",
+    )
+
+
+def hierarchy_rows(
+    hierarchy: Hierarchy, forecasts: pl.DataFrame, choice: HierarchyChoice, levels: list[int]
+) -> pl.DataFrame:
+    """A coarse grain's Base forecasts (wide: Base, Base-lo/hi) reconciled as `choice` says: unique_id, ds, mean,
+    lo/hi, with Base at its levels."""
+    rec = across_hierarchy(hierarchy, forecasts, levels, choice.method)
+    if not choice.base_levels:
+        return rec
+    ids = hierarchy.members.filter(pl.col("level").is_in(choice.base_levels))["unique_id"].implode()
+    base = forecasts.filter(pl.col("unique_id").is_in(ids)).select(
         "unique_id", "ds", BASE, *_library_bounds(BASE, levels)
     )
     base = base.rename({BASE: "mean"} | _library_bounds(BASE, levels)).select(rec.columns)
-    rec = pl.concat([rec.filter(~pl.col("unique_id").is_in(ids)), base])
-    said = ", ".join(harmed[method])
-    return (
-        rec,
-        harmed[method],
-        f"{grain.grain.name}: {method} and BottomUp were worse than Base at {said}: Base published there, not coherent",
-    )
+    return pl.concat([rec.filter(~pl.col("unique_id").is_in(ids)), base])
 
 
 def temporal_spec(grains: GrainsSpec) -> dict[str, int]:
@@ -208,28 +225,35 @@ def _wide_base(frame: pl.DataFrame, levels: list[int]) -> pl.DataFrame:
     return frame.rename(rename)
 
 
-def reconcile_grains(
-    hierarchy: Hierarchy, days: pl.DataFrame, grains: dict[str, GrainBase], job: JobSpec
-) -> GrainResult:
-    """Every grain made to agree: `days` are the published day rows (unique_id, ds, mean, lo/hi) of the job's
-    horizon; `grains` the coarse grains' Base. Returns the published rows of every grain and the new days."""
+def coarse_published(
+    hierarchy: Hierarchy,
+    grains: dict[str, GrainBase],
+    levels: list[int],
+    choices: dict[str, HierarchyChoice] | None = None,
+) -> tuple[pl.DataFrame, dict[str, HierarchyChoice]]:
+    """Every coarse grain reconciled across the hierarchy over its whole horizon, under the guard (`choices`, made
+    here when not given): grain, unique_id, ds, mean, lo/hi; and each grain's choice."""
+    choices = choices or {name: hierarchy_choice(hierarchy, grain) for name, grain in grains.items()}
+    rows = [
+        hierarchy_rows(hierarchy, grain.forecasts, choices[name], levels).with_columns(pl.lit(name).alias("grain"))
+        for name, grain in grains.items()
+    ]
+    return pl.concat(rows), choices
+
+
+def time_step(
+    hierarchy: Hierarchy, days: pl.DataFrame, coarse_rows: pl.DataFrame, job: JobSpec
+) -> tuple[pl.DataFrame, list[str]]:
+    """The published days and the hierarchy-reconciled coarse periods of the span every grain covers, reconciled
+    across time (closed days kept at 0): grain, unique_id, ds, temporal_id, mean, lo/hi; and what to say."""
     assert job.grains is not None
     levels = job.levels
     bounds = _bounds(levels)
     notes: list[str] = []
-    guard: dict[str, list[str]] = {}
-    coarse = []
-    for name, grain in grains.items():
-        rec, harmed, said = hierarchy_published(hierarchy, grain, levels)
-        notes.append(said)
-        if harmed:
-            guard[name] = harmed
-        coarse.append(rec.with_columns(pl.lit(name).alias("grain")))
-    coarse_rows = pl.concat(coarse)
-    start = days["ds"].min()
-    S, tags, periods = temporal_structure(job.grains, start, job.horizon)
+    S, tags, periods = temporal_structure(job.grains, days["ds"].min(), job.horizon)
+    columns = ["grain", "unique_id", "ds", "mean", *bounds]
     span = pl.concat(
-        [days.with_columns(pl.lit(job.grains.base).alias("grain")).select(coarse_rows.columns), coarse_rows]
+        [days.with_columns(pl.lit(job.grains.base).alias("grain")).select(columns), coarse_rows.select(columns)]
     ).join(periods, on=["grain", "ds"], how="inner")
     order = hierarchy.members.select("unique_id").with_row_index("series")
     span = span.join(order, on="unique_id").with_columns(
@@ -240,38 +264,44 @@ def reconcile_grains(
     if (timed["mean"] < -1e-9).any():
         notes.append("time: the temporal MinTrace gave a negative mean; the days summed (BottomUp) are published")
         timed = across_time(S, tags, rows, levels, bottom_up=True)
-    timed = timed.join(periods, on="temporal_id").with_columns(pl.lit("hierarchy+time").alias("reconciled"))
+    timed = timed.join(periods, on="temporal_id")
     timed = timed.with_columns([pl.col(c).clip(lower_bound=0.0) for c in bounds])
-    timed = close_days(timed, job.grains, job.closed_periods, hierarchy.members, bounds)
+    return close_days(timed, job.grains, job.closed_periods, hierarchy.members, bounds), notes
+
+
+def reconcile_grains(
+    hierarchy: Hierarchy,
+    days: pl.DataFrame,
+    grains: dict[str, GrainBase],
+    job: JobSpec,
+    time_fallback: list[str] | None = None,
+    choices: dict[str, HierarchyChoice] | None = None,
+) -> GrainResult:
+    """Every grain made to agree: `days` are the published day rows (unique_id, ds, mean, lo/hi) of the job's
+    horizon; `grains` the coarse grains' Base. At the levels of `time_fallback` (where the temporal step scored
+    worse than the hierarchy alone: forecasting.reconcile.temporal_guard) the span publishes the days and coarse
+    periods reconciled across the hierarchy only. Returns the published rows of every grain and the new days."""
+    assert job.grains is not None
+    bounds = _bounds(job.levels)
+    coarse_rows, choices = coarse_published(hierarchy, grains, job.levels, choices)
+    notes = [c.said for c in choices.values()]
+    guard = {name: c.base_levels for name, c in choices.items() if c.base_levels}
+    timed, said = time_step(hierarchy, days, coarse_rows, job)
+    notes += said
+    columns = ["grain", "unique_id", "ds", "reconciled", "mean", *bounds]
+    timed = timed.with_columns(pl.lit("hierarchy+time").alias("reconciled")).select(columns)
+    if time_fallback:
+        ids = hierarchy.members.filter(pl.col("level").is_in(time_fallback))["unique_id"].implode()
+        kept = days.with_columns(pl.lit(job.grains.base).alias("grain"))
+        kept = pl.concat([kept.select(coarse_rows.columns), coarse_rows]).join(
+            timed.select("grain", "unique_id", "ds"), on=["grain", "unique_id", "ds"], how="semi"
+        )
+        kept = kept.filter(pl.col("unique_id").is_in(ids)).with_columns(pl.lit("hierarchy").alias("reconciled"))
+        timed = pl.concat([timed.filter(~pl.col("unique_id").is_in(ids)), kept.select(columns)])
     beyond = coarse_rows.join(timed.select("unique_id", "grain", "ds"), on=["unique_id", "grain", "ds"], how="anti")
     sizes = temporal_spec(job.grains)
     table = pl.concat(
-        [
-            timed.select("grain", "unique_id", "ds", "reconciled", "mean", *bounds),
-            beyond.with_columns(pl.lit("hierarchy").alias("reconciled")).select(
-                "grain", "unique_id", "ds", "reconciled", "mean", *bounds
-            ),
-        ]
+        [timed, beyond.with_columns(pl.lit("hierarchy").alias("reconciled")).select(columns)]
     ).with_columns(pl.col("grain").replace_strict(sizes, return_dtype=pl.Int64).alias("days"))
     new_days = timed.filter(pl.col("grain") == job.grains.base).select("unique_id", "ds", "mean", *bounds)
-    return GrainResult(table, new_days, notes, guard)
-
-
-def publish_grains(
-    hierarchy: Hierarchy, plan: Plan, reconciled: pl.DataFrame, grains: dict[str, GrainBase], job: JobSpec
-) -> tuple[pl.DataFrame, GrainResult]:
-    """The run's reconciled rows with their published day rows replaced by the days reconciled across time (so
-    staffing and inventory read the coherent days), and every grain's published rows."""
-    bounds = _bounds(job.levels)
-    rows = reconciled.join(hierarchy.members.select("unique_id", "level"), on="unique_id", how="left")
-    published = pl.lit(False)
-    for level in sorted(plan.base):
-        published = (
-            pl.when(pl.col("level") == level).then(pl.col("method") == plan.published_at(level)).otherwise(published)
-        )
-    rows = rows.with_columns(published.alias("__published"))
-    days = rows.filter(pl.col("__published"))
-    result = reconcile_grains(hierarchy, days.select("unique_id", "ds", "mean", *bounds), grains, job)
-    replaced = days.drop("mean", *bounds).join(result.days, on=["unique_id", "ds"], how="left")
-    out = pl.concat([rows.filter(~pl.col("__published")), replaced.select(rows.columns)])
-    return out.drop("level", "__published").select(reconciled.columns), result
+    return GrainResult(table, new_days, notes, guard, time_fallback or [])
