@@ -36,6 +36,7 @@ class GrainBase:
     windows: pl.DataFrame  # unique_id, ds, cutoff, y, <model>..., Base
     choice: dict[str, str]  # level -> model behind Base
     scores: pl.DataFrame  # level, model, rmsse (mean over the windows' series)
+    fitted: pl.DataFrame | None = None  # unique_id, ds, y, Base: in-sample (TopDown's bootstrap intervals)
 
 
 def grain_histories(Y_df: pl.DataFrame, grains: GrainsSpec) -> dict[str, pl.DataFrame]:
@@ -125,33 +126,31 @@ def grain_base(
     scores = rmsse_by_level(cv, history, members, names)
     levels = members["level"].unique(maintain_order=True).to_list()
     choice = choose_by_level(scores, levels, names)
-    sf = _statsforecast(grain, job)
-    with worker_processes_from_forkserver():
-        forecasts = sf.forecast(df=history, h=grain.horizon, level=job.levels)
-    forecasts = forecasts.with_columns(pl.col("ds").cast(pl.Date))
-    suffixes = [f"-{side}-{lv}" for lv in job.levels for side in ("lo", "hi")]
-    return GrainBase(
-        grain,
-        history,
-        with_base(forecasts, members, choice, suffixes),
-        with_base(cv, members, choice, []),
-        choice,
-        scores,
-    )
+    forecasts, fitted = refit_base(history, grain, members, choice, job, grain.horizon, names)
+    return GrainBase(grain, history, forecasts, with_base(cv, members, choice, []), choice, scores, fitted)
 
 
 def refit_base(
-    history: pl.DataFrame, grain: CoarseGrain, members: pl.DataFrame, choice: dict[str, str], job: JobSpec, h: int
-) -> pl.DataFrame:
-    """The grain's Base `h` periods after `history` from each level's chosen model refit on it (no rolling origins:
-    the guard of the temporal step replays a run's choice at past cutoffs): unique_id, ds, <model>..., Base,
-    Base-lo/hi."""
-    spec = grain.model_copy(update={"models": sorted(set(choice.values()))})
+    history: pl.DataFrame,
+    grain: CoarseGrain,
+    members: pl.DataFrame,
+    choice: dict[str, str],
+    job: JobSpec,
+    h: int,
+    models: list[str] | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The grain's `models` (default: the ones `choice` names) fit on `history` and forecast `h` periods after it,
+    with Base per level from `choice` (the guard of the temporal step replays a run's choice at past cutoffs):
+    (unique_id, ds, <model>..., Base, Base-lo/hi) and the in-sample fits (unique_id, ds, y, Base)."""
+    spec = grain.model_copy(update={"models": models or sorted(set(choice.values()))})
     sf = _statsforecast(spec, job)
     with worker_processes_from_forkserver():
-        forecasts = sf.forecast(df=history, h=h, level=job.levels)
+        forecasts = sf.forecast(df=history, h=h, level=job.levels, fitted=True)
+        fitted = sf.forecast_fitted_values()
     suffixes = [f"-{side}-{lv}" for lv in job.levels for side in ("lo", "hi")]
-    return with_base(forecasts.with_columns(pl.col("ds").cast(pl.Date)), members, choice, suffixes)
+    forecasts = with_base(forecasts.with_columns(pl.col("ds").cast(pl.Date)), members, choice, suffixes)
+    fitted = with_base(fitted.with_columns(pl.col("ds").cast(pl.Date)), members, choice, [])
+    return forecasts, fitted.select("unique_id", "ds", "y", BASE)
 
 
 def forecast_grains(Y_df: pl.DataFrame, members: pl.DataFrame, job: JobSpec) -> dict[str, GrainBase]:

@@ -22,7 +22,7 @@ from datetime import timedelta
 import numpy as np
 import polars as pl
 from hierarchicalforecast.core import HierarchicalReconciliation
-from hierarchicalforecast.methods import BottomUp, MinTrace
+from hierarchicalforecast.methods import BottomUp, MinTrace, TopDown
 from hierarchicalforecast.utils import aggregate_temporal
 
 from forecasting.data.hierarchy import Hierarchy
@@ -35,6 +35,8 @@ from forecasting.reconcile.wide import tag_arrays
 
 CROSS = "MinTrace_wls_struct"
 BOTTOM_UP = "BottomUp"
+TOP_DOWN = "TopDown"  # forecast proportions: keeps the top level's Base
+CANDIDATES = (CROSS, BOTTOM_UP, TOP_DOWN)  # the coarse grains' hierarchy methods, in the guard's order of preference
 ORDER = "order"  # the time column the library sorts a temporal period's rows by: series index x 1000 + period
 
 
@@ -58,38 +60,78 @@ def _library_bounds(name: str, levels: list[int]) -> dict[str, str]:
     return {f"{name}-{side}-{lv}": f"{side}_{lv}" for lv in levels for side in ("lo", "hi")}
 
 
+def _reconciler(method: str) -> tuple[object, str]:
+    """The library's reconciler of a hierarchy method and the name of its output column."""
+    if method == BOTTOM_UP:
+        return BottomUp(), f"{BASE}/BottomUp"
+    if method == TOP_DOWN:
+        return TopDown(method="forecast_proportions"), f"{BASE}/TopDown_method-forecast_proportions"
+    return MinTrace(method="wls_struct", nonnegative=True), f"{BASE}/MinTrace_method-wls_struct_nonnegative-True"
+
+
 def across_hierarchy(
-    hierarchy: Hierarchy, frame: pl.DataFrame, levels: list[int] | None, method: str = CROSS
+    hierarchy: Hierarchy,
+    frame: pl.DataFrame,
+    levels: list[int] | None,
+    method: str = CROSS,
+    fitted: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
-    """MinTrace wls_struct (non-negative) or BottomUp of a wide Base frame (unique_id, ds, Base[, Base-lo/hi]) across
-    the hierarchy: unique_id, ds, mean[, lo/hi]."""
-    bottom_up = method == BOTTOM_UP
-    reconciler = BottomUp() if bottom_up else MinTrace(method="wls_struct", nonnegative=True)
+    """MinTrace wls_struct (non-negative), BottomUp or TopDown (forecast proportions) of a wide Base frame
+    (unique_id, ds, Base[, Base-lo/hi]) across the hierarchy: unique_id, ds, mean[, lo/hi]. Intervals: the
+    library's normality sampler; TopDown's, which the library only bootstraps, from the in-sample `fitted`
+    (unique_id, ds, y, Base) residuals."""
+    reconciler, name = _reconciler(method)
     columns = ["unique_id", "ds", BASE] + ([c for c in frame.columns if c.startswith(f"{BASE}-")] if levels else [])
     y_hat = frame.select(columns).with_columns(pl.col(BASE).clip(lower_bound=0.0))
+    options: dict = {"intervals_method": "normality"}
+    if method == TOP_DOWN and levels:
+        if fitted is None:
+            raise ValueError("TopDown intervals need the grain's in-sample fits")
+        options = {"intervals_method": "bootstrap", "Y_df": fitted, "seed": 0}  # the library draws 200 samples
     out = HierarchicalReconciliation(reconcilers=[reconciler]).reconcile(
-        Y_hat_df=y_hat, S_df=hierarchy.S, tags=tag_arrays(hierarchy), level=levels, intervals_method="normality"
+        Y_hat_df=y_hat, S_df=hierarchy.S, tags=tag_arrays(hierarchy), level=levels, **options
     )
-    name = f"{BASE}/BottomUp" if bottom_up else f"{BASE}/MinTrace_method-wls_struct_nonnegative-True"
     rename = {name: "mean"} | (_library_bounds(name, levels) if levels else {})
-    return out.select("unique_id", "ds", *rename).rename(rename)
+    out = out.select("unique_id", "ds", *rename).rename(rename)
+    if method == TOP_DOWN and levels:
+        # The bootstrap draws Base's in-sample residuals, whose mean is not 0 for a biased model (SeasonalNaive on a
+        # trend): its bands can miss the reconciled mean. They are moved to centre on it (the innermost band's
+        # midpoint onto the mean), keeping the bootstrap's spread and skew.
+        inner = min(levels)
+        shift = pl.col("mean") - (pl.col(f"lo_{inner}") + pl.col(f"hi_{inner}")) / 2
+        out = out.with_columns([(pl.col(c) + shift).clip(lower_bound=0.0) for c in _bounds(levels)])
+    return out
 
 
-def harmed_levels(hierarchy: Hierarchy, grain: GrainBase) -> dict[str, list[str]]:
-    """Per hierarchy method (MinTrace wls_struct, BottomUp), the levels where it scored worse (mean RMSSE) than the
-    grain's Base over the grain's rolling origins."""
+def hierarchy_scores(hierarchy: Hierarchy, grain: GrainBase, methods: tuple[str, ...]) -> pl.DataFrame:
+    """Mean RMSSE per level of the grain's Base and of each hierarchy method over the grain's rolling origins:
+    level, Base, <method>..."""
     frames = []
     for cutoff in grain.windows["cutoff"].unique().sort().to_list():
         window = grain.windows.filter(pl.col("cutoff") == cutoff)
-        for method in (CROSS, BOTTOM_UP):
+        for method in methods:
             rec = across_hierarchy(hierarchy, window.select("unique_id", "ds", BASE), None, method)
             window = window.join(rec.rename({"mean": method}), on=["unique_id", "ds"])
         frames.append(window)
-    scores = rmsse_by_level(pl.concat(frames), grain.history, hierarchy.members, [BASE, CROSS, BOTTOM_UP])
-    wide = scores.pivot(on="model", index="level", values="rmsse")
-    return {
-        m: sorted(wide.filter(pl.col(m) > pl.col(BASE) * (1 + 1e-9))["level"].to_list()) for m in (CROSS, BOTTOM_UP)
-    }
+    scores = rmsse_by_level(pl.concat(frames), grain.history, hierarchy.members, [BASE, *methods])
+    return scores.pivot(on="model", index="level", values="rmsse")
+
+
+def strictly_nested(members: pl.DataFrame) -> bool:
+    """Each level's series sit under exactly one series of the level above (its keys extend the level above's):
+    the structure TopDown needs (a grouped hierarchy, e.g. categories beside regions, is not one)."""
+    columns = [c for c in members.columns if c not in ("unique_id", "level")]
+    levels = members["level"].unique(maintain_order=True).to_list()
+    keys = [{c for c in columns if members.filter(pl.col("level") == lv)[c].null_count() == 0} for lv in levels]
+    return all(upper <= lower for upper, lower in zip(keys, keys[1:], strict=False))
+
+
+def harmed_levels(hierarchy: Hierarchy, grain: GrainBase) -> dict[str, list[str]]:
+    """Per hierarchy method (MinTrace wls_struct, BottomUp, and TopDown where the hierarchy is strictly one), the
+    levels where it scored worse (mean RMSSE) than the grain's Base over the grain's rolling origins."""
+    methods = CANDIDATES if strictly_nested(hierarchy.members) else (CROSS, BOTTOM_UP)
+    wide = hierarchy_scores(hierarchy, grain, methods)
+    return {m: sorted(wide.filter(pl.col(m) > pl.col(BASE) * (1 + 1e-9))["level"].to_list()) for m in methods}
 
 
 @dataclass
@@ -102,29 +144,35 @@ class HierarchyChoice:
 
 
 def hierarchy_choice(hierarchy: Hierarchy, grain: GrainBase) -> HierarchyChoice:
-    """The guard of the accuracy issue, as the day plan applies it (forecasting.evaluate.plan.choose_method):
-    MinTrace wls_struct if it is no worse than Base at any level, else BottomUp if that is not, else MinTrace with
-    Base at the levels it harmed."""
+    """The guard of the accuracy issue: the first of MinTrace wls_struct, BottomUp and TopDown (forecast
+    proportions, which keeps the top level's Base) that is no worse than Base at any level; else the one harmful at
+    the fewest levels (that order on ties), with Base at those levels."""
     harmed = harmed_levels(hierarchy, grain)
-    method = CROSS if not harmed[CROSS] or harmed[BOTTOM_UP] else BOTTOM_UP
+    method = min(harmed, key=lambda m: (len(harmed[m]), CANDIDATES.index(m)))
     name = grain.grain.name
+    others = "; ".join(f"{m} was worse at {', '.join(harmed[m])}" for m in harmed if harmed[m] and m != method)
     if not harmed[method]:
-        said = "no worse than Base at any level" if method == CROSS else f"{CROSS} was worse at {harmed[CROSS]}"
+        said = "no worse than Base at any level" + (f"; {others}" if others else "")
         return HierarchyChoice(method, [], f"{name}: {method} published ({said})")
     said = ", ".join(harmed[method])
     return HierarchyChoice(
         method,
         harmed[method],
-        f"{name}: {method} and BottomUp were worse than Base at {said}: Base published there, not coherent",
+        f"{name}: every hierarchy method was worse than Base somewhere ({others}); {method} published with Base at "
+        f"{said}, not coherent there",
     )
 
 
 def hierarchy_rows(
-    hierarchy: Hierarchy, forecasts: pl.DataFrame, choice: HierarchyChoice, levels: list[int]
+    hierarchy: Hierarchy,
+    forecasts: pl.DataFrame,
+    choice: HierarchyChoice,
+    levels: list[int],
+    fitted: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
-    """A coarse grain's Base forecasts (wide: Base, Base-lo/hi) reconciled as `choice` says: unique_id, ds, mean,
-    lo/hi, with Base at its levels."""
-    rec = across_hierarchy(hierarchy, forecasts, levels, choice.method)
+    """A coarse grain's Base forecasts (wide: Base, Base-lo/hi; its in-sample `fitted` for TopDown) reconciled as
+    `choice` says: unique_id, ds, mean, lo/hi, with Base at its levels."""
+    rec = across_hierarchy(hierarchy, forecasts, levels, choice.method, fitted)
     if not choice.base_levels:
         return rec
     ids = hierarchy.members.filter(pl.col("level").is_in(choice.base_levels))["unique_id"].implode()
@@ -235,7 +283,9 @@ def coarse_published(
     here when not given): grain, unique_id, ds, mean, lo/hi; and each grain's choice."""
     choices = choices or {name: hierarchy_choice(hierarchy, grain) for name, grain in grains.items()}
     rows = [
-        hierarchy_rows(hierarchy, grain.forecasts, choices[name], levels).with_columns(pl.lit(name).alias("grain"))
+        hierarchy_rows(hierarchy, grain.forecasts, choices[name], levels, grain.fitted).with_columns(
+            pl.lit(name).alias("grain")
+        )
         for name, grain in grains.items()
     ]
     return pl.concat(rows), choices

@@ -126,3 +126,26 @@ def test_day_tables_gain_the_grain_column(slice_grains):
     assert all((frame["grain"] == "day").all() for frame in out["reconciled_forecasts"])
     assert (out["base_forecasts"]["grain"] == "day").all() and "grain" not in out["staffing"].columns
     assert out["grain_forecasts"] is table
+
+
+def test_top_down_keeps_the_total_base_and_adds_up(slice_grains):
+    """TopDown (forecast proportions), the coarse grains' candidate that keeps the top level's Base: the total is
+    its Base, every level adds up, its bootstrap bands hold the mean; the guard takes the first candidate harmful
+    nowhere, else the least harmful with Base at its levels."""
+    from forecasting.reconcile.temporal import CANDIDATES, TOP_DOWN, harmed_levels, hierarchy_choice
+
+    job, hierarchy, coarse, result, table = slice_grains
+    for grain in coarse.values():
+        rows = across_hierarchy(hierarchy, grain.forecasts, job.levels, TOP_DOWN, grain.fitted)
+        total = rows.filter(pl.col("unique_id") == "total").join(grain.forecasts, on=["unique_id", "ds"])
+        assert total.height == grain.grain.horizon and ((total["mean"] - total["Base"]).abs() < 1e-6).all()
+        published = hierarchy.members.select("unique_id", "level").join(rows, on="unique_id")
+        published = published.with_columns(pl.lit(grain.grain.name).alias("grain"), pl.lit(True).alias("coherent"))
+        assert gap_across_hierarchy(published, hierarchy.members) < TOL
+        for lv in job.levels:
+            assert ((published[f"lo_{lv}"] <= published["mean"]) & (published["mean"] <= published[f"hi_{lv}"])).all()
+        harmed = harmed_levels(hierarchy, grain)
+        choice = hierarchy_choice(hierarchy, grain)
+        assert set(harmed) == set(CANDIDATES) and choice.base_levels == harmed[choice.method]
+        harmless = [m for m in CANDIDATES if not harmed[m]]
+        assert choice.method == (harmless[0] if harmless else min(harmed, key=lambda m: len(harmed[m])))
