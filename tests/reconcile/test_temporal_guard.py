@@ -10,11 +10,11 @@ from datetime import date
 import polars as pl
 import pytest
 from statsforecast.models import SeasonalNaive
+from support import grains_slice_job
 
 from forecasting import pipeline
 from forecasting.data.transforms import zero_closed_days
 from forecasting.evaluate.grains import gap_across_hierarchy, gap_across_time
-from forecasting.job.loading import load_job
 from forecasting.models.grains import forecast_grains
 from forecasting.models.statistical import local_statistical_forecast
 from forecasting.outputs.grains import grain_table
@@ -22,27 +22,13 @@ from forecasting.reconcile.temporal import across_hierarchy, hierarchy_choice, r
 from forecasting.reconcile.temporal_guard import HIERARCHY, TIME, check_time_step
 
 AS_OF = date(2015, 12, 20)
-FAST = ["SeasonalNaive", "Naive"]
 
 
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory):
     """Three real stores as of 2015-12-20 with fast models at every grain, a real two-window backtest of the days
     published before the run (as `forecasting backtest` does), the coarse grains and the run's published days."""
-    root = tmp_path_factory.mktemp("time-guard")
-    job = load_job("m5-daily-warehouse", output_root=str(root / "outputs"), n_jobs=1)
-    models = job.models.model_copy(
-        update={
-            "aggregate_models": FAST,
-            "bottom_models": FAST,
-            "primary": {level: FAST[0] for level in job.hierarchy.names},
-            "choose_from_backtest": False,
-        }
-    )
-    grains = job.grains.model_copy(
-        update={"windows": 2, "coarser": [g.model_copy(update={"models": FAST}) for g in job.grains.coarser]}
-    )
-    job = job.model_copy(update={"models": models, "grains": grains, "warehouse_filter": ["CA_1", "CA_2", "TX_1"]})
+    job = grains_slice_job(tmp_path_factory.mktemp("time-guard") / "outputs")
     folder, _ = pipeline.backtest_job(job, AS_OF, 2)
     _, hierarchy = pipeline.load_hierarchy(job, AS_OF)
     coarse = forecast_grains(hierarchy.Y_df, hierarchy.members, job)
