@@ -92,7 +92,8 @@ def window_scores(
     coarse = []
     for grain in job.grains.coarser:
         h = job.horizon // grain.periods
-        base, fitted = refit_base(histories[grain.name], grain, hierarchy.members, grains[grain.name].choice, job, h)
+        choice = grains[grain.name].choice
+        base, fitted = refit_base(histories[grain.name], grain, hierarchy.members, choice, job, h, days=history)
         rows = hierarchy_rows(hierarchy, base, choices[grain.name], job.levels, fitted)
         coarse.append(rows.with_columns(pl.lit(grain.name).alias("grain")))
     coarse_rows = pl.concat(coarse)

@@ -149,3 +149,54 @@ def test_top_down_keeps_the_total_base_and_adds_up(slice_grains):
         assert set(harmed) == set(CANDIDATES) and choice.base_levels == harmed[choice.method]
         harmless = [m for m in CANDIDATES if not harmed[m]]
         assert choice.method == (harmless[0] if harmless else min(harmed, key=lambda m: len(harmed[m])))
+
+
+def test_a_new_store_is_forecast_at_every_grain(tmp_path):
+    """A store that opened five weeks before the as-of (CA_2's real rows from 2016-02-22 only, as an order system
+    gives them) is too short for the coarse grains' models and rolling origins: it is young there and served by
+    Flat from its days (the day grain's stated fallback), in the rolling origins and ahead; every grain still adds
+    up across time and the hierarchy."""
+    import duckdb
+
+    from forecasting.job.common import project_root
+    from forecasting.job.schema import JobSpec
+    from forecasting.models.grains import grain_need
+
+    as_of, opened = date(2016, 3, 27), date(2016, 2, 22)
+    path = tmp_path / "stores.parquet"
+    duckdb.execute(
+        "SELECT * FROM read_parquet(?) WHERE store_id IN ('CA_1', 'TX_1') OR (store_id = 'CA_2' AND date >= ?)",
+        [str(project_root() / "data/m5/m5_daily_store_sales.parquet"), opened],
+    ).pl().write_parquet(path)
+    job = load_job("m5-daily-warehouse")
+    grains = job.grains.model_copy(
+        update={
+            "windows": 2,
+            "coarser": [g.model_copy(update={"models": ["SeasonalNaive", "Naive"]}) for g in job.grains.coarser],
+        }
+    )
+    data = job.model_dump() | {"warehouse_filter": ["CA_1", "CA_2", "TX_1"], "n_jobs": 1}
+    data["source"]["sales"]["path"] = str(path)
+    job = JobSpec.model_validate(data).model_copy(update={"grains": grains})
+    _, hierarchy = pipeline.load_hierarchy(job, as_of)
+    new = "total/CA/CA_2"
+    coarse = forecast_grains(hierarchy.Y_df, hierarchy.members, job)
+    own = hierarchy.Y_df.filter(pl.col("unique_id") == new)
+    assert own.height == 35
+    for grain in coarse.values():
+        assert grain.young == [new] and grain.history.filter(pl.col("unique_id") == new).height < grain_need(
+            grain.grain, 2
+        )
+        flat = grain.forecasts.filter(pl.col("unique_id") == new)
+        assert flat.height == grain.grain.horizon
+        assert ((flat["Base"] - own["y"].mean() * grain.grain.periods).abs() < 1e-6).all()
+        assert grain.windows.filter(pl.col("unique_id") == new)["cutoff"].n_unique() == 2
+    days = local_statistical_forecast(hierarchy.Y_df, job, [SeasonalNaive(season_length=7, alias="Base")], n_jobs=1)
+    published = across_hierarchy(hierarchy, days.forecasts.with_columns(pl.col("ds").cast(pl.Date)), job.levels)
+    result = reconcile_grains(hierarchy, published, coarse, job)
+    table = grain_table(hierarchy, result, job)
+    per_series = table.group_by("grain", "unique_id").len()
+    assert per_series.height == 3 * hierarchy.members.height
+    assert gap_across_hierarchy(table, hierarchy.members) < TOL
+    if (table["reconciled"] == "hierarchy+time").any():
+        assert gap_across_time(table, job.grains) < TOL
