@@ -1,15 +1,17 @@
 """Reconciliation across time grains with hierarchicalforecast (docs/time-grains.md).
 
-1. Each coarse grain (week, 4-week) is reconciled across the hierarchy over its whole horizon: MinTrace wls_struct,
-   non-negative, intervals by the library's normality sampler (the base intervals' spread per series and period).
-   The guard: at a level where that reconciliation scored worse than the grain's Base over the grain's rolling
-   origins, Base is published (and the grain is flagged not coherent there).
+1. Each coarse grain (week, 4-week) is reconciled across the hierarchy over its whole horizon by MinTrace
+   wls_struct (non-negative), BottomUp (both with the library's normality intervals) or TopDown with forecast
+   proportions (keeps the top level's Base; the library's bootstrap intervals from in-sample residuals). The guard:
+   the first of them no worse than the grain's Base at any level over the grain's rolling origins is published;
+   if none is, the least harmful with Base at its harmed levels (flagged not coherent there).
 2. Over the span every grain covers (the day horizon), the published days and the hierarchy-reconciled coarse
    periods are reconciled across time: `HierarchicalReconciliation.reconcile(..., temporal=True)` over the temporal
    hierarchy `aggregate_temporal` builds (MinTrace wls_struct, normality intervals). The temporal projection is
    linear and the same for every series, so days that add up across the hierarchy still do after it. Should it
    give a negative mean anywhere, the days summed (temporal BottomUp, non-negative by construction) are published
-   instead, with a note.
+   instead, with a note. Closed days are set back to 0, their value moved onto the week's open days (`close_days`).
+   Whether the step is published at a level is the run's guard (forecasting.reconcile.temporal_guard).
 
 The library reconciles a temporal hierarchy one matrix per call with the series as the columns: each row of
 `Y_hat_df` is one series x temporal period, its "time" column orders the series (series index x 1000 + period)."""
