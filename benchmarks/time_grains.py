@@ -14,6 +14,8 @@ test). Prints three tables.
    RMSSE over the series and windows of: the published grain; that grain's own Base; the days summed (inside the
    day horizon; weeks and 4-week periods beyond it have no days); at the day grain, today's day-only published.
 3. Cost: stage seconds and peak RSS of the two published runs (their manifests' stage logs).
+4. `--guard DIR`: the run's own guard of the temporal step (forecasting.reconcile.temporal_guard) on the backtest in
+   DIR, its scores per grain and level and its seconds.
 """
 
 from __future__ import annotations
@@ -40,10 +42,11 @@ def coherence(run: Path, job_name: str) -> pl.DataFrame:
     table = pl.read_parquet(run / "grain_forecasts.parquet")
     _, hierarchy = pipeline.load_hierarchy(job.model_copy(update={"grains": None}), None)
     flagged = table.filter(~pl.col("coherent")).group_by("grain", "level").len().sort("grain", "level")
-    rows = [
-        ("across time (days -> weeks -> 4-week, first 28 days)", gap_across_time(table, job.grains)),
-        ("across the hierarchy (rows flagged coherent)", gap_across_hierarchy(table, hierarchy.members)),
-    ]
+    rows = [("across the hierarchy (rows flagged coherent)", gap_across_hierarchy(table, hierarchy.members))]
+    if (table["reconciled"] == "hierarchy+time").any():
+        rows.insert(0, ("across time (days -> weeks -> 4-week, first 28 days)", gap_across_time(table, job.grains)))
+    else:
+        print("| across time | the temporal step's guard fell back at every level: nothing reconciled across time |")
     print("\n## Coherence of", run)
     for what, gap in rows:
         print(f"| {what} | max relative gap {gap:.2e} | {'ok' if gap < 1e-6 else 'FAILS'} (1e-6) |")
@@ -152,11 +155,35 @@ def cost(grain_run: Path, day_run: Path) -> None:
     print(f"| grains' own stages in the three-grain run | | {added:.1f} | | | x{share:.2f} of that run without them |")
 
 
+def guard(job_name: str, backtest: Path) -> None:
+    """The run's guard of the temporal step on a published backtest (forecasting.reconcile.temporal_guard): mean
+    RMSSE per grain and level of the span reconciled across time and of the hierarchy alone, and its cost."""
+    from forecasting.reconcile.temporal import hierarchy_choice
+    from forecasting.reconcile.temporal_guard import HIERARCHY, TIME, check_time_step
+
+    job = load_job(job_name)
+    _, hierarchy = pipeline.load_hierarchy(job.model_copy(update={"grains": None}), None)
+    grains = forecast_grains(hierarchy.Y_df, hierarchy.members, job)
+    choices = {name: hierarchy_choice(hierarchy, grain) for name, grain in grains.items()}
+    started = time.perf_counter()
+    check = check_time_step(hierarchy, grains, choices, (backtest, ""), job)
+    seconds = time.perf_counter() - started
+    print(f"\n## The run's guard of the temporal step ({seconds:.1f} s): {check.said}")
+    print(f"| grain | level | windows | {TIME} | {HIERARCHY} | ratio |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    assert check.scores is not None
+    for row in check.scores.iter_rows(named=True):
+        ratio = row[TIME] / row[HIERARCHY] - 1
+        cells = f"{row[TIME]:.3f} | {row[HIERARCHY]:.3f} | {ratio:+.1%}"
+        print(f"| {row['grain']} | {row['level']} | {row['windows']} | {cells} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--job", default="m5-daily-warehouse")
     parser.add_argument("--backtest", type=Path, help="a published day-only backtest folder (accuracy)")
     parser.add_argument("--windows", type=int, default=6)
+    parser.add_argument("--guard", type=Path, help="a published backtest folder: the run's temporal guard on it")
     parser.add_argument("--grain-run", type=Path, help="a published three-grain run folder (coherence, cost)")
     parser.add_argument("--day-run", type=Path, help="a published day-only run folder (cost)")
     args = parser.parse_args()
@@ -164,6 +191,8 @@ def main() -> None:
         coherence(args.grain_run, args.job)
     if args.backtest:
         accuracy(args.job, args.backtest, args.windows)
+    if args.guard:
+        guard(args.job, args.guard)
     if args.grain_run and args.day_run:
         cost(args.grain_run, args.day_run)
 

@@ -43,7 +43,7 @@ from forecasting.outputs.tables import decorate_reconciled, published_warnings
 from forecasting.outputs.tables import output_tables as layout_tables
 from forecasting.reconcile import core as rec
 from forecasting.reconcile.calibration import calibration_set
-from forecasting.reconcile.temporal import publish_grains
+from forecasting.reconcile.temporal_guard import publish_grains
 from forecasting.staffing import plans as staffing_plans
 from forecasting.staffing.grains import with_weeks
 from forecasting.stage_log import StageTimer, in_stage
@@ -173,8 +173,9 @@ def reconcile(hierarchy: hier.Hierarchy, base: BaseForecasts, job: JobSpec, spar
     reconciled = with_published(reconciled, base.forecasts, hierarchy.members, base.plan, job.levels, young_ids)
     reconciled = transforms.zero_closed_days(reconciled, job.closed_periods)
     if base.grains:  # days, weeks and 4-week periods made to agree; the published days replaced (time-grains.md)
-        reconciled, result = publish_grains(hierarchy, base.plan, reconciled, base.grains, job)
+        reconciled, result, check = publish_grains(hierarchy, base.plan, reconciled, base.grains, job, base.backtest)
         base.grain_rows, base.notes = grain_table(hierarchy, result, job), base.notes + result.notes
+        base.grain_time_guard = check.summary()
     return reconciled
 
 
@@ -285,6 +286,7 @@ def summarize(
         "freq": job.freq,
         "forecast_start": base.forecasts["ds"].min().isoformat(),
         **({"grain_base_per_level": {g: b.choice for g, b in base.grains.items()}} if base.grains else {}),
+        **({"grain_time_guard": base.grain_time_guard} if base.grain_time_guard is not None else {}),
         "order_lines": validated.order_lines,
         # The data's (stale data allowed) and the plan's (levels that do not add up, fallbacks, departures).
         "warnings": validated.warnings

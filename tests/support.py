@@ -90,6 +90,26 @@ def daily_job(output_root: Path, models: list[str], primary: str, **update) -> J
     return job.model_copy(update={"models": spec, "grains": None})
 
 
+def grains_slice_job(output_root: Path) -> JobSpec:
+    """m5-daily-warehouse with its time grains on three real stores (two regions), fast models at every grain
+    (SeasonalNaive, Naive), two rolling origins per coarse grain, one process, no backtest-based model choice."""
+    fast = ["SeasonalNaive", "Naive"]
+    job = load_job("m5-daily-warehouse", output_root=str(output_root), n_jobs=1)
+    models = job.models.model_copy(
+        update={
+            "aggregate_models": fast,
+            "bottom_models": fast,
+            "primary": {level: fast[0] for level in job.hierarchy.names},
+            "choose_from_backtest": False,
+        }
+    )
+    assert job.grains is not None
+    grains = job.grains.model_copy(
+        update={"windows": 2, "coarser": [g.model_copy(update={"models": fast}) for g in job.grains.coarser]}
+    )
+    return job.model_copy(update={"models": models, "grains": grains, "warehouse_filter": ["CA_1", "CA_2", "TX_1"]})
+
+
 def backtested_daily_job(output_root: Path, windows: int = 2) -> JobSpec:
     """The daily job with two fast models, choosing Base from its latest backtest, whose `windows` come from the job
     file; validated from its JSON form, as a deployment's API receives it."""

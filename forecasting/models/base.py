@@ -44,6 +44,7 @@ class BaseForecasts:
     # (forecasting.outputs.grains), set by the reconcile stage.
     grains: dict | None = None
     grain_rows: pl.DataFrame | None = None
+    grain_time_guard: dict | None = None  # the temporal step's guard (forecasting.reconcile.temporal_guard)
 
 
 def choose_base(

@@ -8,11 +8,13 @@ do not translate."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
+import numpy as np
 import polars as pl
 from hierarchicalforecast.utils import aggregate_temporal
+from scipy.stats import poisson
 from statsforecast import StatsForecast
 from statsforecast.models import AutoETS, AutoTheta, Naive, SeasonalNaive
 from utilsforecast.losses import rmsse
@@ -36,6 +38,8 @@ class GrainBase:
     windows: pl.DataFrame  # unique_id, ds, cutoff, y, <model>..., Base
     choice: dict[str, str]  # level -> model behind Base
     scores: pl.DataFrame  # level, model, rmsse (mean over the windows' series)
+    fitted: pl.DataFrame | None = None  # unique_id, ds, y, Base: in-sample (TopDown's bootstrap intervals)
+    young: list[str] = field(default_factory=list)  # series too short for the grain's models: Flat (young_rows)
 
 
 def grain_histories(Y_df: pl.DataFrame, grains: GrainsSpec) -> dict[str, pl.DataFrame]:
@@ -76,6 +80,42 @@ def _statsforecast(grain: CoarseGrain, job: JobSpec) -> StatsForecast:
     return StatsForecast(models=grain_models(grain), freq=f"{grain.periods}d", n_jobs=job.n_jobs)
 
 
+def grain_need(grain: CoarseGrain, windows: int) -> int:
+    """Periods a series needs at the grain for its models and rolling origins: the origins' horizons and a season
+    before them (SeasonalNaive), plus one."""
+    return windows * grain.horizon + grain.season_length + 1
+
+
+def young_at(history: pl.DataFrame, members: pl.DataFrame, need: int) -> list[str]:
+    """Series of `members` with fewer than `need` whole periods in the grain's `history` (none at all included)."""
+    counts = history.group_by("unique_id").len()
+    ok = counts.filter(pl.col("len") >= need)["unique_id"].implode()
+    return members.filter(~pl.col("unique_id").is_in(ok))["unique_id"].to_list()
+
+
+def young_rows(days: pl.DataFrame, ids: list[str], periods: int, starts: list, levels: list[int]) -> pl.DataFrame:
+    """Flat, as the day grain serves a young series it has no launch curve for (docs/new-series.md), in the grain's
+    periods: the series' mean daily sales so far (`days`: unique_id, ds, y up to the last day) times the period's
+    days, for every period start in `starts`; intervals from Poisson quantiles of that mean (unique_id, ds, Base,
+    Base-lo/hi). A series without a day so far gets 0."""
+    rate = days.filter(pl.col("unique_id").is_in(ids)).group_by("unique_id").agg(pl.col("y").mean().alias("rate"))
+    rows = (
+        pl.DataFrame({"unique_id": ids}, schema={"unique_id": pl.String})
+        .join(rate, on="unique_id", how="left")
+        .join(pl.DataFrame({"ds": starts}).cast({"ds": pl.Date}), how="cross")
+        .with_columns((pl.col("rate").fill_null(0.0) * periods).cast(pl.Float64).alias(BASE))
+    )
+    mean = np.maximum(rows[BASE].to_numpy(), 1e-9)
+    bounds = []
+    for lv in levels:
+        lo, hi = (1 - lv / 100) / 2, 1 - (1 - lv / 100) / 2
+        bounds += [
+            pl.min_horizontal(pl.Series(poisson.ppf(lo, mean)), pl.col(BASE)).alias(f"{BASE}-lo-{lv}"),
+            pl.max_horizontal(pl.Series(poisson.ppf(hi, mean)), pl.col(BASE)).alias(f"{BASE}-hi-{lv}"),
+        ]
+    return rows.with_columns(bounds).drop("rate")
+
+
 def grain_windows(history: pl.DataFrame, grain: CoarseGrain, job: JobSpec, windows: int) -> pl.DataFrame:
     """statsforecast's cross_validation: `windows` origins one grain horizon apart, the last ending on the last
     period of `history` (unique_id, ds, cutoff, y, <model>...)."""
@@ -83,6 +123,21 @@ def grain_windows(history: pl.DataFrame, grain: CoarseGrain, job: JobSpec, windo
     with worker_processes_from_forkserver():
         out = sf.cross_validation(df=history, h=grain.horizon, step_size=grain.horizon, n_windows=windows)
     return out.with_columns(pl.col("ds").cast(pl.Date), pl.col("cutoff").cast(pl.Date))
+
+
+def young_windows(
+    cv: pl.DataFrame, history: pl.DataFrame, days: pl.DataFrame, ids: list[str], grain: CoarseGrain
+) -> pl.DataFrame:
+    """The young series' Flat at each rolling origin of `cv` (from their days up to the origin's last day), with
+    their actuals (0 in a period before a series began): unique_id, ds, cutoff, y, Base."""
+    frames = []
+    for cutoff in cv["cutoff"].unique().sort().to_list():
+        starts = cv.filter(pl.col("cutoff") == cutoff)["ds"].unique().sort().to_list()
+        seen = days.filter(pl.col("ds") < cutoff + timedelta(days=grain.periods))
+        rows = young_rows(seen, ids, grain.periods, starts, []).with_columns(pl.lit(cutoff).alias("cutoff"))
+        frames.append(rows)
+    out = pl.concat(frames).join(history, on=["unique_id", "ds"], how="left")
+    return out.with_columns(pl.col("y").fill_null(0.0)).select("unique_id", "ds", "cutoff", "y", BASE)
 
 
 def rmsse_by_level(
@@ -117,27 +172,60 @@ def with_base(wide: pl.DataFrame, members: pl.DataFrame, choice: dict[str, str],
 
 
 def grain_base(
-    history: pl.DataFrame, grain: CoarseGrain, members: pl.DataFrame, job: JobSpec, windows: int
+    history: pl.DataFrame, grain: CoarseGrain, members: pl.DataFrame, job: JobSpec, windows: int, days: pl.DataFrame
 ) -> GrainBase:
-    """One coarse grain: the rolling-origin windows, each level's model chosen on them, the forecasts."""
+    """One coarse grain: the rolling-origin windows, each level's model chosen on them, the forecasts. Series too
+    short for them (`grain_need`) are young at the grain: Flat from their days, in the windows and ahead."""
     names = list(grain.models)
-    cv = grain_windows(history, grain, job, windows)
-    scores = rmsse_by_level(cv, history, members, names)
+    young = young_at(history, members, grain_need(grain, windows))
+    established = history.filter(~pl.col("unique_id").is_in(young))
+    cv = grain_windows(established, grain, job, windows)
+    scores = rmsse_by_level(cv, established, members, names)
     levels = members["level"].unique(maintain_order=True).to_list()
     choice = choose_by_level(scores, levels, names)
-    sf = _statsforecast(grain, job)
+    cv = with_base(cv, members, choice, [])
+    if young:
+        cv = pl.concat([cv, young_windows(cv, history, days, young, grain)], how="diagonal_relaxed")
+    forecasts, fitted = refit_base(history, grain, members, choice, job, grain.horizon, names, days, young)
+    return GrainBase(grain, history, forecasts, cv, choice, scores, fitted, young)
+
+
+def refit_base(
+    history: pl.DataFrame,
+    grain: CoarseGrain,
+    members: pl.DataFrame,
+    choice: dict[str, str],
+    job: JobSpec,
+    h: int,
+    models: list[str] | None = None,
+    days: pl.DataFrame | None = None,
+    young: list[str] | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The grain's `models` (default: the ones `choice` names) fit on `history` and forecast `h` periods after it,
+    with Base per level from `choice` (the guard of the temporal step replays a run's choice at past cutoffs), and
+    the `young` series (default: those short of `grain_need`) Flat from their `days`: (unique_id, ds, <model>...,
+    Base, Base-lo/hi) and the in-sample fits (unique_id, ds, y, Base; a young series' are 0: no residuals)."""
+    assert job.grains is not None
+    spec = grain.model_copy(update={"models": models or sorted(set(choice.values()))})
+    young = young_at(history, members, grain_need(grain, job.grains.windows)) if young is None else young
+    sf = _statsforecast(spec, job)
     with worker_processes_from_forkserver():
-        forecasts = sf.forecast(df=history, h=grain.horizon, level=job.levels)
-    forecasts = forecasts.with_columns(pl.col("ds").cast(pl.Date))
+        established = history.filter(~pl.col("unique_id").is_in(young))
+        forecasts = sf.forecast(df=established, h=h, level=job.levels, fitted=True)
+        fitted = sf.forecast_fitted_values()
     suffixes = [f"-{side}-{lv}" for lv in job.levels for side in ("lo", "hi")]
-    return GrainBase(
-        grain,
-        history,
-        with_base(forecasts, members, choice, suffixes),
-        with_base(cv, members, choice, []),
-        choice,
-        scores,
-    )
+    forecasts = with_base(forecasts.with_columns(pl.col("ds").cast(pl.Date)), members, choice, suffixes)
+    fitted = with_base(fitted.with_columns(pl.col("ds").cast(pl.Date)), members, choice, [])
+    if young:
+        assert days is not None, "young series at a coarse grain need their days"
+        last = history["ds"].max()
+        starts = [last + timedelta(days=grain.periods * k) for k in range(1, h + 1)]
+        flat = young_rows(days, young, grain.periods, starts, job.levels)
+        forecasts = pl.concat([forecasts, flat], how="diagonal_relaxed")
+        # No in-sample residuals of their own (TopDown's bootstrap): 0 at every fitted period.
+        pad = pl.DataFrame({"unique_id": young}).join(fitted.select("ds").unique(), how="cross")
+        fitted = pl.concat([fitted, pad.with_columns(pl.lit(0.0).alias("y"), pl.lit(0.0).alias(BASE))], how="diagonal")
+    return forecasts, fitted.select("unique_id", "ds", "y", BASE)
 
 
 def forecast_grains(Y_df: pl.DataFrame, members: pl.DataFrame, job: JobSpec) -> dict[str, GrainBase]:
@@ -145,6 +233,6 @@ def forecast_grains(Y_df: pl.DataFrame, members: pl.DataFrame, job: JobSpec) -> 
     assert job.grains is not None
     histories = grain_histories(Y_df, job.grains)
     return {
-        grain.name: grain_base(histories[grain.name], grain, members, job, job.grains.windows)
+        grain.name: grain_base(histories[grain.name], grain, members, job, job.grains.windows, Y_df)
         for grain in job.grains.coarser
     }

@@ -15,7 +15,8 @@ FORECAST_TABLES = ("base_forecasts", "reconciled_forecasts")
 
 def grain_table(hierarchy: hier.Hierarchy, result: GrainResult, job: JobSpec) -> pl.DataFrame:
     """grain, unique_id, level, keys, ds (the period's first day), days (its length), reconciled (hierarchy+time
-    inside the span every grain covers, hierarchy beyond), coherent (false where the guard published Base), mean,
+    inside the span every grain covers, hierarchy beyond and at the levels where the temporal step's guard fell
+    back), coherent (false where a guard published Base or the hierarchy alone in the span), mean,
     lo/hi; sorted by grain (finest first), level, unique_id, ds."""
     assert job.grains is not None
     order = {name: i for i, name in enumerate(job.grains.names())}
@@ -24,6 +25,9 @@ def grain_table(hierarchy: hier.Hierarchy, result: GrainResult, job: JobSpec) ->
         # Base at a level of a grain: that level does not add up there, nor in the span reconciled across time.
         where = (pl.col("grain") == grain) | (pl.col("reconciled") == "hierarchy+time")
         guarded = pl.when(where & pl.col("level").is_in(levels)).then(False).otherwise(guarded)
+    if result.time_fallback:  # the span at a level where the temporal step was worse: the hierarchy alone there
+        span = pl.col("ds") <= result.days["ds"].max()
+        guarded = pl.when(span & pl.col("level").is_in(result.time_fallback)).then(False).otherwise(guarded)
     bounds = [f"{side}_{lv}" for lv in job.levels for side in ("lo", "hi")]
     return (
         hier.level_of(hierarchy.members, result.table)
