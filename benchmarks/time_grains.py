@@ -10,7 +10,8 @@ test). Prints three tables.
 2. Accuracy, nested: the day-only backtest's published day forecasts of its last `--windows` scored windows (each
    chosen from the windows before it: `forecasting backtest` with an as-of date 168 days before the data ends, so
    that every grain's horizon has actuals) are reconciled with each window's coarse grains, forecast from the
-   history before the window's cutoff (their Base chosen on rolling origins before it). Per grain and level, mean
+   history before the window's cutoff (their Base chosen on rolling origins before it), under the run's guard of
+   the temporal step made from the scored windows before it only (the first window: unchecked). Per grain and level, mean
    RMSSE over the series and windows of: the published grain; that grain's own Base; the days summed (inside the
    day horizon; weeks and 4-week periods beyond it have no days); at the day grain, today's day-only published.
 3. Cost: stage seconds and peak RSS of the two published runs (their manifests' stage logs).
@@ -32,7 +33,8 @@ from forecasting.evaluate.grains import gap_across_hierarchy, gap_across_time
 from forecasting.job.loading import load_job
 from forecasting.job.models import BASE
 from forecasting.models.grains import forecast_grains, grain_histories, rmsse_by_level
-from forecasting.reconcile.temporal import reconcile_grains
+from forecasting.reconcile.temporal import hierarchy_choice, reconcile_grains
+from forecasting.reconcile.temporal_guard import fallback_levels, window_scores
 
 PUBLISHED, DAYS_SUMMED, DAY_ONLY = "published", "days summed", "day-only published"
 
@@ -74,13 +76,20 @@ def accuracy(job_name: str, backtest: Path, windows: int) -> pl.DataFrame:
     actual = grain_histories(actual_days, job.grains) | {job.grains.base: actual_days}
     rows = pl.read_parquet(backtest / "backtest_reconciled.parquet").filter(pl.col("published"))
     cutoffs = sorted(rows["cutoff"].unique().to_list())[-windows:]
-    scores = []
+    scores, guard_scores = [], []
     for cutoff in cutoffs:
         started = time.perf_counter()
         history = actual_days.filter(pl.col("ds") <= cutoff)
         coarse = forecast_grains(history, hierarchy.members, job)
-        day_only = rows.filter(pl.col("cutoff") == cutoff).select("unique_id", "ds", "mean", pl.col("^(lo|hi)_.*$"))
-        result = reconcile_grains(hierarchy, day_only, coarse, job)
+        choices = {name: hierarchy_choice(hierarchy, grain) for name, grain in coarse.items()}
+        window = rows.filter(pl.col("cutoff") == cutoff)
+        day_only = window.select("unique_id", "ds", "mean", pl.col("^(lo|hi)_.*$"))
+        # The run's guard of the temporal step, nested: from the scored windows before this one only (the first
+        # publishes the step unchecked, as a run without a backtest does).
+        fallback = fallback_levels(pl.concat(guard_scores), hierarchy)[1] if guard_scores else []
+        result = reconcile_grains(hierarchy, day_only, coarse, job, fallback, choices)
+        result.notes.append(f"time step kept off at {fallback or 'no level'}")
+        guard_scores.append(window_scores(hierarchy, window.select("cutoff", *day_only.columns), coarse, choices, job))
         start = day_only["ds"].min()
         for grain in job.grains.names():
             published = result.table.filter(pl.col("grain") == grain).select(
@@ -158,7 +167,6 @@ def cost(grain_run: Path, day_run: Path) -> None:
 def guard(job_name: str, backtest: Path) -> None:
     """The run's guard of the temporal step on a published backtest (forecasting.reconcile.temporal_guard): mean
     RMSSE per grain and level of the span reconciled across time and of the hierarchy alone, and its cost."""
-    from forecasting.reconcile.temporal import hierarchy_choice
     from forecasting.reconcile.temporal_guard import HIERARCHY, TIME, check_time_step
 
     job = load_job(job_name)

@@ -117,6 +117,20 @@ def window_scores(
     return pl.concat(scores)
 
 
+def fallback_levels(scores: pl.DataFrame, hierarchy: Hierarchy) -> tuple[pl.DataFrame, list[str]]:
+    """Mean RMSSE per grain and level over the windows of `scores` (window_scores' rows), and the levels where the
+    temporal step scored worse than the hierarchy alone at any grain, in the hierarchy's order."""
+    table = (
+        scores.group_by("grain", "level", "model")
+        .agg(pl.col("rmsse").mean(), pl.len().alias("windows"))
+        .pivot(on="model", index=["grain", "level", "windows"], values="rmsse")
+        .sort("grain", "level")
+    )
+    worse = set(table.filter(pl.col(TIME) > pl.col(HIERARCHY) * (1 + 1e-9))["level"].to_list())
+    order = hierarchy.members["level"].unique(maintain_order=True).to_list()
+    return table, [level for level in order if level in worse]
+
+
 def check_time_step(
     hierarchy: Hierarchy,
     grains: dict[str, GrainBase],
@@ -135,15 +149,7 @@ def check_time_step(
     scores = pl.concat(
         [window_scores(hierarchy, days.filter(pl.col("cutoff") == c), grains, choices, job) for c in cutoffs]
     )
-    table = (
-        scores.group_by("grain", "level", "model")
-        .agg(pl.col("rmsse").mean(), pl.len().alias("windows"))
-        .pivot(on="model", index=["grain", "level", "windows"], values="rmsse")
-        .sort("grain", "level")
-    )
-    worse = table.filter(pl.col(TIME) > pl.col(HIERARCHY) * (1 + 1e-9))
-    order = hierarchy.members["level"].unique(maintain_order=True).to_list()
-    fallback = [level for level in order if level in set(worse["level"].to_list())]
+    table, fallback = fallback_levels(scores, hierarchy)
     span = f"{cutoffs[0]} .. {cutoffs[-1] + timedelta(days=job.horizon)}"
     if fallback:
         said = (
