@@ -11,9 +11,10 @@ test). Prints three tables.
    chosen from the windows before it: `forecasting backtest` with an as-of date 168 days before the data ends, so
    that every grain's horizon has actuals) are reconciled with each window's coarse grains, forecast from the
    history before the window's cutoff (their Base chosen on rolling origins before it), under the run's guard of
-   the temporal step made from the scored windows before it only (the first window: unchecked). Per grain and level, mean
-   RMSSE over the series and windows of: the published grain; that grain's own Base; the days summed (inside the
-   day horizon; weeks and 4-week periods beyond it have no days); at the day grain, today's day-only published.
+   the temporal step made from the scored windows before it only (the first window: unchecked). Per grain and
+   level, mean RMSSE over the series and windows of: the published grain; that grain's own Base; the days summed
+   (inside the day horizon; weeks and 4-week periods beyond it have no days); at the day grain, today's day-only
+   published.
 3. Cost: stage seconds and peak RSS of the two published runs (their manifests' stage logs).
 4. `--guard DIR`: the run's own guard of the temporal step (forecasting.reconcile.temporal_guard) on the backtest in
    DIR, its scores per grain and level and its seconds.
