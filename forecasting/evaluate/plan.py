@@ -15,9 +15,9 @@ backtest (the windows before that one): the choice is made the same way the user
 - **Never publish harm.** Where the chosen method was worse than its own Base at a level over the earlier windows,
   another method that is not worse anywhere is published; if there is none, the better of Base and BottomUp is
   published at those levels (the levels then no longer add up there: said in the summary and the manifest).
-- **Intervals.** Per level, interval level and side, the factor on the published intervals' half-widths that would
-  have kept the nominal share of the earlier windows' actuals inside that bound (split conformal on the normalised
-  errors, each side missing (1 - L) / 2). Without earlier windows the factor is 1.
+- **Intervals.** Per level and interval level, the factor on the published intervals' half-widths that would have
+  covered the nominal share of the earlier windows' actuals (split conformal on the normalised errors). Without
+  earlier windows the factor is 1.
 """
 
 from __future__ import annotations
@@ -203,54 +203,43 @@ def harmed_levels(reconciled: pl.DataFrame, base: pl.DataFrame, method: str, met
 
 
 def interval_scales(published: pl.DataFrame, levels: list[int]) -> dict[str, dict[str, float]]:
-    """Per level and interval level, a factor per side (`lo_<L>`, `hi_<L>`) on the published half-widths that would
-    have kept the nominal share of the earlier windows' actuals inside the bound (`published`: rows of earlier
-    windows: level, y, mean, lo_<L>, hi_<L>, the published intervals before any factor). Each side misses (1 - L) / 2
-    of them: a forecast biased one way gets a wider bound on that side and a narrower one on the other, which one
-    factor for both sides cannot do (and a bound clipped at zero no longer holds the other side's factor back)."""
+    """Per level and interval level, the half-width factor that covers the nominal share of `published`'s actuals
+    (rows of earlier windows: level, y, mean, lo_<L>, hi_<L>, the published intervals before any factor)."""
     scales: dict[str, dict[str, float]] = {}
     rows = published.filter(pl.col("y").is_not_null())
-    # A half-width that is numerically nothing (a zero forecast of an intermittent SKU, bounds clipped at zero) says
-    # nothing about how wide the bound should be: such rows would make any factor explode.
-    floor = MIN_HALF_WIDTH * pl.max_horizontal(pl.col("mean").abs(), pl.lit(1.0))
     for (level,), part in rows.sort("level").group_by("level", maintain_order=True):
         factors = {}
         for lv in levels:
-            sides = {
-                f"hi_{lv}": (pl.col(f"hi_{lv}") - pl.col("mean"), pl.col("y") - pl.col("mean")),
-                f"lo_{lv}": (pl.col("mean") - pl.col(f"lo_{lv}"), pl.col("mean") - pl.col("y")),
-            }
-            for side, (width, beyond_mean) in sides.items():
-                score = part.select(pl.when(width > floor).then(beyond_mean / width).alias("s"))["s"].drop_nulls()
-                if score.len() < MIN_INTERVAL_ROWS:
-                    continue
-                # The nominal quantile itself, interpolated: the aim is coverage near the nominal level, not at
-                # least it (split conformal's (n + 1) / n correction over-covered a top level's few, correlated
-                # errors). Never below 0: a bound does not cross the point forecast.
-                factors[side] = max(float(np.quantile(score.to_numpy(), (1 + lv / 100) / 2)), 0.0)
+            above = pl.col("y") > pl.col("mean")
+            width = (
+                pl.when(above).then(pl.col(f"hi_{lv}") - pl.col("mean")).otherwise(pl.col("mean") - pl.col(f"lo_{lv}"))
+            )
+            distance = (pl.col("y") - pl.col("mean")).abs()
+            # A half-width that is numerically nothing (a zero forecast of an intermittent SKU, bounds clipped at
+            # zero) says nothing about how wide the interval should be: such rows would make any factor explode.
+            usable = width > MIN_HALF_WIDTH * pl.max_horizontal(pl.col("mean").abs(), pl.lit(1.0))
+            score = part.select(pl.when(usable).then(distance / width).otherwise(None).alias("s"))["s"].drop_nulls()
+            if score.len() < MIN_INTERVAL_ROWS:
+                continue
+            # The nominal quantile itself, interpolated: the aim is coverage near the nominal level, not at least
+            # it (split conformal's (n + 1) / n correction over-covered the few, correlated errors of a top level).
+            factors[str(lv)] = float(np.quantile(score.to_numpy(), lv / 100))
         if factors:
             scales[level] = factors
     return scales
 
 
-def _factor(scales: dict[str, dict[str, float]], side: str, lv: int) -> pl.Expr:
-    """The row's factor for one bound; a level without it keeps 1. Factors stored by an older release (one per
-    interval level, `"<L>"`, for both sides) still apply."""
-    factor = pl.lit(1.0)
-    for level, factors in sorted(scales.items()):
-        value = factors.get(f"{side}_{lv}", factors.get(str(lv)))
-        if value is not None:
-            factor = pl.when(pl.col("level") == level).then(value).otherwise(factor)
-    return factor
-
-
 def apply_interval_scales(rows: pl.DataFrame, scales: dict[str, dict[str, float]], levels: list[int]) -> pl.DataFrame:
-    """Scale each row's lower and upper half-widths by its level's factors (lower bounds kept at or above zero
-    when the mean is); rows of levels without factors stay as they are."""
+    """Scale each row's interval half-widths by its level's factors (lower bounds kept at or above zero when the
+    mean is); rows of levels without factors stay as they are."""
     exprs = []
     for lv in levels:
-        lo = pl.col("mean") - _factor(scales, "lo", lv) * (pl.col("mean") - pl.col(f"lo_{lv}"))
-        hi = pl.col("mean") + _factor(scales, "hi", lv) * (pl.col(f"hi_{lv}") - pl.col("mean"))
+        factor = pl.lit(1.0)
+        for level, factors in sorted(scales.items()):
+            if str(lv) in factors:
+                factor = pl.when(pl.col("level") == level).then(factors[str(lv)]).otherwise(factor)
+        lo = pl.col("mean") - factor * (pl.col("mean") - pl.col(f"lo_{lv}"))
+        hi = pl.col("mean") + factor * (pl.col(f"hi_{lv}") - pl.col("mean"))
         exprs += [pl.max_horizontal(lo, pl.lit(0.0)).alias(f"lo_{lv}"), hi.alias(f"hi_{lv}")]
     out = rows.with_columns(exprs)
     # Nested bounds: a wider nominal level never inside a narrower one after scaling.
