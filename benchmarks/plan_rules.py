@@ -3,6 +3,7 @@
     python -m benchmarks.plan_rules m5-daily-warehouse            # the rule as shipped
     python -m benchmarks.plan_rules m5-monthly rules              # Base rule: 1 s.e. vs argmin vs 0.5 s.e. vs Median
     python -m benchmarks.plan_rules tourism guard                 # the never-harm guard: strict, clearly worse, none
+    python -m benchmarks.plan_rules tourism sides                 # interval factors: one for both bounds vs per bound
 
 The job's backtest candidates (statsforecast's and mlforecast's cross_validation for every model of every level, the
 same calls as `forecasting backtest`) are computed once and cached under --cache; each variant then reruns only the
@@ -172,10 +173,66 @@ def guard(name: str, job: JobSpec, *data) -> None:
         plans.harmed_levels = shipped
 
 
+def per_side_scales(published: pl.DataFrame, levels: list[int]) -> dict[str, dict[str, float]]:
+    """The tried alternative to plan.interval_scales: a factor per bound (`lo_<L>`, `hi_<L>`), each bound missing
+    (1 - L) / 2 of the earlier actuals (quantile (1 + L) / 2 of the signed distance beyond the mean over its
+    half-width), never below 0."""
+    scales: dict[str, dict[str, float]] = {}
+    floor = plans.MIN_HALF_WIDTH * pl.max_horizontal(pl.col("mean").abs(), pl.lit(1.0))
+    rows = published.filter(pl.col("y").is_not_null())
+    for (level,), part in rows.sort("level").group_by("level", maintain_order=True):
+        factors = {}
+        for lv in levels:
+            for side, width, beyond in (
+                ("hi", pl.col(f"hi_{lv}") - pl.col("mean"), pl.col("y") - pl.col("mean")),
+                ("lo", pl.col("mean") - pl.col(f"lo_{lv}"), pl.col("mean") - pl.col("y")),
+            ):
+                score = part.select(pl.when(width > floor).then(beyond / width).alias("s"))["s"].drop_nulls()
+                if score.len() >= plans.MIN_INTERVAL_ROWS:
+                    factors[f"{side}_{lv}"] = max(float(np.quantile(score.to_numpy(), (1 + lv / 100) / 2)), 0.0)
+        if factors:
+            scales[level] = factors
+    return scales
+
+
+def per_side_apply(rows: pl.DataFrame, scales: dict[str, dict[str, float]], levels: list[int]) -> pl.DataFrame:
+    """plan.apply_interval_scales with a factor per bound."""
+    exprs = []
+    for lv in levels:
+        factor = {"lo": pl.lit(1.0), "hi": pl.lit(1.0)}
+        for level, factors in sorted(scales.items()):
+            for side in factor:
+                if f"{side}_{lv}" in factors:
+                    factor[side] = (
+                        pl.when(pl.col("level") == level).then(factors[f"{side}_{lv}"]).otherwise(factor[side])
+                    )
+        lo = pl.col("mean") - factor["lo"] * (pl.col("mean") - pl.col(f"lo_{lv}"))
+        hi = pl.col("mean") + factor["hi"] * (pl.col(f"hi_{lv}") - pl.col("mean"))
+        exprs += [pl.max_horizontal(lo, pl.lit(0.0)).alias(f"lo_{lv}"), hi.alias(f"hi_{lv}")]
+    out = rows.with_columns(exprs)
+    for narrow, wide in zip(levels, levels[1:], strict=False):
+        out = out.with_columns(
+            pl.min_horizontal(f"lo_{wide}", f"lo_{narrow}").alias(f"lo_{wide}"),
+            pl.max_horizontal(f"hi_{wide}", f"hi_{narrow}").alias(f"hi_{wide}"),
+        )
+    return out
+
+
+def sides(name: str, job: JobSpec, *data) -> None:
+    """Interval factors: one per interval level for both bounds (shipped) against one per bound."""
+    shipped = plans.interval_scales, plans.apply_interval_scales
+    try:
+        nested_score(name, job, *data, "one factor for both bounds (shipped)")
+        plans.interval_scales, plans.apply_interval_scales = per_side_scales, per_side_apply
+        nested_score(name, job, *data, "a factor per bound")
+    finally:
+        plans.interval_scales, plans.apply_interval_scales = shipped
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("job", choices=sorted(AS_OF))
-    parser.add_argument("variant", nargs="?", choices=["shipped", "rules", "guard"], default="shipped")
+    parser.add_argument("variant", nargs="?", choices=["shipped", "rules", "guard", "sides"], default="shipped")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "forecasting-plan-rules")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -185,6 +242,8 @@ def main() -> None:
         rules(args.job, job, *data)
     elif args.variant == "guard":
         guard(args.job, job, *data)
+    elif args.variant == "sides":
+        sides(args.job, job, *data)
     else:
         nested_score(args.job, job, *data, "shipped")
 
