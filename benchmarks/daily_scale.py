@@ -103,7 +103,7 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
 
     with TreeRSS(interval=0.2) as sampler:
         stage = stage_recorder(sampler, stages)
-        start = time.perf_counter()
+        cpu, start = sampler.cpu_seconds(), time.perf_counter()
         loaded = stage("load", pipeline.load, job)
         validated = stage("validate", pipeline.validate, loaded, job)
         loaded.history = loaded.history.clear()
@@ -119,7 +119,9 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
         summary = pipeline.summarize(hierarchy, validated, base, job, reconciled)
         run_dir = stage("write", pipeline.write, job, loaded.as_of, tables, stages, summary)
         end = time.perf_counter()
-    stages.append({"stage": "total", "seconds": round(end - start, 1), "rss_mb": sampler.peak_mb(start, end)})
+        cpu = sampler.cpu_seconds() - cpu
+    total = {"stage": "total", "seconds": round(end - start, 1), "cpu_seconds": round(cpu, 1)}
+    stages.append(total | {"rss_mb": sampler.peak_mb(start, end)})
     series = sum(summary["series_per_level"].values())
     return {"bottom": args.one, "series": series, "stages": stages, "run_dir": str(run_dir)}
 
