@@ -26,25 +26,45 @@ from forecasting.pipeline import run_job
 
 
 class TreeRSS:
-    """Samples the summed RSS of this process and its descendants in a background thread."""
+    """Samples the summed RSS of this process and its descendants in a background thread, and their CPU seconds
+    (user + system): wall seconds on a shared machine say little about what a stage costs, CPU seconds do."""
 
     def __init__(self, interval: float = 0.1):
         self.interval = interval
         self.samples: list[tuple[float, int]] = []
+        self._cpu: dict[tuple[int, float], float] = {}  # (pid, start time) -> CPU seconds last seen
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
+    def _sample(self) -> int:
+        """The tree's RSS now; records every live process's CPU seconds (a process that has ended keeps the last
+        value seen, up to one interval short: statsforecast's pool workers are reaped by its forkserver)."""
         me = psutil.Process(os.getpid())
-        while not self._stop.is_set():
-            total = 0
-            for proc in [me, *me.children(recursive=True)]:
-                try:
+        total = 0
+        for proc in [me, *me.children(recursive=True)]:
+            try:
+                with proc.oneshot():
                     total += proc.memory_info().rss
-                except psutil.Error:
-                    pass
+                    times = proc.cpu_times()
+                    key = (proc.pid, proc.create_time())
+                with self._lock:
+                    self._cpu[key] = times.user + times.system
+            except psutil.Error:
+                pass
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            total = self._sample()
             self.samples.append((time.perf_counter(), total))
             self._stop.wait(self.interval)
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds (user + system) used so far by this process and every descendant seen."""
+        self._sample()
+        with self._lock:
+            return sum(self._cpu.values())
 
     def __enter__(self) -> TreeRSS:
         self._thread.start()
@@ -84,14 +104,19 @@ def watched_run(command: list[str]) -> tuple[str, float]:
 
 
 def stage_recorder(sampler: TreeRSS, stages: list[dict[str, Any]]) -> Callable[..., Any]:
-    """`stage(name, fn, *args)`: run fn, append its seconds and peak RSS to `stages` and print them as a STAGE line
-    (what a parent process reads from a child-process benchmark)."""
+    """`stage(name, fn, *args)`: run fn, append its seconds, CPU seconds and peak RSS to `stages` and print them as
+    a STAGE line (what a parent process reads from a child-process benchmark)."""
 
     def stage(name: str, fn: Callable[..., Any], *fn_args: Any) -> Any:
-        began = time.perf_counter()
+        cpu, began = sampler.cpu_seconds(), time.perf_counter()
         out = fn(*fn_args)
         ended = time.perf_counter()
-        row = {"stage": name, "seconds": round(ended - began, 1), "rss_mb": sampler.peak_mb(began, ended)}
+        row = {
+            "stage": name,
+            "seconds": round(ended - began, 1),
+            "cpu_seconds": round(sampler.cpu_seconds() - cpu, 1),
+            "rss_mb": sampler.peak_mb(began, ended),
+        }
         stages.append(row)
         print("STAGE " + json.dumps(row), flush=True)
         return out

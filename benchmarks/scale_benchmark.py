@@ -133,7 +133,7 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
 
     with TreeRSS(interval=0.2) as sampler:
         stage = stage_recorder(sampler, stages)
-        start = time.perf_counter()
+        cpu, start = sampler.cpu_seconds(), time.perf_counter()
         loaded = stage("load", pipeline.load, job)
         validated = stage("validate", pipeline.validate, loaded, job)
         loaded.history = loaded.history.clear()  # as run_job does
@@ -148,7 +148,9 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
         summary = pipeline.summarize(hierarchy, validated, base, job, reconciled)
         run_dir = stage("write", pipeline.write, job, loaded.as_of, tables, stages, summary)
         end = time.perf_counter()
-    stages.append({"stage": "total", "seconds": round(end - start, 1), "rss_mb": sampler.peak_mb(start, end)})
+        cpu = sampler.cpu_seconds() - cpu
+    total = {"stage": "total", "seconds": round(end - start, 1), "cpu_seconds": round(cpu, 1)}
+    stages.append(total | {"rss_mb": sampler.peak_mb(start, end)})
     series = sum(summary["series_per_level"].values())
     new = summary["new_series"]
     return {"bottom": args.one, "series": series, "stages": stages, "run_dir": str(run_dir), "new_series": new}
@@ -259,13 +261,17 @@ def print_table(results: list[dict[str, Any]]) -> None:
     for res in results:
         new = res.get("new_series") or {}
         print(f"{res['bottom']:,} bottom series: {new.get('count', 0):,} new, served by {new.get('served_by', {})}")
-    print("| bottom series | all series | stage | seconds | peak RSS (MB, process tree) | series / s |")
-    print("|---:|---:|---|---:|---:|---:|")
+    print(
+        "| bottom series | all series | stage | seconds | CPU seconds (user + sys, process tree) "
+        "| peak RSS (MB, process tree) | series / s |"
+    )
+    print("|---:|---:|---|---:|---:|---:|---:|")
     for res in results:
         for row in res["stages"]:
             rate = res["series"] / row["seconds"] if row["seconds"] > 0 else float("inf")
+            cpu = f"{row['cpu_seconds']:.1f}" if "cpu_seconds" in row else "-"
             print(
-                f"| {res['bottom']:,} | {res['series']:,} | {row['stage']} | {row['seconds']:.1f} | "
+                f"| {res['bottom']:,} | {res['series']:,} | {row['stage']} | {row['seconds']:.1f} | {cpu} | "
                 f"{row['rss_mb']:,.0f} | {rate:,.0f} |"
             )
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-from statsforecast.models import MSTL
+from statsforecast.mstl import mstl
 
 from forecasting.job.context import Plan
 from forecasting.job.models import MEAN
@@ -62,11 +62,13 @@ def member_weights(
 
 def mstl_components(history: pl.DataFrame, season_length: int) -> tuple[float, np.ndarray] | None:
     """(last trend value, seasonal component of the last cycle) of one series' history (ds, y) from statsforecast's
-    MSTL; None when MSTL cannot decompose it (no season, or under two full seasons of history)."""
+    MSTL decomposition; None when MSTL cannot decompose it (no season, or under two full seasons of history).
+    statsforecast's `mstl` is the decomposition `MSTL.fit` makes before it fits a trend model on the seasonally
+    adjusted series, which is not needed here (that AutoETS fit was 95 % of this function's time)."""
     y = history.sort("ds")["y"].to_numpy().astype(float)
     if season_length < 2 or len(y) < 2 * season_length:
         return None
-    fitted = MSTL(season_length=season_length).fit(y).model_
+    fitted = mstl(x=y, period=[season_length])
     seasonal = np.asarray(fitted.filter(like="seasonal").sum(axis=1))
     return float(np.asarray(fitted["trend"])[-1]), seasonal[-season_length:]
 
