@@ -183,7 +183,7 @@ def main() -> None:
         backtest_job(job, progress=print)
         print(f"backtest: {time.perf_counter() - start:.0f} s")
     folder = runs.run_dir(job, None, subdir="backtests")
-    manifest = runs.read_manifest(folder / "manifest.json")
+    manifest = runs.read_manifest(folder)
     cutoffs = [pl.Series([c]).str.to_date().item() for c in manifest["cutoffs"]][-manifest["nested_windows"] :]
     history = bottom_history(job)
     classes = demand_classes(history, pl.date(2016, 4, 24))
