@@ -11,10 +11,10 @@ test). Prints three tables.
    chosen from the windows before it: `forecasting backtest` with an as-of date 168 days before the data ends, so
    that every grain's horizon has actuals) are reconciled with each window's coarse grains, forecast from the
    history before the window's cutoff (their Base chosen on rolling origins before it), under the run's guard of
-   the temporal step made from the scored windows before it only (the first window: unchecked). Per grain and
-   level, mean RMSSE over the series and windows of: the published grain; that grain's own Base; the days summed
-   (inside the day horizon; weeks and 4-week periods beyond it have no days); at the day grain, today's day-only
-   published.
+   the temporal step made from the scored windows before it only (the first window has none: the days summed).
+   Per grain and level, mean RMSSE over the series and windows of: the published grain; that grain's own Base; the
+   days summed (inside the day horizon; weeks and 4-week periods beyond it have no days); at the day grain,
+   today's day-only published.
 3. Cost: stage seconds and peak RSS of the two published runs (their manifests' stage logs).
 4. `--guard DIR`: the run's own guard of the temporal step (forecasting.reconcile.temporal_guard) on the backtest in
    DIR, its scores per grain and level and its seconds.
@@ -85,9 +85,10 @@ def accuracy(job_name: str, backtest: Path, windows: int) -> pl.DataFrame:
         choices = {name: hierarchy_choice(hierarchy, grain) for name, grain in coarse.items()}
         window = rows.filter(pl.col("cutoff") == cutoff)
         day_only = window.select("unique_id", "ds", "mean", pl.col("^(lo|hi)_.*$"))
-        # The run's guard of the temporal step, nested: from the scored windows before this one only (the first
-        # publishes the step unchecked, as a run without a backtest does).
-        fallback = fallback_levels(pl.concat(guard_scores), hierarchy)[1] if guard_scores else []
+        # The run's guard of the temporal step, nested: from the scored windows before this one only (the first has
+        # none: the days summed, as in a run without a backtest).
+        everywhere = hierarchy.members["level"].unique(maintain_order=True).to_list()
+        fallback = fallback_levels(pl.concat(guard_scores), hierarchy)[1] if guard_scores else everywhere
         result = reconcile_grains(hierarchy, day_only, coarse, job, fallback, choices)
         result.notes.append(f"time step kept off at {fallback or 'no level'}")
         guard_scores.append(window_scores(hierarchy, window.select("cutoff", *day_only.columns), coarse, choices, job))
@@ -167,7 +168,7 @@ def cost(grain_run: Path, day_run: Path) -> None:
 
 def guard(job_name: str, backtest: Path) -> None:
     """The run's guard of the temporal step on a published backtest (forecasting.reconcile.temporal_guard): mean
-    RMSSE per grain and level of the span reconciled across time and of the hierarchy alone, and its cost."""
+    RMSSE per grain and level of the span reconciled across time and of the days summed, and its cost."""
     from forecasting.reconcile.temporal_guard import HIERARCHY, TIME, check_time_step
 
     job = load_job(job_name)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import polars as pl
 
 from forecasting.job.grains import GrainsSpec
+from forecasting.reconcile.temporal import DAYS_SUMMED
 
 TIME_RECONCILED = "hierarchy+time"
 
@@ -15,20 +16,22 @@ def _relative(a: pl.Expr, b: pl.Expr) -> pl.Expr:
 
 
 def gap_across_time(table: pl.DataFrame, grains: GrainsSpec) -> float:
-    """Largest relative gap between a coarse period reconciled across time and the sum of the base-grain periods
-    (days) inside it (grain_forecasts rows: grain, unique_id, ds, reconciled, mean)."""
+    """Largest relative gap between a coarse period of the span every grain covers (reconciled across time, or the
+    days summed where the guard kept the temporal step off) and the sum of the base-grain periods (days) inside it
+    (grain_forecasts rows: grain, unique_id, ds, reconciled, mean)."""
     days = table.filter(pl.col("grain") == grains.base)
     start = days["ds"].min()
     worst = 0.0
     for grain in grains.coarser:
-        coarse = table.filter((pl.col("grain") == grain.name) & (pl.col("reconciled") == TIME_RECONCILED))
+        span = pl.col("reconciled").is_in([TIME_RECONCILED, DAYS_SUMMED])
+        coarse = table.filter((pl.col("grain") == grain.name) & span)
         if coarse.height == 0:
-            raise ValueError(f"no {grain.name} period was reconciled across time")
+            raise ValueError(f"no {grain.name} period in the span every grain covers")
         period = ((pl.col("ds") - pl.lit(start)).dt.total_days() // grain.periods).alias("period")
         summed = days.with_columns(period).group_by("unique_id", "period").agg(pl.col("mean").sum().alias("summed"))
         joined = coarse.with_columns(period).join(summed, on=["unique_id", "period"])
         if joined.height != coarse.height:
-            raise ValueError(f"{grain.name}: a period reconciled across time has no days")
+            raise ValueError(f"{grain.name}: a period of the span has no days")
         worst = max(worst, joined.select(_relative(pl.col("summed"), pl.col("mean")).max()).item())
     return worst
 

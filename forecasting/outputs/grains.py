@@ -8,26 +8,25 @@ import polars as pl
 from forecasting.data import hierarchy as hier
 from forecasting.job.schema import JobSpec
 from forecasting.outputs.atomic import Table, TableParts
-from forecasting.reconcile.temporal import GrainResult
+from forecasting.reconcile.temporal import DAYS_SUMMED, GrainResult
 
 FORECAST_TABLES = ("base_forecasts", "reconciled_forecasts")
 
 
 def grain_table(hierarchy: hier.Hierarchy, result: GrainResult, job: JobSpec) -> pl.DataFrame:
     """grain, unique_id, level, keys, ds (the period's first day), days (its length), reconciled (hierarchy+time
-    inside the span every grain covers, hierarchy beyond and at the levels where the temporal step's guard fell
-    back), coherent (false where a guard published Base or the hierarchy alone in the span), mean,
+    inside the span every grain covers, `days summed` there at the levels where the temporal step's guard fell
+    back, hierarchy beyond), coherent (false where a guard published Base), mean,
     lo/hi; sorted by grain (finest first), level, unique_id, ds."""
     assert job.grains is not None
     order = {name: i for i, name in enumerate(job.grains.names())}
     guarded = pl.lit(True)
     for grain, levels in result.guard.items():
         # Base at a level of a grain: that level does not add up there, nor in the span reconciled across time.
-        where = (pl.col("grain") == grain) | (pl.col("reconciled") == "hierarchy+time")
+        where = ((pl.col("grain") == grain) & (pl.col("reconciled") != DAYS_SUMMED)) | (
+            pl.col("reconciled") == "hierarchy+time"
+        )
         guarded = pl.when(where & pl.col("level").is_in(levels)).then(False).otherwise(guarded)
-    if result.time_fallback:  # the span at a level where the temporal step was worse: the hierarchy alone there
-        span = pl.col("ds") <= result.days["ds"].max()
-        guarded = pl.when(span & pl.col("level").is_in(result.time_fallback)).then(False).otherwise(guarded)
     bounds = [f"{side}_{lv}" for lv in job.levels for side in ("lo", "hi")]
     return (
         hier.level_of(hierarchy.members, result.table)

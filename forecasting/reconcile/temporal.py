@@ -39,6 +39,7 @@ CROSS = "MinTrace_wls_struct"
 BOTTOM_UP = "BottomUp"
 TOP_DOWN = "TopDown"  # forecast proportions: keeps the top level's Base
 CANDIDATES = (CROSS, BOTTOM_UP, TOP_DOWN)  # the coarse grains' hierarchy methods, in the guard's order of preference
+DAYS_SUMMED = "days summed"  # the span at a level where the temporal step is not published: temporal BottomUp
 ORDER = "order"  # the time column the library sorts a temporal period's rows by: series index x 1000 + period
 
 
@@ -294,10 +295,11 @@ def coarse_published(
 
 
 def time_step(
-    hierarchy: Hierarchy, days: pl.DataFrame, coarse_rows: pl.DataFrame, job: JobSpec
+    hierarchy: Hierarchy, days: pl.DataFrame, coarse_rows: pl.DataFrame, job: JobSpec, days_summed: bool = False
 ) -> tuple[pl.DataFrame, list[str]]:
     """The published days and the hierarchy-reconciled coarse periods of the span every grain covers, reconciled
-    across time (closed days kept at 0): grain, unique_id, ds, temporal_id, mean, lo/hi; and what to say."""
+    across time (closed days kept at 0): grain, unique_id, ds, temporal_id, mean, lo/hi; and what to say. With
+    `days_summed` the library's temporal BottomUp: the days as published, the periods their sums."""
     assert job.grains is not None
     levels = job.levels
     bounds = _bounds(levels)
@@ -312,7 +314,7 @@ def time_step(
         (pl.col("series").cast(pl.Int64) * 1000 + pl.col("number")).alias(ORDER)
     )
     rows = _wide_base(span.select("unique_id", "temporal_id", ORDER, "mean", *bounds), levels)
-    timed = across_time(S, tags, rows, levels)
+    timed = across_time(S, tags, rows, levels, bottom_up=days_summed)
     if (timed["mean"] < -1e-9).any():
         notes.append("time: the temporal MinTrace gave a negative mean; the days summed (BottomUp) are published")
         timed = across_time(S, tags, rows, levels, bottom_up=True)
@@ -331,8 +333,9 @@ def reconcile_grains(
 ) -> GrainResult:
     """Every grain made to agree: `days` are the published day rows (unique_id, ds, mean, lo/hi) of the job's
     horizon; `grains` the coarse grains' Base. At the levels of `time_fallback` (where the temporal step scored
-    worse than the hierarchy alone: forecasting.reconcile.temporal_guard) the span publishes the days and coarse
-    periods reconciled across the hierarchy only. Returns the published rows of every grain and the new days."""
+    worse than the days summed, or was never scored: forecasting.reconcile.temporal_guard) the span publishes the
+    days as they are and the coarse periods as their sums (temporal BottomUp: coherent across time and, as the days
+    are, across the hierarchy). Returns the published rows of every grain and the new days."""
     assert job.grains is not None
     bounds = _bounds(job.levels)
     coarse_rows, choices = coarse_published(hierarchy, grains, job.levels, choices)
@@ -344,12 +347,10 @@ def reconcile_grains(
     timed = timed.with_columns(pl.lit("hierarchy+time").alias("reconciled")).select(columns)
     if time_fallback:
         ids = hierarchy.members.filter(pl.col("level").is_in(time_fallback))["unique_id"].implode()
-        kept = days.with_columns(pl.lit(job.grains.base).alias("grain"))
-        kept = pl.concat([kept.select(coarse_rows.columns), coarse_rows]).join(
-            timed.select("grain", "unique_id", "ds"), on=["grain", "unique_id", "ds"], how="semi"
-        )
-        kept = kept.filter(pl.col("unique_id").is_in(ids)).with_columns(pl.lit("hierarchy").alias("reconciled"))
-        timed = pl.concat([timed.filter(~pl.col("unique_id").is_in(ids)), kept.select(columns)])
+        mine = pl.col("unique_id").is_in(ids)
+        summed, _ = time_step(hierarchy, days.filter(mine), coarse_rows.filter(mine), job, days_summed=True)
+        summed = summed.with_columns(pl.lit(DAYS_SUMMED).alias("reconciled")).select(columns)
+        timed = pl.concat([timed.filter(~pl.col("unique_id").is_in(ids)), summed])
     beyond = coarse_rows.join(timed.select("unique_id", "grain", "ds"), on=["unique_id", "grain", "ds"], how="anti")
     sizes = temporal_spec(job.grains)
     table = pl.concat(

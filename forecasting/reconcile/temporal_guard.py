@@ -1,7 +1,8 @@
 """The guard of the temporal step inside each run (docs/time-grains.md): reconciling the day horizon across time is
 published at a level only if, over the windows of the backtest the run reads, it scored no worse (mean RMSSE) than
-the hierarchy alone at every grain of that level; elsewhere the span publishes the days and coarse periods
-reconciled across the hierarchy only (flagged not coherent, said in the run's warnings and manifest).
+the days summed at every grain of that level; elsewhere (and in a run with no past day forecasts to check it on)
+the span publishes the days as they are and the coarse periods as their sums, the library's temporal BottomUp:
+coherent across time and the hierarchy (said in the run's warnings and manifest).
 
 What a run knows at run time: the backtest's published day forecasts of each past window (chosen nested), and the
 days up to the as-of. At each window's cutoff the coarse grains are refit on the history up to it with the run's
@@ -21,6 +22,7 @@ from forecasting.job.context import FoundBacktest, Plan
 from forecasting.job.schema import JobSpec
 from forecasting.models.grains import GrainBase, grain_histories, refit_base, rmsse_by_level
 from forecasting.reconcile.temporal import (
+    DAYS_SUMMED,
     GrainResult,
     HierarchyChoice,
     hierarchy_choice,
@@ -29,12 +31,12 @@ from forecasting.reconcile.temporal import (
     time_step,
 )
 
-TIME, HIERARCHY = "hierarchy+time", "hierarchy"
+TIME, HIERARCHY = "hierarchy+time", DAYS_SUMMED  # HIERARCHY: what the span publishes without the temporal step
 
 
 @dataclass
 class TimeCheck:
-    """The levels whose span falls back to the hierarchy alone, the scores behind it, and what the run says."""
+    """The levels whose span falls back to the days summed, the scores behind it, and what the run says."""
 
     fallback: list[str]
     said: str
@@ -84,7 +86,7 @@ def window_scores(
 ) -> pl.DataFrame:
     """One past window: its published days (cutoff, unique_id, ds, mean, lo/hi) and the coarse grains refit up to
     its cutoff, reconciled across the hierarchy and then across time as the run does. Mean RMSSE per grain and
-    level of the span reconciled across time and of the hierarchy alone: grain, level, model, rmsse."""
+    level of the span reconciled across time and of the days summed: grain, level, model, rmsse."""
     assert job.grains is not None
     cutoff = days["cutoff"][0]
     history = hierarchy.Y_df.filter(pl.col("ds") <= cutoff)
@@ -99,11 +101,12 @@ def window_scores(
     coarse_rows = pl.concat(coarse)
     day_rows = days.drop("cutoff").with_columns(pl.lit(job.grains.base).alias("grain"))
     timed, _ = time_step(hierarchy, day_rows.drop("grain"), coarse_rows, job)
+    summed, _ = time_step(hierarchy, day_rows.drop("grain"), coarse_rows, job, days_summed=True)
     start, end = day_rows["ds"].min(), day_rows["ds"].max()
     actual_days = hierarchy.Y_df.filter(pl.col("ds").is_between(start, end))
     scores = []
     for grain, size in [(job.grains.base, 1), *((g.name, g.periods) for g in job.grains.coarser)]:
-        alone = day_rows if size == 1 else coarse_rows.filter(pl.col("grain") == grain)
+        alone = summed.filter(pl.col("grain") == grain)
         frame = (
             timed.filter(pl.col("grain") == grain)
             .select("unique_id", "ds", pl.col("mean").alias(TIME))
@@ -119,7 +122,7 @@ def window_scores(
 
 def fallback_levels(scores: pl.DataFrame, hierarchy: Hierarchy) -> tuple[pl.DataFrame, list[str]]:
     """Mean RMSSE per grain and level over the windows of `scores` (window_scores' rows), and the levels where the
-    temporal step scored worse than the hierarchy alone at any grain, in the hierarchy's order."""
+    temporal step scored worse than the days summed at any grain, in the hierarchy's order."""
     table = (
         scores.group_by("grain", "level", "model")
         .agg(pl.col("rmsse").mean(), pl.len().alias("windows"))
@@ -138,13 +141,20 @@ def check_time_step(
     backtest: FoundBacktest,
     job: JobSpec,
 ) -> TimeCheck:
-    """Per level, whether the temporal step scored worse than the hierarchy alone at any grain over the backtest's
-    scored windows. No backtest with the job's day horizon: the step is published unchecked, and the run says so."""
+    """Per level, whether the temporal step scored worse than the days summed at any grain over the backtest's
+    scored windows. No backtest with the job's day horizon: the step is not published (the days summed are), and the
+    run says so."""
     assert job.grains is not None
     days, source = backtest_days(backtest, job)
     if days is None:
-        said = f"time: reconciled across time unchecked at every level (no past day forecasts: {source})"
-        return TimeCheck([], said)
+        # No evidence that the temporal step helps: the days as published and the periods as their sums (coherent
+        # both ways), as the plan keeps its anchor until something is clearly better.
+        levels = hierarchy.members["level"].unique(maintain_order=True).to_list()
+        said = (
+            f"time: the first {job.horizon} days not reconciled across time, the periods are the days summed (no "
+            f"past day forecasts to check the step on: {source})"
+        )
+        return TimeCheck(levels, said)
     cutoffs = sorted(days["cutoff"].unique().to_list())
     scores = pl.concat(
         [window_scores(hierarchy, days.filter(pl.col("cutoff") == c), grains, choices, job) for c in cutoffs]
@@ -153,12 +163,12 @@ def check_time_step(
     span = f"{cutoffs[0]} .. {cutoffs[-1] + timedelta(days=job.horizon)}"
     if fallback:
         said = (
-            f"time: reconciling the first {job.horizon} days across time scored worse than the hierarchy alone at "
-            f"{', '.join(fallback)} over {len(cutoffs)} backtest windows ({span}): the days and coarse periods there "
-            "are reconciled across the hierarchy only, not coherent across time"
+            f"time: reconciling the first {job.horizon} days across time scored worse than the days summed at "
+            f"{', '.join(fallback)} over {len(cutoffs)} backtest windows ({span}): there the days are as published "
+            "and the periods their sums"
         )
     else:
-        said = f"time: reconciled across time at every level (no worse than the hierarchy alone over {span})"
+        said = f"time: reconciled across time at every level (no worse than the days summed over {span})"
     return TimeCheck(fallback, said, table, [str(c) for c in cutoffs])
 
 

@@ -1,6 +1,6 @@
 """The guard of the temporal step inside a run, on real M5 data and a real published backtest: the days reconciled
 across time are published at a level only where, over the backtest's windows, they scored no worse than the
-hierarchy alone at every grain; elsewhere the span publishes the hierarchy alone, flagged not coherent."""
+days summed at every grain; elsewhere the span publishes the days summed (temporal BottomUp), coherent."""
 
 from __future__ import annotations
 
@@ -47,20 +47,20 @@ def test_the_temporal_step_is_scored_on_the_backtest_windows(guarded):
     assert (scores["windows"] == 2).all() and check.cutoffs == ["2015-10-25", "2015-11-22"]
     worse = scores.filter(pl.col(TIME) > pl.col(HIERARCHY) * (1 + 1e-9))["level"].unique().to_list()
     assert set(check.fallback) == set(worse)
-    assert ("worse than the hierarchy alone" in check.said) == bool(worse) and "2015-10-25" in check.said
+    assert ("worse than the days summed" in check.said) == bool(worse) and "2015-10-25" in check.said
     result = reconcile_grains(hierarchy, days, coarse, job, check.fallback, choices)
     table = grain_table(hierarchy, result, job)
-    assert gap_across_hierarchy(table, hierarchy.members) < 1e-6
-    if set(worse) != set(hierarchy.tags):  # some levels still reconciled across time: they add up across time
-        assert gap_across_time(table, job.grains) < 1e-6
+    # Reconciled across time or the days summed: the span adds up both ways whichever the guard chose.
+    assert gap_across_hierarchy(table, hierarchy.members) < 1e-6 and gap_across_time(table, job.grains) < 1e-6
     base_levels = {lv for levels in result.guard.values() for lv in levels}
-    assert set(table.filter(~pl.col("coherent"))["level"]) == base_levels | set(check.fallback)
+    assert set(table.filter(~pl.col("coherent"))["level"]) == base_levels
 
 
-def test_the_hierarchy_alone_where_the_temporal_step_was_worse(guarded, tmp_path):
+def test_the_days_summed_where_the_temporal_step_was_worse(guarded, tmp_path):
     """Planted: a backtest whose published days were exact. Reconciling them with the coarse grains can only move
-    them off the actuals, so the guard falls back at every level: the span publishes the run's days as they were
-    and the coarse grains across the hierarchy only, flagged not coherent, and the run says so."""
+    them off the actuals (their sums are exact too), so the guard falls back at every level: the span publishes the
+    run's days as they were and the weeks and 4-week periods as their sums, coherent, and the run says so. With no
+    backtest at all the same: the step is not published without evidence."""
     job, hierarchy, coarse, choices, days, folder = guarded
     exact = tmp_path / "backtest"
     shutil.copytree(folder, exact)
@@ -70,12 +70,21 @@ def test_the_hierarchy_alone_where_the_temporal_step_was_worse(guarded, tmp_path
         exact / "backtest_reconciled.parquet"
     )
     check = check_time_step(hierarchy, coarse, choices, (exact, ""), job)
-    assert check.fallback == ["total", "region", "warehouse"] and "worse than the hierarchy alone" in check.said
+    assert check.fallback == ["total", "region", "warehouse"] and "worse than the days summed" in check.said
     result = reconcile_grains(hierarchy, days, coarse, job, check.fallback, choices)
     joined = result.days.join(days, on=["unique_id", "ds"], suffix="_run")
     assert joined.height == days.height and (joined["mean"] == joined["mean_run"]).all()
     table = grain_table(hierarchy, result, job)
     span = table.filter(pl.col("ds") <= days["ds"].max())
-    assert (span["reconciled"] == "hierarchy").all() and not span["coherent"].any()
+    assert (span["reconciled"] == "days summed").all() and gap_across_time(table, job.grains) < 1e-6
+    weeks = span.filter(pl.col("grain") == "week").sort("unique_id", "ds")
+    first = weeks.group_by("unique_id").agg(pl.col("ds").min(), pl.col("mean").first()).sort("unique_id")
+    summed = (
+        days.filter(pl.col("ds") < pl.col("ds").min() + pl.duration(days=7))
+        .group_by("unique_id")
+        .agg(pl.col("mean").sum())
+    )
+    both = first.join(summed, on="unique_id", suffix="_days")
+    assert both.height and ((both["mean"] - both["mean_days"]).abs() <= 1e-6 * both["mean_days"].abs().clip(1)).all()
     unchecked = check_time_step(hierarchy, coarse, choices, (None, "no backtest published for this job"), job)
-    assert unchecked.fallback == [] and "unchecked" in unchecked.said
+    assert unchecked.fallback == ["total", "region", "warehouse"] and "days summed" in unchecked.said
