@@ -209,13 +209,7 @@ def per_side_apply(rows: pl.DataFrame, scales: dict[str, dict[str, float]], leve
         lo = pl.col("mean") - factor["lo"] * (pl.col("mean") - pl.col(f"lo_{lv}"))
         hi = pl.col("mean") + factor["hi"] * (pl.col(f"hi_{lv}") - pl.col("mean"))
         exprs += [pl.max_horizontal(lo, pl.lit(0.0)).alias(f"lo_{lv}"), hi.alias(f"hi_{lv}")]
-    out = rows.with_columns(exprs)
-    for narrow, wide in zip(levels, levels[1:], strict=False):
-        out = out.with_columns(
-            pl.min_horizontal(f"lo_{wide}", f"lo_{narrow}").alias(f"lo_{wide}"),
-            pl.max_horizontal(f"hi_{wide}", f"hi_{narrow}").alias(f"hi_{wide}"),
-        )
-    return out
+    return plans.nested_bounds(rows.with_columns(exprs), levels)
 
 
 def sides(name: str, job: JobSpec, *data) -> None:

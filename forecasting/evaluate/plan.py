@@ -241,14 +241,17 @@ def apply_interval_scales(rows: pl.DataFrame, scales: dict[str, dict[str, float]
         lo = pl.col("mean") - factor * (pl.col("mean") - pl.col(f"lo_{lv}"))
         hi = pl.col("mean") + factor * (pl.col(f"hi_{lv}") - pl.col("mean"))
         exprs += [pl.max_horizontal(lo, pl.lit(0.0)).alias(f"lo_{lv}"), hi.alias(f"hi_{lv}")]
-    out = rows.with_columns(exprs)
-    # Nested bounds: a wider nominal level never inside a narrower one after scaling.
+    return nested_bounds(rows.with_columns(exprs), levels)
+
+
+def nested_bounds(rows: pl.DataFrame, levels: list[int]) -> pl.DataFrame:
+    """A wider nominal level's interval never inside a narrower one's (after each was scaled on its own)."""
     for narrow, wide in zip(levels, levels[1:], strict=False):
-        out = out.with_columns(
+        rows = rows.with_columns(
             pl.min_horizontal(f"lo_{wide}", f"lo_{narrow}").alias(f"lo_{wide}"),
             pl.max_horizontal(f"hi_{wide}", f"hi_{narrow}").alias(f"hi_{wide}"),
         )
-    return out
+    return rows
 
 
 NEW = " (new)"  # a level's new series (served by the launch models) have interval factors of their own: level + NEW
