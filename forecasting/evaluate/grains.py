@@ -6,9 +6,7 @@ from __future__ import annotations
 import polars as pl
 
 from forecasting.job.grains import GrainsSpec
-from forecasting.reconcile.temporal import DAYS_SUMMED
-
-TIME_RECONCILED = "hierarchy+time"
+from forecasting.reconcile.temporal import DAYS_SUMMED, TIME_RECONCILED
 
 
 def _relative(a: pl.Expr, b: pl.Expr) -> pl.Expr:

@@ -8,7 +8,7 @@ import polars as pl
 from forecasting.data import hierarchy as hier
 from forecasting.job.schema import JobSpec
 from forecasting.outputs.atomic import Table, TableParts
-from forecasting.reconcile.temporal import DAYS_SUMMED, GrainResult
+from forecasting.reconcile.temporal import DAYS_SUMMED, TIME_RECONCILED, GrainResult
 
 FORECAST_TABLES = ("base_forecasts", "reconciled_forecasts")
 
@@ -24,7 +24,7 @@ def grain_table(hierarchy: hier.Hierarchy, result: GrainResult, job: JobSpec) ->
     for grain, levels in result.guard.items():
         # Base at a level of a grain: that level does not add up there, nor in the span reconciled across time.
         where = ((pl.col("grain") == grain) & (pl.col("reconciled") != DAYS_SUMMED)) | (
-            pl.col("reconciled") == "hierarchy+time"
+            pl.col("reconciled") == TIME_RECONCILED
         )
         guarded = pl.when(where & pl.col("level").is_in(levels)).then(False).otherwise(guarded)
     bounds = [f"{side}_{lv}" for lv in job.levels for side in ("lo", "hi")]

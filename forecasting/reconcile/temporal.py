@@ -39,6 +39,7 @@ CROSS = "MinTrace_wls_struct"
 BOTTOM_UP = "BottomUp"
 TOP_DOWN = "TopDown"  # forecast proportions: keeps the top level's Base
 CANDIDATES = (CROSS, BOTTOM_UP, TOP_DOWN)  # the coarse grains' hierarchy methods, in the guard's order of preference
+TIME_RECONCILED = "hierarchy+time"  # the span reconciled across time (and the hierarchy)
 DAYS_SUMMED = "days summed"  # the span at a level where the temporal step is not published: temporal BottomUp
 ORDER = "order"  # the time column the library sorts a temporal period's rows by: series index x 1000 + period
 
@@ -341,16 +342,17 @@ def reconcile_grains(
     coarse_rows, choices = coarse_published(hierarchy, grains, job.levels, choices)
     notes = [c.said for c in choices.values()]
     guard = {name: c.base_levels for name, c in choices.items() if c.base_levels}
-    timed, said = time_step(hierarchy, days, coarse_rows, job)
-    notes += said
     columns = ["grain", "unique_id", "ds", "reconciled", "mean", *bounds]
-    timed = timed.with_columns(pl.lit("hierarchy+time").alias("reconciled")).select(columns)
-    if time_fallback:
-        ids = hierarchy.members.filter(pl.col("level").is_in(time_fallback))["unique_id"].implode()
-        mine = pl.col("unique_id").is_in(ids)
-        summed, _ = time_step(hierarchy, days.filter(mine), coarse_rows.filter(mine), job, days_summed=True)
-        summed = summed.with_columns(pl.lit(DAYS_SUMMED).alias("reconciled")).select(columns)
-        timed = pl.concat([timed.filter(~pl.col("unique_id").is_in(ids)), summed])
+    # The temporal hierarchy is per series: each level's span is reconciled across time or summed, never both.
+    fallback = hierarchy.members.filter(pl.col("level").is_in(time_fallback or []))["unique_id"].implode()
+    parts = []
+    for summed, label in ((False, TIME_RECONCILED), (True, DAYS_SUMMED)):
+        mine = pl.col("unique_id").is_in(fallback) if summed else ~pl.col("unique_id").is_in(fallback)
+        if days.filter(mine).height:
+            rows, said = time_step(hierarchy, days.filter(mine), coarse_rows.filter(mine), job, days_summed=summed)
+            notes += said
+            parts.append(rows.with_columns(pl.lit(label).alias("reconciled")).select(columns))
+    timed = pl.concat(parts)
     beyond = coarse_rows.join(timed.select("unique_id", "grain", "ds"), on=["unique_id", "grain", "ds"], how="anti")
     sizes = temporal_spec(job.grains)
     table = pl.concat(

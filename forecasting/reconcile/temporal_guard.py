@@ -23,6 +23,7 @@ from forecasting.job.schema import JobSpec
 from forecasting.models.grains import GrainBase, grain_histories, refit_base, rmsse_by_level
 from forecasting.reconcile.temporal import (
     DAYS_SUMMED,
+    TIME_RECONCILED,
     GrainResult,
     HierarchyChoice,
     hierarchy_choice,
@@ -31,7 +32,7 @@ from forecasting.reconcile.temporal import (
     time_step,
 )
 
-TIME, HIERARCHY = "hierarchy+time", DAYS_SUMMED  # HIERARCHY: what the span publishes without the temporal step
+TIME, HIERARCHY = TIME_RECONCILED, DAYS_SUMMED  # HIERARCHY: what the span publishes without the temporal step
 
 
 @dataclass
