@@ -34,7 +34,7 @@ from forecasting.evaluate.grains import gap_across_hierarchy, gap_across_time
 from forecasting.job.loading import load_job
 from forecasting.job.models import BASE
 from forecasting.models.grains import forecast_grains, grain_histories, rmsse_by_level
-from forecasting.reconcile.temporal import hierarchy_choice, reconcile_grains
+from forecasting.reconcile.temporal import TIME_RECONCILED, hierarchy_choice, reconcile_grains
 from forecasting.reconcile.temporal_guard import fallback_levels, window_scores
 
 PUBLISHED, DAYS_SUMMED, DAY_ONLY = "published", "days summed", "day-only published"
@@ -46,7 +46,7 @@ def coherence(run: Path, job_name: str) -> pl.DataFrame:
     _, hierarchy = pipeline.load_hierarchy(job.model_copy(update={"grains": None}), None)
     flagged = table.filter(~pl.col("coherent")).group_by("grain", "level").len().sort("grain", "level")
     rows = [("across the hierarchy (rows flagged coherent)", gap_across_hierarchy(table, hierarchy.members))]
-    if (table["reconciled"] == "hierarchy+time").any():
+    if (table["reconciled"] == TIME_RECONCILED).any():
         rows.insert(0, ("across time (days -> weeks -> 4-week, first 28 days)", gap_across_time(table, job.grains)))
     else:
         print("| across time | the temporal step's guard fell back at every level: nothing reconciled across time |")
